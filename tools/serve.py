@@ -65,7 +65,10 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
     def translate_path(self, path: str) -> str:
         """Map a URL path into site/, refusing anything that would leave it (.., encoded, absolute)."""
-        path = urllib.parse.unquote(urllib.parse.urlsplit(path).path, errors="strict")
+        try:
+            path = urllib.parse.unquote(urllib.parse.urlsplit(path).path, errors="strict")
+        except UnicodeDecodeError:
+            return ""
         normalized = posixpath.normpath(path)
         parts = [part for part in normalized.split("/") if part]
         if any(part in ("..", ".") or "\\" in part or "\0" in part for part in parts):
@@ -88,8 +91,9 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         return None
 
     def end_headers(self) -> None:
-        for name, value in SECURITY_HEADERS.items():
-            self.send_header(name, value)
+        if self.server.security_headers:
+            for name, value in SECURITY_HEADERS.items():
+                self.send_header(name, value)
         # Development server: always revalidate, so an edited file is seen on reload.
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
@@ -102,11 +106,13 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 class SiteServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     verbose = False
+    security_headers = True
 
 
-def make_server(host: str, port: int, verbose: bool = False) -> SiteServer:
+def make_server(host: str, port: int, verbose: bool = False, security_headers: bool = True) -> SiteServer:
     server = SiteServer((host, port), partial(SiteHandler, directory=str(SITE)))
     server.verbose = verbose
+    server.security_headers = security_headers
     return server
 
 
@@ -118,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="address to bind (default 127.0.0.1; use 0.0.0.0 to share it on your network)")
     parser.add_argument("--no-build", action="store_true", help="do not run tools/vendor.py first")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument("--no-isolation-headers", action="store_true",
+                        help="send none of the security headers, like a static host that cannot set them "
+                             "(the page then isolates itself through its mini-coi.js service worker)")
     args = parser.parse_args(argv)
 
     if not args.no_build:
@@ -130,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"serve: cannot build the runtime: {error}", file=sys.stderr)
             return 1
     try:
-        server = make_server(args.host, args.port, args.verbose)
+        server = make_server(args.host, args.port, args.verbose, not args.no_isolation_headers)
     except OSError as error:
         print(f"serve: cannot listen on {args.host}:{args.port}: {error.strerror}. "
               "Pick another port with --port.", file=sys.stderr)

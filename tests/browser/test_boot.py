@@ -1,0 +1,115 @@
+"""The page boots in a real Chromium: Python, its packages and onnxruntime-web, all from the page's origin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import selftest_model
+from browser import EVENT_RECORDER, RequestLog, SiteServer, recorded_events, wait_until_settled
+
+
+@pytest.fixture(scope="module")
+def booted(browser, site):
+    """One fresh context booted once; the tests below read what it did."""
+    context = browser.new_context()
+    log = RequestLog()
+    context.on("request", log.record)
+    page = context.new_page()
+    page.add_init_script(EVENT_RECORDER)
+    page.goto(site.url)
+    state = wait_until_settled(page)
+    yield page, state, log
+    context.close()
+
+
+def test_page_reaches_ready_with_readable_phases(booted):
+    page, state, _ = booted
+    errors = recorded_events(page, "error")
+    assert state == "ready", errors
+    assert page.inner_text("#status") == "Click anywhere on the image"
+    statuses = [event["detail"] for event in recorded_events(page, "status")]
+    assert [s["phase"] for s in statuses] == ["python", "ort", "ready"]
+    assert [s["text"] for s in statuses] == ["Starting Python…", "Loading the decoder…", "Click anywhere on the image"]
+    # The phases happen in order and the timings say so.
+    timings = recorded_events(page, "ready")[0]["detail"]["timings"]
+    assert 0 < timings["painted_ms"] < timings["python_ms"] < timings["ort_ms"]
+
+
+def test_worker_has_numpy_pillow_and_msgpack(booted):
+    page, _, _ = booted
+    versions = recorded_events(page, "ready")[0]["detail"]["versions"]
+    assert versions["numpy"] == "2.0.2"
+    assert versions["pillow"] == "10.2.0"
+    assert versions["msgpack"] == "1.2.4"
+    assert versions["msgpack_implementation"] == "msgpack.fallback"  # our pure-Python wheel
+    assert versions["python"] == "3.12.7" and versions["pyodide"] == "0.27.7"
+    assert versions["onnxruntime_web"] == "1.30.0"
+
+
+def test_onnx_model_returns_the_right_numbers(booted):
+    page, _, _ = booted
+    selftest = recorded_events(page, "ready")[0]["detail"]["selftest"]
+    expected = selftest_model.expected(selftest_model.BOOT_INPUT)
+    np.testing.assert_allclose(np.array(selftest["output"], dtype=np.float32), expected, atol=1e-6)
+    assert (expected > 0).any() and (expected == 0).any()  # the check covers both sides of the relu
+
+
+def test_page_is_cross_origin_isolated_and_threaded(booted):
+    page, _, _ = booted
+    assert page.evaluate("crossOriginIsolated") is True
+    detail = recorded_events(page, "ready")[0]["detail"]
+    assert detail["cross_origin_isolated"] is True
+    cores = page.evaluate("navigator.hardwareConcurrency")
+    assert detail["threads"] == min(4, cores)
+    if cores > 1:
+        assert detail["threads"] > 1
+
+
+def test_no_request_leaves_the_origin(booted, site):
+    _, _, requests_seen = booted
+    assert requests_seen.foreign(site.origin) == []
+    # The log does see the worker's own requests (packages, onnxruntime-web's WASM), so the check above
+    # covers them too.
+    seen = "\n".join(requests_seen.urls)
+    for needle in ("pyodide.asm.wasm", "numpy-2.0.2", "ort-wasm-simd-threaded.wasm", "selftest.onnx"):
+        assert needle in seen
+
+
+def test_missing_runtime_shows_an_error_not_a_blank_page(app, site):
+    app.route("**/vendor/pyodide/pyodide.mjs", lambda route: route.fulfill(status=404, body="missing"))
+    app.goto(site.url)
+    assert wait_until_settled(app) == "error"
+    assert app.inner_text("#status") == "The Python runtime is not on this server."
+    assert "tools/vendor.py" in app.inner_text("#status-detail")
+    assert app.locator("#canvas").is_visible()
+
+
+def test_wrong_model_output_is_reported(app, site):
+    def corrupt(route):
+        check = route.fetch().json()
+        check["expected"][0][0] += 1.0
+        route.fulfill(json=check)
+
+    app.route("**/vendor/selftest.json", corrupt)
+    app.goto(site.url)
+    assert wait_until_settled(app) == "error"
+    assert "onnxruntime-web returned wrong numbers" in app.inner_text("#status")
+    assert recorded_events(app, "error")[0]["detail"]["phase"] == "ort"
+
+
+def test_host_without_headers_is_isolated_by_the_service_worker(browser):
+    """On a static host that cannot send COOP/COEP, mini-coi.js makes the page isolated after one reload."""
+    server = SiteServer("--no-isolation-headers", build=False)
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.add_init_script(EVENT_RECORDER)
+        response = page.goto(server.url)
+        assert "cross-origin-embedder-policy" not in response.headers
+        assert wait_until_settled(page) == "ready", recorded_events(page, "error")
+        assert page.evaluate("crossOriginIsolated") is True
+        assert page.evaluate("navigator.serviceWorker.controller !== null") is True
+        context.close()
+    finally:
+        server.stop()
