@@ -36,6 +36,9 @@ import time
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from files import copy_atomic, write_atomic  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
 VENDOR = SITE / "vendor"
@@ -74,33 +77,6 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a static host must be able to read what it serves
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def copy_atomic(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- npm ---------------------------------------------------------------------------------------------
@@ -306,8 +282,7 @@ def planned_files(extra_folders: list[Path]) -> dict[str, Path | bytes]:
     for name in ORT_FILES:
         plan[f"ort/{name}"] = NODE_MODULES / "onnxruntime-web" / "dist" / name
     plan["pyapp.zip"] = pyapp_zip()
-    sys.path.insert(0, str(ROOT / "tools"))
-    import selftest_model  # noqa: E402  (a sibling tool)
+    import selftest_model  # a sibling tool
 
     plan["selftest.onnx"] = selftest_model.build()
     plan["selftest.json"] = (json.dumps(selftest_model.boot_check()) + "\n").encode()

@@ -1,0 +1,283 @@
+"""The embedding bundle: one photo's SAM2 encoder output, as MessagePack. One reader, one writer.
+
+The format is documented in docs/bundle-format.md. The reader also accepts the two layouts found in the
+wild (SAM2.md): a MessagePack map {tensors: {name: {data, shape}}, original_size: [H, W]}, and a folder of
+manifest.json + embedding.bin. Whatever the layout, it checks everything it can before allocating anything
+large: the input size against a cap, msgpack item sizes, tensor names, shapes, dtypes and byte counts
+against the SAM2 contract, image sizes against caps; then values for NaN and infinity. Every problem
+raises BundleError with a message that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from . import contract
+
+FORMAT = "samtab-bundle"
+VERSION = 1
+DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
+# Caps: a valid bundle holds 4,194,304 values (8 MiB fp16, 16 MiB fp32) plus a little metadata.
+MAX_BUNDLE_BYTES = 20 * 1024 * 1024
+MAX_META_ITEMS = 64
+MAX_STR_BYTES = 4096
+MAX_IMAGE_SIDE = 65535
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BundleError(ValueError):
+    """The bundle is malformed, corrupt or made for something else; the message says what."""
+
+
+@dataclass
+class Bundle:
+    """One photo's embeddings. `tensors` hold the stored values (fp16 or fp32, read-only views of the
+    bundle's bytes); `embeddings()` expands them to float32 once and keeps the result."""
+
+    width: int  # the photo's size after EXIF orientation, in pixels
+    height: int
+    tensors: dict[str, np.ndarray]
+    model_name: str | None = None  # None for the in-the-wild layouts, which do not say
+    image_sha256: str | None = None
+    layout: str = "samtab"  # "samtab", "wild-msgpack" or "wild-manifest"
+    version: int = VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+    _float32: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def dtype(self) -> str:
+        return str(next(iter(self.tensors.values())).dtype.name)
+
+    def embeddings(self) -> dict[str, np.ndarray]:
+        """The three decoder inputs as float32 C-contiguous arrays. Expands fp16 once (one copy per
+        tensor), then returns the same arrays on every call."""
+        if self._float32 is None:
+            self._float32 = {name: np.ascontiguousarray(t, dtype=np.float32) for name, t in self.tensors.items()}
+        return self._float32
+
+    def check_fits(self, model_name: str, *, image_sha256: str | None = None) -> None:
+        """Refuse a bundle made by another model, or for another photo (when the photo's hash is known)."""
+        if self.model_name is not None and self.model_name != model_name:
+            raise BundleError(f"this bundle was made with the model '{self.model_name}', but the loaded decoder "
+                              f"is '{model_name}'; encode the photo again with that model, or load the other "
+                              "model")
+        if image_sha256 is not None and self.image_sha256 is not None and image_sha256 != self.image_sha256:
+            raise BundleError("this bundle was made for a different photo (its sha256 does not match); "
+                              "open the photo the bundle was made from, or encode this one with tools/encode.py")
+
+
+# --- writing -----------------------------------------------------------------------------------------
+
+def write_bundle(embeddings: dict[str, np.ndarray], *, width: int, height: int, image_sha256: str,
+                 model_name: str, dtype: str = "float16", extra: dict[str, Any] | None = None) -> bytes:
+    """Serialize one photo's encoder outputs. fp16 by default; values that do not fit fp16 are refused
+    (use dtype="float32")."""
+    if dtype not in DTYPES:
+        raise BundleError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    tensors = {}
+    for name, shape in contract.EMBEDDING_SHAPES.items():
+        if name not in embeddings:
+            raise BundleError(f"the encoder output {name!r} is missing")
+        array = np.asarray(embeddings[name])
+        if array.shape != shape:
+            raise BundleError(f"{name} has shape {list(array.shape)}, the contract needs {list(shape)}")
+        if not np.isfinite(array).all():
+            raise BundleError(f"{name} holds NaN or infinite values: the encoder output is broken")
+        with np.errstate(over="ignore"):  # overflow becomes inf, refused just below
+            stored = array.astype(DTYPES[dtype])
+        if not np.isfinite(stored).all():
+            raise BundleError(f"{name} has values beyond the float16 range; write the bundle with float32")
+        tensors[name] = {"dtype": dtype, "shape": list(shape), "data": stored.tobytes()}
+    header = _check_header({"width": width, "height": height, "sha256": image_sha256}, model_name)
+    document = {"format": FORMAT, "version": VERSION, "model": {"name": model_name, "contract": contract.CONTRACT},
+                "image": header, "tensors": tensors, **(extra or {})}
+    return msgpack.packb(document, use_bin_type=True)
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+def _refuse_ext(code: int, data: bytes):
+    raise BundleError("the bundle holds a MessagePack extension type; samtab bundles never do")
+
+
+def _no_duplicate_keys(pairs):
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise BundleError(f"the bundle has the key {key!r} twice")
+        result[key] = value
+    return result
+
+
+def _unpack(data: bytes) -> Any:
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleError(f"the bundle is {len(data) / 2**20:.1f} MiB, more than a bundle can be "
+                          f"({MAX_BUNDLE_BYTES / 2**20:.0f} MiB): it is not a samtab bundle")
+    try:
+        return msgpack.unpackb(
+            data, raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext,
+            object_pairs_hook=_no_duplicate_keys, max_bin_len=MAX_BUNDLE_BYTES, max_str_len=MAX_STR_BYTES,
+            max_array_len=MAX_META_ITEMS, max_map_len=MAX_META_ITEMS, max_ext_len=0,
+        )
+    except BundleError:
+        raise
+    except RecursionError:
+        raise BundleError("the bundle is nested too deeply: it is not a samtab bundle") from None
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError,
+            UnicodeDecodeError, OverflowError) as error:
+        if "max_ext_len" in str(error):
+            _refuse_ext(-1, b"")
+        raise BundleError(f"the file is not a readable MessagePack bundle ({type(error).__name__}: {error}); "
+                          "it may be truncated or not a bundle at all") from None
+
+
+def _check_header(image: Any, model_name: Any) -> dict[str, Any]:
+    if not isinstance(image, dict):
+        raise BundleError("the bundle's 'image' entry is missing or not a map")
+    width, height = image.get("width"), image.get("height")
+    for label, value in (("width", width), ("height", height)):
+        if type(value) is not int or not 1 <= value <= MAX_IMAGE_SIDE:
+            raise BundleError(f"the image {label} {value!r} is not a whole number from 1 to {MAX_IMAGE_SIDE}")
+    sha256 = image.get("sha256")
+    if not isinstance(sha256, str) or not SHA256.match(sha256):
+        raise BundleError("the image's sha256 is missing or not 64 lower-case hex digits")
+    if not isinstance(model_name, str) or not model_name.strip():
+        raise BundleError("the bundle does not name the model that made it")
+    return {"width": width, "height": height, "sha256": sha256}
+
+
+def _tensor(name: str, data: Any, shape: Any, dtype: str | None, where: str) -> np.ndarray:
+    """A read-only array over `data`, after checking shape, dtype and byte count against the contract.
+    With dtype None (a layout that does not say), the byte count decides between float16 and float32."""
+    expected = contract.EMBEDDING_SHAPES[name]
+    if not isinstance(shape, list) or [int(d) if type(d) is int else None for d in shape] != list(expected):
+        raise BundleError(f"{where}: {name} has shape {shape!r}, the SAM2 contract needs {list(expected)}")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BundleError(f"{where}: {name}'s data is not binary")
+    count = math.prod(expected)
+    if dtype is None:
+        sizes = {count * d.itemsize: n for n, d in DTYPES.items()}
+        if len(data) not in sizes:
+            raise BundleError(f"{where}: {name} has {len(data)} bytes, which is neither float16 nor float32 "
+                              f"data for shape {list(expected)}")
+        dtype = sizes[len(data)]
+    if dtype not in DTYPES:
+        raise BundleError(f"{where}: {name} has dtype {dtype!r}; bundles hold float16 or float32")
+    if len(data) != count * DTYPES[dtype].itemsize:
+        raise BundleError(f"{where}: {name} has {len(data)} bytes, but {dtype} {list(expected)} needs "
+                          f"{count * DTYPES[dtype].itemsize}: the bundle is truncated or mislabelled")
+    array = np.frombuffer(data, dtype=DTYPES[dtype]).reshape(expected)
+    if not np.isfinite(array).all():
+        raise BundleError(f"{where}: {name} holds NaN or infinite values: the bundle is corrupt")
+    return array
+
+
+def _tensors(entries: Any, where: str, dtype_key: str | None) -> dict[str, np.ndarray]:
+    if not isinstance(entries, dict):
+        raise BundleError(f"{where}: 'tensors' is missing or not a map")
+    missing = [name for name in contract.EMBEDDING_SHAPES if name not in entries]
+    unknown = [name for name in entries if name not in contract.EMBEDDING_SHAPES]
+    if missing or unknown:
+        raise BundleError(f"{where}: the tensors must be exactly {', '.join(contract.EMBEDDING_SHAPES)}"
+                          + (f"; missing {', '.join(map(str, missing))}" if missing else "")
+                          + (f"; unknown {', '.join(map(str, unknown))}" if unknown else ""))
+    tensors = {}
+    for name in contract.EMBEDDING_SHAPES:
+        entry = entries[name]
+        if not isinstance(entry, dict):
+            raise BundleError(f"{where}: {name} is not a map")
+        declared = entry.get(dtype_key) if dtype_key else None
+        if dtype_key and not isinstance(declared, str):
+            raise BundleError(f"{where}: {name} does not say its dtype")
+        tensors[name] = _tensor(name, entry.get("data"), entry.get("shape"), declared, where)
+    return tensors
+
+
+def read_bundle(data: bytes | bytearray | memoryview) -> Bundle:
+    """Read a bundle (samtab's format, or the MessagePack layout found in the wild) from its bytes.
+
+    The returned tensors are views of `data` (no copy); `Bundle.embeddings()` makes the float32 copies."""
+    document = _unpack(bytes(data) if isinstance(data, memoryview) else data)
+    if not isinstance(document, dict):
+        raise BundleError("the bundle must be a MessagePack map")
+    if document.get("format") == FORMAT:
+        version = document.get("version")
+        if version != VERSION:
+            raise BundleError(f"this bundle is format version {version!r}; this samtab reads version {VERSION}. "
+                              "Encode the photo again with this samtab's tools/encode.py")
+        model = document.get("model")
+        if not isinstance(model, dict) or model.get("contract") != contract.CONTRACT:
+            raise BundleError(f"the bundle's model is missing or does not follow the {contract.CONTRACT!r} contract")
+        header = _check_header(document.get("image"), model.get("name"))
+        tensors = _tensors(document.get("tensors"), "bundle", "dtype")
+        known = {"format", "version", "model", "image", "tensors"}
+        return Bundle(width=header["width"], height=header["height"], tensors=tensors, model_name=model["name"],
+                      image_sha256=header["sha256"], extra={k: v for k, v in document.items() if k not in known})
+    if "tensors" in document and "original_size" in document:
+        size = document["original_size"]
+        if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int and 1 <= v <= MAX_IMAGE_SIDE
+                                                                  for v in size)):
+            raise BundleError(f"original_size {size!r} is not [height, width] in pixels")
+        tensors = _tensors(document["tensors"], "bundle", None)
+        return Bundle(width=size[1], height=size[0], tensors=tensors, layout="wild-msgpack")
+    raise BundleError("this file is not a samtab bundle (no 'format': 'samtab-bundle'), nor a layout samtab "
+                      "knows; make one with tools/encode.py")
+
+
+def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytearray | memoryview) -> Bundle:
+    """Read the folder layout found in the wild: manifest.json (originalWidth, originalHeight,
+    tensors: {name: {offset, shape, dtype}}) and the flat little-endian embedding.bin it points into.
+
+    The byte count between offsets decides the dtype when it disagrees with the label (one public
+    implementation labels float32 data as float16)."""
+    if len(embedding) > MAX_BUNDLE_BYTES:
+        raise BundleError(f"embedding.bin is {len(embedding) / 2**20:.1f} MiB, more than a bundle can be")
+    if not isinstance(manifest, dict):
+        if len(manifest) > 1 << 20:
+            raise BundleError("manifest.json is larger than 1 MiB: it is not a bundle manifest")
+        try:
+            manifest = json.loads(manifest)
+        except ValueError as error:
+            raise BundleError(f"manifest.json is not valid JSON: {error}") from None
+    if not isinstance(manifest, dict):
+        raise BundleError("manifest.json must hold a JSON object")
+    width, height = manifest.get("originalWidth"), manifest.get("originalHeight")
+    for label, value in (("originalWidth", width), ("originalHeight", height)):
+        if type(value) is not int or not 1 <= value <= MAX_IMAGE_SIDE:
+            raise BundleError(f"manifest.json: {label} {value!r} is not a whole number from 1 to {MAX_IMAGE_SIDE}")
+    entries = manifest.get("tensors")
+    if not isinstance(entries, dict) or sorted(entries) != sorted(contract.EMBEDDING_SHAPES):
+        raise BundleError(f"manifest.json: tensors must be exactly {', '.join(contract.EMBEDDING_SHAPES)}")
+    spans = []
+    for name, entry in entries.items():
+        offset = entry.get("offset") if isinstance(entry, dict) else None
+        if type(offset) is not int or not 0 <= offset < len(embedding):
+            raise BundleError(f"manifest.json: {name}'s offset {offset!r} is outside embedding.bin "
+                              f"({len(embedding)} bytes)")
+        spans.append((offset, name))
+    spans.sort()
+    view = memoryview(embedding)
+    tensors = {}
+    for index, (offset, name) in enumerate(spans):
+        end = spans[index + 1][0] if index + 1 < len(spans) else len(embedding)
+        count = math.prod(contract.EMBEDDING_SHAPES[name])
+        label = entries[name].get("dtype")
+        sized = {count * d.itemsize: n for n, d in DTYPES.items()}
+        if end - offset in sized:
+            dtype = sized[end - offset]
+        elif label in DTYPES and offset + count * DTYPES[label].itemsize <= end:
+            dtype = label  # trailing padding after the tensor
+        else:
+            raise BundleError(f"manifest.json: {name} spans {end - offset} bytes of embedding.bin, which does "
+                              f"not hold {count} float16 or float32 values")
+        size = count * DTYPES[dtype].itemsize
+        tensors[name] = _tensor(name, view[offset:offset + size], entries[name].get("shape"), dtype, "embedding.bin")
+    return Bundle(width=width, height=height, tensors=dict(sorted(tensors.items(), key=lambda kv: list(
+        contract.EMBEDDING_SHAPES).index(kv[0]))), layout="wild-manifest")

@@ -1,0 +1,251 @@
+"""Encode photos with a SAM2-contract image encoder and write the bundles the browser app opens.
+
+    python tools/encode.py IMAGE_OR_DIR... --model DIR --out DIR [--dtype float16|float32]
+                           [--provider auto|cpu|cuda|coreml|NAME] [--force] [--shard K/N] [--preview-size PX]
+
+For each photo P it writes, into --out:
+    P.msgpack        the bundle (docs/bundle-format.md): the encoder's three outputs, fp16 by default
+    P.preview.jpg    the photo upright (EXIF applied), long edge capped at --preview-size (.png for PNGs)
+Both are written atomically (a temporary file, then a rename): an interrupted run leaves no partial file,
+and the next run resumes, skipping photos already encoded with the same model. An existing bundle made
+from another photo or model is never replaced without --force. A photo that cannot be read is reported and
+skipped; the rest go on, and the exit code is 1 if anything failed (2 for bad arguments).
+
+The encoder runs in onnxruntime with the best provider available (CUDA, then CoreML, then CPU) unless
+--provider says otherwise. Folders are read one level deep, photos in name order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from files import remove_stale_partials, write_atomic  # noqa: E402
+from modelio import read_model_folder  # noqa: E402
+
+from pyapp import bundle as bundles  # noqa: E402
+from pyapp import image as images  # noqa: E402
+from pyapp.model import ModelError, ModelInfo  # noqa: E402
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+PROVIDER_PREFERENCE = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider")
+PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                    "coreml": "CoreMLExecutionProvider"}
+DEFAULT_PREVIEW_EDGE = 2048
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class Result:
+    photo: Path
+    status: str  # "encoded", "skipped" or "failed"
+    message: str = ""
+    bundle: Path | None = None
+    preview: Path | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    bundle_bytes: int = 0
+
+
+def collect_photos(inputs: list[str]) -> list[Path]:
+    """Files named on the command line (whatever their suffix, so a bad one is reported), plus the photos
+    directly inside each folder named, in name order, without duplicates."""
+    photos: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            photos.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES))
+        elif path.exists():
+            photos.append(path)
+        else:
+            raise UsageError(f"{item}: no such file or folder")
+    unique = list(dict.fromkeys(p.resolve() for p in photos))
+    names = {}
+    for p in unique:
+        if p.name in names:
+            raise UsageError(f"{names[p.name]} and {p} have the same name; their bundles would collide in --out")
+        names[p.name] = p
+    return unique
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected K/N, e.g. 2/4") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: K must be from 1 to N")
+    return k, n
+
+
+def in_shard(photo: Path, shard: tuple[int, int] | None) -> bool:
+    """Split by a hash of the file name, so every machine agrees and adding photos moves no others."""
+    if shard is None:
+        return True
+    k, n = shard
+    return int(hashlib.sha256(photo.name.encode()).hexdigest(), 16) % n == k - 1
+
+
+def choose_provider(requested: str) -> str:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested == "auto":
+        return next(p for p in PROVIDER_PREFERENCE if p in available)
+    name = PROVIDER_ALIASES.get(requested.lower(), requested)
+    if name not in available:
+        raise UsageError(f"--provider {requested}: onnxruntime here offers only {', '.join(available)}")
+    return name
+
+
+class Encoder:
+    """An onnxruntime session on the model's encoder, created on first use (a resumed batch that has
+    nothing left to do never loads it)."""
+
+    def __init__(self, model_dir: Path, info: ModelInfo, provider: str):
+        self.model_dir, self.info, self.provider = model_dir, info, provider
+        self._session = None
+
+    def run(self, encoder_input):
+        if self._session is None:
+            import onnxruntime as ort
+
+            self._session = ort.InferenceSession(str(self.model_dir / self.info.files["encoder"]),
+                                                 providers=[self.provider])
+        outputs = self._session.run(None, {self.info.input_names("encoder")[0]: encoder_input})
+        names = [o.name for o in self._session.get_outputs()]
+        return dict(zip(names, outputs))
+
+
+def output_paths(photo: Path, out_dir: Path, source_format: str | None) -> tuple[Path, Path]:
+    suffix = ".png" if source_format == "PNG" else ".jpg"
+    return out_dir / f"{photo.name}.msgpack", out_dir / f"{photo.name}.preview{suffix}"
+
+
+def existing_verdict(bundle_path: Path, model_name: str, sha256: str) -> str | None:
+    """None if nothing is there; "same" if it is this photo's bundle by this model; else why it differs."""
+    if not bundle_path.exists():
+        return None
+    try:
+        existing = bundles.read_bundle(bundle_path.read_bytes())
+    except bundles.BundleError as error:
+        return f"it is not a valid bundle ({error})"
+    if existing.model_name != model_name:
+        return f"it was made with the model '{existing.model_name}'"
+    if existing.image_sha256 != sha256:
+        return "it was made from a different photo"
+    return "same"
+
+
+def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, force: bool,
+                 preview_edge: int) -> Result:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        opened = images.open_photo(photo, name=photo.name)
+    except images.PhotoError as error:
+        return Result(photo, "failed", str(error))
+    timings["load"] = (time.perf_counter() - started) * 1000
+    bundle_path, preview_path = output_paths(photo, out_dir, opened.source_format)
+    verdict = existing_verdict(bundle_path, encoder.info.name, opened.sha256)
+    if verdict == "same" and not force:
+        return Result(photo, "skipped", "already encoded with this model", bundle_path, preview_path)
+    if verdict not in (None, "same") and not force:
+        return Result(photo, "failed", f"{bundle_path} exists and {verdict}; pass --force to replace it")
+
+    started = time.perf_counter()
+    encoder_input = images.encoder_input(opened.rgb)
+    timings["preprocess"] = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    embeddings = encoder.run(encoder_input)
+    timings["run"] = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    try:
+        data = bundles.write_bundle(embeddings, width=opened.width, height=opened.height,
+                                    image_sha256=opened.sha256, model_name=encoder.info.name, dtype=dtype)
+    except bundles.BundleError as error:
+        return Result(photo, "failed", str(error))
+    shown = images.preview(opened.rgb, preview_edge)
+    import io
+
+    encoded = io.BytesIO()
+    if preview_path.suffix == ".png":
+        shown.save(encoded, "PNG", optimize=False)
+    else:
+        shown.save(encoded, "JPEG", quality=90)
+    # The preview first, the bundle last: a bundle on disk means the photo is done.
+    write_atomic(preview_path, encoded.getvalue())
+    write_atomic(bundle_path, data)
+    timings["write"] = (time.perf_counter() - started) * 1000
+    return Result(photo, "encoded", "", bundle_path, preview_path, timings, len(data))
+
+
+def encode_all(photos: list[Path], model_dir: Path, out_dir: Path, *, dtype: str = "float16",
+               provider: str = "auto", force: bool = False, preview_edge: int = DEFAULT_PREVIEW_EDGE,
+               progress: bool = True) -> list[Result]:
+    info = read_model_folder(model_dir)
+    encoder = Encoder(model_dir, info, choose_provider(provider))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(out_dir)
+    results = []
+    from tqdm import tqdm
+
+    bar = tqdm(photos, unit="photo", disable=not progress or len(photos) < 2, file=sys.stderr,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+    for photo in bar:
+        bar.set_postfix_str(photo.name[:40])
+        try:
+            result = encode_photo(photo, encoder, out_dir, dtype=dtype, force=force, preview_edge=preview_edge)
+        except Exception as error:  # one bad photo (or a model error on it) must not stop the batch
+            result = Result(photo, "failed", f"{type(error).__name__}: {error}")
+        results.append(result)
+        line = {"encoded": f"encoded {photo.name} in {sum(result.timings_ms.values()) / 1000:.1f} s",
+                "skipped": f"skipped {photo.name}: {result.message}",
+                "failed": f"FAILED {photo.name}: {result.message}"}[result.status]
+        (tqdm.write if progress else print)(f"encode: {line}", file=sys.stderr if result.status == "failed" else sys.stdout)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="photos, or folders of photos")
+    parser.add_argument("--model", required=True, type=Path, help="a model folder (with model.json)")
+    parser.add_argument("--out", required=True, type=Path, help="where the bundles and previews go")
+    parser.add_argument("--dtype", choices=sorted(bundles.DTYPES), default="float16",
+                        help="how the bundle stores the embeddings (default float16: half the size)")
+    parser.add_argument("--provider", default="auto",
+                        help="onnxruntime execution provider: auto (default), cpu, cuda, coreml or a full name")
+    parser.add_argument("--force", action="store_true", help="replace bundles that already exist")
+    parser.add_argument("--shard", type=parse_shard, metavar="K/N",
+                        help="encode only the K-th of N shares of the photos (to split a collection across machines)")
+    parser.add_argument("--preview-size", type=int, default=DEFAULT_PREVIEW_EDGE, metavar="PX",
+                        help=f"cap on the preview's long edge (default {DEFAULT_PREVIEW_EDGE})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        photos = [p for p in collect_photos(args.inputs) if in_shard(p, args.shard)]
+        if not photos:
+            raise UsageError("no photos to encode" + (" in this shard" if args.shard else ""))
+        results = encode_all(photos, args.model, args.out, dtype=args.dtype, provider=args.provider,
+                             force=args.force, preview_edge=args.preview_size, progress=not args.quiet)
+    except (UsageError, FileNotFoundError, ModelError) as error:
+        print(f"encode: error: {error}", file=sys.stderr)
+        return 2
+    counts = {status: sum(r.status == status for r in results) for status in ("encoded", "skipped", "failed")}
+    print(f"encode: {counts['encoded']} encoded, {counts['skipped']} skipped, {counts['failed']} failed "
+          f"-> {args.out}")
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
