@@ -1,0 +1,81 @@
+"""From the decoder's low-resolution logits to masks, as Meta's SAM2 does it.
+
+Meta (SAM2Transforms.postprocess_masks): bilinear upsampling of the LOGITS to the photo's size with
+align_corners=False, then `logits > 0`. Upsampling the logits rather than a thresholded mask is what gives
+smooth edges instead of 4-pixel stairs. This is samtab's one upsampler: the app (at display size), the
+exports (at the photo's size), the tools and the tests all call `upsample`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+MASK_THRESHOLD = 0.0
+
+
+@lru_cache(maxsize=32)
+def _axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights for one axis of a bilinear resize with align_corners=False, exactly as
+    PyTorch's F.interpolate computes them (source = (dst + 0.5)·in/out − 0.5, clamped at 0)."""
+    # float32 throughout, as PyTorch computes it, so that the weights (not just the formula) agree.
+    scale = np.float32(in_size / out_size)
+    source = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
+                        np.float32(0))
+    low = np.minimum(np.floor(source).astype(np.intp), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    weight = (source - low.astype(np.float32)).astype(np.float32)
+    for array in (low, high, weight):
+        array.setflags(write=False)
+    return low, high, weight
+
+
+def upsample(logits: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize (..., H, W) float32 logits to (..., height, width), bilinear, align_corners=False.
+
+    Separable: rows first, then columns; two gathers and two blends, no copy of the input."""
+    logits = np.asarray(logits, dtype=np.float32)
+    in_h, in_w = logits.shape[-2:]
+    if (in_h, in_w) == (height, width):
+        return logits
+    y0, y1, wy = _axis(in_h, height)
+    x0, x1, wx = _axis(in_w, width)
+    rows = logits[..., y0, :] * (1 - wy)[:, None] + logits[..., y1, :] * wy[:, None]
+    return rows[..., x0] * (1 - wx) + rows[..., x1] * wx
+
+
+def to_mask(logits: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Logits → a boolean mask of (height, width)."""
+    return upsample(logits, width, height) > MASK_THRESHOLD
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The decoder's answer for one prompt: three candidate masks as low-res logits, and their scores."""
+
+    logits: np.ndarray  # (3, S, S) float32: S = 256, or 512 from the hi-res decoder
+    iou: np.ndarray  # (3,)
+    low_res_logits: np.ndarray  # (3, 256, 256): what is fed back as mask_input on the next click
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, np.ndarray]) -> Candidates:
+        """From the decoder's outputs: `masks`, `iou_predictions` and, for the hi-res variant,
+        `low_res_masks`."""
+        masks = np.asarray(outputs["masks"], dtype=np.float32)
+        iou = np.asarray(outputs["iou_predictions"], dtype=np.float32).reshape(-1)
+        if masks.ndim != 4 or masks.shape[0] != 1 or masks.shape[1] != iou.shape[0]:
+            raise ValueError(f"the decoder gave masks {list(masks.shape)} and scores {list(iou.shape)}")
+        low_res = np.asarray(outputs.get("low_res_masks", masks), dtype=np.float32)[0]
+        if low_res.shape[-1] != 256:
+            raise ValueError(f"the decoder's low-resolution masks are {list(low_res.shape)}, not 256×256")
+        return cls(masks[0], iou, low_res)
+
+    @property
+    def best(self) -> int:
+        """The candidate with the highest predicted IoU (the usual choice for this export)."""
+        return int(np.argmax(self.iou))
+
+    def mask(self, index: int, width: int, height: int) -> np.ndarray:
+        return to_mask(self.logits[index], width, height)

@@ -1,0 +1,59 @@
+"""One photo being segmented: its embeddings, its objects, and the loop prompt → feeds → decoder → masks.
+
+The decoder itself is not called here: `feeds()` gives its inputs and `accept()` takes its outputs, so the
+same code drives onnxruntime in CPython (pyapp.runner.OnnxRuntimeRunner, tools/segment.py, the tests) and
+onnxruntime-web in the browser (pyapp.web), where the run is asynchronous.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bundle import Bundle
+from .coords import Mapping
+from .feeds import decoder_feeds
+from .postprocess import Candidates
+from .prompt import Objects, SegObject
+
+
+class Segmenter:
+    def __init__(self, bundle: Bundle, model_name: str, input_names: list[str], *, image_sha256: str | None = None):
+        """Refuses (BundleError) a bundle made by another model or, when image_sha256 is given, for
+        another photo. Expands the embeddings to float32 once, here."""
+        bundle.check_fits(model_name, image_sha256=image_sha256)
+        self.bundle = bundle
+        self.model_name = model_name
+        self.input_names = list(input_names)
+        self.embeddings = bundle.embeddings()
+        self.mapping = Mapping.for_image(bundle.width, bundle.height)
+        self.objects = Objects()
+
+    @property
+    def width(self) -> int:
+        return self.bundle.width
+
+    @property
+    def height(self) -> int:
+        return self.bundle.height
+
+    def feeds(self, obj: SegObject) -> dict[str, np.ndarray]:
+        """The decoder's inputs for the object's current prompt, refining its previous mask if it has one."""
+        return decoder_feeds(self.input_names, self.embeddings, obj.prompt, self.mapping, obj.mask_input())
+
+    def accept(self, obj: SegObject, outputs: dict[str, np.ndarray]) -> Candidates:
+        """Record the decoder's answer for the object's current step; the best-scored candidate is shown."""
+        candidates = Candidates.from_outputs(outputs)
+        obj.current.candidates = candidates
+        obj.current.chosen = candidates.best
+        return candidates
+
+    def mask(self, obj: SegObject, width: int | None = None, height: int | None = None) -> np.ndarray | None:
+        """The object's shown mask at (width, height) (default: the photo's size); None before decoding."""
+        step = obj.current
+        if step.candidates is None or step.prompt.empty:
+            return None
+        return step.candidates.mask(step.chosen, width or self.width, height or self.height)
+
+    def decode(self, obj: SegObject, runner) -> Candidates:
+        """feeds → runner.run → accept, for synchronous runners (CPython)."""
+        return self.accept(obj, runner.run(self.feeds(obj)))

@@ -1,0 +1,137 @@
+"""Segment a photo headless, with the same pipeline the browser runs (pyapp), in onnxruntime.
+
+    python tools/segment.py --demo DIR_OR_BUNDLE [--model DIR] --point X,Y[,LABEL] ... [--box X0,Y0,X1,Y1]
+                            --out mask.png [--all-at-once] [--candidate best|0|1|2] [--hires]
+
+--demo     a demo folder (with demo.json, e.g. site/demos/shapes), a bundle file (.msgpack), or a folder of
+           manifest.json + embedding.bin (the in-the-wild layout)
+--model    the model folder; overrides the one the demo names. Needed for in-the-wild bundles.
+--point    X,Y in the photo's pixels (0,0 is the centre of the top-left pixel), LABEL 1 include (default)
+           or 0 exclude. Repeatable.
+--box      two opposite corners in the photo's pixels.
+
+Like the app, the prompt is replayed as a person would click: the box first, then each point, every
+decode after the first refining the previous mask (mask_input). --all-at-once decodes everything in one go.
+Writes the chosen candidate's mask as a PNG at the photo's original size and prints a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from files import write_atomic  # noqa: E402
+from modelio import read_model_folder  # noqa: E402
+
+from pyapp.bundle import Bundle, BundleError, read_bundle, read_manifest_bundle  # noqa: E402
+from pyapp.coords import OutsideImage  # noqa: E402
+from pyapp.export import png  # noqa: E402
+from pyapp.model import ModelError  # noqa: E402
+from pyapp.prompt import Box, Point, Prompt  # noqa: E402
+from pyapp.runner import OnnxRuntimeRunner  # noqa: E402
+from pyapp.segmenter import Segmenter  # noqa: E402
+
+
+def parse_point(text: str) -> Point:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--point {text!r}: expected X,Y or X,Y,LABEL") from None
+    if len(values) not in (2, 3) or (len(values) == 3 and values[2] not in (0, 1)):
+        raise argparse.ArgumentTypeError(f"--point {text!r}: expected X,Y or X,Y,LABEL with LABEL 1 or 0")
+    return Point(values[0], values[1], include=len(values) == 2 or values[2] == 1)
+
+
+def parse_box(text: str) -> Box:
+    try:
+        x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--box {text!r}: expected X0,Y0,X1,Y1") from None
+    return Box.from_corners(x0, y0, x1, y1)
+
+
+def load(demo: Path) -> tuple[Bundle, Path | None]:
+    """The bundle, and the model folder the demo names (None when it names none)."""
+    if demo.is_dir() and (demo / "demo.json").exists():
+        entry = json.loads((demo / "demo.json").read_text())
+        return read_bundle((demo / entry["bundle"]).read_bytes()), (demo / entry["model"]).resolve()
+    if demo.is_dir() and (demo / "manifest.json").exists():
+        return read_manifest_bundle((demo / "manifest.json").read_bytes(), (demo / "embedding.bin").read_bytes()), None
+    if demo.is_file():
+        return read_bundle(demo.read_bytes()), None
+    raise FileNotFoundError(f"{demo} is not a demo folder (demo.json), a bundle file, or a manifest.json folder")
+
+
+def prompts(points: list[Point], box: Box | None, all_at_once: bool) -> list[Prompt]:
+    """The successive prompts a person clicking would make (or one prompt with everything)."""
+    if all_at_once:
+        return [Prompt(tuple(points), box)]
+    steps, prompt = [], Prompt()
+    if box is not None:
+        prompt = prompt.with_box(box)
+        steps.append(prompt)
+    for point in points:
+        prompt = prompt.with_point(point)
+        steps.append(prompt)
+    return steps
+
+
+def segment(bundle: Bundle, model_dir: Path, points: list[Point], box: Box | None = None, *,
+            all_at_once: bool = False, hires: bool = False, candidate: str = "best", threads: int = 0):
+    """Run the pipeline; return (segmenter, object, mask at the photo's size)."""
+    info = read_model_folder(model_dir)
+    part = "decoder_hires" if hires else "decoder"
+    if part not in info.files:
+        raise ModelError(f"{model_dir} has no hi-res decoder; export it with tools/export_sam2.py --hires")
+    runner = OnnxRuntimeRunner(model_dir / info.files[part], threads=threads)
+    segmenter = Segmenter(bundle, info.name, runner.input_names)  # refuses a bundle of another model
+    obj = segmenter.objects.new()
+    for prompt in prompts(points, box, all_at_once):
+        obj.push(prompt)
+        segmenter.decode(obj, runner)
+    if candidate != "best":
+        obj.current.chosen = int(candidate)
+    return segmenter, obj, segmenter.mask(obj)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--demo", required=True, type=Path, metavar="DIR_OR_BUNDLE")
+    parser.add_argument("--model", type=Path, metavar="DIR", help="model folder (overrides the demo's)")
+    parser.add_argument("--point", type=parse_point, action="append", default=[], metavar="X,Y[,LABEL]")
+    parser.add_argument("--box", type=parse_box, metavar="X0,Y0,X1,Y1")
+    parser.add_argument("--out", required=True, type=Path, help="where to write the mask PNG")
+    parser.add_argument("--all-at-once", action="store_true", help="one decode with every prompt")
+    parser.add_argument("--candidate", choices=["best", "0", "1", "2"], default="best",
+                        help="which of the three candidate masks to write (default: the best-scored)")
+    parser.add_argument("--hires", action="store_true", help="use the model's hi-res decoder")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: its choice)")
+    args = parser.parse_args(argv)
+    if not args.point and args.box is None:
+        parser.error("give at least one --point or a --box")
+    try:
+        bundle, demo_model = load(args.demo)
+        model_dir = args.model or demo_model
+        if model_dir is None:
+            raise ModelError(f"{args.demo} does not name its model: pass --model DIR")
+        segmenter, obj, mask = segment(bundle, model_dir, args.point, args.box, all_at_once=args.all_at_once,
+                                       hires=args.hires, candidate=args.candidate, threads=args.threads)
+    except (BundleError, ModelError, OutsideImage, FileNotFoundError) as error:
+        print(f"segment: error: {error}", file=sys.stderr)
+        return 1
+    write_atomic(args.out, png(mask))
+    step = obj.current
+    print(json.dumps({"out": str(args.out), "width": segmenter.width, "height": segmenter.height,
+                      "mask_index": step.chosen, "iou": [round(float(v), 4) for v in step.candidates.iou],
+                      "area_px": int(mask.sum()), "decodes": obj.position}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
