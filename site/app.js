@@ -1,23 +1,48 @@
-// samtab's main-thread edge: paints the image area at once, starts the Python worker, moves messages
-// between them, and keeps the page's observable contract (README, "Observable contract"):
-//   <body data-state>   booting → ready | busy | error
+// samtab's main-thread edge. It moves events and pixels and nothing else: every prompt, mask, view and
+// export is computed by Python (pyapp) in the PyScript worker (site/worker.py → pyapp.web.worker), which
+// sends back ready-to-paint RGBA frames and the state of the controls.
+//
+// The observable contract (README, "Observable contract"):
+//   <body data-state>   booting → ready; busy while a photo opens or a mask is computed; error
 //   #status             the status text a person reads
-//   samtab:* events     CustomEvents on window; detail carries timings in ms since navigation start
-// All the app's work happens in Python in the worker (site/worker.py → pyapp.web.worker); nothing here
-// computes pixels or runs a model.
+//   samtab:* events     CustomEvents on window; every detail has t_ms (ms since navigation start)
 
 const WORKER_SCRIPT = "./worker.py";
-// The worker's PyScript config (packages from vendor/pyodide's lock, the pyapp zip, onnxruntime-web).
-// It is passed as an object: PyScript 0.6.66 hands a config given by URL to the worker's Python as a
-// bare string, which breaks `pyscript.config`.
+// The worker's PyScript config (the packages from vendor/pyodide's lock, and the pyapp zip). It is passed
+// as an object: PyScript 0.6.66 hands a config given by URL to the worker's Python as a bare string.
 const WORKER_CONFIG = "./worker.json";
 const PYODIDE_MODULE = "./vendor/pyodide/pyodide.mjs";
 const PYSCRIPT_MODULE = "./vendor/pyscript/core.js";
+const DEMO_INDEX = "./demos/index.json";
+const DRAG_THRESHOLD_PX = 6;
+const LONG_PRESS_MS = 550;
+const VIEWS = ["overlay", "cutout", "erase"];
 
-const statusLine = document.getElementById("status");
-const statusDetail = document.getElementById("status-detail");
-const canvas = document.getElementById("canvas");
-const timings = {};
+const $ = (id) => document.getElementById(id);
+const canvas = $("canvas");
+const ctx = canvas.getContext("2d");
+const statusLine = $("status");
+const statusDetail = $("status-detail");
+
+const state = {
+  worker: null,
+  workerReady: false,
+  readyInfo: null,
+  demos: [],
+  models: {}, // model name → absolute URL of its folder
+  photo: null, // {kind: "demo"|"files", ...}: what is (being) shown
+  openSeq: 0,
+  opened: false, // the worker has the current photo
+  pending: [], // messages for the photo being opened, sent once it is
+  replay: [], // every change since the photo opened: replayed into a restarted worker
+  controls: null, // the last state the worker sent
+  excludeMode: false,
+  view: "overlay",
+  opacity: 0.5,
+  busy: 0,
+  restarts: 0,
+  timings: {},
+};
 
 const now = () => Math.round(performance.now() * 10) / 10;
 
@@ -25,37 +50,82 @@ function emit(name, detail = {}) {
   window.dispatchEvent(new CustomEvent(`samtab:${name}`, { detail: { ...detail, t_ms: now() } }));
 }
 
-function setState(state) {
-  document.body.dataset.state = state;
+function updateState() {
+  if (state.error) return; // an error stays on show until the person does something
+  document.body.dataset.state = !state.workerReady ? "booting" : state.busy > 0 ? "busy" : "ready";
 }
 
-function setStatus(text, phase, detail = "") {
+function clearError() {
+  if (state.error === "kept") state.error = null; // fatal errors stay
+}
+
+function setStatus(text, phase, detail = "", notice = false) {
   statusLine.textContent = text;
   statusDetail.textContent = detail;
+  statusDetail.classList.toggle("notice", notice);
   emit("status", { text, phase });
 }
 
-function fail(phase, message, hint = "") {
-  setState("error");
+// fatal: the page cannot go on (boot failed). Otherwise the work so far is kept, and the message stays
+// until the person's next action.
+function fail(phase, message, hint = "", fatal = true) {
+  console.error(`samtab: ${phase}: ${message}`);
   statusLine.textContent = message;
   statusDetail.textContent = hint;
-  emit("error", { phase, message, hint });
-  console.error(`samtab: ${phase}: ${message}`);
+  statusDetail.classList.remove("notice");
+  state.error = fatal ? "fatal" : "kept";
+  document.body.dataset.state = "error";
+  emit("error", { phase, message, hint, fatal });
 }
 
-function paintPlaceholder() {
-  const ctx = canvas.getContext("2d");
+// --- painting ------------------------------------------------------------------------------------------
+
+function paintPlaceholder(text) {
   const { width, height } = canvas;
   const dark = matchMedia("(prefers-color-scheme: dark)").matches;
   ctx.fillStyle = dark ? "#262624" : "#ececea";
   ctx.fillRect(0, 0, width, height);
   ctx.fillStyle = dark ? "#8a8a84" : "#77776f";
-  ctx.font = "28px system-ui, sans-serif";
+  ctx.font = "26px system-ui, sans-serif";
   ctx.textAlign = "center";
-  ctx.fillText("Your photo appears here", width / 2, height / 2);
+  ctx.fillText(text, width / 2, height / 2);
 }
 
-// Why the runtime might be missing, in words a person can act on.
+function viewSize(width, height, maxEdge = 1024) {
+  const scale = Math.min(1, maxEdge / Math.max(width, height));
+  return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
+}
+
+// The photo appears as soon as its image has loaded, before Python is ready.
+async function paintPhoto(source, width, height) {
+  const bitmap = source instanceof Blob ? await createImageBitmap(source) : await loadImage(source);
+  const [w, h] = viewSize(width || bitmap.width, height || bitmap.height);
+  canvas.width = w;
+  canvas.height = h;
+  ctx.drawImage(bitmap, 0, 0, w, h);
+  await new Promise((resolve) => requestAnimationFrame(resolve));
+  return { width: width || bitmap.width, height: height || bitmap.height };
+}
+
+function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = () => reject(new Error(`the photo ${url} could not be loaded`));
+    image.src = url;
+  });
+}
+
+function paintFrame({ width, height, pixels }) {
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
+  }
+  ctx.putImageData(new ImageData(new Uint8ClampedArray(pixels), width, height), 0, 0);
+}
+
+// --- the worker ----------------------------------------------------------------------------------------
+
 async function explainBootFailure(error) {
   try {
     const response = await fetch(PYODIDE_MODULE, { method: "HEAD" });
@@ -63,8 +133,74 @@ async function explainBootFailure(error) {
       return ["The Python runtime is not on this server.",
         "Build it with `python tools/vendor.py` (or start the site with `python tools/serve.py`), then reload."];
     }
-  } catch { /* the network itself failed: fall through */ }
+  } catch { /* the network itself failed */ }
   return [`Python could not start: ${error?.message || error}`, "Reload the page to try again."];
+}
+
+async function startWorker() {
+  state.workerReady = false;
+  updateState();
+  setStatus(state.restarts ? "Restarting Python…" : "Starting Python…", "python");
+  let worker;
+  try {
+    const configRequest = fetch(WORKER_CONFIG).then((response) => {
+      if (!response.ok) throw new Error(`${WORKER_CONFIG}: HTTP ${response.status}`);
+      return response.json();
+    });
+    const { PyWorker } = await import(PYSCRIPT_MODULE);
+    // PyScript installs its `pyscript` package in a worker through hooks it registers only once its
+    // plugins have loaded, then it defines <py-script>; a PyWorker created before that lacks them.
+    await customElements.whenDefined("py-script");
+    worker = await PyWorker(WORKER_SCRIPT, {
+      config: await configRequest,
+      // A PyScript worker lives at a blob: URL, so the interpreter is named by an absolute URL.
+      version: new URL(PYODIDE_MODULE, document.baseURI).href,
+    });
+  } catch (error) {
+    const [message, hint] = await explainBootFailure(error);
+    fail("python", message, hint);
+    return;
+  }
+  state.timings.python_ms = now();
+  emit("python", { python_ms: state.timings.python_ms });
+  state.worker = worker;
+  worker.onerror = (event) => onWorkerCrash(event.error?.message || event.message || String(event));
+  worker.addEventListener("message", onWorkerMessage);
+  setStatus("Loading the decoder…", "ort");
+  worker.postMessage({ type: "boot", base: new URL("./", document.baseURI).href });
+}
+
+function onWorkerCrash(reason) {
+  if (state.worker) {
+    state.worker.terminate();
+    state.worker = null;
+  }
+  state.workerReady = false;
+  state.opened = false;
+  state.busy = 0;
+  state.restarts += 1;
+  state.restarting = true;
+  fail("worker", `The worker stopped (${reason}); restarting it. Your clicks are kept.`, "", false);
+  startWorker();
+}
+
+function send(message, transfer = []) {
+  state.worker.postMessage(message, transfer);
+}
+
+// Messages that change the photo's state go through here: sent now if the photo is open in the worker,
+// otherwise kept and sent once it is (clicks made while loading are not lost), and always remembered
+// so that a restarted worker can be brought back to the same state.
+function command(message) {
+  if (!state.photo) return;
+  clearError();
+  if (message.type === "click" || message.type === "box") {
+    state.busy += 1;
+    updateState();
+  }
+  if (!["hover", "hover-end", "export"].includes(message.type)) state.replay.push(message);
+  if (state.opened && state.workerReady) send(message);
+  else if (!["hover", "hover-end"].includes(message.type)) state.pending.push(message);
 }
 
 function onWorkerMessage({ data }) {
@@ -73,65 +209,433 @@ function onWorkerMessage({ data }) {
       setStatus(data.text, data.phase);
       break;
     case "ready": {
-      timings.ort_ms = now();
-      const detail = { ...data.info, timings: { ...timings, worker: data.info.timings } };
-      setState("ready");
-      setStatus("Click anywhere on the image", "ready");
-      emit("ready", detail);
+      state.workerReady = true;
+      clearError();
+      state.readyInfo = data.info;
+      state.timings.ort_ms = now();
+      updateState();
+      emit("ready", { ...data.info, timings: { ...state.timings, worker: data.info.timings } });
+      if (state.photo) openInWorker();
+      else setStatus("Choose a demo, or open your own photo and its bundle", "ready", data.info.notice || "", !!data.info.notice);
       break;
     }
+    case "opened": {
+      if (data.seq !== state.openSeq) break; // an older photo, replaced meanwhile
+      state.opened = true;
+      state.busy = Math.max(0, state.busy - 1);
+      const queued = state.pending;
+      state.pending = [];
+      // After a restart the replay log (not the pending queue) holds everything to re-apply.
+      for (const message of state.restarting ? state.replay : queued) send(message);
+      state.restarting = false;
+      updateState();
+      setStatus("Click anywhere on the image", "ready", state.readyInfo?.notice || "", !!state.readyInfo?.notice);
+      emit("opened", { slug: state.photo.slug, width: data.width, height: data.height, model: data.model_name,
+        timings: data.timings });
+      break;
+    }
+    case "frame": {
+      const started = performance.now();
+      paintFrame(data);
+      renderControls(data.state);
+      if (data.mask) {
+        state.busy = Math.max(0, state.busy - 1);
+        requestAnimationFrame(() => {
+          const painted = performance.now();
+          const latency = { ...data.mask.latency_ms, paint: Math.round((painted - started) * 10) / 10 };
+          if (data.t0 != null) latency.total = Math.round((painted - data.t0) * 10) / 10;
+          updateState();
+          emit("mask", { ...data.mask, latency_ms: latency });
+        });
+      }
+      break;
+    }
+    case "download":
+      download(data.name, data.mime, data.data);
+      emit("export", { what: data.what, name: data.name, bytes: data.data.byteLength });
+      break;
     case "error":
-      fail(data.phase || "worker", data.message, data.hint || "");
+      state.busy = 0;
+      if (data.phase === "open" && state.previousPhoto) {
+        // The new files were refused: the worker kept the photo it had, and so does the page.
+        state.photo = state.previousPhoto;
+        state.opened = true;
+        if (state.controls) requestRedraw();
+      }
+      fail(data.phase, data.message, data.hint, !!data.fatal);
       break;
     default:
       console.warn("samtab: unknown worker message", data);
   }
 }
 
-async function boot() {
-  setState("booting");
-  emit("boot", { cross_origin_isolated: crossOriginIsolated });
-  paintPlaceholder();
-  await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
-  timings.painted_ms = now();
-  emit("painted", { painted_ms: timings.painted_ms });
+function requestRedraw() {
+  send({ type: "view", view: state.view, opacity: state.opacity });
+}
 
-  setStatus("Starting Python…", "python");
-  // PyScript reports its own steps (Loading Pyodide, Loading numpy, …); show them under the status line.
-  addEventListener("py:progress", ({ detail }) => {
-    if (document.body.dataset.state === "booting") statusDetail.textContent = String(detail);
-  });
-  let worker;
+function download(name, mime, data) {
+  const url = URL.createObjectURL(new Blob([data], { type: mime }));
+  const link = Object.assign(document.createElement("a"), { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+// --- photos --------------------------------------------------------------------------------------------
+
+async function loadGallery() {
   try {
-    const configRequest = fetch(WORKER_CONFIG).then((response) => {
-      if (!response.ok) throw new Error(`${WORKER_CONFIG}: HTTP ${response.status}`);
-      return response.json();
-    });
-    const { PyWorker } = await import(PYSCRIPT_MODULE);
-    // PyScript registers the hooks that install its `pyscript` package in a worker only once its plugins
-    // have loaded, then defines <py-script>; a PyWorker created before that starts without `pyscript`.
-    await customElements.whenDefined("py-script");
-    worker = await PyWorker(WORKER_SCRIPT, {
-      config: await configRequest,
-      // PyScript's worker lives at a blob: URL, so the interpreter must be named by an absolute URL.
-      version: new URL(PYODIDE_MODULE, document.baseURI).href,
-    });
+    const response = await fetch(DEMO_INDEX);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const index = await response.json();
+    state.demos = index.demos.map((demo) => ({
+      ...demo,
+      previewUrl: new URL(demo.preview, response.url).href,
+      bundleUrl: new URL(demo.bundle, response.url).href,
+      modelUrl: new URL(demo.model, response.url).href,
+    }));
   } catch (error) {
-    const [message, hint] = await explainBootFailure(error);
-    fail("python", message, hint);
+    setStatus("The demo gallery is missing", "gallery",
+      "Build it with `python tools/demos.py` (tools/serve.py does it for you). You can still open your own photo.");
+  }
+  for (const demo of state.demos) state.models[demo.model_name] = demo.modelUrl;
+  const list = $("gallery");
+  list.replaceChildren(...state.demos.map((demo) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.slug = demo.slug;
+    button.title = `${demo.title}: ${demo.credit} (${demo.licence})`;
+    const image = Object.assign(document.createElement("img"), { src: demo.previewUrl, alt: "", loading: "lazy" });
+    const title = Object.assign(document.createElement("span"), { className: "title", textContent: demo.title });
+    const credit = Object.assign(document.createElement("span"), { className: "credit",
+      textContent: `${demo.credit} · ${demo.licence}` });
+    button.append(image, title, credit);
+    button.addEventListener("click", () => openDemo(demo));
+    item.append(button);
+    return item;
+  }));
+}
+
+async function demoFromQuery(value) {
+  const bySlug = state.demos.find((demo) => demo.slug === value);
+  if (bySlug) return bySlug;
+  // A relative URL of a demo folder (with its demo.json), on this site only.
+  const folder = new URL(value.endsWith("/") ? value : `${value}/`, document.baseURI);
+  if (folder.origin !== location.origin) throw new Error("a demo must come from this site");
+  const response = await fetch(new URL("demo.json", folder));
+  if (!response.ok) throw new Error(`${folder.pathname}demo.json answered HTTP ${response.status}`);
+  const demo = await response.json();
+  return { ...demo, previewUrl: new URL(demo.preview, folder).href, bundleUrl: new URL(demo.bundle, folder).href,
+    modelUrl: new URL(demo.model, folder).href };
+}
+
+function beginPhoto(photo) {
+  clearError();
+  state.previousPhoto = state.opened ? state.photo : null;
+  state.photo = photo;
+  state.openSeq += 1;
+  state.opened = false;
+  state.pending = [];
+  state.replay = [];
+  state.busy = 1;
+  updateState();
+  for (const button of document.querySelectorAll("#gallery button")) {
+    button.setAttribute("aria-current", String(button.dataset.slug === photo.slug));
+  }
+}
+
+async function openDemo(demo) {
+  beginPhoto({ kind: "demo", slug: demo.slug, demo });
+  state.previousPhoto = null; // a demo always replaces the photo
+  renderControls(null);
+  setStatus(`Opening “${demo.title}”…`, "open");
+  try {
+    await paintPhoto(demo.previewUrl, demo.width, demo.height);
+    emit("photo", { slug: demo.slug, painted_ms: now() });
+  } catch (error) {
+    fail("open", `The photo could not be shown: ${error.message}`, "", false);
+  }
+  if (state.workerReady) openInWorker();
+  else setStatus(`“${demo.title}” is shown; Python is still starting…`, "python",
+    "Your clicks are kept and applied as soon as it is ready.");
+}
+
+async function openFiles(files) {
+  files = [...files];
+  const bundle = files.find((file) => /\.(msgpack|mpk)$/i.test(file.name));
+  const photo = files.find((file) => file !== bundle && (file.type.startsWith("image/") ||
+    /\.(jpe?g|png|webp|tiff?|bmp|gif)$/i.test(file.name)));
+  if (!photo || !bundle) {
+    fail("open", photo ? `Also open the bundle made for ${photo.name} (${photo.name}.msgpack, from tools/encode.py).`
+      : bundle ? `Also open the photo that ${bundle.name} was made for.`
+        : "Open a photo and the .msgpack bundle that tools/encode.py made for it.",
+    "Select both files at once, or drop both on the page.", false);
     return;
   }
-  timings.python_ms = now();
-  emit("python", { python_ms: timings.python_ms });
-  worker.onerror = (event) => fail("worker", `The worker stopped: ${event.error?.message || event.message || event}`,
-    "Reload the page to try again.");
-  worker.addEventListener("message", onWorkerMessage);
-  setStatus("Loading the decoder…", "ort");
-  worker.postMessage({ type: "boot", base: new URL("./", document.baseURI).href });
+  if (!state.workerReady) {
+    fail("open", "Python is still starting: open your files again in a moment.", "", false);
+    return;
+  }
+  const keep = { photo: state.photo, opened: state.opened };
+  beginPhoto({ kind: "files", slug: null, photoName: photo.name, bundleName: bundle.name });
+  state.previousPhoto = keep.opened ? keep.photo : null;
+  setStatus(`Opening ${photo.name}…`, "open");
+  const [photoBytes, bundleBytes] = await Promise.all([photo.arrayBuffer(), bundle.arrayBuffer()]);
+  state.photo.files = { photo: photoBytes, bundle: bundleBytes };
+  openInWorker();
 }
+
+function openInWorker() {
+  const photo = state.photo;
+  if (photo.kind === "demo") {
+    const { demo } = photo;
+    send({ type: "open", seq: state.openSeq, bundle_url: demo.bundleUrl, model_url: demo.modelUrl,
+      preview_url: demo.previewUrl, name: demo.slug });
+  } else {
+    // Copies, so the originals stay available should the worker need to be restarted.
+    const photoCopy = photo.files.photo.slice(0);
+    const bundleCopy = photo.files.bundle.slice(0);
+    send({ type: "open-files", seq: state.openSeq, photo: photoCopy, photo_name: photo.photoName,
+      bundle: bundleCopy, bundle_name: photo.bundleName, models: state.models }, [photoCopy, bundleCopy]);
+  }
+}
+
+// --- controls ------------------------------------------------------------------------------------------
+
+function renderControls(controls) {
+  state.controls = controls;
+  const open = !!controls?.open;
+  $("undo").disabled = !open || !controls.can_undo;
+  $("redo").disabled = !open || !controls.can_redo;
+  const current = open ? controls.objects.find((o) => o.id === controls.current) : null;
+  $("clear").disabled = !current || current.clicks === 0;
+  $("new-object").disabled = !open;
+  const hasMask = open && controls.objects.some((o) => o.has_mask);
+  $("export-mask").disabled = !current?.has_mask;
+  $("export-cutout").disabled = !current?.has_mask;
+  $("export-coco").disabled = !hasMask;
+  const candidates = $("candidates");
+  candidates.replaceChildren(...(open ? controls.candidates : []).map((score, index) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.id = `candidate-${index}`;
+    button.textContent = `${index + 1}: ${score.toFixed(2)}`;
+    button.title = `Candidate mask ${index + 1}, predicted IoU ${score.toFixed(3)} (key ${index + 1})`;
+    button.setAttribute("aria-pressed", String(controls.chosen === index));
+    button.addEventListener("click", () => command({ type: "candidate", index }));
+    return button;
+  }));
+  const list = $("object-list");
+  list.replaceChildren(...(open ? controls.objects : []).map((object) => {
+    const item = document.createElement("li");
+    item.dataset.id = object.id;
+    item.setAttribute("aria-current", String(object.id === controls.current));
+    const swatch = Object.assign(document.createElement("span"), { className: "swatch" });
+    swatch.style.background = object.colour;
+    const name = Object.assign(document.createElement("input"), { value: object.name, ariaLabel: "Object name" });
+    name.addEventListener("focus", () => object.id !== controls.current && command({ type: "select", id: object.id }));
+    name.addEventListener("change", () => command({ type: "rename", id: object.id, name: name.value }));
+    name.addEventListener("keydown", (event) => { if (event.key === "Enter") name.blur(); event.stopPropagation(); });
+    const count = Object.assign(document.createElement("span"), { className: "count",
+      textContent: `${object.clicks} click${object.clicks === 1 ? "" : "s"}` });
+    const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "×",
+      title: `Delete ${object.name}`, ariaLabel: `Delete ${object.name}` });
+    remove.addEventListener("click", () => command({ type: "delete", id: object.id }));
+    item.addEventListener("click", (event) => {
+      if (event.target === item || event.target === swatch || event.target === count) command({ type: "select", id: object.id });
+    });
+    item.append(swatch, name, count, remove);
+    return item;
+  }));
+}
+
+function setView(view) {
+  state.view = view;
+  for (const name of VIEWS) $(`view-${name}`).setAttribute("aria-pressed", String(name === view));
+  command({ type: "view", view, opacity: state.opacity });
+}
+
+function setExcludeMode(exclude) {
+  state.excludeMode = exclude;
+  $("mode-include").setAttribute("aria-pressed", String(!exclude));
+  $("mode-exclude").setAttribute("aria-pressed", String(exclude));
+}
+
+// --- pointer input -------------------------------------------------------------------------------------
+
+function cssPoint(event) {
+  const rect = canvas.getBoundingClientRect();
+  return { x: event.clientX - rect.left, y: event.clientY - rect.top, w: rect.width, h: rect.height };
+}
+
+let press = null; // {start, pointerId, button, moved, longPressTimer}
+let hoverFrame = 0;
+let hoverPoint = null;
+
+function clickMessage(point, include) {
+  return { type: "click", x: point.x, y: point.y, css_width: point.w, css_height: point.h, include, t0: performance.now() };
+}
+
+function showBox(a, b) {
+  const rect = canvas.getBoundingClientRect();
+  const area = $("image-area").getBoundingClientRect();
+  const box = $("box-rect");
+  box.hidden = false;
+  Object.assign(box.style, {
+    left: `${rect.left - area.left + Math.min(a.x, b.x)}px`, top: `${rect.top - area.top + Math.min(a.y, b.y)}px`,
+    width: `${Math.abs(b.x - a.x)}px`, height: `${Math.abs(b.y - a.y)}px`,
+  });
+}
+
+canvas.addEventListener("contextmenu", (event) => event.preventDefault());
+
+canvas.addEventListener("pointerdown", (event) => {
+  if (!state.photo || (event.button !== 0 && event.button !== 2)) return;
+  canvas.setPointerCapture(event.pointerId);
+  press = { start: cssPoint(event), pointerId: event.pointerId, button: event.button, moved: false, longPress: false };
+  if (event.pointerType === "touch") {
+    press.timer = setTimeout(() => {
+      if (press && !press.moved) {
+        press.longPress = true;
+        command(clickMessage(press.start, false)); // a long press excludes
+      }
+    }, LONG_PRESS_MS);
+  }
+});
+
+canvas.addEventListener("pointermove", (event) => {
+  const point = cssPoint(event);
+  if (press && press.pointerId === event.pointerId) {
+    if (Math.hypot(point.x - press.start.x, point.y - press.start.y) > DRAG_THRESHOLD_PX) press.moved = true;
+    if (press.moved) showBox(press.start, point);
+    return;
+  }
+  // Hover preview: at most one request per animation frame, and only before the object's first click.
+  if (!$("hover-preview").checked || event.pointerType !== "mouse" || !state.opened) return;
+  const current = state.controls?.objects.find((o) => o.id === state.controls.current);
+  if (current && current.clicks > 0) return;
+  hoverPoint = point;
+  if (!hoverFrame) {
+    hoverFrame = requestAnimationFrame(() => {
+      hoverFrame = 0;
+      if (hoverPoint) send({ type: "hover", x: hoverPoint.x, y: hoverPoint.y, css_width: hoverPoint.w, css_height: hoverPoint.h });
+    });
+  }
+});
+
+canvas.addEventListener("pointerleave", () => {
+  hoverPoint = null;
+  if (state.opened && state.workerReady && $("hover-preview").checked) send({ type: "hover-end" });
+});
+
+canvas.addEventListener("pointerup", (event) => {
+  if (!press || press.pointerId !== event.pointerId) return;
+  clearTimeout(press.timer);
+  const end = cssPoint(event);
+  const { start, moved, button, longPress } = press;
+  press = null;
+  $("box-rect").hidden = true;
+  hoverPoint = null;
+  if (longPress) return;
+  if (moved) {
+    const clamp = (v, max) => Math.min(Math.max(v, 0), max - 0.01);
+    command({ type: "box", x0: clamp(start.x, start.w), y0: clamp(start.y, start.h), x1: clamp(end.x, end.w),
+      y1: clamp(end.y, end.h), css_width: start.w, css_height: start.h, t0: performance.now() });
+  } else {
+    command(clickMessage(start, button === 0 && !state.excludeMode));
+  }
+});
+
+canvas.addEventListener("pointercancel", () => {
+  if (press) clearTimeout(press.timer);
+  press = null;
+  $("box-rect").hidden = true;
+});
+
+// --- buttons, keys, files ------------------------------------------------------------------------------
+
+$("mode-include").addEventListener("click", () => setExcludeMode(false));
+$("mode-exclude").addEventListener("click", () => setExcludeMode(true));
+for (const name of ["undo", "redo", "clear"]) $(name).addEventListener("click", () => command({ type: name }));
+$("new-object").addEventListener("click", () => command({ type: "new-object" }));
+for (const name of VIEWS) $(`view-${name}`).addEventListener("click", () => setView(name));
+$("opacity").addEventListener("input", (event) => {
+  state.opacity = Number(event.target.value) / 100;
+  if (state.view === "overlay") command({ type: "view", view: state.view, opacity: state.opacity });
+});
+for (const what of ["mask", "cutout", "coco"]) {
+  $(`export-${what}`).addEventListener("click", () => command({ type: "export", what }));
+}
+$("hover-preview").addEventListener("change", (event) => {
+  if (!event.target.checked && state.opened) send({ type: "hover-end" });
+});
+$("open-files").addEventListener("click", () => $("file-input").click());
+$("file-input").addEventListener("change", (event) => {
+  if (event.target.files.length) openFiles(event.target.files);
+  event.target.value = "";
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.target instanceof HTMLInputElement && event.target.type !== "checkbox" && event.target.type !== "range") return;
+  const key = event.key.toLowerCase();
+  const mod = event.ctrlKey || event.metaKey;
+  let handled = true;
+  if (mod && key === "z") command({ type: event.shiftKey ? "redo" : "undo" });
+  else if (mod && key === "y") command({ type: "redo" });
+  else if (mod || event.altKey) handled = false;
+  else if (key === "escape") command({ type: "clear" });
+  else if (key === "n") command({ type: "new-object" });
+  else if (key === "i") setExcludeMode(false);
+  else if (key === "x") setExcludeMode(true);
+  else if (["1", "2", "3"].includes(key) && state.controls?.candidates.length) command({ type: "candidate", index: Number(key) - 1 });
+  else if (key === "v") setView(VIEWS[(VIEWS.indexOf(state.view) + 1) % VIEWS.length]);
+  else if (key === "m" && !$("export-mask").disabled) command({ type: "export", what: "mask" });
+  else if (key === "c" && !$("export-cutout").disabled) command({ type: "export", what: "cutout" });
+  else if (key === "j" && !$("export-coco").disabled) command({ type: "export", what: "coco" });
+  else if (key === "o") $("file-input").click();
+  else handled = false;
+  if (handled) event.preventDefault();
+});
+
+let dragDepth = 0;
+document.addEventListener("dragenter", (event) => { event.preventDefault(); dragDepth += 1; $("drop-hint").hidden = false; });
+document.addEventListener("dragleave", () => { dragDepth = Math.max(0, dragDepth - 1); if (!dragDepth) $("drop-hint").hidden = true; });
+document.addEventListener("dragover", (event) => event.preventDefault());
+document.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dragDepth = 0;
+  $("drop-hint").hidden = true;
+  if (event.dataTransfer?.files.length) openFiles(event.dataTransfer.files);
+});
 
 addEventListener("error", (event) => fail("page", `Something went wrong: ${event.message}`, "Reload the page to try again."));
 addEventListener("unhandledrejection", (event) =>
   fail("page", `Something went wrong: ${event.reason?.message || event.reason}`, "Reload the page to try again."));
+addEventListener("py:progress", ({ detail }) => {
+  if (!state.workerReady && !state.photo) statusDetail.textContent = String(detail);
+});
+
+// --- boot ----------------------------------------------------------------------------------------------
+
+async function boot() {
+  emit("boot", { cross_origin_isolated: crossOriginIsolated });
+  paintPlaceholder("Choose a demo, or open your own photo");
+  await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  state.timings.painted_ms = now();
+  emit("painted", { painted_ms: state.timings.painted_ms });
+  const workerStarted = startWorker();
+  await loadGallery();
+  const requested = new URLSearchParams(location.search).get("demo");
+  if (requested) {
+    try {
+      await openDemo(await demoFromQuery(requested));
+    } catch (error) {
+      fail("open", `The demo “${requested}” could not be opened: ${error.message}`, "Choose one from the list.", false);
+    }
+  }
+  await workerStarted;
+}
 
 boot();

@@ -1,10 +1,18 @@
 """Benchmarks that print numbers (never pass/fail): run them and put the figures in your notes.
 
     python tools/bench.py boot [--runs 5] [--json]
+    python tools/bench.py encode [--model DIR ...] [--runs 3] [--json]
+    python tools/bench.py pipeline [--photo WxH] [--view PX] [--runs 50] [--json]
 
 boot   Cold start in headless Chromium (Debian's, as in the tests): each run is a fresh browser context (no
        HTTP cache, no IndexedDB), timed from navigation start to the image area painted, Python ready
        (numpy, Pillow, msgpack loaded in the worker) and onnxruntime-web ready (self-test model run).
+encode Per photo (the demo photos), tools/encode.py's time split into load, preprocess, session.run and
+       write, for each model folder (default: every one in site/models/); our overhead beyond session.run;
+       bundle bytes; and the time to read a bundle and expand it to float32 (what the app does per photo).
+pipeline  Everything a click costs except the decoder run, in CPython: feeds, taking the outputs,
+       upsampling and thresholding at the view size, compositing the overlay, and (at the photo's full
+       size) the mask, the cutout PNG and COCO export. The decoder's outputs come from one real run.
 """
 
 from __future__ import annotations
@@ -13,6 +21,10 @@ import argparse
 import json
 import statistics
 import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from browser import EVENT_RECORDER, SiteServer, launch_args, recorded_events, wait_until_settled
 
@@ -74,15 +86,124 @@ def bench_boot(runs: int) -> dict:
     return {"bench": "boot", "chromium": version, "runs": runs, "summary": summary, "samples": samples}
 
 
+def bench_encode(model_dirs: list[Path], runs: int) -> dict:
+    import tempfile
+
+    import demos
+    import encode
+    from pyapp.bundle import read_bundle
+
+    photos = [demos.demo_source(demo) for demo in demos.DEMO_LIST]
+    results = {}
+    for model_dir in model_dirs:
+        encoder = encode.Encoder(model_dir, encode.read_model_folder(model_dir), encode.choose_provider("cpu"))
+        samples: dict[str, list[float]] = {}
+        with tempfile.TemporaryDirectory() as out:
+            encode.encode_photo(photos[0], encoder, Path(out), dtype="float16", force=True, preview_edge=2048)  # warm-up
+            for _ in range(runs):
+                for photo in photos:
+                    result = encode.encode_photo(photo, encoder, Path(out), dtype="float16", force=True,
+                                                 preview_edge=2048)
+                    total = sum(result.timings_ms.values())
+                    for step, value in result.timings_ms.items():
+                        samples.setdefault(step, []).append(value)
+                    samples.setdefault("total", []).append(total)
+                    samples.setdefault("overhead beyond run (%)", []).append(100 * (total - result.timings_ms["run"]) / total)
+                    data = result.bundle.read_bytes()
+                    started = time.perf_counter()
+                    read_bundle(data).embeddings()
+                    samples.setdefault("read + expand to float32", []).append((time.perf_counter() - started) * 1000)
+                    samples.setdefault("bundle MiB", []).append(len(data) / 2**20)
+        summary = summarize(samples)
+        print_table(f"encode with {encoder.info.name} ({len(photos)} photos × {runs} runs, CPU)", summary,
+                    len(photos) * runs)
+        results[encoder.info.name] = {"summary": summary, "samples": samples}
+    return {"bench": "encode", "models": results}
+
+
+def bench_pipeline(photo: tuple[int, int], view: int, runs: int, model_dir: Path) -> dict:
+    import numpy as np
+
+    from pyapp import composite, contract, export
+    from pyapp.bundle import read_bundle, write_bundle
+    from pyapp.prompt import Point
+    from pyapp.runner import OnnxRuntimeRunner
+    from pyapp.segmenter import Segmenter
+    import modelio
+
+    width, height = photo
+    scale = view / max(width, height)
+    view_w, view_h = max(1, round(width * scale)), max(1, round(height * scale))
+    info = modelio.read_model_folder(model_dir)
+    rng = np.random.default_rng(0)
+    embeddings = {n: rng.standard_normal(s).astype(np.float32) for n, s in contract.EMBEDDING_SHAPES.items()}
+    data = write_bundle(embeddings, width=width, height=height, image_sha256="0" * 64, model_name=info.name)
+    runner = OnnxRuntimeRunner(model_dir / info.files["decoder"])
+    started = time.perf_counter()
+    segmenter = Segmenter(read_bundle(data), info.name, runner.input_names)
+    open_ms = (time.perf_counter() - started) * 1000
+    obj = segmenter.objects.new()
+    obj.add_point(Point(width * 0.4, height * 0.5))
+    segmenter.decode(obj, runner)
+    obj.add_point(Point(width * 0.6, height * 0.5, include=False))
+    outputs = runner.run(segmenter.feeds(obj))
+    view_photo = rng.integers(0, 255, (view_h, view_w, 3), dtype=np.uint8)
+    full_photo = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    samples: dict[str, list[float]] = {}
+
+    def timed(name, fn):
+        started = time.perf_counter()
+        result = fn()
+        samples.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+        return result
+
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        timed("feeds (map + build)", lambda: segmenter.feeds(obj))
+        timed("take outputs", lambda: segmenter.accept(obj, outputs))
+        mask = timed(f"upsample + threshold at view {view_w}x{view_h}", lambda: segmenter.mask(obj, view_w, view_h))
+        timed("overlay at view size", lambda: composite.overlay(view_photo, [(mask, (230, 159, 0))], 0.5))
+        samples.setdefault("click total (all but the decoder)", []).append((time.perf_counter() - t0) * 1000)
+    for _ in range(max(3, runs // 10)):
+        full = timed(f"mask at full size {width}x{height}", lambda: segmenter.mask(obj))
+        timed("mask PNG at full size", lambda: export.png(full))
+        timed("cutout PNG at full size", lambda: export.png(composite.cutout(full_photo, [full])))
+        timed("COCO JSON (RLE)", lambda: export.coco([("object", full)], width=width, height=height, file_name="p"))
+    summary = summarize(samples)
+    print(f"\nopening the bundle (read + expand to float32): {open_ms:.0f} ms")
+    print_table(f"pipeline in CPython, photo {width}x{height}, view {view_w}x{view_h}, decoder {info.name}", summary, runs)
+    return {"bench": "pipeline", "photo": photo, "view": [view_w, view_h], "open_ms": open_ms, "summary": summary}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench", required=True)
     boot = sub.add_parser("boot", help="cold start of the page in headless Chromium")
     boot.add_argument("--runs", type=int, default=5, help="fresh browser contexts to time (default 5)")
     boot.add_argument("--json", action="store_true", help="also print the results as JSON")
+    encode = sub.add_parser("encode", help="tools/encode.py per photo, by step")
+    encode.add_argument("--model", action="append", type=Path, metavar="DIR",
+                        help="a model folder (default: every folder in site/models/)")
+    encode.add_argument("--runs", type=int, default=3, help="passes over the demo photos (default 3)")
+    encode.add_argument("--json", action="store_true", help="also print the results as JSON")
+    pipeline = sub.add_parser("pipeline", help="a click's cost outside the decoder, in CPython")
+    pipeline.add_argument("--photo", default="4032x3024", help="photo size WxH (default a 12 MP phone photo)")
+    pipeline.add_argument("--view", type=int, default=1024, help="long edge of the view in pixels (default 1024)")
+    pipeline.add_argument("--runs", type=int, default=50)
+    pipeline.add_argument("--model", type=Path, default=None, help="model folder (default site/models/baseline)")
+    pipeline.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if args.bench == "boot":
+    if args.bench == "pipeline":
+        import demos
+
+        size = tuple(int(v) for v in args.photo.lower().split("x"))
+        result = bench_pipeline(size, args.view, args.runs, args.model or demos.BASELINE)
+    elif args.bench == "boot":
         result = bench_boot(args.runs)
+    elif args.bench == "encode":
+        import demos
+
+        result = bench_encode(args.model or demos.model_folders(), args.runs)
     if args.json:
         print(json.dumps(result, indent=1))
     return 0

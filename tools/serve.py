@@ -2,7 +2,8 @@
 
     python tools/serve.py [--port 8000] [--host 127.0.0.1] [--no-build]
 
-Builds the runtime (tools/vendor.py) first unless told not to, then serves site/ with the headers that make
+Builds the runtime (tools/vendor.py) and, when missing, the demo gallery (tools/demos.py) first unless told
+not to (--no-build), then serves site/ with the headers that make
 the page cross-origin isolated (so onnxruntime-web can run threads and PyScript's worker can reach the page),
 a Content-Security-Policy that allows only this origin, and the right MIME types. Binds to 127.0.0.1 unless
 --host says otherwise. Ctrl-C stops it.
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_build:
         sys.path.insert(0, str(ROOT / "tools"))
+        import demos
         import vendor
 
         try:
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         except vendor.VendorError as error:
             print(f"serve: cannot build the runtime: {error}", file=sys.stderr)
             return 1
+        if not demos.is_built():
+            demos.build()
     try:
         server = make_server(args.host, args.port, args.verbose, not args.no_isolation_headers)
     except OSError as error:

@@ -8,7 +8,7 @@ What it builds (all of it ignored by git; the page loads nothing from any other 
                            wheels of the official 0.27.7 build, a pure-Python msgpack wheel built here from the
                            PyPI sdist, and a trimmed pyodide-lock.json listing exactly those packages
     site/vendor/pyscript/  @pyscript/core 0.6.66 (npm)
-    site/vendor/ort/       onnxruntime-web 1.30.0, WASM build (npm)
+    site/vendor/ort/       onnxruntime-web 1.30.0, the WASM build and the WebGPU build (npm)
     site/vendor/pyapp.zip  the pyapp package, unpacked into the worker's file system by PyScript
     site/vendor/selftest.onnx   a small ONNX model made by tools/selftest_model.py; the page runs it at boot
     site/vendor/selftest.json   its input and the output it must give
@@ -59,7 +59,10 @@ MSGPACK_BUILD_REQUIRES = ("setuptools==80.9.0",)
 SOURCE_DATE_EPOCH = "1700000000"
 
 PYODIDE_CORE = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip")
-ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# The WASM build, and the WebGPU build the worker imports instead when the browser has a WebGPU adapter
+# (onnxruntime-web 1.30's WebGPU bundle runs on the asyncify WASM binary).
+ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+             "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 NPM_VERSIONS = {"pyodide": PYODIDE_VERSION, "@pyscript/core": "0.6.66", "onnxruntime-web": "1.30.0"}
 
 

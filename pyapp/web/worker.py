@@ -1,12 +1,26 @@
-"""The worker's edge: messages with the page and onnxruntime-web. Runs only in Pyodide.
+"""The worker's edge: messages with the page, onnxruntime-web, fetching. Runs only in Pyodide.
 
-This is one of the few modules that touch `js`, `pyodide` or `pyscript`; the rest of pyapp is a pure core
-that runs the same in CPython. The message protocol (page ↔ worker), all plain JSON-like objects:
+One of the few modules that touch `js` or `pyodide`; everything it does with pixels and prompts is
+pyapp.app (pure, tested in CPython). The protocol, page ↔ worker, plain objects (ArrayBuffers transferred):
 
-    page → worker   {type: "boot", base: "<absolute URL of the site's root, ending in />"}
-    worker → page   {type: "status", text, phase}           a step a person should see on the status line
-                    {type: "ready", info: {...}}            versions, threads, self-test result, timings (ms)
-                    {type: "error", phase, message, hint}   what went wrong and what to do
+page → worker
+    {type: "boot", base}                                  base: absolute URL of the site root, ending in /
+    {type: "open", seq, bundle_url, model_url, preview_url, name}      a demo
+    {type: "open-files", seq, photo: ArrayBuffer, photo_name, bundle: ArrayBuffer, bundle_name,
+     models: {model name: model folder URL}}             a person's own photo and bundle
+    {type: "click", x, y, css_width, css_height, include, t0}           CSS pixels on the canvas
+    {type: "box", x0, y0, x1, y1, css_width, css_height, t0}
+    {type: "hover", x, y, css_width, css_height} / {type: "hover-end"}
+    {type: "undo" | "redo" | "clear" | "new-object"}, {type: "select" | "delete", id},
+    {type: "rename", id, name}, {type: "candidate", index}, {type: "view", view, opacity}
+    {type: "export", what: "mask" | "cutout" | "coco"}
+worker → page
+    {type: "status", text, phase}
+    {type: "ready", info}                                 boot done: versions, threads, provider, timings
+    {type: "opened", seq, width, height, view_width, view_height, model_name, timings}
+    {type: "frame", width, height, pixels: ArrayBuffer, state, mask?: {...samtab:mask detail}, t0?}
+    {type: "download", name, mime, data: ArrayBuffer}
+    {type: "error", phase, message, hint, fatal}          fatal: false means the work so far is kept
 """
 
 from __future__ import annotations
@@ -17,31 +31,418 @@ import sys
 import time
 
 import js
+import numpy as np
 from pyodide.ffi import to_js
 
 _xworker = None
-# Keep a reference to running tasks: asyncio holds only weak ones.
 _tasks: set[asyncio.Task] = set()
-# Up to four onnxruntime-web threads: past that the decoder gains little and the page loses cores.
-MAX_THREADS = 4
+MAX_THREADS = 4  # past four, the decoder gains little and the page loses cores
 
+
+# --- plumbing ----------------------------------------------------------------------------------------
 
 def _js_object(value):
     return to_js(value, dict_converter=js.Object.fromEntries)
 
 
-def post(message: dict) -> None:
-    _xworker.postMessage(_js_object(message))
+def post(message: dict, transfer: list | None = None) -> None:
+    if transfer:
+        _xworker.postMessage(_js_object(message), to_js(transfer))
+    else:
+        _xworker.postMessage(_js_object(message))
 
 
-def _elapsed_ms(start: float) -> float:
+def status(text: str, phase: str) -> None:
+    post({"type": "status", "text": text, "phase": phase})
+
+
+def fail(phase: str, message: str, hint: str = "", fatal: bool = False) -> None:
+    post({"type": "error", "phase": phase, "message": message, "hint": hint, "fatal": fatal})
+
+
+def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 1)
 
+
+def _spawn(coroutine) -> None:
+    task = asyncio.ensure_future(coroutine)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+def _array_buffer(data: bytes | np.ndarray):
+    """A JS ArrayBuffer holding a copy of the bytes (one copy, to be transferred to the page)."""
+    return to_js(memoryview(data).cast("B")).buffer
+
+
+async def fetch_bytes(url: str, what: str) -> bytes:
+    response = await js.fetch(url)
+    if not response.ok:
+        raise RuntimeError(f"{what} could not be loaded ({url} answered HTTP {response.status})")
+    return (await response.arrayBuffer()).to_bytes()
+
+
+async def fetch_json(url: str, what: str):
+    response = await js.fetch(url)
+    if not response.ok:
+        raise RuntimeError(f"{what} could not be loaded ({url} answered HTTP {response.status})")
+    return (await response.json()).to_py()
+
+
+# --- onnxruntime-web ---------------------------------------------------------------------------------
+
+class Ort:
+    """onnxruntime-web, imported once: the WebGPU build when the browser offers a WebGPU adapter, else the
+    WASM build (threads when the page is cross-origin isolated)."""
+
+    def __init__(self, module, provider: str, threads: int, notice: str):
+        self.module, self.provider, self.threads, self.notice = module, provider, threads, notice
+
+    @classmethod
+    async def load(cls, base: str) -> Ort:
+        threads = 1
+        if getattr(js, "crossOriginIsolated", False):
+            threads = max(1, min(MAX_THREADS, int(js.navigator.hardwareConcurrency or 1)))
+        provider, notice = "wasm", ""
+        gpu = getattr(js.navigator, "gpu", None)
+        if gpu is None:
+            notice = "WebGPU is not available in this browser"
+        else:
+            try:
+                adapter = await gpu.requestAdapter()
+                provider = "webgpu" if adapter else "wasm"
+                notice = "" if adapter else "this browser has WebGPU but no adapter for it"
+            except Exception as error:  # noqa: BLE001 - any failure means WASM
+                notice = f"WebGPU failed to start ({error})"
+        script = "ort.webgpu.min.mjs" if provider == "webgpu" else "ort.wasm.min.mjs"
+        # A PyScript worker lives at a blob: URL, so the module must be imported by its absolute URL.
+        module = await js.eval(f"import({js.JSON.stringify(base + 'vendor/ort/' + script)})")
+        module.env.wasm.proxy = False  # we already are in a worker
+        module.env.wasm.numThreads = threads
+        if notice:
+            notice += f": using WebAssembly with {threads} thread{'s' if threads > 1 else ''}"
+        return cls(module, provider, threads, notice)
+
+    async def session(self, url: str):
+        providers = ["webgpu", "wasm"] if self.provider == "webgpu" else ["wasm"]
+        return await self.module.InferenceSession.create(
+            url, _js_object({"executionProviders": providers, "graphOptimizationLevel": "all"}))
+
+    def tensor(self, array: np.ndarray):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        data = js.Float32Array.new(_array_buffer(array))
+        return self.module.Tensor.new("float32", data, to_js(list(array.shape)))
+
+
+class OrtWebRunner:
+    """A decoder session in onnxruntime-web with pyapp.runner's shape (but asynchronous). The embedding
+    tensors are made once per photo and reused for every click: only the prompt's small tensors are new."""
+
+    def __init__(self, ort: Ort, session, model_name: str, url: str):
+        self.ort, self.session, self.model_name, self.url = ort, session, model_name, url
+        self.input_names = [str(n) for n in session.inputNames]
+        self.output_names = [str(n) for n in session.outputNames]
+        self._cached: dict[str, tuple[int, object]] = {}
+
+    def _tensor(self, name: str, array: np.ndarray, reuse: bool):
+        if reuse:
+            cached = self._cached.get(name)
+            if cached is not None and cached[0] == id(array):
+                return cached[1]
+            tensor = self.ort.tensor(array)
+            self._cached[name] = (id(array), tensor)
+            return tensor
+        return self.ort.tensor(array)
+
+    def forget_photo(self) -> None:
+        self._cached.clear()
+
+    async def run(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> dict[str, np.ndarray]:
+        tensors = {name: self._tensor(name, value, name in embeddings) for name, value in feeds.items()}
+        results = await self.session.run(_js_object(tensors))
+        outputs = {}
+        for name in self.output_names:
+            tensor = getattr(results, name)
+            outputs[name] = np.frombuffer(tensor.data.to_bytes(), dtype="<f4").reshape(
+                [int(d) for d in tensor.dims])
+        return outputs
+
+
+# --- the worker --------------------------------------------------------------------------------------
+
+class Worker:
+    def __init__(self):
+        from pyapp.app import App
+
+        self.app = App()
+        self.base = ""
+        self.ort: Ort | None = None
+        self.runners: dict[str, OrtWebRunner] = {}  # by model folder URL
+        self.runner: OrtWebRunner | None = None
+        self.decoding = False
+        self.hover_request: tuple | None = None
+        self.hover_step = None
+        self.click_started: float | None = None
+        self.opening: asyncio.Future | None = None
+        self.queued: list[dict] = []
+
+    # boot ---------------------------------------------------------------------------------------------
+
+    async def boot(self, base: str) -> None:
+        self.base = base
+        phase = "python"
+        try:
+            started = time.perf_counter()
+            versions = check_python_packages()
+            packages_ms = _ms(started)
+            phase = "ort"
+            started = time.perf_counter()
+            self.ort = await Ort.load(base)
+            selftest = await run_selftest(self.ort, base)
+            versions["onnxruntime_web"] = str(self.ort.module.env.versions.web)
+            versions["pyodide"] = __import__("pyodide").__version__
+            post({"type": "ready", "info": {
+                "versions": versions, "threads": self.ort.threads,
+                "cross_origin_isolated": bool(getattr(js, "crossOriginIsolated", False)),
+                "execution_provider": self.ort.provider, "notice": self.ort.notice, "selftest": selftest,
+                "timings": {"packages_ms": packages_ms, "ort_ms": _ms(started)}}})
+        except Exception as error:  # noqa: BLE001 - anything must reach the page as a message
+            where = "Python packages" if phase == "python" else "onnxruntime-web"
+            fail(phase, f"Could not start {where}: {error}",
+                 "Reload the page. If it happens again, rebuild the runtime with `python tools/vendor.py`.", True)
+
+    # opening ------------------------------------------------------------------------------------------
+
+    async def runner_for(self, model_url: str) -> OrtWebRunner:
+        from pyapp.model import parse_model_info
+
+        if model_url not in self.runners:
+            status("Loading the decoder…", "model")
+            info = parse_model_info(await fetch_json(model_url + "model.json", "The model's description"),
+                                    where=model_url + "model.json")
+            session = await self.ort.session(model_url + info.files["decoder"])
+            self.runners[model_url] = OrtWebRunner(self.ort, session, info.name, model_url)
+        return self.runners[model_url]
+
+    async def open(self, message: dict) -> None:
+        from PIL import Image
+
+        from pyapp.bundle import BundleError, read_bundle
+
+        started = time.perf_counter()
+        try:
+            status("Loading the photo's embeddings…", "bundle")
+            bundle_task = asyncio.ensure_future(fetch_bytes(message["bundle_url"], "The photo's embeddings"))
+            preview_task = asyncio.ensure_future(fetch_bytes(message["preview_url"], "The photo"))
+            runner = await self.runner_for(message["model_url"])
+            bundle = read_bundle(await bundle_task)
+            photo = Image.open(io.BytesIO(await preview_task))
+            self._switch(bundle, runner, photo, message.get("name") or "photo", None)
+        except BundleError as error:
+            fail("open", f"This demo's embeddings are not usable: {error}", "The previous photo is kept.")
+        except Exception as error:  # noqa: BLE001
+            fail("open", f"The demo could not be opened: {error}", "Check the connection and try again.")
+        else:
+            self._opened(message, started)
+
+    async def open_files(self, message: dict) -> None:
+        from pyapp.bundle import BundleError, read_bundle
+        from pyapp.image import PhotoError, open_photo
+
+        started = time.perf_counter()
+        try:
+            photo = open_photo(_bytes(message["photo"]), name=message["photo_name"])
+            bundle = read_bundle(_bytes(message["bundle"]))
+            models = message.get("models") or {}
+            model_name = bundle.model_name
+            if model_name is None:
+                raise BundleError("this bundle does not say which model made it, so samtab cannot pick a decoder")
+            if model_name not in models:
+                raise BundleError(f"it was made with the model '{model_name}', which this site does not have "
+                                  f"(it has: {', '.join(models) or 'none'})")
+            runner = await self.runner_for(models[model_name])
+            self._switch(bundle, runner, photo.rgb, message["photo_name"], photo.sha256)
+        except (BundleError, PhotoError) as error:
+            fail("open", f"{message.get('bundle_name', 'The bundle')} cannot be used with "
+                         f"{message.get('photo_name', 'this photo')}: {error}",
+                 "Your current photo and its objects are kept.")
+        except Exception as error:  # noqa: BLE001
+            fail("open", f"The files could not be opened: {error}", "Your current photo and its objects are kept.")
+        else:
+            self._opened(message, started)
+
+    def _switch(self, bundle, runner: OrtWebRunner, photo, name: str, sha256: str | None) -> None:
+        previous = self.runner
+        self.app.open(bundle, runner.model_name, runner.input_names, photo, photo_name=name, image_sha256=sha256)
+        if previous is not None:
+            previous.forget_photo()
+        runner.forget_photo()
+        self.runner = runner
+        self.hover_step = None
+
+    def _opened(self, message: dict, started: float) -> None:
+        width, height = self.app.view_size
+        post({"type": "opened", "seq": message.get("seq"), "width": self.app.segmenter.width,
+              "height": self.app.segmenter.height, "view_width": width, "view_height": height,
+              "model_name": self.runner.model_name, "timings": {"open_ms": _ms(started)}})
+        self.frame()
+
+    # clicks and decoding ------------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        if not self.decoding:
+            self.decoding = True
+            _spawn(self.decode_loop())
+
+    async def decode_loop(self) -> None:
+        """Decode until the state needs nothing more. Clicks that arrive during a decode only change the
+        prompt; the next pass decodes the latest prompt once (latest wins, nothing piles up)."""
+        try:
+            while True:
+                decode = self.app.next_decode()
+                hover = None if decode else self._hover_decode()
+                job = decode or hover
+                if job is None:
+                    break
+                t0 = self.click_started
+                started = time.perf_counter()
+                outputs = await self.runner.run(job.feeds, embeddings=set(self.app.segmenter.embeddings))
+                decode_ms = _ms(started)
+                started = time.perf_counter()
+                self.app.accept(job, outputs)
+                if decode:
+                    self.hover_step = None
+                    self.frame(mask=self._mask_detail(job, decode_ms), t0=t0, python_started=started)
+                else:
+                    self.hover_step = job.step
+                    self.frame()
+        except Exception as error:  # noqa: BLE001
+            fail("decode", f"The decoder failed: {error}", "Your clicks are kept; try again.")
+        finally:
+            self.decoding = False
+
+    def _hover_decode(self):
+        if self.hover_request is None:
+            return None
+        obj = self.app.segmenter.objects.current
+        if obj is not None and not obj.prompt.empty:
+            self.hover_request = None
+            return None
+        request, self.hover_request = self.hover_request, None
+        try:
+            return self.app.hover(*request)
+        except ValueError:
+            return None
+
+    def _mask_detail(self, decode, decode_ms: float) -> dict:
+        step = decode.step
+        width, height = self.app.view_size
+        mask = step.candidates.mask(step.chosen, width, height)
+        scale = (self.app.segmenter.width * self.app.segmenter.height) / (width * height)
+        return {"object": decode.obj.id, "clicks": len(step.prompt.points) + (2 if step.prompt.box else 0),
+                "mask_index": step.chosen, "iou": round(float(step.candidates.iou[step.chosen]), 4),
+                "area_px": int(round(mask.sum() * scale)), "latency_ms": {"decode": decode_ms}}
+
+    def frame(self, mask: dict | None = None, t0: float | None = None, python_started: float | None = None) -> None:
+        """Render the view and send it, with the state of the controls."""
+        started = time.perf_counter()
+        pixels = self.app.render(hover=self.hover_step)
+        height, width = pixels.shape[:2]
+        buffer = _array_buffer(pixels)
+        message = {"type": "frame", "width": width, "height": height, "pixels": buffer, "state": self.app.state()}
+        if mask is not None:
+            python_ms = _ms(python_started or started)
+            mask["latency_ms"]["python"] = python_ms
+            message["mask"] = mask
+            message["t0"] = t0
+        post(message, [buffer])
+
+    # dispatch -----------------------------------------------------------------------------------------
+
+    def handle(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "boot":
+            _spawn(self.boot(message["base"]))
+            return
+        if kind in ("open", "open-files"):
+            self.opening = asyncio.ensure_future(self.open(message) if kind == "open" else self.open_files(message))
+            self.opening.add_done_callback(lambda _: self._drain())
+            return
+        if self.opening is not None and not self.opening.done():
+            self.queued.append(message)  # for the photo being opened: applied once it is open
+            return
+        if not self.app.ready:
+            if kind != "hover":
+                fail("input", "Open a photo first.", "Pick a demo or open your own photo and its bundle.")
+            return
+        try:
+            self.command(kind, message)
+        except Exception as error:  # noqa: BLE001 - one bad command must not lose the work
+            from pyapp.coords import OutsideImage
+
+            if isinstance(error, OutsideImage):
+                return  # a click just off the photo: nothing to do
+            fail(kind or "input", str(error), "Your work so far is kept.")
+
+    def _drain(self) -> None:
+        queued, self.queued = self.queued, []
+        for message in queued:
+            self.handle(message)
+
+    def command(self, kind: str, m: dict) -> None:
+        app = self.app
+        if kind == "click":
+            self.click_started = m.get("t0")
+            app.click(m["x"], m["y"], m["css_width"], m["css_height"], bool(m.get("include", True)))
+            self.hover_step = None
+            self.schedule()
+        elif kind == "box":
+            self.click_started = m.get("t0")
+            app.box(m["x0"], m["y0"], m["x1"], m["y1"], m["css_width"], m["css_height"])
+            self.hover_step = None
+            self.schedule()
+        elif kind == "hover":
+            self.hover_request = (m["x"], m["y"], m["css_width"], m["css_height"])
+            self.schedule()
+        elif kind == "hover-end":
+            self.hover_request, self.hover_step = None, None
+            self.frame()
+        elif kind in ("undo", "redo", "clear"):
+            getattr(app, kind)()
+            self.frame()
+            self.schedule()
+        elif kind == "new-object":
+            app.new_object()
+            self.frame()
+        elif kind == "select":
+            app.select(int(m["id"]))
+            self.frame()
+        elif kind == "rename":
+            app.rename(int(m["id"]), str(m["name"]))
+            self.frame()
+        elif kind == "delete":
+            app.delete(int(m["id"]))
+            self.frame()
+        elif kind == "candidate":
+            app.choose_candidate(int(m["index"]))
+            self.frame()
+        elif kind == "view":
+            app.set_view(m["view"], m.get("opacity"))
+            self.frame()
+        elif kind == "export":
+            name, mime, data = {"mask": app.export_mask, "cutout": app.export_cutout,
+                                "coco": app.export_coco}[m["what"]]()
+            buffer = _array_buffer(data)
+            post({"type": "download", "name": name, "mime": mime, "data": buffer, "what": m["what"]}, [buffer])
+        else:
+            raise ValueError(f"the worker got a message it does not know: {kind!r}")
+
+
+# --- boot checks -------------------------------------------------------------------------------------
 
 def check_python_packages() -> dict:
     """Import and exercise numpy, Pillow and msgpack the way the app will; return their versions."""
     import msgpack
-    import numpy as np
     import PIL
     from PIL import Image
 
@@ -54,46 +455,22 @@ def check_python_packages() -> dict:
     Image.fromarray(np.full((8, 8, 4), 200, np.uint8), "RGBA").save(png, "PNG")
     if Image.open(io.BytesIO(png.getvalue())).size != (8, 8):
         raise RuntimeError("Pillow could not read back the PNG it wrote")
-    return {
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "pillow": PIL.__version__,
-        "msgpack": ".".join(map(str, msgpack.version)),
-        "msgpack_implementation": msgpack.Unpacker.__module__,
-    }
+    return {"python": sys.version.split()[0], "numpy": np.__version__, "pillow": PIL.__version__,
+            "msgpack": ".".join(map(str, msgpack.version)), "msgpack_implementation": msgpack.Unpacker.__module__}
 
 
-def ort_thread_count() -> int:
-    """Threads need SharedArrayBuffer, which the browser grants only to cross-origin isolated pages."""
-    if not getattr(js, "crossOriginIsolated", False):
-        return 1
-    return max(1, min(MAX_THREADS, int(js.navigator.hardwareConcurrency or 1)))
-
-
-async def fetch_json(url: str):
-    response = await js.fetch(url)
-    if not response.ok:
-        raise RuntimeError(f"{url} answered HTTP {response.status}")
-    return (await response.json()).to_py()
-
-
-async def run_selftest(ort, base: str) -> dict:
+async def run_selftest(ort: Ort, base: str) -> dict:
     """Create a session on the small self-test model and check its output against the known answer."""
-    import numpy as np
-
-    check = await fetch_json(base + "vendor/selftest.json")
+    check = await fetch_json(base + "vendor/selftest.json", "The self-test's answer")
     started = time.perf_counter()
-    session = await ort.InferenceSession.create(
-        base + "vendor/selftest.onnx", _js_object({"executionProviders": ["wasm"], "graphOptimizationLevel": "all"})
-    )
-    session_ms = _elapsed_ms(started)
+    session = await ort.session(base + "vendor/selftest.onnx")
+    session_ms = _ms(started)
     x = np.asarray(check["input"], dtype=np.float32)
     started = time.perf_counter()
-    tensor = ort.Tensor.new("float32", js.Float32Array.new(to_js(x.tobytes()).buffer), to_js(list(x.shape)))
-    outputs = await session.run(_js_object({check["input_name"]: tensor}))
+    outputs = await session.run(_js_object({check["input_name"]: ort.tensor(x)}))
     result = getattr(outputs, check["output_name"])
-    y = np.frombuffer(result.data.to_bytes(), dtype="<f4").reshape(result.dims.to_py())
-    run_ms = _elapsed_ms(started)
+    y = np.frombuffer(result.data.to_bytes(), dtype="<f4").reshape([int(d) for d in result.dims])
+    run_ms = _ms(started)
     await session.release()
     error = float(np.max(np.abs(y - np.asarray(check["expected"], dtype=np.float32))))
     if error > 1e-5:
@@ -101,54 +478,27 @@ async def run_selftest(ort, base: str) -> dict:
     return {"output": y.tolist(), "max_abs_error": error, "session_ms": session_ms, "run_ms": run_ms}
 
 
-async def boot(base: str) -> None:
-    phase = "python"
-    try:
-        started = time.perf_counter()
-        versions = check_python_packages()
-        packages_ms = _elapsed_ms(started)
+# --- entry -------------------------------------------------------------------------------------------
 
-        phase = "ort"
-        started = time.perf_counter()
-        from pyscript.js_modules import ort
+_worker: Worker | None = None
 
-        threads = ort_thread_count()
-        ort.env.wasm.proxy = False  # we already are in a worker
-        ort.env.wasm.numThreads = threads
-        selftest = await run_selftest(ort, base)
-        versions["onnxruntime_web"] = str(ort.env.versions.web)
-        versions["pyodide"] = __import__("pyodide").__version__
-        post({
-            "type": "ready",
-            "info": {
-                "versions": versions,
-                "threads": threads,
-                "cross_origin_isolated": bool(getattr(js, "crossOriginIsolated", False)),
-                "execution_provider": "wasm",
-                "selftest": selftest,
-                "timings": {"packages_ms": packages_ms, "ort_ms": _elapsed_ms(started)},
-            },
-        })
-    except Exception as error:  # anything at all must reach the page as a message, never a blank page
-        where = "Python packages" if phase == "python" else "onnxruntime-web"
-        post({"type": "error", "phase": phase, "message": f"Could not start {where}: {error}",
-              "hint": "Reload the page. If it happens again, rebuild the runtime with `python tools/vendor.py`."})
+
+def _bytes(value) -> bytes:
+    """An ArrayBuffer from the page (a JsProxy or, after to_py, a memoryview) as bytes."""
+    return value.to_bytes() if hasattr(value, "to_bytes") else bytes(value)
 
 
 def on_message(event) -> None:
     data = event.data.to_py() if hasattr(event.data, "to_py") else event.data
-    kind = data.get("type") if isinstance(data, dict) else None
-    if kind == "boot":
-        task = asyncio.ensure_future(boot(data["base"]))
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
-    else:
-        post({"type": "error", "phase": "worker", "message": f"The worker got a message it does not know: {kind!r}",
-              "hint": "Reload the page."})
+    if not isinstance(data, dict):
+        fail("worker", "The worker got a message it cannot read.", "Reload the page.")
+        return
+    _worker.handle(data)
 
 
 def start(xworker) -> None:
     """Called once by site/worker.py with PyScript's xworker: listen for the page's messages."""
-    global _xworker
+    global _xworker, _worker
     _xworker = xworker
+    _worker = Worker()
     xworker.onmessage = on_message

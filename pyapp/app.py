@@ -1,0 +1,258 @@
+"""The app's state and commands, without the browser: one photo, its objects, the view, the exports.
+
+The browser edge (pyapp.web.worker) turns the page's messages into calls here, runs the decoder that
+`next_decode()` asks for in onnxruntime-web, and posts what `render()` and `state()` return. The tests
+drive this same class in CPython with onnxruntime, so everything but the edge is tested without a browser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from . import composite, export
+from .bundle import Bundle
+from .coords import Mapping
+from .prompt import Box, Point, SegObject, Step
+from .segmenter import Segmenter
+
+VIEWS = ("overlay", "cutout", "erase")
+MAX_VIEW_EDGE = 1024  # the long edge of the pixels composited per click; the canvas scales them by CSS
+
+
+def view_size(width: int, height: int, max_edge: int = MAX_VIEW_EDGE) -> tuple[int, int]:
+    scale = min(1.0, max_edge / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+@dataclass
+class Decode:
+    """A decode the edge should run: the object and the step it is for, and the decoder's feeds."""
+
+    obj: SegObject
+    step: Step
+    feeds: dict[str, np.ndarray]
+
+
+class App:
+    def __init__(self):
+        self.segmenter: Segmenter | None = None
+        self.photo_name = "photo"
+        self.view = "overlay"
+        self.opacity = 0.5
+        self._full: np.ndarray | None = None  # the photo at its own size, (H, W, 3) uint8, for exports
+        self._shown: np.ndarray | None = None  # the photo at view size
+        self._photo: Image.Image | None = None
+
+    # --- opening ------------------------------------------------------------------------------------
+
+    def open(self, bundle: Bundle, model_name: str, input_names: list[str], photo: Image.Image, *,
+             photo_name: str = "photo", image_sha256: str | None = None) -> None:
+        """Switch to a photo. Raises BundleError (and changes nothing) if the bundle does not fit the
+        model or the photo; the previous photo and its objects are kept in that case."""
+        segmenter = Segmenter(bundle, model_name, input_names, image_sha256=image_sha256)
+        if photo.size != (bundle.width, bundle.height):
+            # A preview smaller than the photo (demos cap it): shown as is, scaled to the photo's size for
+            # exports. The photo a person opens themselves is always its full size.
+            photo = photo.resize((bundle.width, bundle.height), Image.LANCZOS)
+        self.segmenter = segmenter
+        self._photo = photo.convert("RGB")
+        self._full = None
+        self._shown = np.asarray(self._photo.resize(view_size(*self._photo.size), Image.BILINEAR)
+                                 if view_size(*self._photo.size) != self._photo.size else self._photo)
+        self.photo_name = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", photo_name) or "photo"
+
+    @property
+    def ready(self) -> bool:
+        return self.segmenter is not None
+
+    @property
+    def view_size(self) -> tuple[int, int]:
+        height, width = self._shown.shape[:2]
+        return width, height
+
+    def _require(self) -> Segmenter:
+        if self.segmenter is None:
+            raise RuntimeError("no photo is open")
+        return self.segmenter
+
+    # --- prompts ------------------------------------------------------------------------------------
+
+    def _image_point(self, x: float, y: float, css_width: float, css_height: float) -> tuple[float, float]:
+        segmenter = self._require()
+        return Mapping(segmenter.width, segmenter.height, css_width, css_height).display_to_image(x, y)
+
+    def click(self, x: float, y: float, css_width: float, css_height: float, include: bool = True) -> SegObject:
+        """A click at CSS (x, y) on an element of css_width × css_height showing the whole photo.
+        Raises OutsideImage (and changes nothing) for a click off the photo."""
+        image_x, image_y = self._image_point(x, y, css_width, css_height)
+        obj = self.segmenter.objects.editing()
+        obj.add_point(Point(image_x, image_y, include))
+        return obj
+
+    def box(self, x0: float, y0: float, x1: float, y1: float, css_width: float, css_height: float) -> SegObject:
+        a = self._image_point(x0, y0, css_width, css_height)
+        b = self._image_point(x1, y1, css_width, css_height)
+        obj = self.segmenter.objects.editing()
+        obj.set_box(Box.from_corners(*a, *b))
+        return obj
+
+    def undo(self) -> None:
+        self._require().objects.editing().undo()
+
+    def redo(self) -> None:
+        self._require().objects.editing().redo()
+
+    def clear(self) -> None:
+        obj = self._require().objects.current
+        if obj is not None and not obj.prompt.empty:
+            obj.clear()
+
+    def new_object(self) -> SegObject:
+        return self._require().objects.new()
+
+    def select(self, object_id: int) -> None:
+        self._require().objects.select(object_id)
+
+    def rename(self, object_id: int, name: str) -> None:
+        self._require().objects.rename(object_id, name)
+
+    def delete(self, object_id: int) -> None:
+        self._require().objects.delete(object_id)
+
+    def choose_candidate(self, index: int) -> None:
+        obj = self._require().objects.current
+        if obj is None or obj.current.candidates is None:
+            raise RuntimeError("there is no mask to choose from yet")
+        if index not in range(len(obj.current.candidates.iou)):
+            raise ValueError(f"there is no candidate {index}")
+        obj.current.chosen = index
+
+    def set_view(self, view: str, opacity: float | None = None) -> None:
+        if view not in VIEWS:
+            raise ValueError(f"the view must be one of {', '.join(VIEWS)}, not {view!r}")
+        self.view = view
+        if opacity is not None:
+            self.opacity = min(1.0, max(0.0, float(opacity)))
+
+    # --- decoding -----------------------------------------------------------------------------------
+
+    def next_decode(self) -> Decode | None:
+        """The decode the current state needs, if any: the current object's current step, undecoded.
+        Asked again after each decode, so clicks made meanwhile are decoded once, together (latest wins)."""
+        if self.segmenter is None:
+            return None
+        obj = self.segmenter.objects.current
+        if obj is None or obj.prompt.empty or obj.current.candidates is not None:
+            return None
+        return Decode(obj, obj.current, self.segmenter.feeds(obj))
+
+    def accept(self, decode: Decode, outputs: dict[str, np.ndarray]) -> None:
+        from .postprocess import Candidates
+
+        candidates = Candidates.from_outputs(outputs)
+        decode.step.candidates = candidates
+        decode.step.chosen = candidates.best
+
+    def hover(self, x: float, y: float, css_width: float, css_height: float) -> Decode:
+        """Feeds for what a first click at (x, y) would select (nothing is recorded)."""
+        from .prompt import Prompt
+
+        segmenter = self._require()
+        image_x, image_y = self._image_point(x, y, css_width, css_height)
+        from .feeds import decoder_feeds
+
+        prompt = Prompt((Point(image_x, image_y),))
+        step = Step(prompt)
+        obj = SegObject(id=0, name="hover", colour=(255, 255, 255), history=[step])
+        return Decode(obj, step, decoder_feeds(segmenter.input_names, segmenter.embeddings, prompt, segmenter.mapping))
+
+    # --- pixels -------------------------------------------------------------------------------------
+
+    def _masks(self, width: int, height: int, objects=None) -> list[tuple[SegObject, np.ndarray]]:
+        segmenter = self._require()
+        out = []
+        for obj in objects if objects is not None else segmenter.objects.items:
+            mask = segmenter.mask(obj, width, height)
+            if mask is not None:
+                out.append((obj, mask))
+        return out
+
+    def render(self, hover: Step | None = None) -> np.ndarray:
+        """The current view at view size, (h, w, 4) uint8 RGBA."""
+        width, height = self.view_size
+        masks = self._masks(width, height)
+        if self.view == "overlay":
+            layers = [(mask, obj.colour) for obj, mask in masks]
+            if hover is not None and hover.candidates is not None:
+                layers.append((hover.candidates.mask(hover.chosen, width, height), (255, 255, 255)))
+            return composite.overlay(self._shown, layers, self.opacity)
+        chosen = [mask for _, mask in masks]
+        return (composite.cutout if self.view == "cutout" else composite.erase)(self._shown, chosen)
+
+    def full_photo(self) -> np.ndarray:
+        if self._full is None:
+            self._full = np.asarray(self._photo)
+        return self._full
+
+    # --- exports ------------------------------------------------------------------------------------
+
+    def _export_objects(self) -> list[tuple[SegObject, np.ndarray]]:
+        segmenter = self._require()
+        current = segmenter.objects.current
+        masks = self._masks(segmenter.width, segmenter.height, [current] if current else [])
+        if not masks:
+            raise RuntimeError("there is no mask to export yet: click on the photo first")
+        return masks
+
+    def export_mask(self) -> tuple[str, str, bytes]:
+        [(obj, mask)] = self._export_objects()
+        return f"{self.photo_name}-{_slug(obj.name)}-mask.png", "image/png", export.png(mask)
+
+    def export_cutout(self) -> tuple[str, str, bytes]:
+        [(obj, mask)] = self._export_objects()
+        return (f"{self.photo_name}-{_slug(obj.name)}-cutout.png", "image/png",
+                export.png(composite.cutout(self.full_photo(), [mask])))
+
+    def export_coco(self) -> tuple[str, str, bytes]:
+        segmenter = self._require()
+        masks = self._masks(segmenter.width, segmenter.height)
+        if not masks:
+            raise RuntimeError("there is no mask to export yet: click on the photo first")
+        document = export.coco([(obj.name, mask) for obj, mask in masks], width=segmenter.width,
+                               height=segmenter.height, file_name=self.photo_name,
+                               score=[float(obj.current.candidates.iou[obj.current.chosen]) for obj, _ in masks])
+        return f"{self.photo_name}-coco.json", "application/json", json.dumps(document).encode()
+
+    # --- what the page shows ------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        """Everything the page's controls show, as plain JSON-able values."""
+        if self.segmenter is None:
+            return {"open": False}
+        objects = self.segmenter.objects
+        current = objects.current
+        step = current.current if current else None
+        candidates = step.candidates if step else None
+        return {
+            "open": True,
+            "width": self.segmenter.width, "height": self.segmenter.height,
+            "view": self.view, "opacity": self.opacity,
+            "objects": [{"id": o.id, "name": o.name, "colour": "#%02x%02x%02x" % o.colour,
+                         "clicks": len(o.prompt.points) + (2 if o.prompt.box else 0),
+                         "has_mask": o.current.candidates is not None and not o.prompt.empty}
+                        for o in objects.items],
+            "current": current.id if current else None,
+            "can_undo": bool(current and current.can_undo), "can_redo": bool(current and current.can_redo),
+            "candidates": [round(float(v), 4) for v in candidates.iou] if candidates is not None else [],
+            "chosen": step.chosen if candidates is not None else None,
+            "prompt": current.prompt.to_json() if current else None,
+        }
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "object"

@@ -1,0 +1,213 @@
+"""pyapp.app: the app's commands and pixels, driven in CPython exactly as the browser worker drives them.
+
+The decoder here is a small numpy stand-in (a disc around the include points, holes at the exclude
+points) so that these tests check the app's own logic: mapping, history, views, exports. Real models
+are exercised in test_segment.py and the browser tests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pyapp import contract
+from pyapp.app import App, view_size
+from pyapp.bundle import BundleError, read_bundle, write_bundle
+from pyapp.coords import OutsideImage
+
+WIDTH, HEIGHT = 1200, 800  # larger than the view, so view and photo sizes differ
+SHA = "12" * 32
+
+
+class DiscDecoder:
+    """Candidates: discs of radius 20, 40, 60 (model pixels /4) around the include points, minus discs
+    around exclude points; scores prefer the middle one. Uses mask_input when given (adds it)."""
+
+    input_names = ["image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels",
+                   "mask_input", "has_mask_input"]
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, feeds):
+        self.calls.append(feeds)
+        coords, labels = feeds["point_coords"][0] / 4, feeds["point_labels"][0]
+        yy, xx = np.mgrid[0:256, 0:256] + 0.5
+        masks = []
+        for radius in (20, 40, 60):
+            logits = np.full((256, 256), -10.0, np.float32)
+            for (x, y), label in zip(coords, labels):
+                distance = np.hypot(xx - x, yy - y)
+                if label == 1:
+                    logits = np.maximum(logits, radius - distance)
+                elif label == 0:
+                    logits = np.minimum(logits, distance - 10)
+            masks.append(logits)
+        masks = np.stack(masks)[None].astype(np.float32)
+        return {"masks": masks, "iou_predictions": np.array([[0.5, 0.9, 0.7]], np.float32)}
+
+
+@pytest.fixture
+def app():
+    rng = np.random.default_rng(0)
+    embeddings = {n: rng.standard_normal(s).astype(np.float32) for n, s in contract.EMBEDDING_SHAPES.items()}
+    bundle = read_bundle(write_bundle(embeddings, width=WIDTH, height=HEIGHT, image_sha256=SHA, model_name="m"))
+    photo = Image.fromarray(rng.integers(0, 255, (HEIGHT, WIDTH, 3), np.uint8))
+    app = App()
+    app.open(bundle, "m", DiscDecoder.input_names, photo, photo_name="holiday.jpg", image_sha256=SHA)
+    return app
+
+
+def decode_all(app, decoder):
+    while (job := app.next_decode()) is not None:
+        app.accept(job, decoder.run(job.feeds))
+
+
+def test_view_size_caps_the_long_edge():
+    assert view_size(1200, 800) == (1024, 683)
+    assert view_size(300, 200) == (300, 200)
+
+
+def test_a_click_becomes_a_mask_under_the_cursor(app):
+    decoder = DiscDecoder()
+    css_w, css_h = 600, 400  # the canvas shown at half the photo's size
+    app.click(300, 200, css_w, css_h)  # the middle of the photo
+    decode_all(app, decoder)
+    full = app.segmenter.mask(app.segmenter.objects.current)
+    assert full.shape == (HEIGHT, WIDTH) and full[400, 600]
+    assert not full[50, 50]
+    assert app.state()["chosen"] == 1 and app.state()["candidates"] == [0.5, 0.9, 0.7]
+
+
+def test_clicks_off_the_photo_are_refused_and_change_nothing(app):
+    with pytest.raises(OutsideImage):
+        app.click(601, 10, 600, 400)
+    assert app.segmenter.objects.current is None
+
+
+def test_refinement_feeds_back_the_previous_mask(app):
+    decoder = DiscDecoder()
+    app.click(300, 200, 600, 400)
+    decode_all(app, decoder)
+    app.click(320, 200, 600, 400, include=False)
+    decode_all(app, decoder)
+    first, second = decoder.calls
+    assert first["has_mask_input"][0] == 0 and second["has_mask_input"][0] == 1
+    assert second["point_coords"].shape == (1, 2, 2)
+
+
+def test_latest_wins_clicks_made_during_a_decode_are_decoded_once(app):
+    decoder = DiscDecoder()
+    app.click(300, 200, 600, 400)
+    job = app.next_decode()
+    app.click(310, 200, 600, 400)  # arrives while the first decode runs
+    app.click(320, 200, 600, 400)
+    app.accept(job, decoder.run(job.feeds))
+    decode_all(app, decoder)
+    assert len(decoder.calls) == 2  # the first, then the latest: nothing piles up
+    assert decoder.calls[-1]["point_coords"].shape == (1, 3, 2)
+    assert app.next_decode() is None
+
+
+def test_undo_restores_the_exact_previous_mask_without_decoding(app):
+    decoder = DiscDecoder()
+    app.click(300, 200, 600, 400)
+    decode_all(app, decoder)
+    before = app.render().copy()
+    app.click(350, 220, 600, 400)
+    decode_all(app, decoder)
+    assert not np.array_equal(app.render(), before)
+    app.undo()
+    assert app.next_decode() is None
+    np.testing.assert_array_equal(app.render(), before)
+    app.redo()
+    assert app.state()["prompt"]["points"][-1][0] == pytest.approx(699.5)
+
+
+def test_box_prompt(app):
+    app.box(100, 100, 200, 150, 600, 400)
+    job = app.next_decode()
+    np.testing.assert_array_equal(job.feeds["point_labels"], [[2, 3]])
+
+
+def test_candidates_can_be_chosen(app):
+    decoder = DiscDecoder()
+    app.click(300, 200, 600, 400)
+    decode_all(app, decoder)
+    small = app.segmenter.mask(app.segmenter.objects.current).sum()
+    app.choose_candidate(2)
+    assert app.segmenter.mask(app.segmenter.objects.current).sum() > small
+    with pytest.raises(ValueError):
+        app.choose_candidate(3)
+
+
+def test_objects_and_views(app):
+    decoder = DiscDecoder()
+    app.click(150, 100, 600, 400)
+    decode_all(app, decoder)
+    second = app.new_object()
+    app.click(450, 300, 600, 400)
+    decode_all(app, decoder)
+    state = app.state()
+    assert [o["has_mask"] for o in state["objects"]] == [True, True] and state["current"] == second.id
+    overlay = app.render()
+    assert overlay.shape == (683, 1024, 4) and (overlay[..., 3] == 255).all()
+    app.set_view("cutout")
+    cut = app.render()
+    app.set_view("erase")
+    erased = app.render()
+    assert ((cut[..., 3] == 255) == (erased[..., 3] == 0)).all()
+    assert 0 < (cut[..., 3] == 255).mean() < 0.5
+    with pytest.raises(ValueError):
+        app.set_view("sepia")
+    app.delete(second.id)
+    assert len(app.state()["objects"]) == 1
+
+
+def test_exports_are_at_the_photos_size(app):
+    decoder = DiscDecoder()
+    with pytest.raises(RuntimeError, match="click on the photo first"):
+        app.export_mask()
+    app.click(300, 200, 600, 400)
+    decode_all(app, decoder)
+    app.rename(app.segmenter.objects.current.id, "Blue vase")
+    name, mime, data = app.export_mask()
+    assert name == "holiday-blue-vase-mask.png" and mime == "image/png"
+    mask = Image.open(io.BytesIO(data))
+    assert mask.size == (WIDTH, HEIGHT) and mask.mode == "L"
+    name, _, data = app.export_cutout()
+    cutout = Image.open(io.BytesIO(data))
+    assert name == "holiday-blue-vase-cutout.png" and cutout.size == (WIDTH, HEIGHT) and cutout.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(cutout)[..., 3] > 0, np.asarray(mask) > 0)
+    name, mime, data = app.export_coco()
+    document = json.loads(data)
+    assert name == "holiday-coco.json" and mime == "application/json"
+    assert document["images"][0]["width"] == WIDTH and document["annotations"][0]["area"] == int((np.asarray(mask) > 0).sum())
+
+
+def test_a_mismatched_bundle_is_refused_and_the_work_kept(app):
+    decoder = DiscDecoder()
+    app.click(300, 200, 600, 400)
+    decode_all(app, decoder)
+    before = app.state()
+    other = read_bundle(write_bundle({n: np.zeros(s, np.float32) for n, s in contract.EMBEDDING_SHAPES.items()},
+                                     width=10, height=10, image_sha256=SHA, model_name="other model"))
+    with pytest.raises(BundleError, match="other model"):
+        app.open(other, "m", DiscDecoder.input_names, Image.new("RGB", (10, 10)))
+    with pytest.raises(BundleError, match="different photo"):
+        app.open(read_bundle(write_bundle({n: np.zeros(s, np.float32) for n, s in contract.EMBEDDING_SHAPES.items()},
+                                          width=10, height=10, image_sha256=SHA, model_name="m")),
+                 "m", DiscDecoder.input_names, Image.new("RGB", (10, 10)), image_sha256="34" * 32)
+    assert app.state() == before
+
+
+def test_hover_records_nothing(app):
+    decoder = DiscDecoder()
+    job = app.hover(300, 200, 600, 400)
+    app.accept(job, decoder.run(job.feeds))
+    assert app.segmenter.objects.items == []
+    assert app.render(hover=job.step).shape == (683, 1024, 4)
