@@ -1,0 +1,331 @@
+"""tools/export_sam2.py: SAM2.1 tiny with random weights (seed 0) is exported once for this module, with
+--hires, through the command line; onnxruntime (CPU) must then give what samexporter's PyTorch wrappers give.
+
+These tests need torch, Meta's sam2 and samexporter (`bash tools/setup.sh --test` installs them); without
+them they fail, saying so, rather than skip.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import export_sam2
+import modelio
+from pyapp import contract
+from pyapp.model import parse_model_info
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "tools" / "export_sam2.py"
+TOLERANCE = 1e-4
+LOW_RES = (1, contract.MASK_CANDIDATES, contract.LOW_RES_MASK_SIZE, contract.LOW_RES_MASK_SIZE)
+HIRES = (1, contract.MASK_CANDIDATES, contract.HIRES_MASK_SIZE, contract.HIRES_MASK_SIZE)
+
+try:
+    export_sam2.load_dependencies()
+    MISSING = None
+except export_sam2.MissingDependency as error:
+    MISSING = str(error)
+
+
+def run_tool(*args, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def torch():
+    if MISSING:
+        pytest.fail("the SAM2 export tests need torch, Meta's sam2 and samexporter: run `bash tools/setup.sh --test`"
+                    f"\n({MISSING})", pytrace=False)
+    import torch
+
+    return torch
+
+
+@pytest.fixture(scope="module")
+def exported(torch, tmp_path_factory):
+    """The exported model folder and the tool's output. The folder exists beforehand, holding a stale file,
+    so --force is exercised too."""
+    out = tmp_path_factory.mktemp("export") / "sam2.1-tiny"
+    out.mkdir()
+    (out / "stale.txt").write_text("--force replaces the whole folder\n")
+    started = time.perf_counter()
+    result = run_tool("--random-init", "--seed", "0", "--out", out, "--hires", "--force")
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log
+    print(f"\nexport (tiny, --hires, --check) took {time.perf_counter() - started:.1f} s\n{log}")
+    return out, log
+
+
+@pytest.fixture(scope="module")
+def info(exported):
+    out, _ = exported
+    return modelio.read_model_folder(out)
+
+
+@pytest.fixture(scope="module")
+def sessions(exported, info):
+    out, _ = exported
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return {part: ort.InferenceSession(str(out / name), options, providers=["CPUExecutionProvider"])
+            for part, name in info.files.items()}
+
+
+@pytest.fixture(scope="module")
+def reference(torch):
+    """samexporter's PyTorch wrappers around the same seed-0 model, built in this process."""
+    model = export_sam2.build_model("sam2.1_hiera_t", seed=0)
+    encoder, decoder, decoder_hires = export_sam2.wrappers(model)
+
+    def run(module, inputs: dict) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [t.numpy() for t in module(*(torch.from_numpy(v) for v in inputs.values()))]
+
+    return {"encoder": lambda inputs: run(encoder, inputs), "decoder": lambda inputs: run(decoder, inputs),
+            "decoder_hires": lambda inputs: run(decoder_hires, inputs), "model": model}
+
+
+@pytest.fixture(scope="module")
+def embeddings(sessions, reference):
+    """(onnxruntime's, PyTorch's) encoder outputs for a photo-like image: smooth shapes plus noise,
+    normalised as the contract says."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:contract.IMAGE_SIZE, 0:contract.IMAGE_SIZE] / contract.IMAGE_SIZE
+    rgb = np.stack([(x - 0.4) ** 2 + (y - 0.5) ** 2 < 0.08, 0.5 + 0.5 * np.sin(9 * x) * np.cos(5 * y), y])
+    rgb = np.clip(rgb + rng.normal(0, 0.05, rgb.shape), 0, 1)
+    mean = np.array(contract.IMAGENET_MEAN)[:, None, None]
+    std = np.array(contract.IMAGENET_STD)[:, None, None]
+    image = ((rgb - mean) / std)[None].astype(np.float32)
+    names = list(contract.EMBEDDING_SHAPES)
+    got = dict(zip(names, sessions["encoder"].run(names, {contract.ENCODER_INPUT: image})))
+    want = dict(zip(names, reference["encoder"]({contract.ENCODER_INPUT: image})))
+    return got, want
+
+
+def prompt(points, labels, mask_input=None) -> dict[str, np.ndarray]:
+    size = contract.LOW_RES_MASK_SIZE
+    return {
+        "point_coords": np.asarray(points, np.float32).reshape(1, -1, 2),
+        "point_labels": np.asarray(labels, np.float32).reshape(1, -1),
+        "mask_input": (np.zeros((1, 1, size, size), np.float32) if mask_input is None
+                       else np.asarray(mask_input, np.float32).reshape(1, 1, size, size)),
+        "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
+    }
+
+
+PROMPTS = {
+    "one point": ([[512.0, 400.0]], [contract.LABEL_INCLUDE]),
+    "three points, one excluded": ([[380.5, 520.0], [700.0, 250.25], [100.0, 900.0]],
+                                   [contract.LABEL_INCLUDE, contract.LABEL_EXCLUDE, contract.LABEL_INCLUDE]),
+    "a box": ([[150.0, 200.0], [800.0, 760.0]], [contract.LABEL_BOX_TOP_LEFT, contract.LABEL_BOX_BOTTOM_RIGHT]),
+    "a box and a point": ([[150.0, 200.0], [800.0, 760.0], [420.0, 480.0]],
+                          [contract.LABEL_BOX_TOP_LEFT, contract.LABEL_BOX_BOTTOM_RIGHT, contract.LABEL_INCLUDE]),
+}
+
+
+def assert_close(got: np.ndarray, want: np.ndarray, what: str, tolerance: float = TOLERANCE) -> None:
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
+    diff = float(np.abs(got - want).max())
+    assert diff <= tolerance, f"{what}: differs by up to {diff:.3g} (tolerance {tolerance:g})"
+
+
+# --- the command line, before any work -------------------------------------------------------------------------
+
+def test_an_existing_folder_needs_force_and_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine\n")
+    started = time.perf_counter()
+    result = run_tool("--random-init", "--seed", "0", "--out", out, timeout=60)
+    assert result.returncode == 1
+    assert "already exists" in result.stderr and "--force" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == "", "nothing (not even importing torch) may happen before the check"
+    assert time.perf_counter() - started < 20
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_a_missing_checkpoint_is_refused(tmp_path):
+    result = run_tool("--checkpoint", tmp_path / "nope.pt", "--config", "sam2.1_hiera_l", "--out", tmp_path / "m",
+                      timeout=60)
+    assert result.returncode == 1 and "not found" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_missing_dependency_names_the_install_commands(tmp_path):
+    # samexporter made unimportable in a child process: the tool must say how to install, and not crash.
+    code = ("import sys; sys.modules['samexporter'] = None; sys.path.insert(0, 'tools'); import export_sam2; "
+            "sys.exit(export_sam2.main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", code, "--random-init", "--out", str(tmp_path / "m")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for command in ("bash tools/setup.sh --export", "pip install torch==2.13.0",
+                    "SAM2_BUILD_CUDA=0 .venv/bin/python -m pip install --no-build-isolation --no-deps sam2==1.1.0",
+                    "pip install --no-deps samexporter==0.5.0"):
+        assert command in result.stderr, result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+# --- the model builder ---------------------------------------------------------------------------------------------
+
+def state_dict(torch, **kwargs) -> dict:
+    return export_sam2.build_model("sam2.1_hiera_t", **kwargs).state_dict()
+
+
+def test_the_same_seed_gives_the_same_weights_and_another_seed_others(torch):
+    first, again, other = state_dict(torch, seed=0), state_dict(torch, seed=0), state_dict(torch, seed=1)
+    assert first.keys() == again.keys() == other.keys()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    differing = [k for k in first if not torch.equal(first[k], other[k])]
+    assert len(differing) > len(first) // 2, f"only {len(differing)} of {len(first)} tensors changed with the seed"
+
+
+def test_a_checkpoint_loads_and_must_match_its_config(torch, tmp_path):
+    weights = state_dict(torch, seed=3)
+    checkpoint = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": weights}, checkpoint)
+    loaded = export_sam2.build_model("sam2.1_hiera_t", checkpoint=checkpoint).state_dict()
+    assert all(torch.equal(weights[k], loaded[k]) for k in weights)
+    assert export_sam2.model_name("sam2.1_hiera_t", checkpoint, None) == "SAM2.1 tiny (sam2.1_hiera_tiny.pt)"
+    with pytest.raises(export_sam2.ExportError, match="does --config match"):
+        export_sam2.build_model("sam2.1_hiera_s", checkpoint=checkpoint)
+
+
+def test_the_wrappers_compute_what_metas_predictor_computes(torch, reference, embeddings):
+    # What SAM2ImagePredictor.set_image and ._predict do (without importing it: it needs torchvision):
+    # forward_image, no_mem_embed added to the lowest-resolution level, the prompt encoder with its own
+    # padding point and +0.5, the mask decoder's three multimask outputs, logits clamped to ±32.
+    model = reference["model"]
+    image = torch.from_numpy(np.random.default_rng(5).standard_normal((1, 3, 1024, 1024)).astype(np.float32))
+    with torch.no_grad():
+        _, vision_feats, _, sizes = model._prepare_backbone_features(model.forward_image(image))
+        vision_feats[-1] = vision_feats[-1] + model.no_mem_embed
+        high_res_0, high_res_1, embed = [f.permute(1, 2, 0).reshape(1, -1, *size)
+                                         for f, size in zip(vision_feats, sizes)]
+    ours = reference["encoder"]({contract.ENCODER_INPUT: image.numpy()})
+    for got, want in zip(ours, (embed, high_res_0, high_res_1)):
+        np.testing.assert_array_equal(got, want.numpy())
+
+    _, features = embeddings
+    previous = np.random.default_rng(6).normal(0, 8, (1, 1, 256, 256)).astype(np.float32)
+    for points, labels in PROMPTS.values():
+        for mask in (None, previous):
+            inputs = {**features, **prompt(points, labels, mask)}
+            masks, iou = reference["decoder"](inputs)
+            t = {k: torch.from_numpy(v) for k, v in inputs.items()}
+            with torch.no_grad():
+                sparse, dense = model.sam_prompt_encoder(points=(t["point_coords"], t["point_labels"]), boxes=None,
+                                                         masks=None if mask is None else t["mask_input"])
+                want_masks, want_iou, _, _ = model.sam_mask_decoder(
+                    image_embeddings=t["image_embed"], image_pe=model.sam_prompt_encoder.get_dense_pe(),
+                    sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
+                    repeat_image=False, high_res_features=[t["high_res_feats_0"], t["high_res_feats_1"]])
+            assert_close(masks, torch.clamp(want_masks, -32.0, 32.0).numpy(), "masks against Meta's path", 1e-5)
+            assert_close(iou, want_iou.numpy(), "iou_predictions against Meta's path", 1e-5)
+
+
+# --- the exported folder -------------------------------------------------------------------------------------------
+
+def test_model_json_follows_the_contract(exported, info):
+    out, log = exported
+    assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "decoder_hires.onnx", "encoder.onnx",
+                                                     "model.json"]
+    assert parse_model_info((out / "model.json").read_text()) == info
+    assert info.name == "SAM2.1 tiny (random init, seed 0)"
+    assert (info.family, info.config, info.weights, info.opset) == ("sam2.1", "sam2.1_hiera_t",
+                                                                    "random-init, seed 0", 17)
+    assert info.has_hires
+
+    def shapes(part, side):
+        return {t["name"]: tuple(t["shape"]) for t in info.io[part][side]}
+
+    assert shapes("encoder", "inputs") == {contract.ENCODER_INPUT: (1, 3, contract.IMAGE_SIZE, contract.IMAGE_SIZE)}
+    assert shapes("encoder", "outputs") == contract.EMBEDDING_SHAPES
+    assert [t["name"] for t in info.io["encoder"]["outputs"]] == list(contract.EMBEDDING_SHAPES)
+    decoder_inputs = {**contract.EMBEDDING_SHAPES, "point_coords": (1, "num_points", 2),
+                      "point_labels": (1, "num_points"), "mask_input": (1, 1, 256, 256), "has_mask_input": (1,)}
+    for part in ("decoder", "decoder_hires"):
+        assert info.input_names(part) == list(contract.DECODER_INPUTS)
+        assert shapes(part, "inputs") == decoder_inputs
+        assert all(t["dtype"] == "float32" for side in ("inputs", "outputs") for t in info.io[part][side])
+    assert shapes("decoder", "outputs") == {"masks": LOW_RES, "iou_predictions": (1, 3)}
+    assert [t["name"] for t in info.io["decoder"]["outputs"]] == list(contract.DECODER_OUTPUTS)
+    assert shapes("decoder_hires", "outputs") == {"masks": HIRES, "iou_predictions": (1, 3), "low_res_masks": LOW_RES}
+    # The tool's own check ran and printed its numbers.
+    assert "max abs diff" in log and "checking onnxruntime" in log
+
+
+def test_encoder_matches_pytorch(embeddings):
+    got, want = embeddings
+    for name, shape in contract.EMBEDDING_SHAPES.items():
+        assert got[name].shape == shape
+        assert_close(got[name], want[name], f"encoder {name}")
+
+
+@pytest.mark.parametrize("name", PROMPTS)
+def test_decoder_matches_pytorch(name, sessions, reference, embeddings):
+    _, features = embeddings
+    inputs = {**features, **prompt(*PROMPTS[name])}
+    masks, iou = sessions["decoder"].run(list(contract.DECODER_OUTPUTS), inputs)
+    want_masks, want_iou = reference["decoder"](inputs)
+    assert masks.shape == LOW_RES and iou.shape == (1, contract.MASK_CANDIDATES)
+    assert_close(masks, want_masks, f"{name}: masks")
+    assert_close(iou, want_iou, f"{name}: iou_predictions")
+    assert np.abs(masks).max() <= 32.0  # the logits are clamped
+
+
+def test_decoder_with_a_previous_mask_matches_pytorch(sessions, reference, embeddings):
+    _, features = embeddings
+    first = {**features, **prompt(*PROMPTS["one point"])}
+    masks, iou = reference["decoder"](first)
+    previous = masks[0, int(np.argmax(iou[0]))]
+    inputs = {**features, **prompt([[512.0, 400.0], [600.0, 640.0]], [1, 0], mask_input=previous)}
+    got = sessions["decoder"].run(list(contract.DECODER_OUTPUTS), inputs)
+    want = reference["decoder"](inputs)
+    assert_close(got[0], want[0], "masks with mask_input")
+    assert_close(got[1], want[1], "iou_predictions with mask_input")
+    # ... and the mask is really used: with has_mask_input=0 the answer differs.
+    ignored = sessions["decoder"].run(["masks"], {**inputs, "has_mask_input": np.zeros(1, np.float32)})[0]
+    assert np.abs(ignored - got[0]).max() > 1e-3
+
+
+def test_the_number_of_points_is_dynamic(sessions, reference, embeddings):
+    _, features = embeddings
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 5, 12):
+        labels = rng.integers(0, 2, n)
+        labels[0] = 1
+        inputs = {**features, **prompt(rng.uniform(0, contract.IMAGE_SIZE, (n, 2)), labels)}
+        masks, iou = sessions["decoder"].run(list(contract.DECODER_OUTPUTS), inputs)
+        assert masks.shape == LOW_RES and iou.shape == (1, contract.MASK_CANDIDATES)
+        if n in (5, 12):
+            want_masks, want_iou = reference["decoder"](inputs)
+            assert_close(masks, want_masks, f"{n} points: masks")
+            assert_close(iou, want_iou, f"{n} points: iou_predictions")
+
+
+def test_hires_decoder_upsamples_the_same_masks(torch, sessions, reference, embeddings):
+    import torch.nn.functional as F
+
+    _, features = embeddings
+    inputs = {**features, **prompt(*PROMPTS["three points, one excluded"])}
+    masks, iou, low_res = sessions["decoder_hires"].run(["masks", "iou_predictions", "low_res_masks"], inputs)
+    assert masks.shape == HIRES and low_res.shape == LOW_RES and iou.shape == (1, contract.MASK_CANDIDATES)
+    plain_masks, plain_iou = sessions["decoder"].run(list(contract.DECODER_OUTPUTS), inputs)
+    assert_close(low_res, plain_masks, "low_res_masks against decoder.onnx", 1e-5)
+    assert_close(iou, plain_iou, "iou_predictions against decoder.onnx", 1e-5)
+    upsampled = F.interpolate(torch.from_numpy(low_res), size=contract.HIRES_MASK_SIZE, mode="bilinear",
+                              align_corners=False).numpy()
+    assert_close(masks, upsampled, "masks against F.interpolate(low_res_masks)", 1e-5)
+    for got, want, name in zip((masks, iou, low_res), reference["decoder_hires"](inputs),
+                               ("masks", "iou_predictions", "low_res_masks")):
+        assert_close(got, want, f"hires {name}")
