@@ -47,6 +47,8 @@ class App:
         self._full: np.ndarray | None = None  # the photo at its own size, (H, W, 3) uint8, for exports
         self._shown: np.ndarray | None = None  # the photo at view size
         self._photo: Image.Image | None = None
+        # Masks at view size, by (candidates, chosen, size): each is upsampled once, not on every frame.
+        self._view_masks: dict[tuple, np.ndarray] = {}
 
     # --- opening ------------------------------------------------------------------------------------
 
@@ -60,10 +62,12 @@ class App:
             # exports. The photo a person opens themselves is always its full size.
             photo = photo.resize((bundle.width, bundle.height), Image.LANCZOS)
         self.segmenter = segmenter
+        self._view_masks.clear()
         self._photo = photo.convert("RGB")
         self._full = None
-        self._shown = np.asarray(self._photo.resize(view_size(*self._photo.size), Image.BILINEAR)
-                                 if view_size(*self._photo.size) != self._photo.size else self._photo)
+        shown = self._photo.resize(view_size(*self._photo.size), Image.BILINEAR) \
+            if view_size(*self._photo.size) != self._photo.size else self._photo
+        self._shown = np.asarray(shown.convert("RGBA"))  # RGBA once per photo: frames copy it whole
         self.photo_name = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", photo_name) or "photo"
 
     @property
@@ -173,11 +177,25 @@ class App:
 
     # --- pixels -------------------------------------------------------------------------------------
 
+    def step_mask(self, step: Step, width: int, height: int) -> np.ndarray | None:
+        """The step's shown mask at (width, height); masks at view size are kept for the next frames."""
+        if step.candidates is None or step.prompt.empty:
+            return None
+        if (width, height) != self.view_size:
+            return step.candidates.mask(step.chosen, width, height)
+        key = (step.candidates, step.chosen)
+        mask = self._view_masks.get(key)
+        if mask is None:
+            if len(self._view_masks) > 64:
+                self._view_masks.clear()
+            mask = self._view_masks[key] = step.candidates.mask(step.chosen, width, height)
+        return mask
+
     def _masks(self, width: int, height: int, objects=None) -> list[tuple[SegObject, np.ndarray]]:
         segmenter = self._require()
         out = []
         for obj in objects if objects is not None else segmenter.objects.items:
-            mask = segmenter.mask(obj, width, height)
+            mask = self.step_mask(obj.current, width, height)
             if mask is not None:
                 out.append((obj, mask))
         return out
@@ -189,7 +207,7 @@ class App:
         if self.view == "overlay":
             layers = [(mask, obj.colour) for obj, mask in masks]
             if hover is not None and hover.candidates is not None:
-                layers.append((hover.candidates.mask(hover.chosen, width, height), (255, 255, 255)))
+                layers.append((self.step_mask(hover, width, height), (255, 255, 255)))
             return composite.overlay(self._shown, layers, self.opacity)
         chosen = [mask for _, mask in masks]
         return (composite.cutout if self.view == "cutout" else composite.erase)(self._shown, chosen)

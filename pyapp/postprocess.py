@@ -51,7 +51,7 @@ def to_mask(logits: np.ndarray, width: int, height: int) -> np.ndarray:
     return upsample(logits, width, height) > MASK_THRESHOLD
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: each decode's answer is its own
 class Candidates:
     """The decoder's answer for one prompt: three candidate masks as low-res logits, and their scores."""
 

@@ -8,7 +8,7 @@ boot   Cold start in headless Chromium (Debian's, as in the tests): each run is 
        HTTP cache, no IndexedDB), timed from navigation start to the image area painted, Python ready
        (numpy, Pillow, msgpack loaded in the worker) and onnxruntime-web ready (self-test model run).
 encode Per photo (the demo photos), tools/encode.py's time split into load, preprocess, session.run and
-       write, for each model folder (default: every one in site/models/); our overhead beyond session.run;
+       write, for each model folder (default: every one in models/); our overhead beyond session.run;
        bundle bytes; and the time to read a bundle and expand it to float32 (what the app does per photo).
 pipeline  Everything a click costs except the decoder run, in CPython: feeds, taking the outputs,
        upsampling and thresholding at the view size, compositing the overlay, and (at the photo's full
@@ -183,14 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument("--json", action="store_true", help="also print the results as JSON")
     encode = sub.add_parser("encode", help="tools/encode.py per photo, by step")
     encode.add_argument("--model", action="append", type=Path, metavar="DIR",
-                        help="a model folder (default: every folder in site/models/)")
+                        help="a model folder (default: every folder in models/)")
     encode.add_argument("--runs", type=int, default=3, help="passes over the demo photos (default 3)")
     encode.add_argument("--json", action="store_true", help="also print the results as JSON")
     pipeline = sub.add_parser("pipeline", help="a click's cost outside the decoder, in CPython")
     pipeline.add_argument("--photo", default="4032x3024", help="photo size WxH (default a 12 MP phone photo)")
     pipeline.add_argument("--view", type=int, default=1024, help="long edge of the view in pixels (default 1024)")
     pipeline.add_argument("--runs", type=int, default=50)
-    pipeline.add_argument("--model", type=Path, default=None, help="model folder (default site/models/baseline)")
+    pipeline.add_argument("--model", type=Path, default=None, help="model folder (default models/baseline)")
     pipeline.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.bench == "pipeline":

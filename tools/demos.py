@@ -1,13 +1,16 @@
-"""Build the demo gallery: models in site/models/, bundles and previews in site/demos/, and its index.
+"""Build the demo gallery: decoders in site/models/, bundles and previews in site/demos/, and its index.
 
     python tools/demos.py [--force]
 
 The demos are four freely licensed photos that scikit-image ships (so no download is needed) and one
 synthetic scene with known objects (tools/synthetic.py; the browser tests check masks against it). All
 are encoded with the built-in baseline model (tools/baseline_model.py), which this command builds into
-site/models/baseline/ when it is missing or its source changed. Every other model folder in site/models/
-(e.g. a SAM2.1 export: `python tools/export_sam2.py ... --out site/models/NAME`) gets the same demos,
-listed as separate entries: a demo can point at any model folder.
+models/baseline/ when it is missing or its source changed. Every other model folder in models/ (e.g. a
+SAM2.1 export: `python tools/export_sam2.py ... --out models/NAME`) gets the same demos, listed as
+separate entries: a demo can point at any model folder.
+
+Model folders live in models/ (outside the site): the encoder never ships to the browser. What the page
+needs of a model, its model.json and decoder(s), is published to site/models/NAME/.
 
 Everything here is generated and ignored by git; tools/serve.py runs this when something is missing.
 It is quick when nothing changed (existing bundles are checked and kept).
@@ -37,7 +40,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 from files import write_atomic  # noqa: E402
 
 SITE = ROOT / "site"
-MODELS = SITE / "models"
+MODELS = ROOT / "models"
+PUBLISHED = SITE / "models"
 DEMOS = SITE / "demos"
 BASELINE = MODELS / "baseline"
 SOURCES = ROOT / ".cache" / "demo-sources"
@@ -77,7 +81,7 @@ def source_fingerprint() -> str:
 
 
 def ensure_baseline(force: bool = False) -> bool:
-    """Build site/models/baseline/ when missing or built from other source; True if (re)built."""
+    """Build models/baseline/ when missing or built from other source; True if (re)built."""
     stamp = BASELINE / ".source-fingerprint"
     fingerprint = source_fingerprint()
     if not force and (BASELINE / "model.json").exists() and stamp.exists() and stamp.read_text() == fingerprint:
@@ -115,9 +119,27 @@ def model_slug(model_dir: Path) -> str:
 
 
 def model_folders() -> list[Path]:
-    """The baseline first, then every other folder of site/models/ that holds a model.json."""
+    """The baseline first, then every other folder of models/ that holds a model.json."""
     others = sorted(p.parent for p in MODELS.glob("*/model.json") if p.parent.resolve() != BASELINE.resolve())
     return [BASELINE, *others]
+
+
+def publish(model_dir: Path) -> Path:
+    """Copy what the browser needs of a model (model.json and its decoders, not the encoder) into
+    site/models/NAME/; files already there with the same size and time are kept."""
+    from files import copy_atomic
+    from modelio import read_model_folder
+
+    info = read_model_folder(model_dir)
+    target = PUBLISHED / model_dir.name
+    names = ["model.json", *(name for part, name in info.files.items() if part != "encoder")]
+    for name in names:
+        source, copy = model_dir / name, target / name
+        if not copy.exists() or copy.stat().st_size != source.stat().st_size or copy.stat().st_mtime < source.stat().st_mtime:
+            copy_atomic(source, copy)
+    for stale in set(p.name for p in target.iterdir()) - set(names):
+        (target / stale).unlink()
+    return target
 
 
 def build(force: bool = False) -> dict:
@@ -129,6 +151,7 @@ def build(force: bool = False) -> dict:
     for model_dir in model_folders():
         model_dir = Path(model_dir).resolve()
         info = read_model_folder(model_dir)
+        published = publish(model_dir).resolve()
         suffix = "" if model_dir == BASELINE.resolve() else f"-{model_slug(model_dir)}"
         for demo in DEMO_LIST:
             slug = demo.slug + suffix
@@ -141,7 +164,7 @@ def build(force: bool = False) -> dict:
             from pyapp.bundle import read_bundle
 
             header = read_bundle(result.bundle.read_bytes())
-            model_url = Path("..", "..", model_dir.relative_to(SITE.resolve())).as_posix() + "/"
+            model_url = Path("..", "..", published.relative_to(SITE.resolve())).as_posix() + "/"
             entry = {"slug": slug, "title": demo.title + (f" ({info.name})" if suffix else ""),
                      "credit": demo.credit, "licence": demo.licence, "preview": result.preview.name,
                      "bundle": result.bundle.name, "model": model_url, "model_name": info.name,
@@ -168,7 +191,7 @@ def is_built() -> bool:
     demos = index.get("demos", [])
     served_models = {(DEMOS / d["model"]).resolve() for d in demos}
     return (stamp == source_fingerprint()
-            and served_models == {m.resolve() for m in model_folders()}
+            and served_models == {(PUBLISHED / m.name).resolve() for m in model_folders()}
             and all((DEMOS / d["bundle"]).exists() and (DEMOS / d["preview"]).exists() for d in demos))
 
 

@@ -120,7 +120,9 @@ class Encoder:
         if self._session is None:
             import onnxruntime as ort
 
-            self._session = ort.InferenceSession(str(self.model_dir / self.info.files["encoder"]),
+            options = ort.SessionOptions()
+            options.log_severity_level = 3  # SAM2's traced encoder warns about a shape merge it handles fine
+            self._session = ort.InferenceSession(str(self.model_dir / self.info.files["encoder"]), options,
                                                  providers=[self.provider])
         outputs = self._session.run(None, {self.info.input_names("encoder")[0]: encoder_input})
         names = [o.name for o in self._session.get_outputs()]

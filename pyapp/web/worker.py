@@ -299,20 +299,24 @@ class Worker:
         prompt; the next pass decodes the latest prompt once (latest wins, nothing piles up)."""
         try:
             while True:
+                started = time.perf_counter()
                 decode = self.app.next_decode()
                 hover = None if decode else self._hover_decode()
                 job = decode or hover
                 if job is None:
                     break
+                timings = {"feeds": _ms(started)}
                 t0 = self.click_started
                 started = time.perf_counter()
                 outputs = await self.runner.run(job.feeds, embeddings=set(self.app.segmenter.embeddings))
-                decode_ms = _ms(started)
+                timings["decode"] = _ms(started)
                 started = time.perf_counter()
                 self.app.accept(job, outputs)
                 if decode:
                     self.hover_step = None
-                    self.frame(mask=self._mask_detail(job, decode_ms), t0=t0, python_started=started)
+                    detail = self._mask_detail(job)
+                    timings["postprocess"] = _ms(started)
+                    self.frame(mask=detail, t0=t0, timings=timings)
                 else:
                     self.hover_step = job.step
                     self.frame()
@@ -334,25 +338,27 @@ class Worker:
         except ValueError:
             return None
 
-    def _mask_detail(self, decode, decode_ms: float) -> dict:
+    def _mask_detail(self, decode) -> dict:
         step = decode.step
         width, height = self.app.view_size
-        mask = step.candidates.mask(step.chosen, width, height)
+        mask = self.app.step_mask(step, width, height)
         scale = (self.app.segmenter.width * self.app.segmenter.height) / (width * height)
         return {"object": decode.obj.id, "clicks": len(step.prompt.points) + (2 if step.prompt.box else 0),
                 "mask_index": step.chosen, "iou": round(float(step.candidates.iou[step.chosen]), 4),
-                "area_px": int(round(mask.sum() * scale)), "latency_ms": {"decode": decode_ms}}
+                "area_px": int(round(mask.sum() * scale))}
 
-    def frame(self, mask: dict | None = None, t0: float | None = None, python_started: float | None = None) -> None:
+    def frame(self, mask: dict | None = None, t0: float | None = None, timings: dict | None = None) -> None:
         """Render the view and send it, with the state of the controls."""
         started = time.perf_counter()
         pixels = self.app.render(hover=self.hover_step)
+        composite_ms = _ms(started)
         height, width = pixels.shape[:2]
         buffer = _array_buffer(pixels)
         message = {"type": "frame", "width": width, "height": height, "pixels": buffer, "state": self.app.state()}
         if mask is not None:
-            python_ms = _ms(python_started or started)
-            mask["latency_ms"]["python"] = python_ms
+            timings = {**(timings or {}), "composite": composite_ms, "send": _ms(started) - composite_ms}
+            timings["python"] = round(sum(v for k, v in timings.items() if k != "decode"), 1)
+            mask["latency_ms"] = timings
             message["mask"] = mask
             message["t0"] = t0
         post(message, [buffer])
