@@ -208,9 +208,29 @@ class App:
             layers = [(mask, obj.colour) for obj, mask in masks]
             if hover is not None and hover.candidates is not None:
                 layers.append((self.step_mask(hover, width, height), (255, 255, 255)))
-            return composite.overlay(self._shown, layers, self.opacity)
-        chosen = [mask for _, mask in masks]
-        return (composite.cutout if self.view == "cutout" else composite.erase)(self._shown, chosen)
+            pixels = composite.overlay(self._shown, layers, self.opacity)
+        else:
+            chosen = [mask for _, mask in masks]
+            pixels = (composite.cutout if self.view == "cutout" else composite.erase)(self._shown, chosen)
+        current = self.segmenter.objects.current
+        if current is not None and not current.prompt.empty:
+            self._draw_prompt(pixels, current.prompt)
+        return pixels
+
+    def _draw_prompt(self, pixels: np.ndarray, prompt) -> None:
+        """The current object's clicks and box, where they were made (photo → view pixels)."""
+        height, width = pixels.shape[:2]
+        view = Mapping(self.segmenter.width, self.segmenter.height, width, height)
+
+        def at(x: float, y: float) -> tuple[float, float]:
+            vx, vy = view.image_to_display(x, y)
+            return vx - 0.5, vy - 0.5  # display position → the centre of the view pixel it falls in
+
+        points = [(*at(p.x, p.y), p.include) for p in prompt.points]
+        box = None
+        if prompt.box is not None:
+            box = (*at(prompt.box.x0, prompt.box.y0), *at(prompt.box.x1, prompt.box.y1))
+        composite.markers(pixels, points, box)
 
     def full_photo(self) -> np.ndarray:
         if self._full is None:

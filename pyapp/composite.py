@@ -122,3 +122,39 @@ def cutout(photo: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
 def erase(photo: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
     """The photo with the selected objects removed (transparent where they were)."""
     return _keep(photo, ~union(masks, photo.shape[:2]))
+
+
+INCLUDE_COLOUR, EXCLUDE_COLOUR, BOX_COLOUR = (34, 197, 94), (239, 68, 68), (37, 99, 235)
+
+
+def markers(pixels: np.ndarray, points: Sequence[tuple[float, float, bool]], box: tuple[float, ...] | None = None,
+            radius: int = 5) -> np.ndarray:
+    """Draw the prompt on RGBA pixels in place: each point (x, y, include) in pixel coordinates of
+    `pixels` as a dot (green include, red exclude) ringed in white, and the box as a rectangle."""
+    words = _words(pixels)
+    height, width = words.shape
+    if box is not None:
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        x0, x1 = max(0, min(x0, width - 1)), max(0, min(x1, width - 1))
+        y0, y1 = max(0, min(y0, height - 1)), max(0, min(y1, height - 1))
+        colour = _word(BOX_COLOUR)
+        for thickness in range(2):
+            words[min(y0 + thickness, y1), x0:x1 + 1] = colour
+            words[max(y1 - thickness, y0), x0:x1 + 1] = colour
+            words[y0:y1 + 1, min(x0 + thickness, x1)] = colour
+            words[y0:y1 + 1, max(x1 - thickness, x0)] = colour
+    ring = radius + 2
+    yy, xx = np.mgrid[-ring:ring + 1, -ring:ring + 1]
+    distance = np.hypot(xx, yy)
+    for x, y, include in points:
+        cx, cy = int(round(x)), int(round(y))
+        top, left = cy - ring, cx - ring
+        rows = slice(max(0, top), min(height, cy + ring + 1))
+        cols = slice(max(0, left), min(width, cx + ring + 1))
+        if rows.start >= rows.stop or cols.start >= cols.stop:
+            continue
+        local = distance[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
+        region = words[rows, cols]
+        region[local <= ring] = _word((255, 255, 255))
+        region[local <= radius] = _word(INCLUDE_COLOUR if include else EXCLUDE_COLOUR)
+    return pixels

@@ -102,10 +102,32 @@ async function paintPhoto(source, width, height) {
   const [w, h] = viewSize(width || bitmap.width, height || bitmap.height);
   canvas.width = w;
   canvas.height = h;
+  fitCanvas();
   ctx.drawImage(bitmap, 0, 0, w, h);
   await new Promise((resolve) => requestAnimationFrame(resolve));
   return { width: width || bitmap.width, height: height || bitmap.height };
 }
+
+// The canvas's CSS size: the photo as large as the image area allows, aspect kept. Clicks are mapped
+// from this CSS box (pyapp.coords), so any CSS scale and any device pixel ratio put masks under the cursor.
+function fitCanvas() {
+  const area = $("image-area");
+  const style = getComputedStyle(area);
+  const width = area.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const top = area.getBoundingClientRect().top;
+  const height = Math.max(200, innerHeight - Math.max(0, top) - 24);
+  const scale = Math.min(width / canvas.width, height / canvas.height);
+  canvas.style.width = `${Math.floor(canvas.width * scale)}px`;
+  canvas.style.height = `${Math.floor(canvas.height * scale)}px`;
+}
+let areaWidth = 0;
+new ResizeObserver(([entry]) => {
+  // Only a change of width matters (the area's height follows the canvas: refitting on it would loop).
+  if (Math.abs(entry.contentRect.width - areaWidth) < 1) return;
+  areaWidth = entry.contentRect.width;
+  requestAnimationFrame(fitCanvas); // after this layout, not inside it
+}).observe($("image-area"));
+addEventListener("resize", fitCanvas);
 
 function loadImage(url) {
   return new Promise((resolve, reject) => {
@@ -120,6 +142,7 @@ function paintFrame({ width, height, pixels }) {
   if (canvas.width !== width || canvas.height !== height) {
     canvas.width = width;
     canvas.height = height;
+    fitCanvas();
   }
   ctx.putImageData(new ImageData(new Uint8ClampedArray(pixels), width, height), 0, 0);
 }
@@ -245,6 +268,7 @@ function onWorkerMessage({ data }) {
           const latency = { ...data.mask.latency_ms, paint: Math.round((painted - started) * 10) / 10 };
           if (data.t0 != null) latency.total = Math.round((painted - data.t0) * 10) / 10;
           updateState();
+          describeMask(data.mask, data.state);
           emit("mask", { ...data.mask, latency_ms: latency });
         });
       }
@@ -267,6 +291,14 @@ function onWorkerMessage({ data }) {
     default:
       console.warn("samtab: unknown worker message", data);
   }
+}
+
+function describeMask(mask, controls) {
+  const object = controls?.objects.find((o) => o.id === mask.object);
+  if (!object) return;
+  const clicks = `${object.clicks} click${object.clicks === 1 ? "" : "s"}`;
+  setStatus(`${object.name}: ${clicks}, mask ${mask.mask_index + 1} of 3 (score ${mask.iou.toFixed(2)})`, "mask",
+    "Left-click adds, right-click removes, drag draws a box; N starts a new object.");
 }
 
 function requestRedraw() {
@@ -610,7 +642,10 @@ document.addEventListener("drop", (event) => {
   if (event.dataTransfer?.files.length) openFiles(event.dataTransfer.files);
 });
 
-addEventListener("error", (event) => fail("page", `Something went wrong: ${event.message}`, "Reload the page to try again."));
+addEventListener("error", (event) => {
+  if (/ResizeObserver loop/.test(event.message)) return; // the browser's benign layout notice
+  fail("page", `Something went wrong: ${event.message}`, "Reload the page to try again.");
+});
 addEventListener("unhandledrejection", (event) =>
   fail("page", `Something went wrong: ${event.reason?.message || event.reason}`, "Reload the page to try again."));
 addEventListener("py:progress", ({ detail }) => {

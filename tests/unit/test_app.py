@@ -156,6 +156,9 @@ def test_objects_and_views(app):
     assert [o["has_mask"] for o in state["objects"]] == [True, True] and state["current"] == second.id
     overlay = app.render()
     assert overlay.shape == (683, 1024, 4) and (overlay[..., 3] == 255).all()
+    # The current object's clicks are drawn where they were made: a green dot at the view's (768, 512).
+    assert tuple(overlay[512, 768, :3]) == (34, 197, 94)
+    app.new_object()  # an object with no clicks: no markers in the way of the views' pixels
     app.set_view("cutout")
     cut = app.render()
     app.set_view("erase")
@@ -165,7 +168,7 @@ def test_objects_and_views(app):
     with pytest.raises(ValueError):
         app.set_view("sepia")
     app.delete(second.id)
-    assert len(app.state()["objects"]) == 1
+    assert len(app.state()["objects"]) == 2
 
 
 def test_exports_are_at_the_photos_size(app):
