@@ -190,7 +190,9 @@ async function startWorker() {
   worker.onerror = (event) => onWorkerCrash(event.error?.message || event.message || String(event));
   worker.addEventListener("message", onWorkerMessage);
   setStatus("Loading the decoder…", "ort");
-  worker.postMessage({ type: "boot", base: new URL("./", document.baseURI).href });
+  // ?threads=N caps onnxruntime-web's threads (benchmarks compare 1 thread with many).
+  const threads = Number(new URLSearchParams(location.search).get("threads")) || 0;
+  worker.postMessage({ type: "boot", base: new URL("./", document.baseURI).href, threads });
 }
 
 function onWorkerCrash(reason) {

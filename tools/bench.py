@@ -3,6 +3,7 @@
     python tools/bench.py boot [--runs 5] [--json]
     python tools/bench.py encode [--model DIR ...] [--runs 3] [--json]
     python tools/bench.py pipeline [--photo WxH] [--view PX] [--runs 50] [--json]
+    python tools/bench.py click [--demo SLUG ...] [--clicks 30] [--threads 1,0] [--json]
 
 boot   Cold start in headless Chromium (Debian's, as in the tests): each run is a fresh browser context (no
        HTTP cache, no IndexedDB), timed from navigation start to the image area painted, Python ready
@@ -10,6 +11,10 @@ boot   Cold start in headless Chromium (Debian's, as in the tests): each run is 
 encode Per photo (the demo photos), tools/encode.py's time split into load, preprocess, session.run and
        write, for each model folder (default: every one in models/); our overhead beyond session.run;
        bundle bytes; and the time to read a bundle and expand it to float32 (what the app does per photo).
+click  Click to mask painted in headless Chromium, on real mouse events: median and p90 over N clicks,
+       split into feeds, decode, post-process, composite, send and paint (the worker's own timings), for
+       each demo (default: the shapes demo with the baseline and with every other model) at 1 thread and
+       at the most threads the page may use (0); plus main-thread long tasks over 50 ms while decoding.
 pipeline  Everything a click costs except the decoder run, in CPython: feeds, taking the outputs,
        upsampling and thresholding at the view size, compositing the overlay, and (at the photo's full
        size) the mask, the cutout PNG and COCO export. The decoder's outputs come from one real run.
@@ -121,6 +126,75 @@ def bench_encode(model_dirs: list[Path], runs: int) -> dict:
     return {"bench": "encode", "models": results}
 
 
+LONG_TASKS = """
+window.__longtasks = [];
+new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longtasks.push(e.duration); })
+  .observe({ type: "longtask", buffered: true });
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]) -> dict:
+    import random
+
+    from playwright.sync_api import sync_playwright
+
+    recorder = EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "mask", "opened"')
+    results = {}
+    server = SiteServer()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(**launch_args())
+            for slug in demos_wanted:
+                for threads in thread_settings:
+                    context = browser.new_context(viewport={"width": 1400, "height": 900})
+                    page = context.new_page()
+                    page.add_init_script(recorder)
+                    page.add_init_script(LONG_TASKS)
+                    page.goto(f"{server.url}?demo={slug}&threads={threads}")
+                    page.wait_for_function("window.__samtab_events.some(e => e.name == 'opened' || e.name == 'error')",
+                                           timeout=180_000)
+                    ready = recorded_events(page, "ready")
+                    used = ready[0]["detail"]["threads"] if ready else "?"
+                    box = page.locator("#canvas").bounding_box()
+                    rng = random.Random(0)
+                    page.evaluate("window.__longtasks = []")
+                    for index in range(clicks):
+                        if index % 5 == 0 and index:
+                            page.keyboard.press("n")  # a fresh object now and then: first clicks and refinements
+                        x = box["x"] + box["width"] * rng.uniform(0.1, 0.9)
+                        y = box["y"] + box["height"] * rng.uniform(0.1, 0.9)
+                        page.mouse.click(x, y, button="left" if rng.random() < 0.75 else "right")
+                        page.wait_for_function(f"window.__samtab_events.filter(e => e.name == 'mask').length > {index}",
+                                               timeout=120_000)
+                    masks = [e["detail"]["latency_ms"] for e in recorded_events(page, "mask")]
+                    long_tasks = page.evaluate("window.__longtasks")
+                    samples: dict[str, list[float]] = {}
+                    for latency in masks:
+                        for step in ("total", "feeds", "decode", "postprocess", "composite", "send", "python", "paint"):
+                            samples.setdefault(step, []).append(latency[step])
+                    label = f"{slug}, {used} thread{'s' if used != 1 else ''}"
+                    summary = {name: {"median": statistics.median(v), "p90": percentile(v, 0.9)}
+                               for name, v in samples.items()}
+                    print(f"\nclick to mask painted: {label} ({len(masks)} clicks, ms)")
+                    print(f"{'step':<14}{'median':>10}{'p90':>10}")
+                    for name, row in summary.items():
+                        print(f"{name:<14}{row['median']:>10.1f}{row['p90']:>10.1f}")
+                    print(f"main-thread long tasks > 50 ms: {sum(d > 50 for d in long_tasks)} "
+                          f"(longest {max(long_tasks, default=0):.0f} ms)")
+                    results[label] = {"summary": summary, "long_tasks_over_50ms": sum(d > 50 for d in long_tasks),
+                                      "longest_task_ms": max(long_tasks, default=0)}
+                    context.close()
+            browser.close()
+    finally:
+        server.stop()
+    return {"bench": "click", "results": results}
+
+
 def bench_pipeline(photo: tuple[int, int], view: int, runs: int, model_dir: Path) -> dict:
     import numpy as np
 
@@ -192,8 +266,19 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.add_argument("--runs", type=int, default=50)
     pipeline.add_argument("--model", type=Path, default=None, help="model folder (default models/baseline)")
     pipeline.add_argument("--json", action="store_true")
+    click = sub.add_parser("click", help="click to mask painted in headless Chromium")
+    click.add_argument("--demo", action="append", metavar="SLUG",
+                       help="demo slug (default: shapes with the baseline and with every other model)")
+    click.add_argument("--clicks", type=int, default=30)
+    click.add_argument("--threads", default="1,0", help="comma-separated thread caps; 0 means no cap (default 1,0)")
+    click.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if args.bench == "pipeline":
+    if args.bench == "click":
+        import demos
+
+        slugs = args.demo or ["shapes"] + [f"shapes-{m.name}" for m in demos.model_folders()[1:]]
+        result = bench_click(slugs, args.clicks, [int(t) for t in args.threads.split(",")])
+    elif args.bench == "pipeline":
         import demos
 
         size = tuple(int(v) for v in args.photo.lower().split("x"))

@@ -4,7 +4,8 @@ One of the few modules that touch `js` or `pyodide`; everything it does with pix
 pyapp.app (pure, tested in CPython). The protocol, page ↔ worker, plain objects (ArrayBuffers transferred):
 
 page → worker
-    {type: "boot", base}                                  base: absolute URL of the site root, ending in /
+    {type: "boot", base, threads}                         base: the site root's absolute URL, ending in /;
+                                                          threads: a cap on onnxruntime-web's (0: none)
     {type: "open", seq, bundle_url, model_url, preview_url, name}      a demo
     {type: "open-files", seq, photo: ArrayBuffer, photo_name, bundle: ArrayBuffer, bundle_name,
      models: {model name: model folder URL}}             a person's own photo and bundle
@@ -99,10 +100,10 @@ class Ort:
         self.module, self.provider, self.threads, self.notice = module, provider, threads, notice
 
     @classmethod
-    async def load(cls, base: str) -> Ort:
+    async def load(cls, base: str, max_threads: int = 0) -> Ort:
         threads = 1
         if getattr(js, "crossOriginIsolated", False):
-            threads = max(1, min(MAX_THREADS, int(js.navigator.hardwareConcurrency or 1)))
+            threads = max(1, min(max_threads or MAX_THREADS, MAX_THREADS, int(js.navigator.hardwareConcurrency or 1)))
         provider, notice = "wasm", ""
         gpu = getattr(js.navigator, "gpu", None)
         if gpu is None:
@@ -188,7 +189,7 @@ class Worker:
 
     # boot ---------------------------------------------------------------------------------------------
 
-    async def boot(self, base: str) -> None:
+    async def boot(self, base: str, max_threads: int = 0) -> None:
         self.base = base
         phase = "python"
         try:
@@ -197,7 +198,7 @@ class Worker:
             packages_ms = _ms(started)
             phase = "ort"
             started = time.perf_counter()
-            self.ort = await Ort.load(base)
+            self.ort = await Ort.load(base, max_threads)
             selftest = await run_selftest(self.ort, base)
             versions["onnxruntime_web"] = str(self.ort.module.env.versions.web)
             versions["pyodide"] = __import__("pyodide").__version__
@@ -345,7 +346,7 @@ class Worker:
         scale = (self.app.segmenter.width * self.app.segmenter.height) / (width * height)
         return {"object": decode.obj.id, "clicks": len(step.prompt.points) + (2 if step.prompt.box else 0),
                 "mask_index": step.chosen, "iou": round(float(step.candidates.iou[step.chosen]), 4),
-                "area_px": int(round(mask.sum() * scale))}
+                "area_px": int(round(mask.sum() * scale)), "prompt": step.prompt.to_json()}
 
     def frame(self, mask: dict | None = None, t0: float | None = None, timings: dict | None = None) -> None:
         """Render the view and send it, with the state of the controls."""
@@ -368,7 +369,7 @@ class Worker:
     def handle(self, message: dict) -> None:
         kind = message.get("type")
         if kind == "boot":
-            _spawn(self.boot(message["base"]))
+            _spawn(self.boot(message["base"], int(message.get("threads") or 0)))
             return
         if kind in ("open", "open-files"):
             self.opening = asyncio.ensure_future(self.open(message) if kind == "open" else self.open_files(message))

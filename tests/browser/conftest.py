@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,17 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, **launch_args()}
 
 
+ROOT = HERE.parent.parent
+SAM2_MODEL = ROOT / "models" / "sam2.1-tiny-random"
+
+
 @pytest.fixture(scope="session")
 def site():
+    """tools/serve.py on a free port, with the runtime, the baseline demos and, for the SAM2.1 tests, the
+    random-init SAM2.1 tiny (exported here when missing; serve.py then encodes the demos with it too)."""
+    if not (SAM2_MODEL / "model.json").exists():
+        subprocess.run([sys.executable, str(ROOT / "tools" / "export_sam2.py"), "--random-init", "--seed", "0",
+                        "--out", str(SAM2_MODEL), "--no-check"], check=True, capture_output=True)
     server = SiteServer()
     yield server
     server.stop()

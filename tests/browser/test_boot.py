@@ -99,7 +99,7 @@ def test_wrong_model_output_is_reported(app, site):
 
 
 def test_host_without_headers_is_isolated_by_the_service_worker(browser):
-    """On a static host that cannot send COOP/COEP, mini-coi.js makes the page isolated after one reload."""
+    """On a static host that cannot send COOP/COEP, the service worker makes the page isolated after one reload."""
     server = SiteServer("--no-isolation-headers", build=False)
     try:
         context = browser.new_context()

@@ -1,0 +1,313 @@
+"""The app as a person uses it, in Debian's Chromium with real mouse events.
+
+Most tests use the synthetic "shapes" demo (tools/synthetic.py: known objects) with the built-in baseline
+model; one checks the random-init SAM2.1 decoder in the browser against tools/segment.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import synthetic
+from browser import EVENT_RECORDER, RequestLog, recorded_events
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDER = EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "mask", "opened", "photo", "export"')
+TIMEOUT = 120_000
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+@pytest.fixture(scope="module")
+def truth():
+    """The shapes demo's objects: its photo is tools/synthetic.py's default scene."""
+    image, objects = synthetic.scene()
+    meta = json.loads((ROOT / "site" / "demos" / "shapes" / "truth.json").read_text())
+    return image, objects, meta
+
+
+class App:
+    """A page of samtab and the helpers a person's actions need."""
+
+    def __init__(self, page):
+        self.page = page
+
+    def open(self, url: str) -> App:
+        self.page.add_init_script(RECORDER)
+        self.page.goto(url)
+        self.wait_for("opened")
+        return self
+
+    def count(self, name: str) -> int:
+        return self.page.evaluate(f"window.__samtab_events.filter(e => e.name == '{name}').length")
+
+    def wait_for(self, name: str, after: int = 0) -> dict:
+        self.page.wait_for_function(
+            f"window.__samtab_events.filter(e => e.name == '{name}').length > {after} || "
+            "window.__samtab_events.some(e => e.name == 'error' && e.detail.fatal)", timeout=TIMEOUT)
+        events = recorded_events(self.page, name)
+        assert len(events) > after, recorded_events(self.page, "error")
+        return events[-1]["detail"]
+
+    def canvas_point(self, x: float, y: float, width: int, height: int) -> tuple[float, float]:
+        """Where photo pixel (x, y) (a pixel's centre) is on the screen."""
+        box = self.page.locator("#canvas").bounding_box()
+        return box["x"] + (x + 0.5) * box["width"] / width, box["y"] + (y + 0.5) * box["height"] / height
+
+    def click(self, x: float, y: float, size: tuple[int, int], button: str = "left") -> dict:
+        before = self.count("mask")
+        self.page.mouse.click(*self.canvas_point(x, y, *size), button=button)
+        return self.wait_for("mask", before)
+
+    def drag(self, a: tuple[float, float], b: tuple[float, float], size: tuple[int, int]) -> dict:
+        before = self.count("mask")
+        mouse = self.page.mouse
+        mouse.move(*self.canvas_point(*a, *size))
+        mouse.down()
+        mouse.move(*self.canvas_point(*b, *size), steps=8)
+        mouse.up()
+        return self.wait_for("mask", before)
+
+    def export(self, what: str) -> bytes:
+        with self.page.expect_download() as download:
+            self.page.click(f"#export-{what}")
+        return Path(download.value.path()).read_bytes(), download.value.suggested_filename
+
+    def mask(self) -> np.ndarray:
+        data, _ = self.export("mask")
+        return np.asarray(Image.open(io.BytesIO(data))) > 127
+
+
+@pytest.fixture
+def app(page):
+    page.set_default_timeout(TIMEOUT)
+    return App(page)
+
+
+def shapes_url(site, extra: str = "") -> str:
+    return f"{site.url}?demo=shapes{extra}"
+
+
+def test_gallery_shows_every_demo_with_credit(app, site):
+    app.open(shapes_url(site))
+    items = app.page.locator("#gallery li")
+    assert items.count() >= 5
+    text = app.page.inner_text("#gallery")
+    for words in ("Shapes", "Coffee", "Chelsea", "Astronaut", "scikit-image", "CC0", "Public domain"):
+        assert words in text
+    assert app.page.locator("#gallery button[aria-current=true]").get_attribute("data-slug") == "shapes"
+
+
+def test_the_photo_is_painted_before_python_is_ready_and_early_clicks_are_kept(app, site, truth):
+    image, objects, meta = truth
+    height, width = image.shape[:2]
+    app.page.add_init_script(RECORDER)
+    app.page.goto(shapes_url(site))
+    app.page.wait_for_function("window.__samtab_events.some(e => e.name == 'photo')", timeout=TIMEOUT)
+    painted = recorded_events(app.page, "photo")[0]["detail"]["t_ms"]
+    assert not recorded_events(app.page, "python")  # the photo is up, Python is not
+    target = meta["objects"][0]
+    app.page.mouse.click(*app.canvas_point(*target["point"], width, height))  # clicked while loading
+    detail = app.wait_for("mask")
+    assert painted < recorded_events(app.page, "python")[0]["detail"]["t_ms"]
+    assert detail["clicks"] == 1 and detail["object"] == 1
+    assert iou(app.mask(), objects[0]["mask"]) >= 0.95
+
+
+def test_one_click_inside_each_object_selects_it(app, site, truth):
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(shapes_url(site))
+    for index, (target, known) in enumerate(zip(meta["objects"], objects)):
+        if index:
+            app.page.keyboard.press("n")  # a new object for each shape
+        detail = app.click(*target["point"], size)
+        assert set(detail) >= {"object", "clicks", "mask_index", "iou", "area_px", "latency_ms"}
+        assert set(detail["latency_ms"]) >= {"total", "decode", "python", "paint"}
+        score = iou(app.mask(), known["mask"])
+        assert score >= 0.95, (known["name"], score)
+        assert abs(detail["area_px"] - known["mask"].sum()) <= 0.05 * known["mask"].sum()
+
+
+def test_exclude_click_and_undo_restore_exactly(app, site, truth):
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(shapes_url(site))
+    first, second = meta["objects"][0], meta["objects"][1]
+    # A box around two shapes selects both; an exclude click on one removes it.
+    x0 = min(first["box"][0], second["box"][0]) - 4
+    y0 = min(first["box"][1], second["box"][1]) - 4
+    x1 = max(first["box"][0] + first["box"][2], second["box"][0] + second["box"][2]) + 4
+    y1 = max(first["box"][1] + first["box"][3], second["box"][1] + second["box"][3]) + 4
+    app.drag((x0, y0), (min(x1, size[0] - 1), min(y1, size[1] - 1)), size)
+    before_data, _ = app.export("mask")
+    before = np.asarray(Image.open(io.BytesIO(before_data))) > 127
+    app.click(*second["point"], size, button="right")
+    after = app.mask()
+    assert after[objects[1]["mask"]].mean() < 0.05  # the excluded shape is gone
+    assert after.sum() < before.sum()
+    app.page.keyboard.press("Control+z")
+    app.page.wait_for_function("!document.querySelector('#redo').disabled")
+    undone, _ = app.export("mask")
+    assert undone == before_data  # exactly the previous mask, byte for byte
+
+
+def test_box_prompt(app, site, truth):
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(shapes_url(site))
+    target = meta["objects"][2]
+    x, y, w, h = target["box"]
+    detail = app.drag((x - 3, y - 3), (x + w + 3, y + h + 3), size)
+    assert detail["clicks"] == 2  # a box is two corner prompts
+    assert iou(app.mask(), objects[2]["mask"]) >= 0.9
+
+
+def test_views_and_exports_at_the_original_size(app, site, truth):
+    from pycocotools import mask as coco_mask
+
+    image, objects, meta = truth
+    height, width = image.shape[:2]
+    app.open(shapes_url(site))
+    app.click(*meta["objects"][0]["point"], (width, height))
+    app.page.keyboard.press("n")
+    app.click(*meta["objects"][1]["point"], (width, height))
+    for view in ("cutout", "erase", "overlay"):
+        app.page.click(f"#view-{view}")
+        assert app.page.get_attribute(f"#view-{view}", "aria-pressed") == "true"
+    data, name = app.export("mask")
+    assert name == "shapes-object-2-mask.png"
+    assert Image.open(io.BytesIO(data)).size == (width, height)
+    data, name = app.export("cutout")
+    cutout = Image.open(io.BytesIO(data))
+    assert name == "shapes-object-2-cutout.png" and cutout.mode == "RGBA" and cutout.size == (width, height)
+    alpha = np.asarray(cutout)[..., 3] > 0
+    assert iou(alpha, objects[1]["mask"]) >= 0.95
+    np.testing.assert_array_equal(np.asarray(cutout)[..., :3][alpha], image[alpha])  # the photo's own pixels
+    data, name = app.export("coco")
+    document = json.loads(data)
+    assert name == "shapes-coco.json" and len(document["annotations"]) == 2
+    for annotation, known in zip(document["annotations"], objects[:2]):
+        decoded = coco_mask.decode({"size": annotation["segmentation"]["size"],
+                                    "counts": annotation["segmentation"]["counts"].encode()}).astype(bool)
+        assert decoded.shape == (height, width) and iou(decoded, known["mask"]) >= 0.95
+
+
+@pytest.mark.parametrize("scale, viewport", [(2, {"width": 900, "height": 700}), (1, {"width": 700, "height": 600})])
+def test_mask_lands_under_the_cursor_at_any_css_scale_and_pixel_ratio(browser, site, truth, scale, viewport):
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    context = browser.new_context(device_scale_factor=scale, viewport=viewport, accept_downloads=True)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        app = App(page).open(shapes_url(site))
+        box = page.locator("#canvas").bounding_box()
+        assert abs(box["width"] - size[0]) > 50  # the canvas really is scaled by CSS
+        assert page.evaluate("devicePixelRatio") == scale
+        target = meta["objects"][3]
+        app.click(*target["point"], size)
+        assert iou(app.mask(), objects[3]["mask"]) >= 0.95
+    finally:
+        context.close()
+
+
+def test_sam2_decoder_in_the_browser_matches_the_headless_pipeline(app, site, tmp_path, truth):
+    image, _, meta = truth
+    size = (image.shape[1], image.shape[0])
+    slug = "shapes-sam2.1-tiny-random"
+    app.open(f"{site.url}?demo={slug}")
+    opened = recorded_events(app.page, "opened")[0]["detail"]
+    assert opened["model"] == "SAM2.1 tiny (random init, seed 0)"
+    clicks = [(meta["objects"][0]["point"], "left"), (meta["objects"][1]["point"], "right"),
+              ((size[0] * 0.7, size[1] * 0.3), "left")]
+    for point, button in clicks:
+        detail = app.click(*point, size, button=button)
+    browser_mask = app.mask()
+    out = tmp_path / "mask.png"
+    args = [sys.executable, str(ROOT / "tools" / "segment.py"), "--demo", str(ROOT / "site" / "demos" / slug),
+            "--model", str(ROOT / "models" / "sam2.1-tiny-random"), "--out", str(out)]
+    for x, y, include in detail["prompt"]["points"]:
+        args += ["--point", f"{x},{y},{include}"]
+    result = subprocess.run(args, capture_output=True, text=True, check=True)
+    headless = np.asarray(Image.open(out)) > 127
+    summary = json.loads(result.stdout)
+    assert summary["mask_index"] == detail["mask_index"]
+    foreground = iou(browser_mask, headless)
+    background = iou(~browser_mask, ~headless)
+    assert min(foreground, background) >= 0.999, (foreground, background)
+
+
+def test_a_mismatched_bundle_is_refused_and_the_work_kept(app, site, truth, tmp_path):
+    image, _, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(shapes_url(site))
+    app.click(*meta["objects"][0]["point"], size)
+    before = app.mask()
+    demos = ROOT / "site" / "demos"
+    photo = next((ROOT / ".cache" / "demo-sources").glob("shapes.png"))
+    wrong_photo_bundle = next((demos / "chelsea").glob("*.msgpack"))
+    app.page.set_input_files("#file-input", [str(photo), str(wrong_photo_bundle)])
+    error = app.wait_for("error")
+    assert "different photo" in error["message"] and not error["fatal"]
+    assert "kept" in error["hint"]
+    assert app.page.evaluate("document.body.dataset.state") == "error"
+    assert app.page.locator("#object-list li").count() == 1
+    np.testing.assert_array_equal(app.mask(), before)  # the photo and its object are still there
+    other_model_bundle = next((demos / "shapes-sam2.1-tiny-random").glob("*.msgpack"))
+    # The right photo, but its bundle by another model than the one... is accepted: the site has that
+    # model. A bundle naming a model the site lacks is refused:
+    fake = tmp_path / "shapes.png.msgpack"
+    from pyapp.bundle import read_bundle, write_bundle
+
+    real = read_bundle(other_model_bundle.read_bytes())
+    fake.write_bytes(write_bundle(real.embeddings(), width=real.width, height=real.height,
+                                  image_sha256=real.image_sha256, model_name="SAM2.1 large (not on this site)"))
+    app.page.set_input_files("#file-input", [str(photo), str(fake)])
+    error = app.wait_for("error", 1)
+    assert "SAM2.1 large (not on this site)" in error["message"] and "does not have" in error["message"]
+    np.testing.assert_array_equal(app.mask(), before)
+
+
+def test_own_photo_and_bundle_open_in_the_tab(app, site, truth):
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(f"{site.url}?demo=coffee")
+    photo = ROOT / ".cache" / "demo-sources" / "shapes.png"
+    bundle = next((ROOT / "site" / "demos" / "shapes").glob("*.msgpack"))
+    before = app.count("opened")
+    app.page.set_input_files("#file-input", [str(photo), str(bundle)])
+    app.wait_for("opened", before)
+    app.click(*meta["objects"][0]["point"], size)
+    assert iou(app.mask(), objects[0]["mask"]) >= 0.95
+
+
+def test_no_request_leaves_the_origin_in_a_whole_session(browser, site, truth):
+    image, _, meta = truth
+    size = (image.shape[1], image.shape[0])
+    context = browser.new_context(accept_downloads=True)
+    log = RequestLog()
+    context.on("request", log.record)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        app = App(page).open(shapes_url(site))
+        for target in meta["objects"]:
+            app.click(*target["point"], size)
+        for what in ("mask", "cutout", "coco"):
+            app.export(what)
+        page.click("#gallery button[data-slug=coffee]")
+        app.wait_for("opened", 1)
+    finally:
+        context.close()
+    assert log.foreign(site.origin) == []
+    assert any("decoder.onnx" in url for url in log.urls) and any(".msgpack" in url for url in log.urls)
