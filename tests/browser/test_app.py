@@ -60,7 +60,9 @@ class App:
 
     def canvas_point(self, x: float, y: float, width: int, height: int) -> tuple[float, float]:
         """Where photo pixel (x, y) (a pixel's centre) is on the screen."""
-        box = self.page.locator("#canvas").bounding_box()
+        canvas = self.page.locator("#canvas")
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
         return box["x"] + (x + 0.5) * box["width"] / width, box["y"] + (y + 0.5) * box["height"] / height
 
     def click(self, x: float, y: float, size: tuple[int, int], button: str = "left") -> dict:
@@ -211,6 +213,7 @@ def test_mask_lands_under_the_cursor_at_any_css_scale_and_pixel_ratio(browser, s
         page = context.new_page()
         page.set_default_timeout(TIMEOUT)
         app = App(page).open(shapes_url(site))
+        page.locator("#canvas").scroll_into_view_if_needed()
         box = page.locator("#canvas").bounding_box()
         assert abs(box["width"] - size[0]) > 50  # the canvas really is scaled by CSS
         assert page.evaluate("devicePixelRatio") == scale
