@@ -257,6 +257,7 @@ function onWorkerMessage({ data }) {
       setStatus("Click anywhere on the image", "ready", state.readyInfo?.notice || "", !!state.readyInfo?.notice);
       emit("opened", { slug: state.photo.slug, width: data.width, height: data.height, model: data.model_name,
         timings: data.timings });
+      keepForOffline();
       break;
     }
     case "frame": {
@@ -301,6 +302,29 @@ function describeMask(mask, controls) {
   const clicks = `${object.clicks} click${object.clicks === 1 ? "" : "s"}`;
   setStatus(`${object.name}: ${clicks}, mask ${mask.mask_index + 1} of 3 (score ${mask.iou.toFixed(2)})`, "mask",
     "Left-click adds, right-click removes, drag draws a box; N starts a new object.");
+}
+
+// Ask the service worker to keep everything this visit needed, so the next one works offline: what the
+// page loaded, the runtime the Python worker loaded (vendor/MANIFEST.json; the WebGPU build only if used)
+// and the open demo's files.
+async function keepForOffline() {
+  const controller = navigator.serviceWorker?.controller;
+  if (!controller) return;
+  const urls = new Set(performance.getEntriesByType("resource").map((entry) => entry.name.split("#")[0])
+    .filter((url) => new URL(url).origin === location.origin));
+  urls.add(new URL("./", document.baseURI).href);
+  try {
+    const manifest = await (await fetch("./vendor/MANIFEST.json")).json();
+    const webgpu = state.readyInfo?.execution_provider === "webgpu";
+    for (const file of Object.keys(manifest.files)) {
+      if (webgpu || !/webgpu|asyncify/.test(file)) urls.add(new URL(`./vendor/${file}`, document.baseURI).href);
+    }
+  } catch { /* no manifest: keep what the page saw */ }
+  const demo = state.photo?.demo;
+  if (demo) {
+    for (const url of [demo.previewUrl, demo.bundleUrl, `${demo.modelUrl}model.json`, `${demo.modelUrl}decoder.onnx`]) urls.add(url);
+  }
+  controller.postMessage({ type: "keep", urls: [...urls] });
 }
 
 function requestRedraw() {

@@ -27,11 +27,29 @@ async function networkFirst(request) {
     }
     return isolated(response);
   } catch (error) {
-    const cached = await cache.match(request, { ignoreVary: true });
+    // A page's address carries its options (?demo=…): any copy of the page will do.
+    const cached = await cache.match(request, { ignoreVary: true, ignoreSearch: request.mode === "navigate" });
     if (cached) return isolated(cached);
     throw error;
   }
 }
+
+// The page names what it needs to work offline (what it loaded before this worker controlled it, and
+// what its Python worker fetched): keep a copy of each that is not kept yet.
+self.addEventListener("message", (event) => {
+  if (event.data?.type !== "keep" || !Array.isArray(event.data.urls)) return;
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    for (const url of event.data.urls) {
+      if (new URL(url).origin !== self.location.origin || await cache.match(url)) continue;
+      try {
+        const response = await fetch(url);
+        if (response.ok) await cache.put(url, response);
+      } catch { /* offline already: nothing to keep */ }
+    }
+    event.source?.postMessage({ type: "kept" });
+  })());
+});
 
 self.addEventListener("fetch", (event) => {
   const { request } = event;

@@ -30,6 +30,13 @@ SAM2_MODEL = ROOT / "models" / "sam2.1-tiny-random"
 
 
 @pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    # Playwright's request routing (used to simulate failures) does not see what a service worker fetches,
+    # so the `page` fixture's contexts run without one; tests of the service worker make their own context.
+    return {**browser_context_args, "service_workers": "block"}
+
+
+@pytest.fixture(scope="session")
 def site():
     """tools/serve.py on a free port, with the runtime, the baseline demos and, for the SAM2.1 tests, the
     random-init SAM2.1 tiny (exported here when missing; serve.py then encodes the demos with it too)."""

@@ -314,3 +314,24 @@ def test_no_request_leaves_the_origin_in_a_whole_session(browser, site, truth):
         context.close()
     assert log.foreign(site.origin) == []
     assert any("decoder.onnx" in url for url in log.urls) and any(".msgpack" in url for url in log.urls)
+
+
+def test_works_offline_after_the_first_visit(browser, site, truth):
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    context = browser.new_context(accept_downloads=True)  # service workers allowed here
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        app = App(page).open(shapes_url(site))
+        page.wait_for_function("navigator.serviceWorker.controller !== null")
+        kept = page.evaluate("""() => new Promise((resolve) => navigator.serviceWorker.addEventListener(
+            "message", (e) => e.data?.type === "kept" && resolve(true), { once: true }))""")
+        assert kept
+        context.set_offline(True)
+        page.reload()
+        app.wait_for("opened")
+        app.click(*meta["objects"][0]["point"], size)
+        assert iou(app.mask(), objects[0]["mask"]) >= 0.95
+    finally:
+        context.close()

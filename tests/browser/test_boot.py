@@ -27,10 +27,11 @@ def test_page_reaches_ready_with_readable_phases(booted):
     page, state, _ = booted
     errors = recorded_events(page, "error")
     assert state == "ready", errors
-    assert page.inner_text("#status") == "Click anywhere on the image"
+    ready_text = "Choose a demo, or open your own photo and its bundle"
+    assert page.inner_text("#status") == ready_text
     statuses = [event["detail"] for event in recorded_events(page, "status")]
     assert [s["phase"] for s in statuses] == ["python", "ort", "ready"]
-    assert [s["text"] for s in statuses] == ["Starting Python…", "Loading the decoder…", "Click anywhere on the image"]
+    assert [s["text"] for s in statuses] == ["Starting Python…", "Loading the decoder…", ready_text]
     # The phases happen in order and the timings say so.
     timings = recorded_events(page, "ready")[0]["detail"]["timings"]
     assert 0 < timings["painted_ms"] < timings["python_ms"] < timings["ort_ms"]
