@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument("--no-isolation-headers", action="store_true",
                         help="send none of the security headers, like a static host that cannot set them "
-                             "(the page then isolates itself through its mini-coi.js service worker)")
+                             "(the page then isolates itself through its service worker, sw.js)")
     args = parser.parse_args(argv)
 
     if not args.no_build:

@@ -1,0 +1,61 @@
+"""Screenshots of the app's three views for the README, made in headless Chromium.
+
+    python tools/screenshots.py [--out docs/screenshots]
+
+Opens the coffee demo (the built-in baseline model), clicks the coffee, and saves overlay.png, cutout.png
+and erase.png: what a person sees, made by the same page the tests drive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from browser import EVENT_RECORDER, SiteServer, launch_args, recorded_events
+
+ROOT = Path(__file__).resolve().parent.parent
+CLICKS = [(290, 160, "left")]  # the coffee, in the photo's pixels (600×400)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    recorder = EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "mask", "opened"')
+    server = SiteServer()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(**launch_args())
+            page = browser.new_page(viewport={"width": 1280, "height": 760})
+            page.add_init_script(recorder)
+            page.goto(f"{server.url}?demo=coffee")
+            page.wait_for_function("window.__samtab_events.some(e => e.name == 'opened')", timeout=180_000)
+            box = page.locator("#canvas").bounding_box()
+            for index, (x, y, button) in enumerate(CLICKS):
+                page.mouse.click(box["x"] + (x + 0.5) * box["width"] / 600, box["y"] + (y + 0.5) * box["height"] / 400,
+                                 button=button)
+                page.wait_for_function(f"window.__samtab_events.filter(e => e.name == 'mask').length > {index}",
+                                       timeout=60_000)
+            page.mouse.move(0, 0)
+            for view in ("overlay", "cutout", "erase"):
+                page.click(f"#view-{view}")
+                page.wait_for_timeout(400)
+                path = args.out / f"{view}.png"
+                page.screenshot(path=str(path))
+                print(f"screenshots: {path}")
+            errors = recorded_events(page, "error")
+            browser.close()
+    finally:
+        server.stop()
+    if errors:
+        print(f"screenshots: the page reported errors: {errors}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
