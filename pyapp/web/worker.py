@@ -76,11 +76,26 @@ def _array_buffer(data: bytes | np.ndarray):
     return to_js(memoryview(data).cast("B")).buffer
 
 
-async def fetch_bytes(url: str, what: str) -> bytes:
+async def fetch_bytes(url: str, what: str, progress: str | None = None) -> bytes:
+    """The bytes at `url`. With `progress` (a status text), large downloads report how far they are."""
     response = await js.fetch(url)
     if not response.ok:
         raise RuntimeError(f"{what} could not be loaded ({url} answered HTTP {response.status})")
-    return (await response.arrayBuffer()).to_bytes()
+    total = int(response.headers.get("Content-Length") or 0)
+    if progress is None or total < 1 << 20 or response.body is None:
+        return (await response.arrayBuffer()).to_bytes()
+    reader = response.body.getReader()
+    chunks, received, shown = [], 0, 0.0
+    while True:
+        chunk = await reader.read()
+        if chunk.done:
+            break
+        chunks.append(chunk.value.to_bytes())
+        received += len(chunks[-1])
+        if time.perf_counter() - shown > 0.25:  # a few updates a second, not one per chunk
+            shown = time.perf_counter()
+            status(f"{progress} {received / 2**20:.1f} of {total / 2**20:.1f} MB", "download")
+    return b"".join(chunks)
 
 
 async def fetch_json(url: str, what: str):
@@ -124,10 +139,11 @@ class Ort:
             notice += f": using WebAssembly with {threads} thread{'s' if threads > 1 else ''}"
         return cls(module, provider, threads, notice)
 
-    async def session(self, url: str):
+    async def session(self, model):
+        """A session on a model given by URL or as bytes (a Uint8Array)."""
         providers = ["webgpu", "wasm"] if self.provider == "webgpu" else ["wasm"]
         return await self.module.InferenceSession.create(
-            url, _js_object({"executionProviders": providers, "graphOptimizationLevel": "all"}))
+            model, _js_object({"executionProviders": providers, "graphOptimizationLevel": "all"}))
 
     def tensor(self, array: np.ndarray):
         array = np.ascontiguousarray(array, dtype=np.float32)
@@ -221,7 +237,8 @@ class Worker:
             status("Loading the decoder…", "model")
             info = parse_model_info(await fetch_json(model_url + "model.json", "The model's description"),
                                     where=model_url + "model.json")
-            session = await self.ort.session(model_url + info.files["decoder"])
+            decoder = await fetch_bytes(model_url + info.files["decoder"], "The decoder", "Loading the decoder…")
+            session = await self.ort.session(to_js(decoder))
             self.runners[model_url] = OrtWebRunner(self.ort, session, info.name, model_url)
         return self.runners[model_url]
 
@@ -233,7 +250,8 @@ class Worker:
         started = time.perf_counter()
         try:
             status("Loading the photo's embeddings…", "bundle")
-            bundle_task = asyncio.ensure_future(fetch_bytes(message["bundle_url"], "The photo's embeddings"))
+            bundle_task = asyncio.ensure_future(fetch_bytes(message["bundle_url"], "The photo's embeddings",
+                                                            "Loading the photo's embeddings…"))
             preview_task = asyncio.ensure_future(fetch_bytes(message["preview_url"], "The photo"))
             runner = await self.runner_for(message["model_url"])
             bundle = read_bundle(await bundle_task)
