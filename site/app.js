@@ -17,6 +17,9 @@ const DEMO_INDEX = "./demos/index.json";
 const DRAG_THRESHOLD_PX = 6;
 const LONG_PRESS_MS = 550;
 const VIEWS = ["overlay", "cutout", "erase"];
+// A worker that has said nothing for this long (it answers a ping every few seconds) has died.
+const WATCHDOG_MS = 10_000;
+const PING_MS = 2_500;
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
@@ -189,10 +192,30 @@ async function startWorker() {
   state.worker = worker;
   worker.onerror = (event) => onWorkerCrash(event.error?.message || event.message || String(event));
   worker.addEventListener("message", onWorkerMessage);
+  watchWorker(worker);
   setStatus("Loading the decoder…", "ort");
   // ?threads=N caps onnxruntime-web's threads (benchmarks compare 1 thread with many).
   const threads = Number(new URLSearchParams(location.search).get("threads")) || 0;
   worker.postMessage({ type: "boot", base: new URL("./", document.baseURI).href, threads });
+}
+
+// The worker can die without a word (a crash in WebAssembly, the browser reclaiming memory): while it
+// is up, it is pinged, and silence past WATCHDOG_MS counts as a crash.
+function watchWorker(worker) {
+  state.lastHeard = performance.now();
+  const timer = setInterval(() => {
+    if (state.worker !== worker) {
+      clearInterval(timer);
+      return;
+    }
+    if (!state.workerReady) return; // booting: loading packages can take a while on a slow machine
+    if (performance.now() - state.lastHeard > WATCHDOG_MS) {
+      clearInterval(timer);
+      onWorkerCrash("it stopped answering");
+      return;
+    }
+    worker.postMessage({ type: "ping" });
+  }, PING_MS);
 }
 
 function onWorkerCrash(reason) {
@@ -229,7 +252,10 @@ function command(message) {
 }
 
 function onWorkerMessage({ data }) {
+  state.lastHeard = performance.now();
   switch (data?.type) {
+    case "pong":
+      break;
     case "status":
       setStatus(data.text, data.phase);
       break;

@@ -15,6 +15,7 @@ page → worker
     {type: "undo" | "redo" | "clear" | "new-object"}, {type: "select" | "delete", id},
     {type: "rename", id, name}, {type: "candidate", index}, {type: "view", view, opacity}
     {type: "export", what: "mask" | "cutout" | "coco"}
+    {type: "ping"}                                        the page's watchdog; answered with {type: "pong"}
 worker → page
     {type: "status", text, phase}
     {type: "ready", info}                                 boot done: versions, threads, provider, timings
@@ -386,6 +387,9 @@ class Worker:
 
     def handle(self, message: dict) -> None:
         kind = message.get("type")
+        if kind == "ping":
+            post({"type": "pong"})  # the page's watchdog: this worker is alive
+            return
         if kind == "boot":
             _spawn(self.boot(message["base"], int(message.get("threads") or 0)))
             return

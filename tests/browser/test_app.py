@@ -335,3 +335,23 @@ def test_works_offline_after_the_first_visit(browser, site, truth):
         assert iou(app.mask(), objects[0]["mask"]) >= 0.95
     finally:
         context.close()
+
+
+def test_a_dead_worker_is_restarted_and_the_clicks_are_kept(app, site, truth):
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(shapes_url(site))
+    app.click(*meta["objects"][0]["point"], size)
+    python_worker = next(w for w in app.page.workers if w.url.startswith("blob:"))
+    try:
+        python_worker.evaluate("close()")  # the worker dies without a word
+    except Exception:  # noqa: BLE001 - the evaluation dies with it
+        pass
+    before = app.count("mask")
+    app.page.mouse.click(*app.canvas_point(*meta["objects"][2]["point"], *size), button="right")  # while dead
+    detail = app.wait_for("mask", before)
+    errors = recorded_events(app.page, "error")
+    assert errors and "restarting" in errors[0]["detail"]["message"] and not errors[0]["detail"]["fatal"]
+    assert detail["clicks"] == 2  # the click before the crash and the one made while it was down
+    assert [p[2] for p in detail["prompt"]["points"]] == [1, 0]
+    assert iou(app.mask(), objects[0]["mask"]) >= 0.95
