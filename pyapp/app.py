@@ -49,6 +49,8 @@ class App:
         self._photo: Image.Image | None = None
         # Masks at view size, by (candidates, chosen, size): each is upsampled once, not on every frame.
         self._view_masks: dict[tuple, np.ndarray] = {}
+        self._base: np.ndarray | None = None  # the part of the frame that only other objects change
+        self._base_key: tuple | None = None
 
     # --- opening ------------------------------------------------------------------------------------
 
@@ -63,6 +65,7 @@ class App:
             photo = photo.resize((bundle.width, bundle.height), Image.LANCZOS)
         self.segmenter = segmenter
         self._view_masks.clear()
+        self._base_key = None
         self._photo = photo.convert("RGB")
         self._full = None
         shown = self._photo.resize(view_size(*self._photo.size), Image.BILINEAR) \
@@ -201,18 +204,30 @@ class App:
         return out
 
     def render(self, hover: Step | None = None) -> np.ndarray:
-        """The current view at view size, (h, w, 4) uint8 RGBA."""
+        """The current view at view size, (h, w, 4) uint8 RGBA.
+
+        The other objects change rarely and the current one on every click: their part of the frame (the
+        photo with their overlays, or the union of their masks) is kept until one of them changes."""
         width, height = self.view_size
-        masks = self._masks(width, height)
+        objects = self.segmenter.objects
+        current = objects.current
+        others = [(obj, mask) for obj, mask in self._masks(width, height) if obj is not current]
+        key = (self.view, self.opacity, tuple((obj.id, obj.current.candidates, obj.current.chosen) for obj, _ in others))
+        if key != self._base_key:
+            if self.view == "overlay":
+                self._base = composite.overlay(self._shown, [(mask, obj.colour) for obj, mask in others], self.opacity)
+            else:
+                self._base = composite.union([mask for _, mask in others], (height, width))
+            self._base_key = key
+        mine = self.step_mask(current.current, width, height) if current is not None else None
         if self.view == "overlay":
-            layers = [(mask, obj.colour) for obj, mask in masks]
+            layers = [] if mine is None else [(mine, current.colour)]
             if hover is not None and hover.candidates is not None:
                 layers.append((self.step_mask(hover, width, height), (255, 255, 255)))
-            pixels = composite.overlay(self._shown, layers, self.opacity)
+            pixels = composite.overlay(self._base, layers, self.opacity)
         else:
-            chosen = [mask for _, mask in masks]
+            chosen = [self._base] if mine is None else [self._base, mine]
             pixels = (composite.cutout if self.view == "cutout" else composite.erase)(self._shown, chosen)
-        current = self.segmenter.objects.current
         if current is not None and not current.prompt.empty:
             self._draw_prompt(pixels, current.prompt)
         return pixels

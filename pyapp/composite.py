@@ -95,7 +95,10 @@ def overlay(photo: np.ndarray, layers: Sequence[tuple[np.ndarray, tuple[int, int
         if weight:
             np.copyto(words[bounds], _blend(words[bounds], _word(colour), weight), where=inside)
         if outline:
-            np.copyto(words[bounds], _word(colour), where=edges(mask)[bounds])
+            # The outline within the bounds, plus a pixel of margin so the edge test sees the outside.
+            rows = slice(max(bounds[0].start - 1, 0), bounds[0].stop + 1)
+            cols = slice(max(bounds[1].start - 1, 0), bounds[1].stop + 1)
+            np.copyto(words[rows, cols], _word(colour), where=edges(mask[rows, cols]))
     return out
 
 

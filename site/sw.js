@@ -1,6 +1,7 @@
-// samtab's service worker. Network first, cache as the fallback: an online visit always gets the current
-// files (and refreshes the copy), an offline visit gets the copy from the last visit. Every same-origin
-// response gets the cross-origin isolation headers, for hosts that cannot send them.
+// samtab's service worker. Online, every request goes to the network as it is (so a visit always gets
+// the current files, and nothing slows the first load); offline, the copy kept from the last visit answers.
+// The page says what to keep once a photo is open ("keep" below), so copies are made in the background.
+// Every same-origin response gets the cross-origin isolation headers, for hosts that cannot send them.
 const CACHE = "samtab-v1";
 const ISOLATION = {
   "Cross-Origin-Opener-Policy": "same-origin",
@@ -19,15 +20,11 @@ function isolated(response) {
 }
 
 async function networkFirst(request) {
-  const cache = await caches.open(CACHE);
   try {
-    const response = await fetch(request);
-    if (response.ok && request.method === "GET" && !request.headers.has("range")) {
-      cache.put(request, response.clone()).catch(() => {}); // a full disk must not break the page
-    }
-    return isolated(response);
+    return isolated(await fetch(request));
   } catch (error) {
     // A page's address carries its options (?demo=…): any copy of the page will do.
+    const cache = await caches.open(CACHE);
     const cached = await cache.match(request, { ignoreVary: true, ignoreSearch: request.mode === "navigate" });
     if (cached) return isolated(cached);
     throw error;
@@ -41,7 +38,10 @@ self.addEventListener("message", (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
     for (const url of event.data.urls) {
-      if (new URL(url).origin !== self.location.origin || await cache.match(url)) continue;
+      if (new URL(url).origin !== self.location.origin) continue;
+      // The runtime, models and bundles are large and change only with a rebuild: fetched once. The
+      // page's own small files are refreshed on every visit.
+      if (/\/(vendor|models|demos)\//.test(new URL(url).pathname) && await cache.match(url)) continue;
       try {
         const response = await fetch(url);
         if (response.ok) await cache.put(url, response);
