@@ -51,6 +51,8 @@ class App:
         self._view_masks: dict[tuple, np.ndarray] = {}
         self._base: np.ndarray | None = None  # the part of the frame that only other objects change
         self._base_key: tuple | None = None
+        self._tint: np.ndarray | None = None  # the base tinted with the current object's colour
+        self._tint_key: tuple | None = None
 
     # --- opening ------------------------------------------------------------------------------------
 
@@ -221,16 +223,26 @@ class App:
             self._base_key = key
         mine = self.step_mask(current.current, width, height) if current is not None else None
         if self.view == "overlay":
-            layers = [] if mine is None else [(mine, current.colour)]
+            pixels = self._base.copy()
+            if mine is not None:
+                composite.paint(pixels, self._tinted(current.colour), mine, current.colour)
             if hover is not None and hover.candidates is not None:
-                layers.append((self.step_mask(hover, width, height), (255, 255, 255)))
-            pixels = composite.overlay(self._base, layers, self.opacity)
+                composite.paint(pixels, self._tinted((255, 255, 255)), self.step_mask(hover, width, height),
+                                (255, 255, 255))
         else:
             chosen = [self._base] if mine is None else [self._base, mine]
             pixels = (composite.cutout if self.view == "cutout" else composite.erase)(self._shown, chosen)
         if current is not None and not current.prompt.empty:
             self._draw_prompt(pixels, current.prompt)
         return pixels
+
+    def _tinted(self, colour: tuple[int, int, int]) -> np.ndarray:
+        """The frame's base tinted with `colour`, made once per base and colour: a click then only copies
+        the mask's pixels from it."""
+        key = (self._base_key, colour)
+        if self._tint_key != key:
+            self._tint, self._tint_key = composite.tint(self._base, colour, self.opacity), key
+        return self._tint
 
     def _draw_prompt(self, pixels: np.ndarray, prompt) -> None:
         """The current object's clicks and box, where they were made (photo → view pixels)."""

@@ -76,6 +76,34 @@ def _blend(words: np.ndarray, colour: np.uint32, weight: int) -> np.ndarray:
     return rb | (ga << np.uint32(8))
 
 
+def tint(photo: np.ndarray, colour: tuple[int, int, int], opacity: float) -> np.ndarray:
+    """The whole photo tinted with `colour` at `opacity`: what a mask of that colour shows through."""
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must be from 0 to 1, not {opacity}")
+    base = np.ascontiguousarray(rgba(photo))
+    out = np.empty_like(base)
+    np.copyto(_words(out), _blend(_words(base), _word(colour), int(round(opacity * 256))))
+    return out
+
+
+def paint(pixels: np.ndarray, tinted: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
+          outline: bool = True) -> np.ndarray:
+    """Lay one mask on `pixels` in place: its pixels from `tinted` (see tint), and a solid outline."""
+    if mask.shape != pixels.shape[:2]:
+        raise ValueError(f"a mask of {mask.shape} does not fit a photo of {pixels.shape[:2]}")
+    bounds = _bounds(mask)
+    if bounds is None:
+        return pixels
+    words = _words(pixels)
+    np.copyto(words[bounds], _words(tinted)[bounds], where=mask[bounds])
+    if outline:
+        # The outline within the bounds, plus a pixel of margin so the edge test sees the outside.
+        rows = slice(max(bounds[0].start - 1, 0), bounds[0].stop + 1)
+        cols = slice(max(bounds[1].start - 1, 0), bounds[1].stop + 1)
+        np.copyto(words[rows, cols], _word(colour), where=edges(mask[rows, cols]))
+    return pixels
+
+
 def overlay(photo: np.ndarray, layers: Sequence[tuple[np.ndarray, tuple[int, int, int]]], opacity: float = 0.5,
             outline: bool = True) -> np.ndarray:
     """Each (mask, colour) laid over the photo at `opacity`, with a solid outline so small or pale objects
@@ -83,22 +111,15 @@ def overlay(photo: np.ndarray, layers: Sequence[tuple[np.ndarray, tuple[int, int
     if not 0 <= opacity <= 1:
         raise ValueError(f"opacity must be from 0 to 1, not {opacity}")
     out = rgba(photo).copy()
-    words = _words(out)
-    weight = int(round(opacity * 256))
     for mask, colour in layers:
-        if mask.shape != out.shape[:2]:
-            raise ValueError(f"a mask of {mask.shape} does not fit a photo of {out.shape[:2]}")
-        bounds = _bounds(mask)
+        bounds = _bounds(mask) if mask.shape == out.shape[:2] else None
         if bounds is None:
+            paint(out, out, mask, colour, outline)  # checks the shape; an empty mask paints nothing
             continue
-        inside = mask[bounds]
-        if weight:
-            np.copyto(words[bounds], _blend(words[bounds], _word(colour), weight), where=inside)
-        if outline:
-            # The outline within the bounds, plus a pixel of margin so the edge test sees the outside.
-            rows = slice(max(bounds[0].start - 1, 0), bounds[0].stop + 1)
-            cols = slice(max(bounds[1].start - 1, 0), bounds[1].stop + 1)
-            np.copyto(words[rows, cols], _word(colour), where=edges(mask[rows, cols]))
+        region = np.ascontiguousarray(out[bounds])
+        tinted = np.zeros_like(out)
+        tinted[bounds] = tint(region, colour, opacity)
+        paint(out, tinted, mask, colour, outline)
     return out
 
 
