@@ -3,28 +3,44 @@
     python tools/baseline_model.py --out models/baseline [--force]
 
 No weights are learned or downloaded: every number below is chosen by hand, and the model builds in a
-second without torch. It lets the demos work offline and gives the tests a model whose right answers are
-known; a real SAM2.1 export replaces it for real use.
+fraction of a second without torch. It lets the demos work offline and gives the tests a model whose
+right answers are known; a real SAM2.1 export replaces it for real use.
 
-Encoder (image → the three SAM2 tensors; unused channels are zero):
-    high_res_feats_0 (1, 32, 256, 256): the photo in an opponent colour space (luminance weighted down, so
-        shading matters less than hue) averaged over 4×4 pixels (channels 0-2), and the same blurred over
-        5×5 and 11×11 neighbourhoods (3-5, 6-8): colour, and colour in context, which tolerates texture
-    image_embed (1, 256, 64, 64): the fine colour averaged to 64×64 (channels 0-2)
+Encoder (image → the three SAM2 tensors; channels not listed are zero): the photo is averaged over 4×4
+pixels (256×256), un-normalised to RGB and converted to CIELAB (÷100, lightness weighted by 0.7 so that
+shading counts less than hue), so that Euclidean distance is roughly the perceived difference.
+    high_res_feats_0 (1, 32, 256, 256): 0-2 that colour, lightly smoothed (what mask edges are cut from);
+        3-5 the same unsmoothed
+    high_res_feats_1 (1, 64, 128, 128): 0-2 the colour averaged to 128×128 ("mid" cells of 8×8 model
+        pixels); 3 its change per cell (edge strength)
+    image_embed (1, 256, 64, 64): 0-2 the colour averaged to 64×64 ("coarse" cells); 3 its edge strength
 
 Decoder (embeddings + prompt → 3 candidate masks as logits, and their scores):
-    1. The features under each point (pixel coordinates /4 → the 256 grid), as one-hot gathers.
-    2. For each point, a colour affinity exp(−distance / tolerance) over the photo, at three tolerances:
-       tight, medium and loose — the three candidates.
-    3. A flood from the include points through similar colour (max-product paths with a small decay per
-       step, on the 64×64 grid, 64 steps), so a click selects the region it lands in, connected, and not a
-       same-coloured object elsewhere. Exclude points flood the same way.
-    4. A pixel's include score is its reach × its affinity at 256×256 (crisp edges); it belongs to the
-       mask where that beats the exclude points' score and a floor. Logits = 20 × (include − max(exclude,
-       floor)): smooth around 0, so upsampling them gives clean edges.
-    5. A box (labels 2, 3) keeps the mask inside it and adds what differs from the colour of its border.
-    6. A previous mask (has_mask_input = 1) nudges the logits by a tenth of its own.
-    Scores: each candidate's stability (IoU of its mask at logits > −2 and > 2), the medium one favoured.
+    1. Every point's colour, sampled on the mid grid under a small Gaussian. A box (labels 2 and 3) adds
+       16 exclude points just outside it: what looks like the box's surroundings is not the object.
+    2. A flood from the include points, on minimax paths: entering a cell costs its colour distance to
+       the nearest include point, leaving it costs its edge strength (so the last cells of an object are
+       reached but an edge is not crossed), a path costs its dearest cell (plus a tiny amount per step, so
+       that equal claims go to the nearer click). It runs 64 steps on the coarse grid, where a cell costs
+       what its cheapest quarter costs (thin objects stay connected), then 32 steps on the mid grid from
+       there. The exclude points flood the same way through cells (nearly) as close in colour to them as
+       to the include points. Connectivity keeps a same-coloured object elsewhere out.
+    3. The three candidates: cells whose path cost is within a tight or a medium tolerance, and a 'whole
+       object' one from a second flood where colour counts less (×0.65) so that edges bound it rather
+       than colour drift (a shaded object); each minus cells the exclude flood reaches more cheaply.
+       With a box: also what is inside it, unlike its surroundings and not reached from them; nothing
+       outside it.
+    4. Crisp edges at 256×256: around each region, the local mean colour inside and outside it
+       (normalised box filters over 7×7 coarse cells); a pixel's logit is how much closer its fine colour
+       is to the inside mean than to the outside one. That is linear across an edge and zero where a pixel
+       is half object, half background, so the app's bilinear upsampling of the logits puts the edge at
+       the right sub-pixel place. The region grown by a mid cell bounds the mask; its interior gets a
+       bonus so that texture does not punch holes in it.
+    5. A previous mask (has_mask_input = 1) nudges the logits by a tenth of its own (at most ±1).
+    Scores: the share of the region's border that is a clear border (the cells just outside are on an
+    edge, or far from the clicked colour, rather than just past a colour drift), times the stability of
+    its logits (area at > 2 over area at > −2) and its compactness; the medium one is favoured a little
+    (shown when all three agree).
 """
 
 from __future__ import annotations
@@ -41,19 +57,37 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 NAME = "samtab baseline (classical, not SAM2)"
 OPSET, IR_VERSION = 17, 8  # what onnxruntime-web 1.30 and onnxruntime both accept
-GRID, COARSE = 256, 64  # the feature grid, and the coarse grid the flood runs on
-TOLERANCES = (0.004, 0.015, 0.05)  # squared colour distance at which affinity falls to 1/e
-FLOOD_STEPS, FLOOD_DECAY = 64, 0.995
-FLOOR = 0.3  # an include score below this is never in the mask
-LOGIT_SCALE = 20.0
-MASK_INPUT_WEIGHT = 0.1
-# Opponent colours from RGB in [0, 1]: luminance (weighted down), red-green, yellow-blue.
-OPPONENT = np.array([[0.25 / 3, 0.25 / 3, 0.25 / 3],
-                     [1 / np.sqrt(2), -1 / np.sqrt(2), 0.0],
-                     [1 / np.sqrt(6), 1 / np.sqrt(6), -2 / np.sqrt(6)]], dtype=np.float32)
+FINE, MID, COARSE = 256, 128, 64  # the three feature grids
+MODEL_SIZE = 1024
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-FEATURE_WEIGHTS = np.array([1.0, 1.0, 1.0, 0.6, 0.6, 0.6, 0.3, 0.3, 0.3], dtype=np.float32)
+LIGHTNESS_WEIGHT = 0.7
+
+# Per candidate (tight, medium, whole): the dearest cell a path from an include point may cross. A cell
+# costs its colour distance (CIELAB/100) to the nearest include point's colour (for the whole-object
+# candidate, scaled by WHOLE_COLOUR_SCALE: edges bound it more than colour) or, to be passed, its colour
+# change per cell / EDGE_RATIO (an edge), whichever is larger.
+PATH_TOLERANCES = (0.075, 0.12, 0.12)
+WHOLE_COLOUR_SCALE = 0.65
+COLOUR_TOLERANCES = tuple(t / s for t, s in zip(PATH_TOLERANCES, (1, 1, WHOLE_COLOUR_SCALE)))
+EDGE_RATIO = 0.6
+UNREACHED = 10.0
+COARSE_STEPS, MID_STEPS, STEP_COST = 64, 32, 0.0002
+TRUST_EDGE = 0.06  # colour change per mid cell at which a cell's colour is trusted 1/e as much
+SAMPLE_SIGMA = 0.7  # cells (of the fine grid, and of the mid grid): the Gaussians a point's colours are averaged under
+SEED_SIGMA = 0.7  # cells: the cells where a Gaussian this wide round a point is ≥ 0.5 are its seeds
+EXCLUDE_MARGIN = 0.02 ** 2  # a cell may join an exclude flood while (nearly) as close to it as to includes
+BOX_POINTS = 16
+BOX_OUTSET = 12.0  # model pixels outside the box where its surroundings are sampled
+LOCAL_WINDOW = 7  # coarse cells: the window of the local inside/outside means
+CONTRAST_FLOOR = 0.05  # keeps the logit scale sane where inside and outside look alike
+LOGIT_GAIN = 40.0
+CORE_BONUS = 6.0
+MASK_INPUT_WEIGHT, MASK_INPUT_CLIP = 0.1, 10.0
+STABILITY_MARGIN = 2.0
+CLEAR_COLOUR = 1.5  # × the colour tolerance: a border cell that far from the clicked colour is clear
+CANDIDATE_PRIOR = (0.97, 1.0, 0.95)
 
 
 class Graph:
@@ -76,12 +110,45 @@ class Graph:
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
-    def op(self, kind: str, *inputs: str, outputs: int = 1, name: str | None = None, **attrs):
+    def f(self, value) -> str:
+        """A float32 constant (scalar or array)."""
+        return self.const(np.asarray(value, np.float32))
+
+    def i(self, *values: int) -> str:
+        """An int64 1-D constant (shapes, axes)."""
+        return self.const(np.array(values, np.int64))
+
+    def op(self, kind: str, *inputs: str, name: str | None = None, **attrs) -> str:
         self.count += 1
-        names = [name or f"{kind.lower()}{self.count}"] if outputs == 1 else \
-            [f"{kind.lower()}{self.count}_{i}" for i in range(outputs)]
-        self.nodes.append(self.helper.make_node(kind, list(inputs), names, **attrs))
-        return names[0] if outputs == 1 else names
+        output = name or f"{kind.lower()}{self.count}"
+        self.nodes.append(self.helper.make_node(kind, list(inputs), [output], **attrs))
+        return output
+
+    # Shorthands for the operations used most.
+    def add(self, a, b): return self.op("Add", a, b)
+    def sub(self, a, b): return self.op("Sub", a, b)
+    def mul(self, a, b): return self.op("Mul", a, b)
+    def div(self, a, b): return self.op("Div", a, b)
+    def min(self, *xs): return self.op("Min", *xs)
+    def max(self, *xs): return self.op("Max", *xs)
+    def reshape(self, x, *shape): return self.op("Reshape", x, self.i(*shape))
+    def slice(self, x, start, end, axis): return self.op("Slice", x, self.i(start), self.i(end), self.i(axis))
+    def sum(self, x, *axes, keep=1): return self.op("ReduceSum", x, self.i(*axes), keepdims=keep)
+
+    def where(self, condition, a, b): return self.op("Where", condition, a, b)
+
+    def pool(self, kind: str, x, size: int) -> str:
+        half = size // 2
+        extra = {"count_include_pad": 0} if kind == "AveragePool" else {}
+        return self.op(kind, x, kernel_shape=[size, size], strides=[1, 1], pads=[half] * 4, **extra)
+
+    def erode(self, x, size: int = 3) -> str:
+        return self.op("Neg", self.pool("MaxPool", self.op("Neg", x), size))
+
+    def upsample(self, x, factor: int) -> str:
+        """Bilinear, half-pixel centres: the same resampling as the app's (align_corners=False)."""
+        return self.op("Resize", x, "", self.f([1, 1, factor, factor]), mode="linear",
+                       coordinate_transformation_mode="half_pixel")
 
     def model(self, inputs, outputs) -> bytes:
         import onnx
@@ -90,7 +157,7 @@ class Graph:
         model = self.helper.make_model(graph, opset_imports=[self.helper.make_opsetid("", OPSET)],
                                        producer_name="samtab", doc_string=__doc__.split("\n\n")[0])
         model.ir_version = IR_VERSION
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(model, full_check=True)
         return model.SerializeToString()
 
 
@@ -100,203 +167,353 @@ def _tensor(name: str, shape) -> object:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 
-def _blur(g: Graph, x: str, size: int) -> str:
-    half = size // 2
-    return g.op("AveragePool", x, kernel_shape=[size, size], strides=[1, 1], pads=[half] * 4,
-                count_include_pad=0)
+# --------------------------------------------------------------------------------------------- encoder
+
+def _lab_matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear RGB → XYZ relative to the D65 white, and cube-rooted XYZ → weighted Lab/100 (matrix, bias)."""
+    rgb_to_xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    white = np.array([0.95047, 1.0, 1.08883])
+    to_xyz = rgb_to_xyz / white[:, None]
+    # L = 116·fy − 16, a = 500·(fx − fy), b = 200·(fy − fz); divided by 100, L weighted.
+    to_lab = np.array([[0, 1.16 * LIGHTNESS_WEIGHT, 0], [5.0, -5.0, 0], [0, 2.0, -2.0]])
+    bias = np.array([-0.16 * LIGHTNESS_WEIGHT, 0, 0])
+    return to_xyz.astype(np.float32), to_lab.astype(np.float32), bias.astype(np.float32)
 
 
-def _zeros(g: Graph, shape: tuple[int, ...]) -> str:
-    """A zero tensor made at run time (not stored: the model file stays small)."""
-    from onnx import TensorProto, helper
+def _smooth(g: Graph, x: str, channels: int) -> str:
+    """A [1, 2, 1]/4 blur in each direction: removes pixel noise, keeps a step edge's midpoint in place."""
+    kernel = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
+    weights = np.tile(kernel, (channels, 1, 1, 1))
+    padded = g.op("Pad", x, g.i(0, 0, 1, 1, 0, 0, 1, 1), mode="edge")
+    return g.op("Conv", padded, g.f(weights), group=channels)
 
-    return g.op("ConstantOfShape", g.const(np.array(shape, np.int64)),
-                value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
+
+def _gradient(g: Graph, x: str, channels: int) -> str:
+    """(1, 1, H, W): the colour change per cell (central differences, over all channels)."""
+    dx = np.zeros((channels * 2, 1, 3, 3), np.float32)
+    dx[0::2, 0, 1, 0], dx[0::2, 0, 1, 2] = -0.5, 0.5
+    dx[1::2, 0, 0, 1], dx[1::2, 0, 2, 1] = -0.5, 0.5
+    padded = g.op("Pad", x, g.i(0, 0, 1, 1, 0, 0, 1, 1), mode="edge")
+    both = g.op("Conv", padded, g.f(dx), group=channels)  # x and y differences for every channel
+    return g.op("Sqrt", g.sum(g.mul(both, both), 1))
 
 
 def build_encoder() -> bytes:
     g = Graph("samtab_baseline_encoder")
-    rgb = g.op("Add", g.op("Mul", "image", g.const(IMAGENET_STD.reshape(1, 3, 1, 1))),
-               g.const(IMAGENET_MEAN.reshape(1, 3, 1, 1)))
-    small = g.op("AveragePool", rgb, kernel_shape=[4, 4], strides=[4, 4])  # (1, 3, 256, 256)
-    colour = g.op("Conv", small, g.const(OPPONENT.reshape(3, 3, 1, 1)))
-    features = g.op("Concat", colour, _blur(g, colour, 5), _blur(g, colour, 11),
-                    _zeros(g, (1, 23, GRID, GRID)), axis=1)
-    g.op("Identity", features, name="high_res_feats_0")
-    coarse = g.op("AveragePool", colour, kernel_shape=[4, 4], strides=[4, 4])  # (1, 3, 64, 64)
-    g.op("Concat", coarse, _zeros(g, (1, 253, COARSE, COARSE)), axis=1, name="image_embed")
-    g.op("Identity", _zeros(g, (1, 64, 128, 128)), name="high_res_feats_1")
-    return g.model([_tensor("image", [1, 3, 1024, 1024])],
+    # Averaging first is exact (the normalisation is affine) and 16× cheaper than un-normalising 1024².
+    small = g.op("AveragePool", "image", kernel_shape=[4, 4], strides=[4, 4])  # (1, 3, 256, 256)
+    rgb = g.op("Clip", g.add(g.mul(small, g.f(IMAGENET_STD.reshape(1, 3, 1, 1))), g.f(IMAGENET_MEAN.reshape(1, 3, 1, 1))),
+               g.f(0.0), g.f(1.0))
+    linear = g.op("Pow", rgb, g.f(2.2))  # sRGB's transfer curve, closely enough
+    to_xyz, to_lab, lab_bias = _lab_matrices()
+    xyz = g.op("Conv", linear, g.f(to_xyz.reshape(3, 3, 1, 1)))
+    xyz = g.op("Relu", xyz)
+    cube_root = g.op("Pow", xyz, g.f(1 / 3))
+    f = g.where(g.op("Greater", xyz, g.f(0.008856)), cube_root, g.add(g.mul(xyz, g.f(7.787)), g.f(16 / 116)))
+    lab = g.op("Conv", f, g.f(to_lab.reshape(3, 3, 1, 1)), g.f(lab_bias))  # (1, 3, 256, 256)
+
+    def padded(x: str, have: int, total: int) -> str:
+        return g.op("Pad", x, g.i(0, 0, 0, 0, 0, total - have, 0, 0), mode="constant")
+
+    fine = _smooth(g, lab, 3)
+    g.op("Identity", padded(g.op("Concat", fine, lab, axis=1), 6, 32), name="high_res_feats_0")
+    mid = g.op("AveragePool", lab, kernel_shape=[2, 2], strides=[2, 2])
+    g.op("Identity", padded(g.op("Concat", mid, _gradient(g, mid, 3), axis=1), 4, 64), name="high_res_feats_1")
+    coarse = g.op("AveragePool", lab, kernel_shape=[4, 4], strides=[4, 4])
+    g.op("Identity", padded(g.op("Concat", coarse, _gradient(g, coarse, 3), axis=1), 4, 256), name="image_embed")
+    return g.model([_tensor("image", [1, 3, MODEL_SIZE, MODEL_SIZE])],
                    [_tensor("image_embed", [1, 256, 64, 64]), _tensor("high_res_feats_0", [1, 32, 256, 256]),
                     _tensor("high_res_feats_1", [1, 64, 128, 128])])
 
 
-def _one_hot(g: Graph, index: str) -> str:
-    """(N,) int64 grid indices → (N, 256) float one-hot rows."""
-    grid = g.const(np.arange(GRID, dtype=np.int64).reshape(1, GRID))
-    return g.op("Cast", g.op("Equal", g.op("Unsqueeze", index, g.const(np.array([1], np.int64))), grid),
-                to=1)
+# --------------------------------------------------------------------------------------------- decoder
+
+def _box_outline() -> tuple[np.ndarray, ...]:
+    """Where the box's surroundings are sampled, as x = ax·x_lo + bx·x_hi + cx (same for y): four points
+    per side, just outside it, going round."""
+    t = np.arange(4) / 4
+    ax = np.concatenate([1 - t, np.zeros(4), t, np.ones(4)])
+    bx = np.concatenate([t, np.ones(4), 1 - t, np.zeros(4)])
+    cx = np.concatenate([np.zeros(4), np.full(4, BOX_OUTSET), np.zeros(4), np.full(4, -BOX_OUTSET)])
+    ay = np.concatenate([np.ones(4), 1 - t, np.zeros(4), t])
+    by = np.concatenate([np.zeros(4), t, np.ones(4), 1 - t])
+    cy = np.concatenate([np.full(4, -BOX_OUTSET), np.zeros(4), np.full(4, BOX_OUTSET), np.zeros(4)])
+    return tuple(v.astype(np.float32) for v in (ax, bx, cx, ay, by, cy))
 
 
-def _grid_index(g: Graph, coordinate: str) -> str:
-    """Model-space coordinates (1024) → indices on the 256 grid, clamped, int64."""
-    cell = g.op("Floor", g.op("Div", coordinate, g.const(np.float32(1024 / GRID))))
-    return g.op("Cast", g.op("Clip", cell, g.const(np.float32(0)), g.const(np.float32(GRID - 1))), to=7)
+class Prompt:
+    """The prompt as graph values: every point's position and kind (the user's points, then BOX_POINTS
+    exclude points round the box, or padding without a box), and the box."""
+
+    def __init__(self, g: Graph):
+        one = g.f(1.0)
+        coords = g.op("Squeeze", "point_coords", g.i(0))  # (N, 2)
+        labels = g.op("Squeeze", "point_labels", g.i(0))  # (N,)
+        x = g.op("Gather", coords, g.const(np.array(0, np.int64)), axis=1)
+        y = g.op("Gather", coords, g.const(np.array(1, np.int64)), axis=1)
+
+        def is_label(values: str, label: float) -> str:
+            return g.op("Cast", g.op("Equal", values, g.f(label)), to=1)
+
+        # The box: the mean of each kind of corner (one box is meant), in either order.
+        top_left, bottom_right = is_label(labels, 2.0), is_label(labels, 3.0)
+        count_tl, count_br = g.sum(top_left, 0), g.sum(bottom_right, 0)  # (1,)
+        self.has_box = g.mul(g.min(count_tl, one), g.min(count_br, one))  # (1,): 1 or 0
+
+        def corner(values: str, which: str, count: str) -> str:
+            return g.div(g.sum(g.mul(values, which), 0), g.max(count, one))
+
+        x_a, x_b = corner(x, top_left, count_tl), corner(x, bottom_right, count_br)
+        y_a, y_b = corner(y, top_left, count_tl), corner(y, bottom_right, count_br)
+        self.x_lo, self.x_hi = g.min(x_a, x_b), g.max(x_a, x_b)
+        self.y_lo, self.y_hi = g.min(y_a, y_b), g.max(y_a, y_b)
+
+        ax, bx, cx, ay, by, cy = (g.f(v) for v in _box_outline())
+        limit = g.f(MODEL_SIZE - 1)
+        outline_x = g.op("Clip", g.add(g.add(g.mul(ax, self.x_lo), g.mul(bx, self.x_hi)), cx), g.f(0.0), limit)
+        outline_y = g.op("Clip", g.add(g.add(g.mul(ay, self.y_lo), g.mul(by, self.y_hi)), cy), g.f(0.0), limit)
+        outline_labels = g.op("Expand", g.sub(self.has_box, one), g.i(BOX_POINTS))  # 0 with a box, else −1
+        self.x, self.y = g.op("Concat", x, outline_x, axis=0), g.op("Concat", y, outline_y, axis=0)  # (M,)
+        all_labels = g.op("Concat", labels, outline_labels, axis=0)
+        self.include, self.exclude = is_label(all_labels, 1.0), is_label(all_labels, 0.0)  # (M,) 0/1
+        round_box = g.op("Concat", g.mul(labels, g.f(0.0)), g.op("Expand", one, g.i(BOX_POINTS)), axis=0)
+        self.outline = g.mul(round_box, self.exclude)
+
+
+class Level:
+    """One grid the prompt is matched on: its colour, edges, the points' seeds and every cell's squared
+    colour distance to every point's colours."""
+
+    def __init__(self, g: Graph, tensor: str, size: int, prompt: Prompt):
+        self.g, self.size, self.prompt = g, size, prompt
+        self.cell = MODEL_SIZE / size
+        self.tensor = tensor
+        self.colour = g.slice(tensor, 0, 3, 1)  # (1, 3, n, n)
+
+    @property
+    def edge(self) -> str:
+        """(1, 1, n, n): the colour change per cell (channel 3 of the coarse and mid grids)."""
+        return self.g.slice(self.tensor, 3, 4, 1)
+
+    def gaussian(self, position: str, sigma: float) -> str:
+        """(M, n): exp(−(cell − position)² / 2σ²) over the cells, positions in model pixels."""
+        g = self.g
+        cells = g.f(np.arange(self.size, dtype=np.float32).reshape(1, self.size))
+        offset = g.sub(cells, g.op("Unsqueeze", g.sub(g.div(position, g.f(self.cell)), g.f(0.5)), g.i(1)))
+        return g.op("Exp", g.mul(g.mul(offset, offset), g.f(-0.5 / sigma ** 2)))
+
+    def sample(self, sigma: float) -> str:
+        """(M, 3): each point's colour, averaged under a Gaussian around it."""
+        g, n = self.g, self.size
+        wx, wy = self.gaussian(self.prompt.x, sigma), self.gaussian(self.prompt.y, sigma)
+        wx, wy = g.div(wx, g.sum(wx, 1)), g.div(wy, g.sum(wy, 1))
+        by_row = g.op("MatMul", g.reshape(self.colour, 3 * n, n), g.op("Transpose", wx, perm=[1, 0]))
+        by_row = g.reshape(by_row, 3, n, -1)  # (3, n, M)
+        summed = g.sum(g.mul(by_row, g.op("Transpose", wy, perm=[1, 0])), 1, keep=0)  # (3, M)
+        return g.op("Transpose", summed, perm=[1, 0])
+
+    def measure(self, point_colour: str, copies: int) -> None:
+        """Squared colour distances (copies·M, n·n) = |c|² − 2 p·c + |p|² to the points' colours (each
+        point has `copies` of them, one block of M after another), and the nearest of each kind."""
+        g, n = self.g, self.size
+        flat = g.reshape(self.colour, 3, n * n)
+        cross = g.mul(g.op("MatMul", point_colour, flat), g.f(2.0))
+        distance = g.op("Relu", g.add(g.sub(g.sum(g.mul(flat, flat), 0), cross),
+                                      g.sum(g.mul(point_colour, point_colour), 1)))
+        self.distance, self.copies = distance, copies
+        self.to_include = self.nearest(self.prompt.include)
+        self.to_exclude = self.nearest(self.prompt.exclude)
+        self.to_outline = self.nearest(self.prompt.outline)
+
+    def nearest(self, which: str) -> str:
+        """(1, 1, n, n): squared distance to the nearest point of a kind (1e3 when there is none)."""
+        g, one = self.g, self.g.f(1.0)
+        column = g.op("Unsqueeze", g.op("Concat", *[which] * self.copies, axis=0), g.i(1))
+        masked = g.add(g.mul(self.distance, column), g.mul(g.sub(one, column), g.f(1e3)))
+        return g.reshape(g.op("ReduceMin", masked, axes=[0], keepdims=1), 1, 1, self.size, self.size)
+
+    def cost(self) -> tuple[str, str]:
+        """What entering a cell costs each flood, (1, 3, n, n), and what leaving it costs, (1, 1, n, n).
+
+        Entering: the colour distance to the nearest include point (channel 0); the same scaled down by
+        WHOLE_COLOUR_SCALE (1: the 'whole object' flood, which edges bound more than colour does); the
+        colour distance to the nearest exclude point, for cells (nearly) as close in colour to it as to
+        the include points (2). Leaving: the cell's edge strength. A cell on an edge may be reached, so
+        the region takes the object's last cells, but not passed, so the flood does not cross the edge."""
+        g = self.g
+        include = g.op("Sqrt", self.to_include)
+        closer = g.op("LessOrEqual", self.to_exclude, g.add(self.to_include, g.f(EXCLUDE_MARGIN)))
+        exclude = g.where(closer, g.op("Sqrt", self.to_exclude), g.f(UNREACHED))
+        entering = g.op("Concat", include, g.mul(include, g.f(WHOLE_COLOUR_SCALE)), exclude, axis=1)
+        return entering, g.div(self.edge, g.f(EDGE_RATIO))
+
+    def seeds(self) -> str:
+        """(1, 3, n, n): 0 on the cells under the include (channels 0, 1) and exclude (2) points, else
+        −UNREACHED (negated costs: the flood works on −cost, with MaxPool)."""
+        g, p = self.g, self.prompt
+        wx, wy = self.gaussian(p.x, SEED_SIGMA), self.gaussian(p.y, SEED_SIGMA)
+        blobs = g.mul(g.op("Unsqueeze", wy, g.i(2)), g.op("Unsqueeze", wx, g.i(1)))  # (M, n, n), peak ≤ 1
+        channels = []
+        for which in (p.include, p.exclude):
+            hit = g.op("ReduceMax", g.mul(blobs, g.reshape(which, -1, 1, 1)), axes=[0], keepdims=1)
+            channels.append(g.reshape(hit, 1, 1, self.size, self.size))
+        under = g.op("GreaterOrEqual", g.op("Concat", channels[0], channels[0], channels[1], axis=1), g.f(0.5))
+        return g.where(under, g.f(0.0), g.f(-UNREACHED))
+
+    def grid(self) -> str:
+        """(n,): the cells' centres in model pixels."""
+        return self.g.f((np.arange(self.size, dtype=np.float32) + 0.5) * self.cell)
+
+    def region(self, reached: str, own_colour: bool = False, scale: float = 1.0) -> str:
+        """(1, 3, n, n) 0/1: each candidate's region, from the flood's (negated) path costs; with
+        own_colour, only cells whose own (mean) colour is within the tolerance too; scale multiplies the
+        tolerances."""
+        g, p, n = self.g, self.prompt, self.size
+        cost = g.op("Neg", reached)  # (1, 3, n, n): include, include (whole), exclude
+        include_cost, exclude_cost = g.slice(cost, 0, 1, 1), g.slice(cost, 2, 3, 1)
+        candidate_cost = g.op("Concat", include_cost, include_cost, g.slice(cost, 1, 2, 1), axis=1)
+        tolerance = g.f(np.array(PATH_TOLERANCES, np.float32).reshape(1, 3, 1, 1) * scale)
+        # Reached cheaply enough, and more cheaply than from any exclude point.
+        by_points = g.op("And", g.op("LessOrEqual", candidate_cost, tolerance), g.op("Less", include_cost, exclude_cost))
+        if own_colour:
+            colour_tolerance = g.f(np.array(COLOUR_TOLERANCES, np.float32).reshape(1, 3, 1, 1) * scale)
+            by_points = g.op("And", by_points, g.op("LessOrEqual", g.op("Sqrt", self.to_include), colour_tolerance))
+        centres, slack = self.grid(), g.f(self.cell / 2)
+
+        def within(lo: str, hi: str) -> str:
+            return g.op("And", g.op("GreaterOrEqual", centres, g.sub(lo, slack)),
+                        g.op("LessOrEqual", centres, g.add(hi, slack)))
+
+        in_box = g.op("And", g.reshape(within(p.y_lo, p.y_hi), 1, 1, n, 1), g.reshape(within(p.x_lo, p.x_hi), 1, 1, 1, n))
+        # With a box: also what is inside it, unlike its surroundings and not reached from them.
+        unlike_surroundings = g.op("Greater", g.op("Sqrt", self.to_outline), tolerance)
+        by_box = g.op("And", g.op("Greater", exclude_cost, tolerance), unlike_surroundings)
+        with_box = g.op("And", g.op("Or", by_points, by_box), in_box)
+        has_box = g.op("Greater", g.reshape(p.has_box, 1, 1, 1, 1), g.f(0.0))
+        chosen = g.op("Or", g.op("And", has_box, with_box), g.op("And", g.op("Not", has_box), by_points))
+        return g.op("Cast", chosen, to=1)
+
+
+def _flood(g: Graph, reached: str, cost: tuple[str, str], steps: int, step_cost: float) -> str:
+    """Minimax paths on negated costs: a cell's cost is that of the best path to it from a seed, a path
+    costing as much as its dearest cell plus a tiny amount per step (so that equal claims go to the
+    nearer click). 8-connected: a step is a 3×3 MaxPool."""
+    entering, leaving = (g.op("Neg", c) for c in cost)
+    per_step = g.f(step_cost)
+    for _ in range(steps):
+        spread = g.sub(g.pool("MaxPool", g.min(reached, leaving), 3), per_step)
+        reached = g.max(reached, g.min(spread, entering))
+    return reached
 
 
 def build_decoder() -> bytes:
     g = Graph("samtab_baseline_decoder")
-    channels = len(FEATURE_WEIGHTS)
-    weights = g.const(np.sqrt(FEATURE_WEIGHTS).reshape(1, channels, 1, 1))
-    # (1, 9, 256, 256) weighted features, and as (9, 65536) for products with the points' features.
-    features = g.op("Mul", g.op("Slice", "high_res_feats_0", g.const(np.array([0], np.int64)),
-                                g.const(np.array([channels], np.int64)), g.const(np.array([1], np.int64))), weights)
-    flat = g.op("Reshape", features, g.const(np.array([channels, GRID * GRID], np.int64)))
+    one, half = g.f(1.0), g.f(0.5)
+    prompt = Prompt(g)
+    coarse = Level(g, "image_embed", COARSE, prompt)
+    mid = Level(g, "high_res_feats_1", MID, prompt)
+    fine = Level(g, "high_res_feats_0", FINE, prompt)
+    # Two colours per point: right under it (a click near an edge, a thin object) and around it (texture).
+    point_colours = g.op("Concat", fine.sample(SAMPLE_SIGMA), mid.sample(SAMPLE_SIGMA), axis=0)  # (2M, 3)
+    coarse.measure(point_colours, copies=2)
+    mid.measure(point_colours, copies=2)
 
-    coords = g.op("Squeeze", "point_coords", g.const(np.array([0], np.int64)))  # (N, 2)
-    labels = g.op("Squeeze", "point_labels", g.const(np.array([0], np.int64)))  # (N,)
-    x = g.op("Gather", coords, g.const(np.array(0, np.int64)), axis=1)
-    y = g.op("Gather", coords, g.const(np.array(1, np.int64)), axis=1)
-    one_x, one_y = _one_hot(g, _grid_index(g, x)), _one_hot(g, _grid_index(g, y))  # (N, 256) each
-    # Point features: f[n, c] = Σ_yx F[c, y, x]·oy[n, y]·ox[n, x], as two products.
-    by_row = g.op("MatMul", g.op("Reshape", features, g.const(np.array([channels * GRID, GRID], np.int64))),
-                  g.op("Transpose", one_x, perm=[1, 0]))  # (9·256, N)
-    by_row = g.op("Reshape", by_row, g.const(np.array([channels, GRID, -1], np.int64)))  # (9, 256, N)
-    point_features = g.op("ReduceSum", g.op("Mul", by_row, g.op("Transpose", one_y, perm=[1, 0])),
-                          g.const(np.array([1], np.int64)), keepdims=0)  # (9, N)
-    point_features = g.op("Transpose", point_features, perm=[1, 0])  # (N, 9)
+    # ---- the flood: far on the coarse grid, then on the mid grid for detail
+    mid_entering, mid_leaving = mid.cost()
 
-    # Squared distances (N, 65536) = |F|² − 2 f·F + |f|², normalised by the total weight.
-    f_sq = g.op("ReduceSum", g.op("Mul", flat, flat), g.const(np.array([0], np.int64)), keepdims=1)  # (1, P)
-    p_sq = g.op("ReduceSum", g.op("Mul", point_features, point_features), g.const(np.array([1], np.int64)),
-                keepdims=1)  # (N, 1)
-    cross = g.op("MatMul", point_features, flat)  # (N, P)
-    distance = g.op("Add", g.op("Sub", f_sq, g.op("Mul", cross, g.const(np.float32(2)))), p_sq)
-    distance = g.op("Relu", g.op("Div", distance, g.const(np.float32(FEATURE_WEIGHTS.sum() / 3))))
-    distance = g.op("Reshape", distance, g.const(np.array([1, -1, GRID, GRID], np.int64)))  # (1, N, 256, 256)
+    def cheapest_quarter(cost: str) -> str:
+        """A coarse cell costs what its cheapest mid cell costs: thin objects stay connected."""
+        return g.op("Neg", g.op("MaxPool", g.op("Neg", cost), kernel_shape=[2, 2], strides=[2, 2]))
 
-    # Affinity at three tolerances (the three candidates): (3, N, 256, 256).
-    tolerances = g.const(np.array(TOLERANCES, np.float32).reshape(3, 1, 1, 1))
-    affinity = g.op("Exp", g.op("Neg", g.op("Div", distance, tolerances)))
+    coarse_reached = _flood(g, coarse.seeds(), (cheapest_quarter(mid_entering), cheapest_quarter(mid_leaving)),
+                            COARSE_STEPS, STEP_COST)
+    # Where a coarse cell's mean colour is close too, it belongs (whatever texture its mid cells have).
+    coarse_region = coarse.region(coarse_reached, own_colour=True)  # (1, 3, 64, 64)
+    nearest2 = g.f([1, 1, 2, 2])
+    # The mid flood starts from the coarse one (no cell cheaper than itself) and refines it.
+    start = g.max(g.min(g.op("Resize", coarse_reached, "", nearest2, mode="nearest"), g.op("Neg", mid_entering)),
+                  mid.seeds())
+    mid_reached = _flood(g, start, (mid_entering, mid_leaving), MID_STEPS, STEP_COST / 2)
+    region = g.max(mid.region(mid_reached), g.op("Resize", coarse_region, "", nearest2, mode="nearest"))
+    region = g.reshape(region, 3, 1, MID, MID)  # candidates as the batch axis from here on
 
-    def select(label_value: float) -> str:
-        """(1, N, 1, 1) 1.0 where the point has this label."""
-        hit = g.op("Cast", g.op("Equal", labels, g.const(np.float32(label_value))), to=1)
-        return g.op("Reshape", hit, g.const(np.array([1, -1, 1, 1], np.int64)))
+    # ---- local inside/outside mean colours → a linear discriminant per pixel at 256×256
+    # Cells on an edge mix two colours: they tell little about either side.
+    trust = g.op("Exp", g.op("Neg", g.div(g.mul(mid.edge, mid.edge), g.f(TRUST_EDGE ** 2))))
+    inside_w, outside_w = g.mul(region, trust), g.mul(g.sub(one, region), trust)  # (3, 1, 128, 128)
+    stack = g.op("Concat", g.mul(inside_w, mid.colour), inside_w, g.mul(outside_w, mid.colour), outside_w, axis=1)
+    stack = g.op("AveragePool", stack, kernel_shape=[2, 2], strides=[2, 2])  # (3, 8, 64, 64)
+    local = g.pool("AveragePool", stack, LOCAL_WINDOW)
+    overall = g.sum(stack, 2, 3)  # (3, 8, 1, 1)
+    tiny, weight_floor = g.f(1e-6), g.f(0.02)
 
-    include, exclude = select(1.0), select(0.0)
-    seeds = g.op("Mul", g.op("Reshape", one_y, g.const(np.array([1, -1, GRID, 1], np.int64))),
-                 g.op("Reshape", one_x, g.const(np.array([1, -1, 1, GRID], np.int64))))  # (1, N, 256, 256)
-    big = g.const(np.float32(1e3))
+    def mean(start: int) -> str:
+        """Local mean colour, falling back to the candidate's overall mean where the window is empty."""
+        overall_mean = g.div(g.slice(overall, start, start + 3, 1),
+                             g.add(g.slice(overall, start + 3, start + 4, 1), tiny))
+        return g.div(g.add(g.slice(local, start, start + 3, 1), g.mul(overall_mean, weight_floor)),
+                     g.add(g.slice(local, start + 3, start + 4, 1), weight_floor))
 
-    def nearest(kind: str) -> str:
-        """(1, 1, 256, 256): the squared colour distance to the nearest point of this kind (1e3 if none)."""
-        masked = g.op("Add", g.op("Mul", distance, kind), g.op("Mul", g.op("Sub", g.const(np.float32(1)), kind), big))
-        return g.op("ReduceMin", masked, axes=[1], keepdims=1)
+    inside, outside = mean(0), mean(4)  # (3, 3, 64, 64)
+    difference = g.sub(inside, outside)
+    contrast = g.op("Sqrt", g.add(g.sum(g.mul(difference, difference), 1), tiny))  # (3, 1, 64, 64)
+    scale = g.add(contrast, g.f(CONTRAST_FLOOR))
+    # |p − out|² − |p − in|² = 2 p·(in − out) + |out|² − |in|², divided by the contrast.
+    slope = g.div(g.mul(difference, g.f(2.0 * LOGIT_GAIN)), scale)
+    offset = g.div(g.mul(g.sub(g.sum(g.mul(outside, outside), 1), g.sum(g.mul(inside, inside), 1)),
+                         g.f(LOGIT_GAIN)), scale)
+    plane = g.upsample(g.op("Concat", slope, offset, axis=1), FINE // COARSE)  # (3, 4, 256, 256)
+    logits = g.add(g.sum(g.mul(g.slice(plane, 0, 3, 1), fine.colour), 1), g.slice(plane, 3, 4, 1))
 
-    def reach(kind: str) -> str:
-        """(3, 1, 64, 64): how well each coarse cell is reached from this kind's points through similar
-        colour (the best product of affinities along a path, decaying a little per step)."""
-        best = g.op("ReduceMax", g.op("Mul", affinity, kind), axes=[1], keepdims=1)  # (3, 1, 256, 256)
-        coarse = g.op("Mul", g.op("AveragePool", best, kernel_shape=[4, 4], strides=[4, 4]),
-                      g.const(np.float32(FLOOD_DECAY)))
-        seed = g.op("ReduceMax", g.op("Mul", seeds, kind), axes=[1], keepdims=1)
-        current = g.op("Expand", g.op("MaxPool", seed, kernel_shape=[4, 4], strides=[4, 4]),
-                       g.const(np.array([3, 1, COARSE, COARSE], np.int64)))
-        for _ in range(FLOOD_STEPS):
-            spread = g.op("MaxPool", current, kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])
-            current = g.op("Max", current, g.op("Mul", spread, coarse))
-        return current
+    # The region, grown by a cell, bounds the mask; its interior, shrunk by a cell, gets a bonus.
+    core = g.op("Resize", g.erode(coarse_region), "", nearest2, mode="nearest")
+    core = g.max(g.reshape(core, 3, 1, MID, MID), g.erode(region))
+    grown = g.pool("MaxPool", region, 3)
+    shape = g.upsample(g.op("Concat", core, grown, axis=1), FINE // MID)  # (3, 2, 256, 256)
+    logits = g.add(logits, g.mul(g.slice(shape, 0, 1, 1), g.f(CORE_BONUS)))
+    logits = g.min(logits, g.mul(g.sub(g.slice(shape, 1, 2, 1), half), g.f(64.0)))  # (3, 1, 256, 256)
 
-    def fine(coarse: str) -> str:
-        return g.op("Resize", coarse, "", g.const(np.array([1, 1, 4, 4], np.float32)), mode="linear",
-                    coordinate_transformation_mode="half_pixel")
+    # The box bounds the mask too: a ramp of 2 per model pixel, zero 2 model pixels outside the box.
+    pixels = g.f((np.arange(FINE, dtype=np.float32) + 0.5) * (MODEL_SIZE / FINE))
 
-    def colour_of(weights: str) -> str:
-        """(3, 9): the mean feature over each candidate's (3, 1, 256, 256) weights."""
-        flat_weights = g.op("Reshape", weights, g.const(np.array([3, GRID * GRID], np.int64)))
-        total = g.op("Max", g.op("ReduceSum", flat_weights, g.const(np.array([1], np.int64)), keepdims=1),
-                     g.const(np.float32(1e-3)))
-        return g.op("Div", g.op("MatMul", flat_weights, g.op("Transpose", flat, perm=[1, 0])), total)
+    def inside_by(lo: str, hi: str) -> str:
+        return g.min(g.sub(pixels, lo), g.sub(hi, pixels))  # (256,) model pixels, > 0 inside
 
-    def distance_to(colours: str) -> str:
-        """(3, 1, 256, 256): squared distance of every pixel to each candidate's colour (3, 9)."""
-        c_sq = g.op("ReduceSum", g.op("Mul", colours, colours), g.const(np.array([1], np.int64)), keepdims=1)
-        d = g.op("Add", g.op("Sub", f_sq, g.op("Mul", g.op("MatMul", colours, flat), g.const(np.float32(2)))), c_sq)
-        d = g.op("Relu", g.op("Div", d, g.const(np.float32(FEATURE_WEIGHTS.sum() / 3))))
-        return g.op("Reshape", d, g.const(np.array([3, 1, GRID, GRID], np.int64)))
+    box_distance = g.min(g.reshape(inside_by(prompt.y_lo, prompt.y_hi), 1, 1, FINE, 1),
+                         g.reshape(inside_by(prompt.x_lo, prompt.x_hi), 1, 1, 1, FINE))
+    box_bound = g.mul(g.add(box_distance, g.f(2.0)), g.f(2.0))
+    box_bound = g.where(g.op("Greater", g.reshape(prompt.has_box, 1, 1, 1, 1), g.f(0.0)), box_bound, g.f(32.0))
+    logits = g.reshape(g.min(logits, box_bound), 1, 3, FINE, FINE)
 
-    def compare(own: str, other: str) -> str:
-        """+1 where `own` distance is far smaller than `other`, −1 for the reverse, 0 where equal: a mixed
-        pixel halfway between two colours lands on 0, so the edge sits where the photo's edge is."""
-        return g.op("Div", g.op("Sub", other, own), g.op("Add", g.op("Add", other, own), g.const(np.float32(1e-4))))
+    # The previous mask, when given, nudges the logits.
+    previous = g.mul(g.op("Clip", "mask_input", g.f(-MASK_INPUT_CLIP), g.f(MASK_INPUT_CLIP)),
+                     g.mul("has_mask_input", g.f(MASK_INPUT_WEIGHT)))
+    logits = g.op("Clip", g.add(logits, previous), g.f(-32.0), g.f(32.0), name="masks")
 
-    one = g.const(np.float32(1))
-    include_reach, exclude_reach = reach(include), reach(exclude)
-    # The region each candidate grows to (coarse), a ring just outside it, and the ring's colour: what the
-    # object is told apart from at its edge.
-    region = g.op("Clip", g.op("Mul", g.op("Sub", include_reach, g.const(np.float32(FLOOR))), g.const(np.float32(8))),
-                  g.const(np.float32(0)), one)
-    grown = g.op("MaxPool", region, kernel_shape=[5, 5], strides=[1, 1], pads=[2, 2, 2, 2])
-    ring = g.op("Relu", g.op("Sub", grown, region))
-    outside = distance_to(colour_of(fine(ring)))
-    exclude_distance = nearest(exclude)
-    competitor = g.op("Min", outside, exclude_distance)
-    point_score = compare(nearest(include), competitor)  # (3, 1, 256, 256) in [−1, 1]
-    near_region = g.op("Clip", fine(grown), g.const(np.float32(0)), one)
-    # Outside the grown region (a same colour elsewhere, not connected): −1.
-    point_score = g.op("Sub", g.op("Mul", g.op("Add", point_score, one), near_region), one)
+    # Scores, an honest guess at the IoU: how much of the region's border is a clear border (the cells just
+    # outside it are on an edge the flood could not pass, or far from the clicked colour, not merely past a
+    # colour drift), times the stability of its logits (area at > 2 over area at > −2) and its compactness
+    # (√(area / (area + border)): fragments and speckle score low); the medium one is favoured a little,
+    # so that it is shown when the three agree.
+    ring = g.sub(grown, region)  # (3, 1, 128, 128)
+    path_tolerance = g.f(np.array(PATH_TOLERANCES, np.float32).reshape(3, 1, 1, 1))
+    colour_tolerance = g.f(np.array(COLOUR_TOLERANCES, np.float32).reshape(3, 1, 1, 1) * CLEAR_COLOUR)
+    on_edge = g.op("Greater", mid_leaving, path_tolerance)
+    far = g.op("Greater", g.op("Sqrt", mid.to_include), colour_tolerance)
+    clear = g.op("Cast", g.op("Or", on_edge, far), to=1)  # (3, 1, 128, 128)
+    clarity = g.div(g.sum(g.mul(ring, clear), 1, 2, 3, keep=0), g.max(g.sum(ring, 1, 2, 3, keep=0), one))
+    firm = g.sum(g.op("Cast", g.op("Greater", logits, g.f(STABILITY_MARGIN)), to=1), 2, 3, keep=0)
+    loose = g.sum(g.op("Cast", g.op("Greater", logits, g.f(-STABILITY_MARGIN)), to=1), 2, 3, keep=0)
+    stability = g.div(firm, g.max(loose, one))  # (1, 3)
+    area = g.sum(region, 1, 2, 3, keep=0)
+    compact = g.op("Sqrt", g.div(area, g.max(g.add(area, g.sum(ring, 1, 2, 3, keep=0)), one)))  # fragments score low
+    score = g.mul(g.mul(stability, g.reshape(clarity, 1, 3)), g.reshape(compact, 1, 3))
+    g.op("Mul", score, g.f(np.array([CANDIDATE_PRIOR], np.float32)), name="iou_predictions")
 
-    # A box (corners with labels 2 and 3; at most one): inside it, what differs from the colour of its
-    # border. With points too, the better of the two; the mask always stays inside the box.
-    box_min, box_max = select(2.0), select(3.0)
-    has_box = g.op("ReduceMax", box_min, keepdims=1)  # (1, 1, 1, 1): 1 if a box was given
-    ones_n = g.op("Reshape", box_min, g.const(np.array([1, -1], np.int64)))
-    ones_m = g.op("Reshape", box_max, g.const(np.array([1, -1], np.int64)))
-    cumsum_axis = g.const(np.array(1, np.int64))
-    cols = g.op("Mul", g.op("CumSum", g.op("MatMul", ones_n, one_x), cumsum_axis),
-                g.op("CumSum", g.op("MatMul", ones_m, one_x), cumsum_axis, reverse=1))  # 1 within [x0, x1]
-    rows = g.op("Mul", g.op("CumSum", g.op("MatMul", ones_n, one_y), cumsum_axis),
-                g.op("CumSum", g.op("MatMul", ones_m, one_y), cumsum_axis, reverse=1))
-    inside = g.op("Mul", g.op("Reshape", rows, g.const(np.array([1, 1, GRID, 1], np.int64))),
-                  g.op("Reshape", cols, g.const(np.array([1, 1, 1, GRID], np.int64))))  # (1, 1, 256, 256)
-    box_grown = g.op("MaxPool", inside, kernel_shape=[5, 5], strides=[1, 1], pads=[2, 2, 2, 2])
-    box_shrunk = g.op("Neg", g.op("MaxPool", g.op("Neg", inside), kernel_shape=[5, 5], strides=[1, 1],
-                                  pads=[2, 2, 2, 2]))
-    border = g.op("Expand", g.op("Sub", box_grown, box_shrunk), g.const(np.array([3, 1, GRID, GRID], np.int64)))
-    border_distance = distance_to(colour_of(border))
-    box_score = compare(tolerances, g.op("Min", border_distance, g.op("Add", exclude_distance, tolerances)))
-    box_score = g.op("Sub", g.op("Mul", g.op("Add", box_score, one), inside), one)  # −1 outside the box
-    with_box = g.op("Sub", g.op("Mul", g.op("Add", g.op("Max", point_score, box_score), one), inside), one)
-    score = g.op("Add", g.op("Mul", with_box, has_box), g.op("Mul", point_score, g.op("Sub", one, has_box)))
-
-    # Exclude clicks win where they reach better than the include clicks (a same-coloured region is split
-    # between the nearest clicks).
-    excluded = g.op("Clip", g.op("Mul", g.op("Sub", exclude_reach, include_reach), g.const(np.float32(10))),
-                    g.const(np.float32(0)), one)
-    excluded = g.op("Mul", fine(excluded), g.op("ReduceMax", exclude, keepdims=1))
-    score = g.op("Sub", g.op("Mul", g.op("Add", score, one), g.op("Sub", one, excluded)), one)
-
-    logits = g.op("Mul", g.op("Reshape", score, g.const(np.array([1, 3, GRID, GRID], np.int64))),
-                  g.const(np.float32(LOGIT_SCALE)))
-    previous = g.op("Mul", g.op("Clip", "mask_input", g.const(np.float32(-32)), g.const(np.float32(32))),
-                    g.op("Mul", "has_mask_input", g.const(np.float32(MASK_INPUT_WEIGHT))))
-    logits = g.op("Clip", g.op("Add", logits, previous), g.const(np.float32(-32)), g.const(np.float32(32)),
-                  name="masks")
-
-    # Scores: stability of each candidate, the medium one favoured a little.
-    loose = g.op("Cast", g.op("Greater", logits, g.const(np.float32(-2))), to=1)
-    tight = g.op("Cast", g.op("Greater", logits, g.const(np.float32(2))), to=1)
-    axes = g.const(np.array([2, 3], np.int64))
-    stability = g.op("Div", g.op("ReduceSum", tight, axes, keepdims=0),
-                     g.op("Max", g.op("ReduceSum", loose, axes, keepdims=0), g.const(np.float32(1))))
-    g.op("Mul", stability, g.const(np.array([[0.97, 1.0, 0.95]], np.float32)), name="iou_predictions")
-
-    num_points = "num_points"
     return g.model(
         [_tensor("image_embed", [1, 256, 64, 64]), _tensor("high_res_feats_0", [1, 32, 256, 256]),
-         _tensor("high_res_feats_1", [1, 64, 128, 128]), _tensor("point_coords", [1, num_points, 2]),
-         _tensor("point_labels", [1, num_points]), _tensor("mask_input", [1, 1, 256, 256]),
+         _tensor("high_res_feats_1", [1, 64, 128, 128]), _tensor("point_coords", [1, "num_points", 2]),
+         _tensor("point_labels", [1, "num_points"]), _tensor("mask_input", [1, 1, 256, 256]),
          _tensor("has_mask_input", [1])],
         [_tensor("masks", [1, 3, 256, 256]), _tensor("iou_predictions", [1, 3])])
 

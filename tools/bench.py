@@ -196,33 +196,34 @@ def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]
 
 
 def bench_pipeline(photo: tuple[int, int], view: int, runs: int, model_dir: Path) -> dict:
+    """The app's own path (pyapp.app.App, as the browser worker drives it) for one click, minus the decoder."""
     import numpy as np
+    from PIL import Image
 
-    from pyapp import composite, contract, export
-    from pyapp.bundle import read_bundle, write_bundle
-    from pyapp.prompt import Point
-    from pyapp.runner import OnnxRuntimeRunner
-    from pyapp.segmenter import Segmenter
     import modelio
+    from pyapp import app as app_module
+    from pyapp import contract, export
+    from pyapp.bundle import read_bundle, write_bundle
+    from pyapp.runner import OnnxRuntimeRunner
 
     width, height = photo
-    scale = view / max(width, height)
-    view_w, view_h = max(1, round(width * scale)), max(1, round(height * scale))
     info = modelio.read_model_folder(model_dir)
     rng = np.random.default_rng(0)
     embeddings = {n: rng.standard_normal(s).astype(np.float32) for n, s in contract.EMBEDDING_SHAPES.items()}
     data = write_bundle(embeddings, width=width, height=height, image_sha256="0" * 64, model_name=info.name)
     runner = OnnxRuntimeRunner(model_dir / info.files["decoder"])
+    picture = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+    app_module.MAX_VIEW_EDGE = view
+    app = app_module.App()
     started = time.perf_counter()
-    segmenter = Segmenter(read_bundle(data), info.name, runner.input_names)
+    app.open(read_bundle(data), info.name, runner.input_names, picture, photo_name="bench.jpg")
     open_ms = (time.perf_counter() - started) * 1000
-    obj = segmenter.objects.new()
-    obj.add_point(Point(width * 0.4, height * 0.5))
-    segmenter.decode(obj, runner)
-    obj.add_point(Point(width * 0.6, height * 0.5, include=False))
-    outputs = runner.run(segmenter.feeds(obj))
-    view_photo = rng.integers(0, 255, (view_h, view_w, 3), dtype=np.uint8)
-    full_photo = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    view_w, view_h = app.view_size
+    app.click(view_w * 0.4, view_h * 0.5, view_w, view_h)
+    first = app.next_decode()
+    outputs = runner.run(first.feeds)
+    app.accept(first, outputs)
+    app.render()
     samples: dict[str, list[float]] = {}
 
     def timed(name, fn):
@@ -231,21 +232,26 @@ def bench_pipeline(photo: tuple[int, int], view: int, runs: int, model_dir: Path
         samples.setdefault(name, []).append((time.perf_counter() - started) * 1000)
         return result
 
-    for _ in range(runs):
+    for index in range(runs):
         t0 = time.perf_counter()
-        timed("feeds (map + build)", lambda: segmenter.feeds(obj))
-        timed("take outputs", lambda: segmenter.accept(obj, outputs))
-        mask = timed(f"upsample + threshold at view {view_w}x{view_h}", lambda: segmenter.mask(obj, view_w, view_h))
-        timed("overlay at view size", lambda: composite.overlay(view_photo, [(mask, (230, 159, 0))], 0.5))
+        timed("map the click", lambda: app.click(view_w * (0.3 + 0.4 * index / runs), view_h * 0.6, view_w, view_h,
+                                                 include=index % 3 != 2))
+        decode = timed("feeds", app.next_decode)
+        timed("take outputs", lambda: app.accept(decode, outputs))
+        timed(f"upsample + threshold at view {view_w}x{view_h}",
+              lambda: app.step_mask(decode.step, view_w, view_h))
+        pixels = timed("composite (overlay + prompt)", app.render)
+        timed("frame bytes", pixels.tobytes)
         samples.setdefault("click total (all but the decoder)", []).append((time.perf_counter() - t0) * 1000)
     for _ in range(max(3, runs // 10)):
-        full = timed(f"mask at full size {width}x{height}", lambda: segmenter.mask(obj))
-        timed("mask PNG at full size", lambda: export.png(full))
-        timed("cutout PNG at full size", lambda: export.png(composite.cutout(full_photo, [full])))
-        timed("COCO JSON (RLE)", lambda: export.coco([("object", full)], width=width, height=height, file_name="p"))
+        timed(f"mask at full size {width}x{height}", lambda: app.segmenter.mask(app.segmenter.objects.current))
+        timed("mask PNG at full size", app.export_mask)
+        timed("cutout PNG at full size", app.export_cutout)
+        timed("COCO JSON (RLE)", app.export_coco)
     summary = summarize(samples)
-    print(f"\nopening the bundle (read + expand to float32): {open_ms:.0f} ms")
-    print_table(f"pipeline in CPython, photo {width}x{height}, view {view_w}x{view_h}, decoder {info.name}", summary, runs)
+    print(f"\nopening the photo (bundle read + expand to float32, view-size photo): {open_ms:.0f} ms")
+    print_table(f"pipeline in CPython (pyapp.app), photo {width}x{height}, view {view_w}x{view_h}, "
+                f"decoder outputs of {info.name}", summary, runs)
     return {"bench": "pipeline", "photo": photo, "view": [view_w, view_h], "open_ms": open_ms, "summary": summary}
 
 

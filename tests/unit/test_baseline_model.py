@@ -64,6 +64,9 @@ def test_model_follows_the_sam2_contract(model, encoder, runner):
     decoder = ort.InferenceSession(str(model / "decoder.onnx"), providers=["CPUExecutionProvider"])
     points = [i for i in decoder.get_inputs() if i.name == "point_coords"][0]
     assert points.shape[1] == "num_points" and all(i.type == "tensor(float)" for i in decoder.get_inputs())
+    assert {o.name: o.shape for o in decoder.get_outputs()} == {"masks": [1, 3, 256, 256], "iou_predictions": [1, 3]}
+    assert all(o.type == "tensor(float)" for o in [*decoder.get_outputs(), *encoder.get_outputs()])
+    assert info.opset == 17
     assert (model / "encoder.onnx").stat().st_size < 100_000  # small: no weights at all
 
 
@@ -137,6 +140,69 @@ def test_ring_does_not_take_its_hole(encoder, runner):
     assert not segmenter.mask(target)[centre]
 
 
+def two_touching_regions(difference: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 640×480 photo with two rectangles side by side, touching, on a grey background; the right one's
+    colour is the left one's plus `difference`."""
+    image = np.full((480, 640, 3), 150, np.uint8)
+    image[:, :, 2] = 170
+    left, right = np.zeros((480, 640), bool), np.zeros((480, 640), bool)
+    left[120:360, 100:320], right[120:360, 320:540] = True, True
+    image[left] = (190, 60, 50)
+    image[right] = np.add((190, 60, 50), difference)
+    return image, left, right
+
+
+def test_an_exclude_click_splits_two_touching_similar_regions(encoder, runner):
+    image, left, right = two_touching_regions((-8, 8, 6))  # close enough in colour to flood into each other
+    segmenter = segmenter_for(image, encoder, runner)
+    target = segmenter.objects.new()
+    target.add_point(Point(210, 240))
+    segmenter.decode(target, runner)
+    assert segmenter.mask(target)[right].mean() > 0.9  # one click takes both...
+    target.add_point(Point(430, 240, include=False))
+    segmenter.decode(target, runner)
+    mask = segmenter.mask(target)
+    assert mask[right].mean() < 0.02 and iou(mask, left) >= 0.9  # ...until the other one is excluded
+
+
+def test_an_exclude_click_splits_one_uniform_region_between_the_clicks(encoder, runner):
+    image, left, right = two_touching_regions((0, 0, 0))  # one uniform rectangle
+    segmenter = segmenter_for(image, encoder, runner)
+    target = segmenter.objects.new()
+    target.add_point(Point(150, 240))
+    target.add_point(Point(490, 240, include=False))
+    segmenter.decode(target, runner)
+    mask = segmenter.mask(target)
+    assert mask[240, 150] and not mask[240, 490]
+    assert mask[left].mean() > 0.8 and mask[right].mean() < 0.2  # split near the middle, not at an edge
+
+
+def test_feeding_the_previous_mask_back_keeps_it(encoder, runner):
+    image, objects = synthetic.scene(1, (640, 960))
+    segmenter = segmenter_for(image, encoder, runner)
+    for obj, described in zip(objects, synthetic.describe(objects)):
+        target = segmenter.objects.new()
+        target.add_point(Point(*described["point"]))
+        feeds = segmenter.feeds(target)
+        first = runner.run(feeds)
+        best = int(np.argmax(first["iou_predictions"][0]))
+        again = runner.run(dict(feeds, mask_input=first["masks"][:, best:best + 1],
+                                has_mask_input=np.ones(1, np.float32)))
+        assert iou(again["masks"][0, best] > 0, first["masks"][0, best] > 0) >= 0.99, obj["name"]
+
+
+def test_a_click_near_an_edge_still_selects_its_side(encoder, runner):
+    image, objects = synthetic.scene(0)
+    disc = objects[0]["mask"]
+    ys, xs = np.nonzero(disc)
+    x, y = int(xs.min()) + 6, int(ys[xs.argmin()])  # 6 pixels inside the disc's leftmost point
+    segmenter = segmenter_for(image, encoder, runner)
+    target = segmenter.objects.new()
+    target.add_point(Point(x, y))
+    segmenter.decode(target, runner)
+    assert iou(segmenter.mask(target), disc) >= 0.95
+
+
 def test_padding_points_and_mask_input_rules(model, encoder, runner):
     image, objects = synthetic.scene(0)
     segmenter = segmenter_for(image, encoder, runner)
@@ -153,10 +219,13 @@ def test_padding_points_and_mask_input_rules(model, encoder, runner):
     used = runner.run(dict(feeds, mask_input=noise, has_mask_input=np.ones(1, np.float32)))
     assert not np.array_equal(used["masks"], plain["masks"])
     np.testing.assert_array_equal(runner.run(feeds)["masks"], plain["masks"])  # deterministic
-    for n in (2, 5):
+    for n in (2, 5):  # the same click repeated: the same answer, for any number of points
         many = dict(feeds, point_coords=np.repeat(feeds["point_coords"], n, 1),
                     point_labels=np.repeat(feeds["point_labels"], n, 1))
-        assert runner.run(many)["masks"].shape == (1, 3, 256, 256)
+        np.testing.assert_allclose(runner.run(many)["masks"], plain["masks"], atol=1e-5)
+    padding_only = dict(feeds, point_coords=np.full((1, 3, 2), 500, np.float32),
+                        point_labels=-np.ones((1, 3), np.float32))
+    assert (runner.run(padding_only)["masks"] < 0).all()  # nothing asked, nothing selected
     assert np.abs(plain["masks"]).max() <= 32 and plain["iou_predictions"].shape == (1, 3)
 
 
