@@ -430,8 +430,44 @@ function beginPhoto(photo) {
   }
 }
 
+// Large downloads start the moment a demo is chosen, in parallel with Python starting up, and show their
+// progress; the worker gets the bytes (so the first click waits for a decode, not for a download).
+async function fetchWithProgress(url, label) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${label} could not be loaded (${url} answered HTTP ${response.status})`);
+  const total = Number(response.headers.get("Content-Length")) || 0;
+  if (!response.body || total < 1 << 20) return response.arrayBuffer();
+  const reader = response.body.getReader();
+  const bytes = new Uint8Array(total);
+  let received = 0;
+  let shown = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (received + value.length > bytes.length) throw new Error(`${label} is larger than its server said`);
+    bytes.set(value, received);
+    received += value.length;
+    if (performance.now() - shown > 200 && !state.opened) {
+      shown = performance.now();
+      statusDetail.textContent = `Loading ${label}: ${(received / 2 ** 20).toFixed(1)} of ${(total / 2 ** 20).toFixed(1)} MB`;
+    }
+  }
+  return bytes.buffer.slice(0, received);
+}
+
+async function prefetch(demo) {
+  const model = await (await fetch(`${demo.modelUrl}model.json`)).json();
+  const [bundle, decoder] = await Promise.all([
+    fetchWithProgress(demo.bundleUrl, "the photo's embeddings"),
+    fetchWithProgress(new URL(model.files.decoder, demo.modelUrl).href, "the decoder"),
+  ]);
+  return { bundle, decoder };
+}
+
 async function openDemo(demo) {
   beginPhoto({ kind: "demo", slug: demo.slug, demo });
+  state.photo.downloads = prefetch(demo);
+  state.photo.downloads.catch(() => {}); // reported when the worker needs them
   state.previousPhoto = null; // a demo always replaces the photo
   renderControls(null);
   setStatus(`Opening “${demo.title}”…`, "open");
@@ -471,12 +507,24 @@ async function openFiles(files) {
   openInWorker();
 }
 
-function openInWorker() {
+async function openInWorker() {
   const photo = state.photo;
+  const seq = state.openSeq;
   if (photo.kind === "demo") {
     const { demo } = photo;
-    send({ type: "open", seq: state.openSeq, bundle_url: demo.bundleUrl, model_url: demo.modelUrl,
-      preview_url: demo.previewUrl, name: demo.slug });
+    const message = { type: "open", seq, bundle_url: demo.bundleUrl, model_url: demo.modelUrl,
+      preview_url: demo.previewUrl, name: demo.slug };
+    const transfer = [];
+    try {
+      // Copies, so the originals stay available should the worker need to be restarted.
+      const { bundle, decoder } = await photo.downloads;
+      message.bundle = bundle.slice(0);
+      message.decoder = decoder.slice(0);
+      transfer.push(message.bundle, message.decoder);
+    } catch (error) {
+      console.warn("samtab: prefetch failed; the worker fetches itself:", error);
+    }
+    if (seq === state.openSeq && state.worker) send(message, transfer);
   } else {
     // Copies, so the originals stay available should the worker need to be restarted.
     const photoCopy = photo.files.photo.slice(0);

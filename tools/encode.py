@@ -182,7 +182,7 @@ def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, fo
 
     encoded = io.BytesIO()
     if preview_path.suffix == ".png":
-        shown.save(encoded, "PNG", optimize=False)
+        shown.save(encoded, "PNG", compress_level=1)  # a preview: fast to write matters more than bytes
     else:
         shown.save(encoded, "JPEG", quality=90)
     # The preview first, the bundle last: a bundle on disk means the photo is done.
