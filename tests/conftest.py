@@ -3,5 +3,23 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """torch, with Meta's sam2 and samexporter importable; without them the test FAILS (never skips) and
+    says how to install them."""
+    import export_sam2
+
+    try:
+        export_sam2.load_dependencies()
+    except export_sam2.MissingDependency as error:
+        pytest.fail("these tests need torch, Meta's sam2 and samexporter: run `bash tools/setup.sh --test`"
+                    f"\n({error})", pytrace=False)
+    import torch
+
+    return torch

@@ -27,26 +27,11 @@ TOLERANCE = 1e-4
 LOW_RES = (1, contract.MASK_CANDIDATES, contract.LOW_RES_MASK_SIZE, contract.LOW_RES_MASK_SIZE)
 HIRES = (1, contract.MASK_CANDIDATES, contract.HIRES_MASK_SIZE, contract.HIRES_MASK_SIZE)
 
-try:
-    export_sam2.load_dependencies()
-    MISSING = None
-except export_sam2.MissingDependency as error:
-    MISSING = str(error)
 
 
 def run_tool(*args, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(TOOL), *map(str, args)], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def torch():
-    if MISSING:
-        pytest.fail("the SAM2 export tests need torch, Meta's sam2 and samexporter: run `bash tools/setup.sh --test`"
-                    f"\n({MISSING})", pytrace=False)
-    import torch
-
-    return torch
 
 
 @pytest.fixture(scope="module")

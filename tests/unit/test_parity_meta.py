@@ -116,11 +116,6 @@ LOGITS_FP16 = 2e-3  # measured 1.9e-04
 # A chosen-candidate disagreement is only excused when Meta's two best scores are closer than this.
 SCORE_MARGIN = {"float32": 1e-5, "float16": 1e-3}
 
-try:
-    export_sam2.load_dependencies()
-    MISSING = None
-except export_sam2.MissingDependency as error:
-    MISSING = str(error)
 
 
 # --- the photos ------------------------------------------------------------------------------------------------
@@ -227,16 +222,6 @@ def min_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # --- fixtures: the export, Meta's model, one photo at a time -------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def torch():
-    if MISSING:
-        pytest.fail("the parity tests against Meta need torch, Meta's sam2 and samexporter: run "
-                    f"`bash tools/setup.sh --test`\n({MISSING})", pytrace=False)
-    import torch
-
-    return torch
-
 
 @pytest.fixture(scope="module")
 def model_dir(torch, tmp_path_factory):
