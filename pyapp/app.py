@@ -18,7 +18,7 @@ from . import composite, export
 from .bundle import Bundle
 from .coords import Mapping
 from .prompt import Box, Point, SegObject, Step
-from .segmenter import Segmenter
+from .segmenter import Segmenter, record
 
 VIEWS = ("overlay", "cutout", "erase")
 MAX_VIEW_EDGE = 1024  # the long edge of the pixels composited per click; the canvas scales them by CSS
@@ -161,11 +161,8 @@ class App:
         return Decode(obj, obj.current, self.segmenter.feeds(obj))
 
     def accept(self, decode: Decode, outputs: dict[str, np.ndarray]) -> None:
-        from .postprocess import Candidates
-
-        candidates = Candidates.from_outputs(outputs)
-        decode.step.candidates = candidates
-        decode.step.chosen = candidates.best
+        """The decoder's answer, for the step it was asked for (the prompt may have moved on since)."""
+        record(decode.step, outputs)
 
     def hover(self, x: float, y: float, css_width: float, css_height: float) -> Decode:
         """Feeds for what a first click at (x, y) would select (nothing is recorded)."""

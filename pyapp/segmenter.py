@@ -13,7 +13,7 @@ from .bundle import Bundle
 from .coords import Mapping
 from .feeds import decoder_feeds
 from .postprocess import Candidates
-from .prompt import Objects, SegObject
+from .prompt import Objects, SegObject, Step
 
 
 class Segmenter:
@@ -41,11 +41,8 @@ class Segmenter:
         return decoder_feeds(self.input_names, self.embeddings, obj.prompt, self.mapping, obj.mask_input())
 
     def accept(self, obj: SegObject, outputs: dict[str, np.ndarray]) -> Candidates:
-        """Record the decoder's answer for the object's current step; the best-scored candidate is shown."""
-        candidates = Candidates.from_outputs(outputs)
-        obj.current.candidates = candidates
-        obj.current.chosen = candidates.best
-        return candidates
+        """Record the decoder's answer for the object's current step."""
+        return record(obj.current, outputs)
 
     def mask(self, obj: SegObject, width: int | None = None, height: int | None = None) -> np.ndarray | None:
         """The object's shown mask at (width, height) (default: the photo's size); None before decoding."""
@@ -57,3 +54,11 @@ class Segmenter:
     def decode(self, obj: SegObject, runner) -> Candidates:
         """feeds → runner.run → accept, for synchronous runners (CPython)."""
         return self.accept(obj, runner.run(self.feeds(obj)))
+
+
+def record(step: Step, outputs: dict[str, np.ndarray]) -> Candidates:
+    """Keep the decoder's answer on the step it was asked for; the best-scored candidate is shown."""
+    candidates = Candidates.from_outputs(outputs)
+    step.candidates = candidates
+    step.chosen = candidates.best
+    return candidates
