@@ -138,13 +138,18 @@ def _unpack(data: bytes) -> Any:
                           "it may be truncated or not a bundle at all") from None
 
 
+def _check_side(value: Any, what: str) -> None:
+    """A photo's width or height: a whole number of pixels within the cap."""
+    if type(value) is not int or not 1 <= value <= MAX_IMAGE_SIDE:
+        raise BundleError(f"{what} {value!r} is not a whole number from 1 to {MAX_IMAGE_SIDE}")
+
+
 def _check_header(image: Any, model_name: Any) -> dict[str, Any]:
     if not isinstance(image, dict):
         raise BundleError("the bundle's 'image' entry is missing or not a map")
     width, height = image.get("width"), image.get("height")
-    for label, value in (("width", width), ("height", height)):
-        if type(value) is not int or not 1 <= value <= MAX_IMAGE_SIDE:
-            raise BundleError(f"the image {label} {value!r} is not a whole number from 1 to {MAX_IMAGE_SIDE}")
+    _check_side(width, "the image width")
+    _check_side(height, "the image height")
     sha256 = image.get("sha256")
     if not isinstance(sha256, str) or not SHA256.match(sha256):
         raise BundleError("the image's sha256 is missing or not 64 lower-case hex digits")
@@ -249,9 +254,8 @@ def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytear
     if not isinstance(manifest, dict):
         raise BundleError("manifest.json must hold a JSON object")
     width, height = manifest.get("originalWidth"), manifest.get("originalHeight")
-    for label, value in (("originalWidth", width), ("originalHeight", height)):
-        if type(value) is not int or not 1 <= value <= MAX_IMAGE_SIDE:
-            raise BundleError(f"manifest.json: {label} {value!r} is not a whole number from 1 to {MAX_IMAGE_SIDE}")
+    _check_side(width, "manifest.json: originalWidth")
+    _check_side(height, "manifest.json: originalHeight")
     entries = manifest.get("tensors")
     if not isinstance(entries, dict) or sorted(entries) != sorted(contract.EMBEDDING_SHAPES):
         raise BundleError(f"manifest.json: tensors must be exactly {', '.join(contract.EMBEDDING_SHAPES)}")

@@ -63,9 +63,6 @@ class Mapping:
     def model_to_image(self, x: float, y: float) -> tuple[float, float]:
         return x * self.width / IMAGE_SIZE, y * self.height / IMAGE_SIZE
 
-    def display_to_model(self, x: float, y: float) -> tuple[float, float]:
-        return self.image_to_model(*self.display_to_image(x, y))
-
 
 def device_to_css(x: float, y: float, device_pixel_ratio: float) -> tuple[float, float]:
     """Canvas backing-store pixels → CSS pixels (for events or drawing that work in device pixels)."""

@@ -77,26 +77,12 @@ def _array_buffer(data: bytes | np.ndarray):
     return to_js(memoryview(data).cast("B")).buffer
 
 
-async def fetch_bytes(url: str, what: str, progress: str | None = None) -> bytes:
-    """The bytes at `url`. With `progress` (a status text), large downloads report how far they are."""
+async def fetch_bytes(url: str, what: str) -> bytes:
+    """The bytes at `url` (large downloads are made by the page, which shows their progress)."""
     response = await js.fetch(url)
     if not response.ok:
         raise RuntimeError(f"{what} could not be loaded ({url} answered HTTP {response.status})")
-    total = int(response.headers.get("Content-Length") or 0)
-    if progress is None or total < 1 << 20 or response.body is None:
-        return (await response.arrayBuffer()).to_bytes()
-    reader = response.body.getReader()
-    chunks, received, shown = [], 0, 0.0
-    while True:
-        chunk = await reader.read()
-        if chunk.done:
-            break
-        chunks.append(chunk.value.to_bytes())
-        received += len(chunks[-1])
-        if time.perf_counter() - shown > 0.25:  # a few updates a second, not one per chunk
-            shown = time.perf_counter()
-            status(f"{progress} {received / 2**20:.1f} of {total / 2**20:.1f} MB", "download")
-    return b"".join(chunks)
+    return (await response.arrayBuffer()).to_bytes()
 
 
 async def fetch_json(url: str, what: str):
@@ -240,7 +226,7 @@ class Worker:
             info = parse_model_info(await fetch_json(model_url + "model.json", "The model's description"),
                                     where=model_url + "model.json")
             if decoder is None:
-                decoder = await fetch_bytes(model_url + info.files["decoder"], "The decoder", "Loading the decoder…")
+                decoder = await fetch_bytes(model_url + info.files["decoder"], "The decoder")
             # Measured in onnxruntime-web: SAM2's decoder runs ~25 % faster fully optimised (0.35 s to
             # create); the baseline's 900 small nodes take 1.1 s to optimise fully for no gain ("basic": 0.1 s).
             optimization = "all" if info.family == "sam2.1" else "basic"
@@ -265,7 +251,7 @@ class Worker:
             if message.get("bundle") is not None:
                 data = _bytes(message["bundle"])
             else:
-                data = await fetch_bytes(message["bundle_url"], "The photo's embeddings", "Loading the photo's embeddings…")
+                data = await fetch_bytes(message["bundle_url"], "The photo's embeddings")
             bundle = read_bundle(data)
             steps["bundle_ms"], mark = _ms(mark), time.perf_counter()
             photo = Image.open(io.BytesIO(await preview_task))
