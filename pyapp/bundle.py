@@ -3,16 +3,18 @@
 The format is documented in docs/bundle-format.md. The reader also accepts the two layouts found in the
 wild (SAM2.md): a MessagePack map {tensors: {name: {data, shape}}, original_size: [H, W]}, and a folder of
 manifest.json + embedding.bin. Whatever the layout, it checks everything it can before allocating anything
-large: the input size against a cap, msgpack item sizes, tensor names, shapes, dtypes and byte counts
-against the SAM2 contract, image sizes against caps; then values for NaN and infinity. Every problem
-raises BundleError with a message that says what is wrong.
+large: the input size against a cap, the MessagePack framing (item sizes, their number and nesting), tensor
+names, shapes, dtypes and byte counts against the SAM2 contract, image sizes against caps; then values for NaN
+and infinity. Every problem raises BundleError with a message that says what is wrong.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +28,18 @@ VERSION = 1
 DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
 # Caps: a valid bundle holds 4,194,304 values (8 MiB fp16, 16 MiB fp32) plus a little metadata.
 MAX_BUNDLE_BYTES = 20 * 1024 * 1024
-MAX_META_ITEMS = 64
+MAX_META_ITEMS = 64  # per MessagePack array or map
+MAX_ITEMS = 1024  # MessagePack items in a whole bundle (a valid one has about 60)
+MAX_DEPTH = 16  # nested arrays and maps (a valid bundle nests 4 deep: bundle, tensors, tensor, shape)
 MAX_STR_BYTES = 4096
+MAX_MANIFEST_BYTES = 64 * 1024  # a manifest.json is a few hundred bytes
 MAX_IMAGE_SIDE = 65535
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256 = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: "$" would let a trailing newline through
+
+# Values quoted in error messages are cut short: a bundle can make them arbitrarily large or deep.
+_brief = reprlib.Repr()
+_brief.maxlevel, _brief.maxstring, _brief.maxother = 3, 80, 80
+_show = _brief.repr
 
 
 class BundleError(ValueError):
@@ -107,23 +117,102 @@ def _refuse_ext(code: int, data: bytes):
     raise BundleError("the bundle holds a MessagePack extension type; samtab bundles never do")
 
 
-def _no_duplicate_keys(pairs):
+def _unique_keys(pairs, where: str = "the bundle"):
+    """A map's pairs as a dict: string keys, each once (of a key given twice, which one counts?)."""
     result = {}
     for key, value in pairs:
+        if not isinstance(key, str):  # msgpack's strict_map_key lets bin keys through
+            raise BundleError(f"{where} has the map key {_show(key)}, which is not a string")
         if key in result:
-            raise BundleError(f"the bundle has the key {key!r} twice")
+            raise BundleError(f"{where} has the key {_show(key)} twice")
         result[key] = value
     return result
+
+
+# MessagePack's first bytes, for the walk over a bundle before decoding it: the payload size of fixed-size
+# numbers; the kind and size of the big-endian length (or count) that follows for the others; extensions.
+_FIXED = {0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8}
+_SIZED = {0xc4: ("bin", 1), 0xc5: ("bin", 2), 0xc6: ("bin", 4), 0xd9: ("str", 1), 0xda: ("str", 2),
+          0xdb: ("str", 4), 0xdc: ("array", 2), 0xdd: ("array", 4), 0xde: ("map", 2), 0xdf: ("map", 4)}
+_EXT = {0xc7, 0xc8, 0xc9, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8}  # incl. the timestamp (-1), which msgpack decodes itself
+
+
+def _check_framing(data: bytes | bytearray) -> None:
+    """Walk the MessagePack headers without decoding: every declared size fits the bytes that follow and the
+    caps, nesting and the number of items stay small, no extension type appears, nothing follows the bundle.
+
+    Payloads are skipped, so this takes at most MAX_ITEMS steps; and what msgpack then builds is bounded by
+    the file's own bytes plus MAX_ITEMS small objects (without it, 17 MiB of nested empty maps decode to
+    1.3 GiB of dicts)."""
+    unreadable = "the file is not a readable MessagePack bundle: "
+    if not data:
+        raise BundleError(unreadable + "it is empty")
+    size, pos, items = len(data), 0, 0
+    open_counts = [1]  # items still to read in each open array or map; the whole file first
+    while open_counts:
+        if not open_counts[-1]:
+            open_counts.pop()
+            continue
+        open_counts[-1] -= 1
+        items += 1
+        if items > MAX_ITEMS:
+            raise BundleError(f"the bundle holds more than {MAX_ITEMS} MessagePack items (a samtab bundle has "
+                              "about 60): it is not a samtab bundle")
+        if pos >= size:
+            raise BundleError(unreadable + f"it ends in the middle of an item after {size} bytes; it may be "
+                              "truncated")
+        start, first = pos, data[pos]
+        pos += 1
+        if first <= 0x7f or first >= 0xe0 or first in (0xc0, 0xc2, 0xc3):
+            continue  # fixint, nil, false, true: no payload
+        if first in _EXT:
+            _refuse_ext(-1, b"")
+        if first == 0xc1:
+            raise BundleError(unreadable + f"byte {start} is 0xc1, which MessagePack never uses")
+        if first in _FIXED:
+            kind, length = "number", _FIXED[first]
+        elif first < 0x90:
+            kind, length = "map", first & 0x0f
+        elif first < 0xa0:
+            kind, length = "array", first & 0x0f
+        elif first < 0xc0:
+            kind, length = "str", first & 0x1f
+        else:
+            kind, width = _SIZED[first]
+            if pos + width > size:
+                raise BundleError(unreadable + f"it ends in the middle of an item after {size} bytes; it may "
+                                  "be truncated")
+            length, pos = int.from_bytes(data[pos:pos + width], "big"), pos + width
+        if kind in ("array", "map"):
+            if length > MAX_META_ITEMS:
+                raise BundleError(f"the bundle holds a{'n' * (kind == 'array')} {kind} of {length} items, more "
+                                  f"than {MAX_META_ITEMS}: it is not a samtab bundle")
+            if len(open_counts) > MAX_DEPTH:
+                raise BundleError(f"the bundle is nested too deeply (more than {MAX_DEPTH} levels): it is not "
+                                  "a samtab bundle")
+            open_counts.append(2 * length if kind == "map" else length)
+            continue
+        if pos + length > size:
+            raise BundleError(unreadable + f"the item at byte {start} declares {length} bytes, but only "
+                              f"{size - pos} follow; it may be truncated")
+        if kind == "str" and length > MAX_STR_BYTES:
+            raise BundleError(f"the bundle holds a string of {length} bytes, more than {MAX_STR_BYTES}: it is "
+                              "not a samtab bundle")
+        pos += length
+    if pos < size:
+        raise BundleError(unreadable + f"{size - pos} bytes follow its end; it may be two files joined, or "
+                          "not a bundle at all")
 
 
 def _unpack(data: bytes) -> Any:
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError(f"the bundle is {len(data) / 2**20:.1f} MiB, more than a bundle can be "
                           f"({MAX_BUNDLE_BYTES / 2**20:.0f} MiB): it is not a samtab bundle")
+    _check_framing(data)
     try:
         return msgpack.unpackb(
             data, raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext,
-            object_pairs_hook=_no_duplicate_keys, max_bin_len=MAX_BUNDLE_BYTES, max_str_len=MAX_STR_BYTES,
+            object_pairs_hook=_unique_keys, max_bin_len=MAX_BUNDLE_BYTES, max_str_len=MAX_STR_BYTES,
             max_array_len=MAX_META_ITEMS, max_map_len=MAX_META_ITEMS, max_ext_len=0,
         )
     except BundleError:
@@ -141,7 +230,7 @@ def _unpack(data: bytes) -> Any:
 def _check_side(value: Any, what: str) -> None:
     """A photo's width or height: a whole number of pixels within the cap."""
     if type(value) is not int or not 1 <= value <= MAX_IMAGE_SIDE:
-        raise BundleError(f"{what} {value!r} is not a whole number from 1 to {MAX_IMAGE_SIDE}")
+        raise BundleError(f"{what} {_show(value)} is not a whole number from 1 to {MAX_IMAGE_SIDE}")
 
 
 def _check_header(image: Any, model_name: Any) -> dict[str, Any]:
@@ -151,7 +240,7 @@ def _check_header(image: Any, model_name: Any) -> dict[str, Any]:
     _check_side(width, "the image width")
     _check_side(height, "the image height")
     sha256 = image.get("sha256")
-    if not isinstance(sha256, str) or not SHA256.match(sha256):
+    if not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
         raise BundleError("the image's sha256 is missing or not 64 lower-case hex digits")
     if not isinstance(model_name, str) or not model_name.strip():
         raise BundleError("the bundle does not name the model that made it")
@@ -163,7 +252,7 @@ def _tensor(name: str, data: Any, shape: Any, dtype: str | None, where: str) -> 
     With dtype None (a layout that does not say), the byte count decides between float16 and float32."""
     expected = contract.EMBEDDING_SHAPES[name]
     if not isinstance(shape, list) or [int(d) if type(d) is int else None for d in shape] != list(expected):
-        raise BundleError(f"{where}: {name} has shape {shape!r}, the SAM2 contract needs {list(expected)}")
+        raise BundleError(f"{where}: {name} has shape {_show(shape)}, the SAM2 contract needs {list(expected)}")
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BundleError(f"{where}: {name}'s data is not binary")
     count = math.prod(expected)
@@ -174,7 +263,7 @@ def _tensor(name: str, data: Any, shape: Any, dtype: str | None, where: str) -> 
                               f"data for shape {list(expected)}")
         dtype = sizes[len(data)]
     if dtype not in DTYPES:
-        raise BundleError(f"{where}: {name} has dtype {dtype!r}; bundles hold float16 or float32")
+        raise BundleError(f"{where}: {name} has dtype {_show(dtype)}; bundles hold float16 or float32")
     if len(data) != count * DTYPES[dtype].itemsize:
         raise BundleError(f"{where}: {name} has {len(data)} bytes, but {dtype} {list(expected)} needs "
                           f"{count * DTYPES[dtype].itemsize}: the bundle is truncated or mislabelled")
@@ -214,8 +303,8 @@ def read_bundle(data: bytes | bytearray | memoryview) -> Bundle:
         raise BundleError("the bundle must be a MessagePack map")
     if document.get("format") == FORMAT:
         version = document.get("version")
-        if version != VERSION:
-            raise BundleError(f"this bundle is format version {version!r}; this samtab reads version {VERSION}. "
+        if type(version) is not int or version != VERSION:  # True == 1 == 1.0
+            raise BundleError(f"this bundle is format version {_show(version)}; this samtab reads version {VERSION}. "
                               "Encode the photo again with this samtab's tools/encode.py")
         model = document.get("model")
         if not isinstance(model, dict) or model.get("contract") != contract.CONTRACT:
@@ -229,7 +318,7 @@ def read_bundle(data: bytes | bytearray | memoryview) -> Bundle:
         size = document["original_size"]
         if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int and 1 <= v <= MAX_IMAGE_SIDE
                                                                   for v in size)):
-            raise BundleError(f"original_size {size!r} is not [height, width] in pixels")
+            raise BundleError(f"original_size {_show(size)} is not [height, width] in pixels")
         tensors = _tensors(document["tensors"], "bundle", None)
         return Bundle(width=size[1], height=size[0], tensors=tensors, layout="wild-msgpack")
     raise BundleError("this file is not a samtab bundle (no 'format': 'samtab-bundle'), nor a layout samtab "
@@ -239,16 +328,25 @@ def read_bundle(data: bytes | bytearray | memoryview) -> Bundle:
 def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytearray | memoryview) -> Bundle:
     """Read the folder layout found in the wild: manifest.json (originalWidth, originalHeight,
     tensors: {name: {offset, shape, dtype}}) and the flat little-endian embedding.bin it points into.
+    `manifest` is manifest.json's text, or the JSON its caller parsed already.
 
     The byte count between offsets decides the dtype when it disagrees with the label (one public
     implementation labels float32 data as float16)."""
-    if len(embedding) > MAX_BUNDLE_BYTES:
-        raise BundleError(f"embedding.bin is {len(embedding) / 2**20:.1f} MiB, more than a bundle can be")
-    if not isinstance(manifest, dict):
-        if len(manifest) > 1 << 20:
-            raise BundleError("manifest.json is larger than 1 MiB: it is not a bundle manifest")
+    view = memoryview(embedding)
+    if view.nbytes > MAX_BUNDLE_BYTES:
+        raise BundleError(f"embedding.bin is {view.nbytes / 2**20:.1f} MiB, more than a bundle can be")
+    if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
+        view = memoryview(view.tobytes())  # offsets count bytes (Pyodide hands a Float32Array over as 'f')
+    if isinstance(manifest, (str, bytes, bytearray)):  # else a caller's already parsed JSON, checked below
+        if len(manifest) > MAX_MANIFEST_BYTES:
+            raise BundleError(f"manifest.json is larger than {MAX_MANIFEST_BYTES // 1024} KiB: it is not a bundle "
+                              "manifest")
         try:
-            manifest = json.loads(manifest)
+            manifest = json.loads(manifest, object_pairs_hook=functools.partial(_unique_keys, where="manifest.json"))
+        except BundleError:
+            raise
+        except RecursionError:
+            raise BundleError("manifest.json is nested too deeply: it is not a bundle manifest") from None
         except ValueError as error:
             raise BundleError(f"manifest.json is not valid JSON: {error}") from None
     if not isinstance(manifest, dict):
@@ -257,26 +355,28 @@ def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytear
     _check_side(width, "manifest.json: originalWidth")
     _check_side(height, "manifest.json: originalHeight")
     entries = manifest.get("tensors")
-    if not isinstance(entries, dict) or sorted(entries) != sorted(contract.EMBEDDING_SHAPES):
+    if not isinstance(entries, dict) or set(entries) != set(contract.EMBEDDING_SHAPES):
         raise BundleError(f"manifest.json: tensors must be exactly {', '.join(contract.EMBEDDING_SHAPES)}")
     spans = []
     for name, entry in entries.items():
-        offset = entry.get("offset") if isinstance(entry, dict) else None
-        if type(offset) is not int or not 0 <= offset < len(embedding):
-            raise BundleError(f"manifest.json: {name}'s offset {offset!r} is outside embedding.bin "
-                              f"({len(embedding)} bytes)")
+        if not isinstance(entry, dict):
+            raise BundleError(f"manifest.json: {name} is {_show(entry)}, not an object with offset, shape and "
+                              "dtype")
+        offset = entry.get("offset")
+        if type(offset) is not int or not 0 <= offset < len(view):
+            raise BundleError(f"manifest.json: {name}'s offset {_show(offset)} is outside embedding.bin "
+                              f"({len(view)} bytes)")
         spans.append((offset, name))
     spans.sort()
-    view = memoryview(embedding)
     tensors = {}
     for index, (offset, name) in enumerate(spans):
-        end = spans[index + 1][0] if index + 1 < len(spans) else len(embedding)
+        end = spans[index + 1][0] if index + 1 < len(spans) else len(view)
         count = math.prod(contract.EMBEDDING_SHAPES[name])
         label = entries[name].get("dtype")
         sized = {count * d.itemsize: n for n, d in DTYPES.items()}
         if end - offset in sized:
             dtype = sized[end - offset]
-        elif label in DTYPES and offset + count * DTYPES[label].itemsize <= end:
+        elif isinstance(label, str) and label in DTYPES and offset + count * DTYPES[label].itemsize <= end:
             dtype = label  # trailing padding after the tensor
         else:
             raise BundleError(f"manifest.json: {name} spans {end - offset} bytes of embedding.bin, which does "

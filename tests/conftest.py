@@ -23,3 +23,9 @@ def torch():
     import torch
 
     return torch
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-cases", type=int, default=None,
+                     help="bundle fuzzer (tests/unit/test_bundle_fuzz.py): generated and mutated bundles in all; "
+                          "default 10,000, or SAMTAB_FUZZ_CASES")
