@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,26 +43,81 @@ class Photo:
 def open_photo(source: bytes | str | Path, name: str | None = None) -> Photo:
     """Read a photo from bytes or a path; apply EXIF orientation; convert any mode to RGB.
 
-    Raises PhotoError for files Pillow cannot read, truncated files and decompression bombs.
+    Raises PhotoError for files Pillow cannot read, truncated files and decompression bombs. A truncated
+    photo is refused, never decoded in part: a bundle of a photo with a grey bottom would be silently wrong.
     """
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
     label = name or (str(source) if isinstance(source, (str, Path)) else "the photo")
     if not data:
-        raise PhotoError(f"{label} is empty (0 bytes)")
+        raise PhotoError(f"{label} is empty (0 bytes): there is no photo in it; copy it again from the original")
     try:
         with Image.open(io.BytesIO(data)) as image:
             source_format = image.format
             image.load()
+            if cut_short(data):
+                # Pillow decodes a PNG whose pixels are all there but whose end is cut off (and with it any
+                # chunk after them, such as its EXIF orientation), and any truncated file once someone sets
+                # ImageFile.LOAD_TRUNCATED_IMAGES: refuse them like any other truncated file.
+                raise EOFError("the file has no end marker")
             upright = ImageOps.exif_transpose(image)
             rgb = to_rgb(upright)
     except Image.DecompressionBombError as error:
-        raise PhotoError(f"{label} is too large to open safely ({error}); scale it down first") from None
-    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise PhotoError(f"{label} is not a photo Pillow can read ({error}); "
-                         "use a JPEG, PNG, WebP, TIFF or BMP file") from None
+        raise PhotoError(too_large(label, error)) from None
+    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise PhotoError(unreadable(label, data, error)) from None
     if rgb.width < 1 or rgb.height < 1:
         raise PhotoError(f"{label} has no pixels")
     return Photo(rgb=rgb, sha256=hashlib.sha256(data).hexdigest(), source_format=source_format)
+
+
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
+SIGNATURES = {b"\xff\xd8": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
+              b"BM": "BMP"}
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+
+
+def file_kind(data: bytes) -> str | None:
+    """What the first bytes say the file is ("JPEG", "PNG", ...), whatever its name says; None if unknown."""
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "HEIC"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in SIGNATURES.items() if data.startswith(magic)), None)
+
+
+def cut_short(data: bytes) -> bool:
+    """A JPEG or PNG without its end marker was cut off (a JPEG's may also sit in its EXIF thumbnail, so its
+    presence proves nothing, but its absence proves the file incomplete)."""
+    kind = file_kind(data)
+    return (kind == "JPEG" and b"\xff\xd9" not in data) or (kind == "PNG" and PNG_END not in data)
+
+
+def unreadable(label: str, data: bytes, error: Exception) -> str:
+    """Why Pillow could not read a file, in plain words, and what to do."""
+    kind = file_kind(data)
+    if isinstance(error, EOFError) or "truncated" in str(error).lower() or cut_short(data):
+        return (f"{label} is cut short: the file ends before the photo does (an interrupted copy or "
+                "download?); samtab does not encode part of a photo: copy it again from the original")
+    if kind == "HEIC":
+        return f"{label} is a HEIC/HEIF photo (as iPhones take), which Pillow cannot read; convert it to JPEG first"
+    if kind:
+        reason = ("its header cannot be read" if isinstance(error, Image.UnidentifiedImageError)
+                  else f"Pillow says: {error}")
+        return (f"{label} is a damaged or cut-short {kind} file ({reason}); copy it again from the original, "
+                "or open it in an image editor and save it again")
+    head = data[:512]
+    text = head.isascii() and all(c >= 32 or c in b"\t\n\r" for c in head)
+    what = "it holds text, not an image" if text else "its bytes are not a JPEG, PNG, WebP, TIFF, BMP or GIF image"
+    return (f"{label} is not a photo Pillow can read ({what}, whatever its name says); "
+            "use a JPEG, PNG, WebP, TIFF or BMP file")
+
+
+def too_large(label: str, error: Image.DecompressionBombError) -> str:
+    """Pillow's decompression-bomb refusal, with the sizes written for people."""
+    sizes = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(error))
+    what = (f"{int(sizes[1]):,} pixels; the limit, a guard against decompression bombs, is {int(sizes[2]):,}"
+            if sizes else str(error))
+    return f"{label} is too large to open safely ({what}); scale it down first"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

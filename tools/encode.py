@@ -8,8 +8,9 @@ For each photo P it writes, into --out:
     P.preview.jpg    the photo upright (EXIF applied), long edge capped at --preview-size (.png for PNGs)
 Both are written atomically (a temporary file, then a rename): an interrupted run leaves no partial file,
 and the next run resumes, skipping photos already encoded with the same model. An existing bundle made
-from another photo or model is never replaced without --force. A photo that cannot be read is reported and
-skipped; the rest go on, and the exit code is 1 if anything failed (2 for bad arguments).
+from another photo or model, or a preview of another photo, is never replaced without --force. A photo
+that cannot be read is reported and skipped; the rest go on, and the exit code is 1 if anything failed
+(2 for bad arguments, or an --out folder that cannot be written to).
 
 The encoder runs in onnxruntime with the best provider available (CUDA, then CoreML, then CPU) unless
 --provider says otherwise. Folders are read one level deep, photos in name order.
@@ -19,7 +20,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from files import remove_stale_partials, write_atomic  # noqa: E402
+from files import PARTIAL_SUFFIX, remove_stale_partials, write_atomic  # noqa: E402
 from modelio import read_model_folder  # noqa: E402
 
 from pyapp import bundle as bundles  # noqa: E402
@@ -149,6 +153,31 @@ def existing_verdict(bundle_path: Path, model_name: str, sha256: str) -> str | N
     return "same"
 
 
+def preview_bytes(rgb, suffix: str, preview_edge: int) -> bytes:
+    """The preview file's bytes: the same photo always gives the same bytes (a resumed run relies on it)."""
+    encoded = io.BytesIO()
+    if suffix == ".png":
+        images.preview(rgb, preview_edge).save(encoded, "PNG", compress_level=1)  # fast to write beats small
+    else:
+        images.preview(rgb, preview_edge).save(encoded, "JPEG", quality=90)
+    return encoded.getvalue()
+
+
+def prepare_out(out_dir: Path) -> None:
+    """Make --out if needed, check that files can be written in it, and remove what killed runs left there."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is a file, not a folder; name a folder (it is made if missing)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".encode-probe.", suffix=PARTIAL_SUFFIX)
+        os.close(fd)
+        os.unlink(probe)
+        remove_stale_partials(out_dir)
+    except OSError as error:
+        raise UsageError(f"--out {out_dir}: cannot write there ({error.strerror or error}); choose a folder "
+                         "you can write to, or make this one writable") from None
+
+
 def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, force: bool,
                  preview_edge: int) -> Result:
     timings: dict[str, float] = {}
@@ -164,6 +193,13 @@ def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, fo
         return Result(photo, "skipped", "already encoded with this model", bundle_path, preview_path)
     if verdict not in (None, "same") and not force:
         return Result(photo, "failed", f"{bundle_path} exists and {verdict}; pass --force to replace it")
+    started = time.perf_counter()
+    shown = preview_bytes(opened.rgb, preview_path.suffix, preview_edge)
+    timings["preview"] = (time.perf_counter() - started) * 1000
+    # A preview already there is kept unless it is this very one (a run killed between the two writes left it).
+    if not force and preview_path.exists() and preview_path.read_bytes() != shown:
+        return Result(photo, "failed", f"{preview_path} exists and is not this photo's preview; "
+                                       "pass --force to replace it")
 
     started = time.perf_counter()
     encoder_input = images.encoder_input(opened.rgb)
@@ -177,16 +213,8 @@ def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, fo
                                     image_sha256=opened.sha256, model_name=encoder.info.name, dtype=dtype)
     except bundles.BundleError as error:
         return Result(photo, "failed", str(error))
-    shown = images.preview(opened.rgb, preview_edge)
-    import io
-
-    encoded = io.BytesIO()
-    if preview_path.suffix == ".png":
-        shown.save(encoded, "PNG", compress_level=1)  # a preview: fast to write matters more than bytes
-    else:
-        shown.save(encoded, "JPEG", quality=90)
     # The preview first, the bundle last: a bundle on disk means the photo is done.
-    write_atomic(preview_path, encoded.getvalue())
+    write_atomic(preview_path, shown)
     write_atomic(bundle_path, data)
     timings["write"] = (time.perf_counter() - started) * 1000
     return Result(photo, "encoded", "", bundle_path, preview_path, timings, len(data))
@@ -197,8 +225,7 @@ def encode_all(photos: list[Path], model_dir: Path, out_dir: Path, *, dtype: str
                progress: bool = True) -> list[Result]:
     info = read_model_folder(model_dir)
     encoder = Encoder(model_dir, info, choose_provider(provider))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(out_dir)
+    prepare_out(out_dir)
     results = []
     from tqdm import tqdm
 

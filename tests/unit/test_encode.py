@@ -19,14 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ENCODE = [sys.executable, str(ROOT / "tools" / "encode.py")]
 
 
-@pytest.fixture(scope="session")
-def baseline(tmp_path_factory):
-    out = tmp_path_factory.mktemp("models") / "baseline"
-    subprocess.run([sys.executable, str(ROOT / "tools" / "baseline_model.py"), "--out", str(out)], check=True,
-                   capture_output=True)
-    return out
-
-
 def photo(path: Path, size=(96, 64), orientation: int | None = None, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 255, (size[1], size[0], 3), np.uint8)
