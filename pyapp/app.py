@@ -67,7 +67,7 @@ class App:
             photo = photo.resize((bundle.width, bundle.height), Image.LANCZOS)
         self.segmenter = segmenter
         self._view_masks.clear()
-        self._base_key = None
+        self._base_key = self._tint_key = None  # cached frame parts belong to the previous photo
         self._photo = photo.convert("RGB")
         self._full = None
         shown = self._photo.resize(view_size(*self._photo.size), Image.BILINEAR) \
@@ -95,19 +95,22 @@ class App:
         segmenter = self._require()
         return Mapping(segmenter.width, segmenter.height, css_width, css_height).display_to_image(x, y)
 
-    def click(self, x: float, y: float, css_width: float, css_height: float, include: bool = True) -> SegObject:
+    def click(self, x: float, y: float, css_width: float, css_height: float, include: bool = True, *,
+              join: bool | None = None) -> SegObject:
         """A click at CSS (x, y) on an element of css_width × css_height showing the whole photo.
-        Raises OutsideImage (and changes nothing) for a click off the photo."""
+        Raises OutsideImage (and changes nothing) for a click off the photo. `join`: see SegObject.push
+        (by default a click joins the step still waiting for its decode)."""
         image_x, image_y = self._image_point(x, y, css_width, css_height)
         obj = self.segmenter.objects.editing()
-        obj.add_point(Point(image_x, image_y, include))
+        obj.add_point(Point(image_x, image_y, include), join=join)
         return obj
 
-    def box(self, x0: float, y0: float, x1: float, y1: float, css_width: float, css_height: float) -> SegObject:
+    def box(self, x0: float, y0: float, x1: float, y1: float, css_width: float, css_height: float, *,
+            join: bool | None = None) -> SegObject:
         a = self._image_point(x0, y0, css_width, css_height)
         b = self._image_point(x1, y1, css_width, css_height)
         obj = self.segmenter.objects.editing()
-        obj.set_box(Box.from_corners(*a, *b))
+        obj.set_box(Box.from_corners(*a, *b), join=join)
         return obj
 
     def undo(self) -> None:
@@ -151,18 +154,35 @@ class App:
     # --- decoding -----------------------------------------------------------------------------------
 
     def next_decode(self) -> Decode | None:
-        """The decode the current state needs, if any: the current object's current step, undecoded.
-        Asked again after each decode, so clicks made meanwhile are decoded once, together (latest wins)."""
+        """The decode the current state needs, if any: an object's current step, undecoded, the current
+        object's first. Asked again after each decode, so clicks made meanwhile are decoded once, together
+        (latest wins)."""
         if self.segmenter is None:
             return None
-        obj = self.segmenter.objects.current
-        if obj is None or obj.prompt.empty or obj.current.candidates is not None:
-            return None
-        return Decode(obj, obj.current, self.segmenter.feeds(obj))
+        objects = self.segmenter.objects
+        # The current object first; then any other whose last edit was left waiting when the person moved
+        # on to another object (a new one, or a click on its name) before its decode began. In an object,
+        # the first step not yet decoded: each step refines the mask of the one before (a replayed session
+        # has several; a live one, at most its current step).
+        first = [objects.current] if objects.current is not None else []
+        for obj in first + [o for o in objects.items if o is not objects.current]:
+            for index, step in enumerate(obj.history[:obj.position + 1]):
+                if step.in_flight:
+                    break
+                if step.candidates is None and not step.prompt.empty:
+                    decode = Decode(obj, step, self.segmenter.feeds(obj, index))
+                    step.in_flight = True  # clicks from now on make a new step (see SegObject.push)
+                    return decode
+        return None
 
     def accept(self, decode: Decode, outputs: dict[str, np.ndarray]) -> None:
         """The decoder's answer, for the step it was asked for (the prompt may have moved on since)."""
+        decode.step.in_flight = False
         record(decode.step, outputs)
+
+    def abandon(self, decode: Decode) -> None:
+        """The decode failed: its step waits again, to be decoded by the next attempt."""
+        decode.step.in_flight = False
 
     def hover(self, x: float, y: float, css_width: float, css_height: float) -> Decode:
         """Feeds for what a first click at (x, y) would select (nothing is recorded)."""

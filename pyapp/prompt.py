@@ -87,6 +87,13 @@ class Step:
     prompt: Prompt
     candidates: Candidates | None = None  # all three candidate masks and their scores
     chosen: int = 0  # the candidate shown (the best-scored unless the user picked another)
+    in_flight: bool = False  # its decode has started and not yet ended
+
+
+# Undo keeps this many states per object. A decoded state holds its three candidates (about 0.8 MB of
+# logits), so an unbounded history would grow the worker's memory with every click for as long as the tab
+# is open; fifty is what photo editors keep by default.
+HISTORY_LIMIT = 50
 
 
 @dataclass
@@ -107,18 +114,36 @@ class SegObject:
     def prompt(self) -> Prompt:
         return self.current.prompt
 
-    def push(self, prompt: Prompt) -> Step:
-        """A new state after the current one; anything that was undone is dropped (no redo past an edit)."""
+    @property
+    def waiting(self) -> bool:
+        """The current state is an edit still waiting for its decode (not started yet)."""
+        step = self.current
+        return self.position > 0 and step.candidates is None and not step.in_flight and not step.prompt.empty
+
+    def push(self, prompt: Prompt, *, join: bool | None = False) -> Step:
+        """A new state after the current one; anything that was undone is dropped (no redo past an edit).
+        Only the oldest states are forgotten past HISTORY_LIMIT.
+
+        join=None: an edit made while the current state still waits for its decode joins that state
+        instead of adding one. Clicks made faster than the decoder answers are so decoded together, once
+        (latest wins), and each decode refines the mask the decode before gave (mask_input), whatever the
+        timing. join=True: the edit joins the current state (replaying a session whose steps are known)."""
+        if (join is None and self.waiting) or (join and self.position > 0 and not self.current.prompt.empty):
+            self.history[self.position] = Step(prompt)
+            return self.current
         del self.history[self.position + 1:]
         self.history.append(Step(prompt))
         self.position += 1
+        if len(self.history) > HISTORY_LIMIT:
+            del self.history[:len(self.history) - HISTORY_LIMIT]
+            self.position = len(self.history) - 1
         return self.current
 
-    def add_point(self, point: Point) -> Step:
-        return self.push(self.prompt.with_point(point))
+    def add_point(self, point: Point, *, join: bool | None = False) -> Step:
+        return self.push(self.prompt.with_point(point), join=join)
 
-    def set_box(self, box: Box) -> Step:
-        return self.push(self.prompt.with_box(box))
+    def set_box(self, box: Box, *, join: bool | None = False) -> Step:
+        return self.push(self.prompt.with_box(box), join=join)
 
     def clear(self) -> Step:
         return self.push(Prompt())
@@ -143,12 +168,14 @@ class SegObject:
         self.position += 1
         return self.current
 
-    def mask_input(self) -> np.ndarray | None:
-        """The previous step's chosen low-res logits (1, 1, 256, 256), fed back so a new click refines the
-        mask rather than starting over; None for the first click or after a clear."""
-        if self.position == 0:
+    def mask_input(self, index: int | None = None) -> np.ndarray | None:
+        """The chosen low-res logits (1, 1, 256, 256) of the step before the current one (or the one at
+        `index`), fed back so a new click refines the mask rather than starting over; None for the first
+        click or after a clear."""
+        index = self.position if index is None else index
+        if index == 0:
             return None
-        previous = self.history[self.position - 1]
+        previous = self.history[index - 1]
         if previous.candidates is None or previous.prompt.empty:
             return None
         return previous.candidates.low_res_logits[previous.chosen][None, None]

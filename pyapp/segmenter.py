@@ -36,9 +36,12 @@ class Segmenter:
     def height(self) -> int:
         return self.bundle.height
 
-    def feeds(self, obj: SegObject) -> dict[str, np.ndarray]:
-        """The decoder's inputs for the object's current prompt, refining its previous mask if it has one."""
-        return decoder_feeds(self.input_names, self.embeddings, obj.prompt, self.mapping, obj.mask_input())
+    def feeds(self, obj: SegObject, index: int | None = None) -> dict[str, np.ndarray]:
+        """The decoder's inputs for the object's current prompt (or its step at `index` in the history),
+        refining the mask of the step before if it has one."""
+        index = obj.position if index is None else index
+        return decoder_feeds(self.input_names, self.embeddings, obj.history[index].prompt, self.mapping,
+                             obj.mask_input(index))
 
     def accept(self, obj: SegObject, outputs: dict[str, np.ndarray]) -> Candidates:
         """Record the decoder's answer for the object's current step."""

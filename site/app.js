@@ -20,6 +20,10 @@ const VIEWS = ["overlay", "cutout", "erase"];
 // A worker that has said nothing for this long (it answers a ping every few seconds) has died.
 const WATCHDOG_MS = 10_000;
 const PING_MS = 2_500;
+// A worker that fails this many times within RESTART_WINDOW_MS is not restarted again: something is
+// wrong that a restart does not cure, and the person is told so.
+const MAX_RESTARTS = 3;
+const RESTART_WINDOW_MS = 60_000;
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
@@ -33,17 +37,22 @@ const state = {
   readyInfo: null,
   demos: [],
   models: {}, // model name → absolute URL of its folder
-  photo: null, // {kind: "demo"|"files", ...}: what is (being) shown
+  photo: null, // {kind: "demo"|"files", seq, ...}: the photo chosen last (its pixels may still be coming)
+  shown: null, // the photo whose pixels are on the canvas: clicks land on it, or nowhere
   openSeq: 0,
   opened: false, // the worker has the current photo
   pending: [], // messages for the photo being opened, sent once it is
   replay: [], // every change since the photo opened: replayed into a restarted worker
+  stepEnds: new Set(), // ids of the last click or box of each decoded step, to replay the same steps
   controls: null, // the last state the worker sent
   excludeMode: false,
   view: "overlay",
   opacity: 0.5,
-  busy: 0,
+  opening: false, // a photo is being opened
+  inputSeq: 0, // clicks and boxes sent, counted
+  covered: 0, // the last of them the worker has settled (decoded, with nothing left to decode)
   restarts: 0,
+  restartTimes: [],
   timings: {},
 };
 
@@ -55,7 +64,8 @@ function emit(name, detail = {}) {
 
 function updateState() {
   if (state.error) return; // an error stays on show until the person does something
-  document.body.dataset.state = !state.workerReady ? "booting" : state.busy > 0 ? "busy" : "ready";
+  const busy = state.opening || state.covered < state.inputSeq;
+  document.body.dataset.state = !state.workerReady ? "booting" : busy ? "busy" : "ready";
 }
 
 function clearError() {
@@ -100,8 +110,9 @@ function viewSize(width, height, maxEdge = 1024) {
 }
 
 // The photo appears as soon as its image has loaded, before Python is ready.
-async function paintPhoto(source, width, height) {
+async function paintPhoto(source, width, height, stillWanted = () => true) {
   const bitmap = source instanceof Blob ? await createImageBitmap(source) : await loadImage(source);
+  if (!stillWanted()) return null; // another photo was chosen while this one loaded
   const [w, h] = viewSize(width || bitmap.width, height || bitmap.height);
   canvas.width = w;
   canvas.height = h;
@@ -187,6 +198,10 @@ async function startWorker() {
     fail("python", message, hint);
     return;
   }
+  if (state.failedForGood) {
+    worker.terminate();
+    return;
+  }
   state.timings.python_ms = now();
   emit("python", { python_ms: state.timings.python_ms });
   state.worker = worker;
@@ -195,8 +210,11 @@ async function startWorker() {
   watchWorker(worker);
   setStatus("Loading the decoder…", "ort");
   // ?threads=N caps onnxruntime-web's threads (benchmarks compare 1 thread with many).
-  const threads = Number(new URLSearchParams(location.search).get("threads")) || 0;
-  worker.postMessage({ type: "boot", base: new URL("./", document.baseURI).href, threads });
+  const query = new URLSearchParams(location.search);
+  const threads = Number(query.get("threads")) || 0;
+  // ?diagnostics=1 counts live PyProxies for the stats that leak checks read (a little slower).
+  worker.postMessage({ type: "boot", base: new URL("./", document.baseURI).href, threads,
+    diagnostics: query.get("diagnostics") === "1" });
 }
 
 // The worker can die without a word (a crash in WebAssembly, the browser reclaiming memory): while it
@@ -225,11 +243,35 @@ function onWorkerCrash(reason) {
   }
   state.workerReady = false;
   state.opened = false;
-  state.busy = 0;
+  state.opening = false;
+  const recent = state.restartTimes.filter((t) => performance.now() - t < RESTART_WINDOW_MS);
+  if (recent.length >= MAX_RESTARTS) {
+    state.failedForGood = true;
+    fail("worker", `The worker failed ${recent.length + 1} times in a minute (last: ${reason}); it is not restarted again.`,
+      "Your photo is still shown. Reload the page to try again; if it keeps happening, try another browser.");
+    return;
+  }
+  state.restartTimes = [...recent, performance.now()];
   state.restarts += 1;
   state.restarting = true;
-  fail("worker", `The worker stopped (${reason}); restarting it. Your clicks are kept.`, "", false);
+  fail("worker", `The worker stopped (${reason}); restarting it. Your objects and clicks are kept.`, "", false);
   startWorker();
+}
+
+// The replay log as one message for a restarted worker: each click or box says whether it joined the
+// step of the one just before (clicks made while a decode ran), so that the worker rebuilds the same
+// steps and each refines the same mask as before the crash.
+function replayLog() {
+  let previous = null; // the click or box just before, with nothing else between
+  return state.replay.map((message) => {
+    if (message.type !== "click" && message.type !== "box") {
+      previous = null;
+      return message;
+    }
+    const joins = previous !== null && !state.stepEnds.has(previous.id);
+    previous = message;
+    return { ...message, joins };
+  });
 }
 
 function send(message, transfer = []) {
@@ -243,7 +285,7 @@ function command(message) {
   if (!state.photo) return;
   clearError();
   if (message.type === "click" || message.type === "box") {
-    state.busy += 1;
+    message.id = ++state.inputSeq;
     updateState();
   }
   if (!["hover", "hover-end", "export"].includes(message.type)) state.replay.push(message);
@@ -255,6 +297,14 @@ function onWorkerMessage({ data }) {
   state.lastHeard = performance.now();
   switch (data?.type) {
     case "pong":
+      break;
+    case "stats":
+      emit("stats", { ...data, type: undefined, page: { replay: state.replay.length, pending: state.pending.length,
+        js_heap_bytes: performance.memory?.usedJSHeapSize ?? null, restarts: state.restarts } });
+      break;
+    case "settled":
+      state.covered = Math.max(state.covered, data.input);
+      updateState();
       break;
     case "status":
       setStatus(data.text, data.phase);
@@ -271,13 +321,15 @@ function onWorkerMessage({ data }) {
       break;
     }
     case "opened": {
-      if (data.seq !== state.openSeq) break; // an older photo, replaced meanwhile
+      if (data.seq !== state.photo?.seq) break; // an older photo, replaced meanwhile
       state.opened = true;
-      state.busy = Math.max(0, state.busy - 1);
+      state.opening = false;
       const queued = state.pending;
       state.pending = [];
       // After a restart the replay log (not the pending queue) holds everything to re-apply.
-      for (const message of state.restarting ? state.replay : queued) send(message);
+      if (state.restarting) send({ type: "replay", messages: replayLog() });
+      else for (const message of queued) send(message);
+      if (state.restarting) clearError(); // the restart worked: its notice has done its job
       state.restarting = false;
       updateState();
       setStatus("Click anywhere on the image", "ready", state.readyInfo?.notice || "", !!state.readyInfo?.notice);
@@ -287,11 +339,17 @@ function onWorkerMessage({ data }) {
       break;
     }
     case "frame": {
+      // (Busy ends with "settled", when the worker has nothing left to decode, for any object.)
+      if (data.mask?.input) state.stepEnds.add(data.mask.input);
+      if (data.seq !== state.photo?.seq) { // a photo replaced meanwhile: not painted over the new one
+        updateState();
+        break;
+      }
       const started = performance.now();
       paintFrame(data);
+      state.shown = state.photo;
       renderControls(data.state);
       if (data.mask) {
-        state.busy = Math.max(0, state.busy - 1);
         requestAnimationFrame(() => {
           const painted = performance.now();
           const latency = { ...data.mask.latency_ms, paint: Math.round((painted - started) * 10) / 10 };
@@ -308,10 +366,16 @@ function onWorkerMessage({ data }) {
       emit("export", { what: data.what, name: data.name, bytes: data.data.byteLength });
       break;
     case "error":
-      state.busy = 0;
+      if (data.restart) {
+        onWorkerCrash(data.message);
+        break;
+      }
+      state.covered = state.inputSeq;
+      state.opening = false;
       if (data.phase === "open" && state.previousPhoto) {
         // The new files were refused: the worker kept the photo it had, and so does the page.
         state.photo = state.previousPhoto;
+        state.shown = state.photo;
         state.opened = true;
         if (state.controls) requestRedraw();
       }
@@ -419,11 +483,13 @@ function beginPhoto(photo) {
   clearError();
   state.previousPhoto = state.opened ? state.photo : null;
   state.photo = photo;
-  state.openSeq += 1;
+  photo.seq = ++state.openSeq;
   state.opened = false;
   state.pending = [];
   state.replay = [];
-  state.busy = 1;
+  state.stepEnds = new Set();
+  state.opening = true;
+  state.covered = state.inputSeq;
   updateState();
   for (const button of document.querySelectorAll("#gallery button")) {
     button.setAttribute("aria-current", String(button.dataset.slug === photo.slug));
@@ -471,12 +537,16 @@ async function openDemo(demo) {
   state.previousPhoto = null; // a demo always replaces the photo
   renderControls(null);
   setStatus(`Opening “${demo.title}”…`, "open");
+  const photo = state.photo;
   try {
-    await paintPhoto(demo.previewUrl, demo.width, demo.height);
-    emit("photo", { slug: demo.slug, painted_ms: now() });
+    if (await paintPhoto(demo.previewUrl, demo.width, demo.height, () => state.photo === photo)) {
+      state.shown = photo;
+      emit("photo", { slug: demo.slug, painted_ms: now() });
+    }
   } catch (error) {
     fail("open", `The photo could not be shown: ${error.message}`, "", false);
   }
+  if (state.photo !== photo) return; // another photo was chosen meanwhile: it is the one opened
   if (state.workerReady) openInWorker();
   else setStatus(`“${demo.title}” is shown; Python is still starting…`, "python",
     "Your clicks are kept and applied as soon as it is ready.");
@@ -509,7 +579,7 @@ async function openFiles(files) {
 
 async function openInWorker() {
   const photo = state.photo;
-  const seq = state.openSeq;
+  const seq = photo.seq;
   if (photo.kind === "demo") {
     const { demo } = photo;
     const message = { type: "open", seq, bundle_url: demo.bundleUrl, model_url: demo.modelUrl,
@@ -524,12 +594,12 @@ async function openInWorker() {
     } catch (error) {
       console.warn("samtab: prefetch failed; the worker fetches itself:", error);
     }
-    if (seq === state.openSeq && state.worker) send(message, transfer);
+    if (photo === state.photo && state.worker) send(message, transfer);
   } else {
     // Copies, so the originals stay available should the worker need to be restarted.
     const photoCopy = photo.files.photo.slice(0);
     const bundleCopy = photo.files.bundle.slice(0);
-    send({ type: "open-files", seq: state.openSeq, photo: photoCopy, photo_name: photo.photoName,
+    send({ type: "open-files", seq, photo: photoCopy, photo_name: photo.photoName,
       bundle: bundleCopy, bundle_name: photo.bundleName, models: state.models }, [photoCopy, bundleCopy]);
   }
 }
@@ -626,10 +696,11 @@ canvas.addEventListener("contextmenu", (event) => event.preventDefault());
 canvas.addEventListener("pointerdown", (event) => {
   if (!state.photo || (event.button !== 0 && event.button !== 2)) return;
   canvas.setPointerCapture(event.pointerId);
-  press = { start: cssPoint(event), pointerId: event.pointerId, button: event.button, moved: false, longPress: false };
+  press = { start: cssPoint(event), pointerId: event.pointerId, button: event.button, moved: false, longPress: false,
+    photo: state.shown };
   if (event.pointerType === "touch") {
     press.timer = setTimeout(() => {
-      if (press && !press.moved) {
+      if (press && !press.moved && press.photo === state.photo && state.shown === state.photo) {
         press.longPress = true;
         command(clickMessage(press.start, false)); // a long press excludes
       }
@@ -666,11 +737,14 @@ canvas.addEventListener("pointerup", (event) => {
   if (!press || press.pointerId !== event.pointerId) return;
   clearTimeout(press.timer);
   const end = cssPoint(event);
-  const { start, moved, button, longPress } = press;
+  const { start, moved, button, longPress, photo: pressedOn } = press;
   press = null;
   $("box-rect").hidden = true;
   hoverPoint = null;
   if (longPress) return;
+  // A click lands on the photo that was on the canvas when the button went down, or nowhere: not on a
+  // photo chosen meanwhile whose pixels are not showing yet.
+  if (pressedOn !== state.photo || state.shown !== state.photo) return;
   if (moved) {
     const clamp = (v, max) => Math.min(Math.max(v, 0), max - 0.01);
     command({ type: "box", x0: clamp(start.x, start.w), y0: clamp(start.y, start.h), x1: clamp(end.x, end.w),
@@ -748,6 +822,10 @@ addEventListener("error", (event) => {
 });
 addEventListener("unhandledrejection", (event) =>
   fail("page", `Something went wrong: ${event.reason?.message || event.reason}`, "Reload the page to try again."));
+// Tests and benchmarks ask the worker for its memory figures; the answer comes as a samtab:stats event.
+addEventListener("samtab:request-stats", () => {
+  if (state.worker && state.workerReady) send({ type: "stats" });
+});
 addEventListener("py:progress", ({ detail }) => {
   if (!state.workerReady && !state.photo) statusDetail.textContent = String(detail);
 });

@@ -29,6 +29,10 @@ for (const name of ["boot", "painted", "status", "python", "ready", "error"]) {
 }
 """
 
+# The same, for every event the app dispatches (what a test of the app as a person uses it watches).
+APP_EVENT_RECORDER = EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "mask", "opened", "photo", '
+                                            '"export", "stats"')
+
 BOOT_TIMEOUT_MS = 120_000
 
 
@@ -101,3 +105,75 @@ class RequestLog:
         allowed = urlsplit(origin).netloc
         return [url for url in self.urls
                 if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != allowed]
+
+
+class AppPage:
+    """A page of samtab and the helpers a person's actions need: the browser tests' and benchmarks' hands."""
+
+    def __init__(self, page, timeout_ms: float = BOOT_TIMEOUT_MS):
+        self.page = page
+        self.timeout_ms = timeout_ms
+
+    def open(self, url: str) -> AppPage:
+        self.page.add_init_script(APP_EVENT_RECORDER)
+        self.page.goto(url)
+        self.wait_for("opened")
+        return self
+
+    def count(self, name: str) -> int:
+        return self.page.evaluate(f"window.__samtab_events.filter(e => e.name == '{name}').length")
+
+    def wait_for(self, name: str, after: int = 0) -> dict:
+        """The detail of the samtab:NAME event after the first `after` ones (a fatal error ends the wait)."""
+        self.page.wait_for_function(
+            f"window.__samtab_events.filter(e => e.name == '{name}').length > {after} || "
+            "window.__samtab_events.some(e => e.name == 'error' && e.detail.fatal)", timeout=self.timeout_ms)
+        events = recorded_events(self.page, name)
+        assert len(events) > after, recorded_events(self.page, "error")
+        return events[-1]["detail"]
+
+    def wait_until_ready(self) -> None:
+        """Until nothing is being opened or decoded (<body data-state> back to ready)."""
+        self.page.wait_for_function("document.body.dataset.state === 'ready'", timeout=self.timeout_ms)
+
+    def canvas_point(self, x: float, y: float, width: int, height: int) -> tuple[float, float]:
+        """Where photo pixel (x, y) (a pixel's centre) of a width × height photo is on the screen."""
+        canvas = self.page.locator("#canvas")
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        return box["x"] + (x + 0.5) * box["width"] / width, box["y"] + (y + 0.5) * box["height"] / height
+
+    def click(self, x: float, y: float, size: tuple[int, int], button: str = "left") -> dict:
+        before = self.count("mask")
+        self.page.mouse.click(*self.canvas_point(x, y, *size), button=button)
+        return self.wait_for("mask", before)
+
+    def drag(self, a: tuple[float, float], b: tuple[float, float], size: tuple[int, int]) -> dict:
+        before = self.count("mask")
+        mouse = self.page.mouse
+        mouse.move(*self.canvas_point(*a, *size))
+        mouse.down()
+        mouse.move(*self.canvas_point(*b, *size), steps=8)
+        mouse.up()
+        return self.wait_for("mask", before)
+
+    def export(self, what: str) -> tuple[bytes, str]:
+        with self.page.expect_download() as download:
+            self.page.click(f"#export-{what}")
+        return Path(download.value.path()).read_bytes(), download.value.suggested_filename
+
+    def mask(self):
+        """The current object's mask, exported, as a boolean array at the photo's size."""
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        data, _ = self.export("mask")
+        return np.asarray(Image.open(io.BytesIO(data))) > 127
+
+    def stats(self) -> dict:
+        """The worker's memory figures (pyapp.web.worker.Worker.stats) and the page's own."""
+        before = self.count("stats")
+        self.page.evaluate("dispatchEvent(new CustomEvent('samtab:request-stats'))")
+        return self.wait_for("stats", before)

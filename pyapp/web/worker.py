@@ -9,25 +9,34 @@ page → worker
     {type: "open", seq, bundle_url, model_url, preview_url, name}      a demo
     {type: "open-files", seq, photo: ArrayBuffer, photo_name, bundle: ArrayBuffer, bundle_name,
      models: {model name: model folder URL}}             a person's own photo and bundle
-    {type: "click", x, y, css_width, css_height, include, t0}           CSS pixels on the canvas
-    {type: "box", x0, y0, x1, y1, css_width, css_height, t0}
+    {type: "click", id, x, y, css_width, css_height, include, t0}       CSS pixels on the canvas;
+    {type: "box", id, x0, y0, x1, y1, css_width, css_height, t0}          id: the page's count of inputs
+    {type: "replay", messages: [...]}                     a restarted worker's state rebuilt in one go: the
+                                                          messages since the photo opened, clicks and boxes
+                                                          with joins: whether each joined the step before
     {type: "hover", x, y, css_width, css_height} / {type: "hover-end"}
     {type: "undo" | "redo" | "clear" | "new-object"}, {type: "select" | "delete", id},
     {type: "rename", id, name}, {type: "candidate", index}, {type: "view", view, opacity}
     {type: "export", what: "mask" | "cutout" | "coco"}
     {type: "ping"}                                        the page's watchdog; answered with {type: "pong"}
+    {type: "stats"}                                       answered with {type: "stats", ...}: memory figures
 worker → page
     {type: "status", text, phase}
     {type: "ready", info}                                 boot done: versions, threads, provider, timings
     {type: "opened", seq, width, height, view_width, view_height, model_name, timings}
-    {type: "frame", width, height, pixels: ArrayBuffer, state, mask?: {...samtab:mask detail}, t0?}
+    {type: "frame", seq, width, height, pixels: ArrayBuffer, state, mask?: {...samtab:mask detail}, t0?}
+                                                          seq: the open photo's; mask.input: the last
+                                                          input id the decoded prompt includes
+    {type: "settled", input}                              nothing left to decode; input: the last input id
     {type: "download", name, mime, data: ArrayBuffer}
-    {type: "error", phase, message, hint, fatal}          fatal: false means the work so far is kept
+    {type: "error", phase, message, hint, fatal, restart?} fatal: false means the work so far is kept;
+                                                          restart: the page should restart this worker
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import sys
 import time
@@ -39,6 +48,12 @@ from pyodide.ffi import to_js
 _xworker = None
 _tasks: set[asyncio.Task] = set()
 MAX_THREADS = 4  # past four, the decoder gains little and the page loses cores
+DAMAGED_DECODER_HINT = ("The decoder file is damaged or is not an ONNX model: rebuild the site's models "
+                        "(python tools/demos.py, or tools/serve.py) and reload. Your current photo is kept.")
+
+
+class DecoderError(Exception):
+    """onnxruntime-web cannot load a model's decoder file."""
 
 
 # --- plumbing ----------------------------------------------------------------------------------------
@@ -60,6 +75,13 @@ def status(text: str, phase: str) -> None:
 
 def fail(phase: str, message: str, hint: str = "", fatal: bool = False) -> None:
     post({"type": "error", "phase": phase, "message": message, "hint": hint, "fatal": fatal})
+
+
+def _short(error: BaseException, limit: int = 200) -> str:
+    """An error's message for a person: its first line, cut at `limit` (onnxruntime's carry C++ paths)."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def _ms(start: float) -> float:
@@ -189,6 +211,9 @@ class Worker:
         self.click_started: float | None = None
         self.opening: asyncio.Future | None = None
         self.queued: list[dict] = []
+        self.seq = None  # the open photo's number, from the page
+        self.replaying = False  # no frames while a replay rebuilds the state
+        self.last_input = 0  # the id of the last click or box applied to the prompt
 
     # boot ---------------------------------------------------------------------------------------------
 
@@ -230,7 +255,11 @@ class Worker:
             # Measured in onnxruntime-web: SAM2's decoder runs ~25 % faster fully optimised (0.35 s to
             # create); the baseline's 900 small nodes take 1.1 s to optimise fully for no gain ("basic": 0.1 s).
             optimization = "all" if info.family == "sam2.1" else "basic"
-            session = await self.ort.session(to_js(decoder), optimization)
+            try:
+                session = await self.ort.session(to_js(decoder), optimization)
+            except Exception as error:  # noqa: BLE001 - onnxruntime-web's message, shortened, is the detail
+                raise DecoderError(f"onnxruntime-web could not load the decoder {model_url}{info.files['decoder']} "
+                                   f"({_short(error)})") from None
             self.runners[model_url] = OrtWebRunner(self.ort, session, info.name, model_url)
         return self.runners[model_url]
 
@@ -262,6 +291,8 @@ class Worker:
             self.open_steps = steps
         except BundleError as error:
             fail("open", f"This demo's embeddings are not usable: {error}", "The previous photo is kept.")
+        except DecoderError as error:
+            fail("open", f"This demo cannot be used: {error}", DAMAGED_DECODER_HINT)
         except Exception as error:  # noqa: BLE001
             fail("open", f"The demo could not be opened: {error}", "Check the connection and try again.")
         else:
@@ -288,6 +319,8 @@ class Worker:
             fail("open", f"{message.get('bundle_name', 'The bundle')} cannot be used with "
                          f"{message.get('photo_name', 'this photo')}: {error}",
                  "Your current photo and its objects are kept.")
+        except DecoderError as error:
+            fail("open", f"The files could not be opened: {error}", DAMAGED_DECODER_HINT)
         except Exception as error:  # noqa: BLE001
             fail("open", f"The files could not be opened: {error}", "Your current photo and its objects are kept.")
         else:
@@ -304,7 +337,8 @@ class Worker:
 
     def _opened(self, message: dict, started: float) -> None:
         width, height = self.app.view_size
-        post({"type": "opened", "seq": message.get("seq"), "width": self.app.segmenter.width,
+        self.seq = message.get("seq")
+        post({"type": "opened", "seq": self.seq, "width": self.app.segmenter.width,
               "height": self.app.segmenter.height, "view_width": width, "view_height": height,
               "model_name": self.runner.model_name,
               "timings": {"open_ms": _ms(started), **getattr(self, "open_steps", {})}})
@@ -329,22 +363,38 @@ class Worker:
                 if job is None:
                     break
                 timings = {"feeds": _ms(started)}
+                # The inputs this mask answers for: up to the last one if it is the object's current step
+                # (not an earlier one, decoded first because the current one refines it).
                 t0 = self.click_started
+                covered = self.last_input if decode and decode.step is decode.obj.current else 0
                 started = time.perf_counter()
-                outputs = await self.runner.run(job.feeds, embeddings=set(self.app.segmenter.embeddings))
+                segmenter = self.app.segmenter
+                try:
+                    outputs = await self.runner.run(job.feeds, embeddings=set(segmenter.embeddings))
+                except BaseException:
+                    self.app.abandon(job)
+                    raise
+                if self.app.segmenter is not segmenter:
+                    continue  # another photo was opened during the decode: its answer is for nothing shown
                 timings["decode"] = _ms(started)
                 started = time.perf_counter()
                 self.app.accept(job, outputs)
                 if decode:
                     self.hover_step = None
-                    detail = self._mask_detail(job)
+                    detail = {**self._mask_detail(job), "input": covered}
                     timings["postprocess"] = _ms(started)
                     self.frame(mask=detail, t0=t0, timings=timings)
                 else:
                     self.hover_step = job.step
                     self.frame()
+            self.decoding = False
+            post({"type": "settled", "input": self.last_input})
         except Exception as error:  # noqa: BLE001
-            fail("decode", f"The decoder failed: {error}", "Your clicks are kept; try again.")
+            # onnxruntime-web in a bad state (a WebGPU device lost, memory exhausted) does not recover in
+            # this worker: the page restarts it and replays the work into a fresh one.
+            self.decoding = False
+            post({"type": "error", "phase": "decode", "message": f"the decoder failed ({_short(error)})", "hint": "",
+                  "fatal": False, "restart": True})
         finally:
             self.decoding = False
 
@@ -368,16 +418,20 @@ class Worker:
         scale = (self.app.segmenter.width * self.app.segmenter.height) / (width * height)
         return {"object": decode.obj.id, "clicks": len(step.prompt.points) + (2 if step.prompt.box else 0),
                 "mask_index": step.chosen, "iou": round(float(step.candidates.iou[step.chosen]), 4),
-                "area_px": int(round(mask.sum() * scale)), "prompt": step.prompt.to_json()}
+                "area_px": int(round(mask.sum() * scale)), "prompt": step.prompt.to_json(),
+                "refined": bool(decode.feeds["has_mask_input"][0]) if "has_mask_input" in decode.feeds else False}
 
     def frame(self, mask: dict | None = None, t0: float | None = None, timings: dict | None = None) -> None:
         """Render the view and send it, with the state of the controls."""
+        if self.replaying:
+            return
         started = time.perf_counter()
         pixels = self.app.render(hover=self.hover_step)
         composite_ms = _ms(started)
         height, width = pixels.shape[:2]
         buffer = _array_buffer(pixels)
-        message = {"type": "frame", "width": width, "height": height, "pixels": buffer, "state": self.app.state()}
+        message = {"type": "frame", "seq": self.seq, "width": width, "height": height, "pixels": buffer,
+                   "state": self.app.state()}
         if mask is not None:
             timings = {**(timings or {}), "composite": composite_ms, "send": _ms(started) - composite_ms}
             timings["python"] = round(sum(v for k, v in timings.items() if k != "decode"), 1)
@@ -386,6 +440,28 @@ class Worker:
             message["t0"] = t0
         post(message, [buffer])
 
+    def stats(self) -> dict:
+        """Memory figures for leak checks (tests/browser/test_reliability.py): Pyodide's WebAssembly heap
+        (it only ever grows), Python's traced heap incl. numpy's arrays and the live PyProxies (both only
+        when booted with diagnostics, else None), objects the garbage collector tracks, the JS values Python
+        holds (hiwire references), work queued."""
+        import tracemalloc
+
+        import pyodide_js
+
+        gc.collect()
+        module = pyodide_js._module
+        segmenter = self.app.segmenter
+        steps = sum(len(o.history) for o in segmenter.objects.items) if segmenter else 0
+        decoded = sum(s.candidates is not None for o in segmenter.objects.items for s in o.history) if segmenter else 0
+        tracing = tracemalloc.is_tracing()
+        return {"wasm_heap_bytes": int(module.HEAP8.length),
+                "python_heap_bytes": tracemalloc.get_traced_memory()[0] if tracing else None,
+                "gc_objects": len(gc.get_objects()), "js_refs": int(module._hiwire_num_refs()),
+                "pyproxies": int(module.pyproxy_alloc_map.size) if tracing else None, "tasks": len(_tasks),
+                "queued": len(self.queued),
+                "runners": len(self.runners), "steps": steps, "decoded_steps": decoded}
+
     # dispatch -----------------------------------------------------------------------------------------
 
     def handle(self, message: dict) -> None:
@@ -393,7 +469,17 @@ class Worker:
         if kind == "ping":
             post({"type": "pong"})  # the page's watchdog: this worker is alive
             return
+        if kind == "stats":
+            post({"type": "stats", **self.stats()})
+            return
         if kind == "boot":
+            if message.get("diagnostics"):  # for stats(): Python's heap and the live PyProxies
+                import tracemalloc
+
+                import pyodide_js
+
+                tracemalloc.start()
+                pyodide_js._module.enable_pyproxy_allocation_tracing()
             _spawn(self.boot(message["base"], int(message.get("threads") or 0)))
             return
         if kind in ("open", "open-files"):
@@ -413,7 +499,9 @@ class Worker:
             from pyapp.coords import OutsideImage
 
             if isinstance(error, OutsideImage):
-                return  # a click just off the photo: nothing to do
+                if not self.decoding:  # a click just off the photo: nothing to do, nothing pending
+                    post({"type": "settled", "input": self.last_input})
+                return
             fail(kind or "input", str(error), "Your work so far is kept.")
 
     def _drain(self) -> None:
@@ -423,15 +511,29 @@ class Worker:
 
     def command(self, kind: str, m: dict) -> None:
         app = self.app
-        if kind == "click":
+        if kind in ("click", "box"):
+            self.last_input = max(self.last_input, int(m.get("id") or 0))
             self.click_started = m.get("t0")
-            app.click(m["x"], m["y"], m["css_width"], m["css_height"], bool(m.get("include", True)))
+            join = bool(m["joins"]) if "joins" in m else None
+            if kind == "click":
+                app.click(m["x"], m["y"], m["css_width"], m["css_height"], bool(m.get("include", True)), join=join)
+            else:
+                app.box(m["x0"], m["y0"], m["x1"], m["y1"], m["css_width"], m["css_height"], join=join)
             self.hover_step = None
             self.schedule()
-        elif kind == "box":
-            self.click_started = m.get("t0")
-            app.box(m["x0"], m["y0"], m["x1"], m["y1"], m["css_width"], m["css_height"])
-            self.hover_step = None
+        elif kind == "replay":
+            from pyapp.coords import OutsideImage
+
+            self.replaying = True
+            try:
+                for each in m["messages"]:
+                    try:
+                        self.command(each["type"], each)
+                    except OutsideImage:
+                        pass
+            finally:
+                self.replaying = False
+            self.frame()
             self.schedule()
         elif kind == "hover":
             self.hover_request = (m["x"], m["y"], m["css_width"], m["css_height"])

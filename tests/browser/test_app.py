@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 import synthetic
-from browser import EVENT_RECORDER, RequestLog, recorded_events
+from browser import AppPage as App
+from browser import APP_EVENT_RECORDER, RequestLog, recorded_events
 
 ROOT = Path(__file__).resolve().parents[2]
-RECORDER = EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "mask", "opened", "photo", "export"')
 TIMEOUT = 120_000
 
 
@@ -33,60 +33,6 @@ def truth():
     image, objects = synthetic.scene()
     meta = json.loads((ROOT / "site" / "demos" / "shapes" / "truth.json").read_text())
     return image, objects, meta
-
-
-class App:
-    """A page of samtab and the helpers a person's actions need."""
-
-    def __init__(self, page):
-        self.page = page
-
-    def open(self, url: str) -> App:
-        self.page.add_init_script(RECORDER)
-        self.page.goto(url)
-        self.wait_for("opened")
-        return self
-
-    def count(self, name: str) -> int:
-        return self.page.evaluate(f"window.__samtab_events.filter(e => e.name == '{name}').length")
-
-    def wait_for(self, name: str, after: int = 0) -> dict:
-        self.page.wait_for_function(
-            f"window.__samtab_events.filter(e => e.name == '{name}').length > {after} || "
-            "window.__samtab_events.some(e => e.name == 'error' && e.detail.fatal)", timeout=TIMEOUT)
-        events = recorded_events(self.page, name)
-        assert len(events) > after, recorded_events(self.page, "error")
-        return events[-1]["detail"]
-
-    def canvas_point(self, x: float, y: float, width: int, height: int) -> tuple[float, float]:
-        """Where photo pixel (x, y) (a pixel's centre) is on the screen."""
-        canvas = self.page.locator("#canvas")
-        canvas.scroll_into_view_if_needed()
-        box = canvas.bounding_box()
-        return box["x"] + (x + 0.5) * box["width"] / width, box["y"] + (y + 0.5) * box["height"] / height
-
-    def click(self, x: float, y: float, size: tuple[int, int], button: str = "left") -> dict:
-        before = self.count("mask")
-        self.page.mouse.click(*self.canvas_point(x, y, *size), button=button)
-        return self.wait_for("mask", before)
-
-    def drag(self, a: tuple[float, float], b: tuple[float, float], size: tuple[int, int]) -> dict:
-        before = self.count("mask")
-        mouse = self.page.mouse
-        mouse.move(*self.canvas_point(*a, *size))
-        mouse.down()
-        mouse.move(*self.canvas_point(*b, *size), steps=8)
-        mouse.up()
-        return self.wait_for("mask", before)
-
-    def export(self, what: str) -> bytes:
-        with self.page.expect_download() as download:
-            self.page.click(f"#export-{what}")
-        return Path(download.value.path()).read_bytes(), download.value.suggested_filename
-
-    def mask(self) -> np.ndarray:
-        data, _ = self.export("mask")
-        return np.asarray(Image.open(io.BytesIO(data))) > 127
 
 
 @pytest.fixture
@@ -112,7 +58,7 @@ def test_gallery_shows_every_demo_with_credit(app, site):
 def test_the_photo_is_painted_before_python_is_ready_and_early_clicks_are_kept(app, site, truth):
     image, objects, meta = truth
     height, width = image.shape[:2]
-    app.page.add_init_script(RECORDER)
+    app.page.add_init_script(APP_EVENT_RECORDER)
     app.page.goto(shapes_url(site))
     app.page.wait_for_function("window.__samtab_events.some(e => e.name == 'photo')", timeout=TIMEOUT)
     painted = recorded_events(app.page, "photo")[0]["detail"]["t_ms"]
@@ -303,9 +249,14 @@ def test_no_request_leaves_the_origin_in_a_whole_session(browser, site, truth):
     try:
         page = context.new_page()
         page.set_default_timeout(TIMEOUT)
-        app = App(page).open(shapes_url(site))
-        for target in meta["objects"]:
-            app.click(*target["point"], size)
+        app = App(page).open(shapes_url(site))  # boot, the gallery, a demo
+        for index in range(20):  # 20 clicks over the five objects, each a new object now and then
+            target = meta["objects"][index % len(meta["objects"])]
+            if index % 4 == 0 and index:
+                page.keyboard.press("n")
+            app.click(target["point"][0] + index % 3, target["point"][1], size, "left" if index % 5 else "right")
+        for view in ("cutout", "erase", "overlay"):
+            page.click(f"#view-{view}")
         for what in ("mask", "cutout", "coco"):
             app.export(what)
         page.click("#gallery button[data-slug=coffee]")
@@ -313,6 +264,7 @@ def test_no_request_leaves_the_origin_in_a_whole_session(browser, site, truth):
     finally:
         context.close()
     assert log.foreign(site.origin) == []
+    assert len(log.urls) > 40  # the page, its scripts, Python's packages, models, bundles, previews
     assert any("decoder.onnx" in url for url in log.urls) and any(".msgpack" in url for url in log.urls)
 
 
@@ -347,9 +299,11 @@ def test_a_dead_worker_is_restarted_and_the_clicks_are_kept(app, site, truth):
         python_worker.evaluate("close()")  # the worker dies without a word
     except Exception:  # noqa: BLE001 - the evaluation dies with it
         pass
-    before = app.count("mask")
+    before = app.count("opened")
     app.page.mouse.click(*app.canvas_point(*meta["objects"][2]["point"], *size), button="right")  # while dead
-    detail = app.wait_for("mask", before)
+    app.wait_for("opened", before)
+    app.wait_until_ready()
+    detail = recorded_events(app.page, "mask")[-1]["detail"]
     errors = recorded_events(app.page, "error")
     assert errors and "restarting" in errors[0]["detail"]["message"] and not errors[0]["detail"]["fatal"]
     assert detail["clicks"] == 2  # the click before the crash and the one made while it was down

@@ -214,3 +214,118 @@ def test_hover_records_nothing(app):
     app.accept(job, decoder.run(job.feeds))
     assert app.segmenter.objects.items == []
     assert app.render(hover=job.step).shape == (683, 1024, 4)
+
+
+def other_photo(width: int, height: int):
+    rng = np.random.default_rng(1)
+    embeddings = {n: rng.standard_normal(s).astype(np.float32) for n, s in contract.EMBEDDING_SHAPES.items()}
+    bundle = read_bundle(write_bundle(embeddings, width=width, height=height, image_sha256="34" * 32, model_name="m"))
+    return bundle, Image.fromarray(rng.integers(0, 255, (height, width, 3), np.uint8))
+
+
+def test_a_second_photo_renders_as_if_it_were_the_first(app):
+    """Found by the browser's demo-switch storm: the tinted frame cached for the first photo was reused
+    for the next one (same cache key): the old photo's pixels showed inside the new mask, or, for a
+    larger photo, every click on it failed."""
+    decoder = DiscDecoder()
+    app.click(300, 200, 600, 400)
+    decode_all(app, decoder)
+    app.render()
+    for size in ((600, 400), (1200, 800)):
+        bundle, photo = other_photo(*size)
+        fresh = App()
+        for each in (app, fresh):
+            each.open(bundle, "m", DiscDecoder.input_names, photo)
+            each.click(300, 200, 600, 400)
+            decode_all(each, decoder)
+        np.testing.assert_array_equal(app.render(), fresh.render())
+
+
+def test_clicks_made_while_a_decode_runs_are_decoded_together_once(app):
+    """Latest wins, and the result does not depend on timing: clicks made while a decode is running join
+    one new step, decoded once, refining the mask of the step that was running."""
+    decoder = DiscDecoder()
+    app.click(300, 200, 600, 400)
+    running = app.next_decode()  # the first click's decode starts...
+    for x in (310, 320, 330):  # ...and three more clicks arrive meanwhile
+        app.click(x, 200, 600, 400)
+    app.accept(running, decoder.run(running.feeds))
+    obj = app.segmenter.objects.current
+    assert len(obj.history) == 3 and len(obj.prompt.points) == 4  # empty, first click, the other three
+    decode_all(app, decoder)
+    assert len(decoder.calls) == 2 and decoder.calls[1]["has_mask_input"][0] == 1
+    app.undo()
+    assert len(obj.prompt.points) == 1  # undo takes back what one decode showed
+
+
+def test_a_failed_decode_leaves_its_step_to_be_decoded_again(app):
+    app.click(300, 200, 600, 400)
+    job = app.next_decode()
+    assert app.next_decode() is None  # running: not asked for twice
+    app.abandon(job)
+    assert app.next_decode() is not None
+
+
+def test_undo_history_is_bounded(app):
+    from pyapp.prompt import HISTORY_LIMIT
+
+    decoder = DiscDecoder()
+    for index in range(HISTORY_LIMIT + 30):
+        app.click(100 + index, 200, 600, 400)
+        decode_all(app, decoder)
+    obj = app.segmenter.objects.current
+    assert len(obj.history) == HISTORY_LIMIT and len(obj.prompt.points) == HISTORY_LIMIT + 30
+    for _ in range(HISTORY_LIMIT - 1):
+        app.undo()
+    assert len(obj.prompt.points) == 31 and obj.current.candidates is not None
+    with pytest.raises(IndexError):
+        app.undo()
+
+
+def test_an_object_left_waiting_for_its_decode_is_still_decoded(app):
+    """Clicks, then N (or a click on another object's name) before the decode began: the first object's
+    last clicks are decoded all the same, after the current object's."""
+    decoder = DiscDecoder()
+    app.click(300, 200, 600, 400)
+    running = app.next_decode()
+    app.click(310, 200, 600, 400)  # waits behind the running decode
+    app.new_object()
+    app.click(100, 100, 600, 400)
+    app.accept(running, decoder.run(running.feeds))
+    decode_all(app, decoder)
+    first, second = app.segmenter.objects.items
+    assert first.current.candidates is not None and len(first.prompt.points) == 2
+    assert second.current.candidates is not None
+    assert len(json.loads(app.export_coco()[2])["annotations"]) == 2
+
+
+def test_a_replayed_session_rebuilds_the_same_steps_and_masks(app):
+    """What a restarted worker does with the page's replay log: the clicks applied at once, each saying
+    whether it joined the step before; the steps are then decoded in order, each refining the one before,
+    so every mask is what it was."""
+    decoder = DiscDecoder()
+    app.click(300, 200, 600, 400)
+    decode_all(app, decoder)
+    app.click(330, 200, 600, 400, include=False)
+    running = app.next_decode()
+    app.click(250, 210, 600, 400)  # these two join one step, made while the decode ran
+    app.click(260, 190, 600, 400)
+    app.accept(running, decoder.run(running.feeds))
+    decode_all(app, decoder)
+    before = app.segmenter.mask(app.segmenter.objects.current)
+
+    bundle = app.segmenter.bundle
+    replayed = App()
+    replayed.open(bundle, "m", DiscDecoder.input_names, Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)))
+    for (x, y, include), join in zip([(300, 200, True), (330, 200, False), (250, 210, True), (260, 190, True)],
+                                     [False, False, False, True]):
+        replayed.click(x, y, 600, 400, include, join=join)
+    calls = len(decoder.calls)
+    decode_all(replayed, decoder)
+    assert len(decoder.calls) - calls == 3  # the three steps, in order, fed exactly as the first time
+    for first, again in zip(decoder.calls[:3], decoder.calls[calls:]):
+        for name in ("point_coords", "point_labels", "mask_input", "has_mask_input"):
+            np.testing.assert_array_equal(first[name], again[name])
+    obj = replayed.segmenter.objects.current
+    assert [len(s.prompt.points) for s in obj.history] == [0, 1, 2, 4]
+    np.testing.assert_array_equal(replayed.segmenter.mask(obj), before)

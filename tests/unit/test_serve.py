@@ -72,12 +72,24 @@ def test_mime_types(server, tmp_path, suffix, mime):
 @pytest.mark.parametrize("path", [
     "/../pyproject.toml", "/%2e%2e/pyproject.toml", "/%2E%2E%2Fpyproject.toml", "/..%2fpyproject.toml",
     "/vendor/../../pyproject.toml", "//etc/passwd", "/%2Fetc%2Fpasswd", "/..\\pyproject.toml",
-    "/%5c..%5cpyproject.toml", "/%00index.html", "/%ff%fe",
+    "/%5c..%5cpyproject.toml", "/%00index.html", "/%ff%fe", "/%252e%252e/pyproject.toml",
+    "http://evil.example/../pyproject.toml", "/./../pyproject.toml", "/vendor/%2e%2e/%2e%2e/pyproject.toml",
 ])
 def test_paths_outside_site_are_refused(server, path):
     response, body = get(server, path)
     assert response.status == 404
     assert b"samtab" not in body and b"root:" not in body
+
+
+def test_a_symlink_out_of_site_is_refused(server):
+    """A link inside site/ that points outside it (a careless deploy, a hostile archive) serves nothing."""
+    link = serve.SITE / "escape-test.toml"
+    link.symlink_to(ROOT / "pyproject.toml")
+    try:
+        response, body = get(server, "/escape-test.toml")
+    finally:
+        link.unlink()
+    assert response.status == 404 and b"samtab" not in body
 
 
 def test_no_directory_listing(server):

@@ -1,0 +1,324 @@
+"""The app under abuse, in Debian's Chromium: click storms, clicks during a photo switch, a worker killed
+or its decoder failing mid-decode, damaged decoder files, hostile bundle strings, and memory over a long
+session. docs/reliability.md tabulates what these tried and measured."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import synthetic
+from browser import AppPage, recorded_events
+from pyapp.bundle import read_bundle, write_bundle
+from pyapp.model import parse_model_info
+from pyapp.prompt import HISTORY_LIMIT, Box, Point, Prompt
+from pyapp.runner import OnnxRuntimeRunner
+from pyapp.segmenter import Segmenter
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMOS = ROOT / "site" / "demos"
+BASELINE_DEMOS = ["shapes", "coffee", "chelsea", "astronaut", "rocket"]
+
+
+@pytest.fixture
+def app(page, site):
+    page.set_default_timeout(120_000)
+    return AppPage(page)
+
+
+def report(line: str) -> None:
+    """Figures for docs/reliability.md, on the terminal even when pytest captures output."""
+    print(f"\nreliability: {line}", file=sys.__stderr__, flush=True)
+
+
+def photo_size(slug: str) -> tuple[int, int]:
+    meta = json.loads((DEMOS / slug / "demo.json").read_text())
+    return meta["width"], meta["height"]
+
+
+def headless_mask(slug: str, prompts: list[dict]) -> np.ndarray:
+    """What CPython's onnxruntime gives for the same steps: each prompt decoded in turn, each refining the
+    mask of the one before (mask_input), as the worker does."""
+    demo = DEMOS / slug
+    meta = json.loads((demo / "demo.json").read_text())
+    model_dir = (demo / meta["model"]).resolve()
+    info = parse_model_info((model_dir / "model.json").read_text())
+    runner = OnnxRuntimeRunner(model_dir / info.files["decoder"])
+    segmenter = Segmenter(read_bundle((demo / meta["bundle"]).read_bytes()), info.name, runner.input_names)
+    obj = segmenter.objects.new()
+    for prompt in prompts:
+        obj.push(Prompt(tuple(Point(x, y, bool(include)) for x, y, include in prompt["points"]),
+                        Box(*prompt["box"]) if prompt["box"] else None))
+        segmenter.decode(obj, runner)
+    return segmenter.mask(obj)
+
+
+def errors(page) -> list[dict]:
+    return [e["detail"] for e in recorded_events(page, "error")]
+
+
+# --- click storms -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("slug", ["shapes", "shapes-sam2.1-tiny-random"])
+def test_a_click_storm_decodes_the_latest_prompt_and_matches_headless(app, site, slug):
+    """100 clicks in about 2 s: no error, every click in the final prompt, decodes far fewer than clicks
+    (latest wins: clicks made during a decode are decoded together), nothing left queued, the page back to
+    ready, and the final mask what CPython computes for the same steps."""
+    width, height = photo_size(slug)
+    app.open(f"{site.url}?demo={slug}")
+    # As an impatient person would: includes on one object, excludes on the others and the background.
+    # (Random clicks anywhere would make a prompt whose mask turns on rounding: the baseline model's answer
+    # to 100 contradictory points moves by hundreds of pixels when a point moves by 0.001 px.)
+    _, objects = synthetic.scene()
+    rng = np.random.default_rng(6)
+    inside = np.argwhere(objects[1]["mask"])
+    outside = np.argwhere(~objects[1]["mask"])
+    clicks = [(float(x), float(y), True) for y, x in inside[rng.choice(len(inside), 75)]]
+    clicks += [(float(x), float(y), False) for y, x in outside[rng.choice(len(outside), 25)]]
+    clicks = [clicks[i] for i in rng.permutation(100)]
+    # Where the clicks go, found once: the photo must not move while it is being clicked.
+    points = [app.canvas_point(x, y, width, height) for x, y, _ in clicks]
+    canvas = app.page.locator("#canvas").bounding_box()
+    started = time.perf_counter()
+    for index, (x, y, include) in enumerate(clicks):
+        app.page.mouse.click(*points[index], button="left" if include else "right")
+        pause = started + (index + 1) * 0.02 - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+    storm_s = time.perf_counter() - started
+    app.wait_until_ready()
+    settled_s = time.perf_counter() - started - storm_s
+    assert errors(app.page) == [] and app.page.locator("#canvas").bounding_box() == canvas
+    masks = [e["detail"] for e in recorded_events(app.page, "mask")]
+    final = masks[-1]
+    assert final["input"] == 100 and final["clicks"] == 100 and all(m["refined"] for m in masks[1:])
+    assert [p[2] for p in final["prompt"]["points"]] == [int(include) for _, _, include in clicks]
+    stats = app.stats()
+    # One undo step per decode (the clicks it took together), all decoded, none waiting; undo keeps the last
+    # HISTORY_LIMIT of them.
+    assert stats["queued"] == 0 and stats["steps"] == min(len(masks) + 1, HISTORY_LIMIT)
+    assert stats["decoded_steps"] == min(len(masks), HISTORY_LIMIT) and len(masks) < 100
+    browser_mask = app.mask()
+    headless = headless_mask(slug, [m["prompt"] for m in masks])
+    differing = int((browser_mask != headless).sum())
+    report(f"click storm ({slug}): 100 clicks in {storm_s:.2f} s -> {len(masks)} decodes, settled "
+           f"{settled_s:.2f} s after the last click, final mask differs from headless in {differing} of "
+           f"{headless.size} pixels")
+    assert differing <= headless.size // 1000, differing
+
+
+def test_a_click_during_a_photo_switch_lands_on_the_photo_shown_or_nowhere(app, site):
+    shapes, coffee = photo_size("shapes"), photo_size("coffee")
+    app.open(f"{site.url}?demo=shapes")
+    app.click(480, 320, shapes)
+    held = []
+    app.page.route("**/demos/coffee/*.preview.*", lambda route: held.append(route))
+    opened = app.count("opened")
+    app.page.click("#gallery button[data-slug=coffee]")
+    app.page.wait_for_function("document.body.dataset.state === 'busy'")
+    # The canvas still shows the shapes: these clicks must not land on the coffee photo.
+    for x, y in ((100, 100), (480, 320), (900, 600)):
+        app.page.mouse.click(*app.canvas_point(x, y, *shapes))
+    app.page.wait_for_timeout(300)
+    assert len(held) == 1
+    held[0].continue_()
+    app.page.unroute("**/demos/coffee/*.preview.*")
+    assert app.wait_for("opened", opened)["slug"] == "coffee"
+    app.wait_until_ready()
+    masks = app.count("mask")
+    assert app.stats()["steps"] == 0 and errors(app.page) == []  # the coffee photo got no click
+    # Once the coffee shows, a click lands on it.
+    detail = app.click(coffee[0] / 2, coffee[1] / 2, coffee)
+    assert detail["clicks"] == 1 and app.count("mask") == masks + 1
+
+
+def test_switching_demos_while_clicking_ends_on_the_last_demo_without_errors(app, site):
+    app.open(f"{site.url}?demo=shapes")
+    rng = random.Random(1)
+    slugs = ["coffee", "chelsea", "shapes", "rocket", "astronaut", "coffee"]
+    for slug in slugs:
+        app.page.click(f"#gallery button[data-slug={slug}]")
+        for _ in range(4):
+            box = app.page.locator("#canvas").bounding_box()
+            app.page.mouse.click(box["x"] + rng.uniform(0.1, 0.9) * box["width"],
+                                 box["y"] + rng.uniform(0.1, 0.9) * box["height"])
+            app.page.wait_for_timeout(rng.uniform(0, 120))
+    app.page.wait_for_function("window.__samtab_events.filter(e => e.name == 'opened').pop()?.detail.slug == 'coffee'")
+    app.wait_until_ready()
+    assert errors(app.page) == []
+    # Whatever clicks landed belong to the coffee photo, and its mask is where they were.
+    state = app.stats()
+    assert state["queued"] == 0
+
+
+# --- crashes ------------------------------------------------------------------------------------------
+
+def python_worker(page):
+    return next(w for w in page.workers if w.url.startswith("blob:"))
+
+
+def patch_decoder_run(app: AppPage, body: str) -> None:
+    """Replace onnxruntime-web's InferenceSession.run in the worker (the module instance the worker
+    imported: a module is one per URL per realm) with `body`, a function's source."""
+    url = f"{app.page.url.split('?')[0]}vendor/ort/ort.wasm.min.mjs"
+    python_worker(app.page).evaluate(
+        f"import({json.dumps(url)}).then((ort) => {{ ort.InferenceSession.prototype.run = {body}; }})")
+
+
+def two_objects(app: AppPage, truth_points, size) -> None:
+    app.click(*truth_points[0], size)
+    app.click(*truth_points[1], size, button="right")
+    app.page.keyboard.press("n")
+    app.click(*truth_points[2], size)
+
+
+def coco_annotations(app: AppPage) -> list[dict]:
+    data, _ = app.export("coco")
+    return json.loads(data)["annotations"]
+
+
+@pytest.mark.parametrize("how", ["killed", "throws"])
+def test_a_worker_lost_mid_decode_is_restarted_with_the_objects_and_clicks(app, site, how):
+    meta = json.loads((DEMOS / "shapes" / "truth.json").read_text())
+    points = [o["point"] for o in meta["objects"]]
+    size = photo_size("shapes")
+    app.open(f"{site.url}?demo=shapes")
+    two_objects(app, points, size)
+    before = coco_annotations(app)
+    if how == "killed":  # the worker dies in the middle of the decode, without a word
+        patch_decoder_run(app, "function () { close(); return new Promise(() => {}); }")
+    else:  # onnxruntime-web throws
+        patch_decoder_run(app, "function () { return Promise.reject(new Error('injected failure')); }")
+    restarted = app.count("opened")
+    app.page.mouse.click(*app.canvas_point(*points[3], *size))  # object 2's second click
+    app.wait_for("opened", restarted)  # the photo, opened again in a new worker
+    app.wait_until_ready()  # and the objects rebuilt, every step decoded again
+    detail = [e["detail"] for e in recorded_events(app.page, "mask") if e["detail"]["object"] == 2][-1]
+    problems = errors(app.page)
+    assert len(problems) == 1 and not problems[0]["fatal"] and "restarting" in problems[0]["message"]
+    assert ("injected failure" in problems[0]["message"]) == (how == "throws")
+    report(f"worker {how} mid-decode: '{problems[0]['message']}', restarted, mask back "
+           f"{(recorded_events(app.page, 'mask')[-1]['detail']['t_ms'] - recorded_events(app.page, 'error')[0]['detail']['t_ms']) / 1000:.1f} s later")
+    assert detail["clicks"] == 2
+    after = coco_annotations(app)
+    assert len(after) == 2
+    assert after[0]["segmentation"] == before[0]["segmentation"]  # object 1 exactly as it was, refined
+    assert after[1]["area"] != before[1]["area"]  # object 2 with the click made as the worker died
+    assert app.page.locator("#object-list li").count() == 2
+    assert app.page.evaluate("document.body.dataset.state") == "ready"
+
+
+def test_a_decoder_that_always_fails_is_not_restarted_forever(app, site, tmp_path):
+    """A decoder file that loads but cannot run: the worker is restarted a few times, then the page says
+    so for good, with the photo still shown."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    info = parse_model_info((ROOT / "site" / "models" / "baseline" / "model.json").read_text())
+    real = onnx.load(str(ROOT / "site" / "models" / "baseline" / "decoder.onnx"))
+    inputs = list(real.graph.input)
+    nodes = [helper.make_node("Constant", [], ["bad_shape"], value=helper.make_tensor("s", TensorProto.INT64, [1], [7])),
+             helper.make_node("Reshape", ["point_coords", "bad_shape"], ["broken"]),  # never 7 values: fails
+             helper.make_node("ReduceSum", ["broken"], ["iou_predictions"], keepdims=0),
+             helper.make_node("Identity", ["mask_input"], ["masks"])]
+    graph = helper.make_graph(nodes, "always-fails", inputs,
+                              [helper.make_tensor_value_info("masks", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("iou_predictions", TensorProto.FLOAT, None)])
+    broken = helper.make_model(graph, opset_imports=real.opset_import, ir_version=real.ir_version).SerializeToString()
+    assert info.input_names("decoder")
+    app.page.route("**/models/baseline/decoder.onnx", lambda route: route.fulfill(body=broken))
+    size = photo_size("shapes")
+    app.open(f"{site.url}?demo=shapes")
+    app.page.mouse.click(*app.canvas_point(480, 320, *size))
+    app.page.wait_for_function("window.__samtab_events.some(e => e.name == 'error' && e.detail.fatal)",
+                               timeout=240_000)
+    problems = errors(app.page)
+    assert sum("restarting" in p["message"] for p in problems) == 3
+    assert "not restarted again" in problems[-1]["message"] and "Reload" in problems[-1]["hint"]
+    assert app.page.locator("#status").inner_text().startswith("The worker failed")
+    report(f"decoder that always fails: {len(problems) - 1} restarts, then '{problems[-1]['message']}'")
+
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_decoder_file_gives_a_message_not_a_blank_page(app, site, damage):
+    real = (ROOT / "site" / "models" / "baseline" / "decoder.onnx").read_bytes()
+    body = b"this is not an onnx model\n" * 200 if damage == "garbage" else real[: len(real) // 2]
+    app.page.route("**/models/baseline/decoder.onnx", lambda route: route.fulfill(body=body))
+    app.page.add_init_script(__import__("browser").APP_EVENT_RECORDER)
+    app.page.goto(f"{site.url}?demo=shapes")
+    error = app.wait_for("error")
+    assert "decoder" in error["message"] and "could not load" in error["message"], error
+    assert "tools/demos.py" in error["hint"]
+    assert app.page.evaluate("document.body.dataset.state") == "error"
+    assert recorded_events(app.page, "photo")  # the photo is on show, not a blank page
+    assert "decoder" in app.page.locator("#status").inner_text()
+    report(f"damaged decoder ({damage}): '{error['message'][:160]}'")
+
+
+# --- hostile data -------------------------------------------------------------------------------------
+
+def test_strings_in_a_bundle_are_shown_as_text_never_run(app, site, tmp_path):
+    """A bundle is data: a model name full of markup reaches the page as text, and nothing in it runs."""
+    app.open(f"{site.url}?demo=shapes")
+    real = read_bundle(next((DEMOS / "shapes").glob("*.msgpack")).read_bytes())
+    hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+    bundle = tmp_path / "shapes.png.msgpack"
+    bundle.write_bytes(write_bundle(real.embeddings(), width=real.width, height=real.height,
+                                    image_sha256=real.image_sha256, model_name=hostile,
+                                    extra={"__proto__": {"polluted": 1}, "constructor": "x"}))
+    photo = ROOT / ".cache" / "demo-sources" / "shapes.png"
+    app.page.set_input_files("#file-input", [str(photo), str(bundle)])
+    error = app.wait_for("error")
+    assert hostile in error["message"]
+    assert hostile in app.page.locator("#status").inner_text()  # shown literally, as text
+    assert app.page.evaluate("document.querySelectorAll('#status img, #status script, #status-detail img').length") == 0
+    assert app.page.evaluate("window.__pwned === undefined && ({}).polluted === undefined")
+
+
+# --- memory over a long session -----------------------------------------------------------------------
+
+def test_memory_stays_flat_over_500_clicks_and_20_demo_switches(app, site):
+    """20 demo switches, 25 clicks on each photo (new objects, undo, excludes). The worker's figures are
+    taken right after each switch (then the same photo was open, without objects, five switches earlier):
+    once every demo has been seen, none may grow by 10 % from one visit of a demo to the next."""
+    rng = random.Random(5)
+    app.open(f"{site.url}?demo=shapes&diagnostics=1")
+    samples, clicks = [], 0
+    cycle = len(BASELINE_DEMOS)
+    for switch in range(21):  # the 21st opens the first demo once more, to compare like with like
+        slug = BASELINE_DEMOS[switch % cycle]
+        if switch:
+            opened = app.count("opened")
+            app.page.click(f"#gallery button[data-slug={slug}]")
+            app.wait_for("opened", opened)
+        app.wait_until_ready()
+        samples.append(app.stats())
+        if switch == 20:
+            break
+        width, height = photo_size(slug)
+        for index in range(25):
+            if index % 8 == 7:
+                app.page.keyboard.press("n")
+            if index % 10 == 9:
+                app.page.keyboard.press("Control+z")
+            app.click(rng.uniform(0, width - 1), rng.uniform(0, height - 1), (width, height),
+                      button="left" if rng.random() < 0.8 else "right")
+            clicks += 1
+    assert clicks == 500 and errors(app.page) == []
+    figures = ("wasm_heap_bytes", "python_heap_bytes", "gc_objects", "js_refs", "pyproxies")
+    growth = {name: max((samples[k][name] - samples[k - cycle][name]) / max(1, samples[k - cycle][name])
+                        for k in range(2 * cycle, len(samples))) for name in figures}
+    for name in figures:
+        report(f"memory {name}: after boot {samples[0][name]}, each demo seen once {samples[cycle][name]}, "
+               f"end {samples[-1][name]}, largest growth between visits of a demo {100 * growth[name]:+.2f} % "
+               f"(all: {[s[name] for s in samples]})")
+    report(f"memory page: replay log {samples[-1]['page']['replay']} messages, "
+           f"JS heap {samples[-1]['page']['js_heap_bytes']} bytes, runners {samples[-1]['runners']}")
+    assert all(value < 0.10 for value in growth.values()), growth
