@@ -243,7 +243,7 @@ function onWorkerCrash(reason) {
   }
   state.workerReady = false;
   state.opened = false;
-  state.opening = false;
+  state.opening = !!state.photo; // it is opened again in the new worker
   const recent = state.restartTimes.filter((t) => performance.now() - t < RESTART_WINDOW_MS);
   if (recent.length >= MAX_RESTARTS) {
     state.failedForGood = true;

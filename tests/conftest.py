@@ -29,3 +29,22 @@ def pytest_addoption(parser):
     parser.addoption("--fuzz-cases", type=int, default=None,
                      help="bundle fuzzer (tests/unit/test_bundle_fuzz.py): generated and mutated bundles in all; "
                           "default 10,000, or SAMTAB_FUZZ_CASES")
+
+
+FIGURES = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def figures(request):
+    """figures(line): a measured figure for docs/reliability.md, printed in the run's terminal summary
+    (whatever pytest captured) under "samtab figures"."""
+    lines = request.config.stash.setdefault(FIGURES, [])
+    return lambda line: lines.append(f"{request.node.name}: {line}")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    lines = config.stash.get(FIGURES, [])
+    if lines:
+        terminalreporter.section("samtab figures")
+        for line in lines:
+            terminalreporter.write_line(line)

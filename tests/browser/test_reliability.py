@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -30,11 +29,6 @@ BASELINE_DEMOS = ["shapes", "coffee", "chelsea", "astronaut", "rocket"]
 def app(page, site):
     page.set_default_timeout(120_000)
     return AppPage(page)
-
-
-def report(line: str) -> None:
-    """Figures for docs/reliability.md, on the terminal even when pytest captures output."""
-    print(f"\nreliability: {line}", file=sys.__stderr__, flush=True)
 
 
 def photo_size(slug: str) -> tuple[int, int]:
@@ -66,7 +60,7 @@ def errors(page) -> list[dict]:
 # --- click storms -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("slug", ["shapes", "shapes-sam2.1-tiny-random"])
-def test_a_click_storm_decodes_the_latest_prompt_and_matches_headless(app, site, slug):
+def test_a_click_storm_decodes_the_latest_prompt_and_matches_headless(app, site, slug, figures):
     """100 clicks in about 2 s: no error, every click in the final prompt, decodes far fewer than clicks
     (latest wins: clicks made during a decode are decoded together), nothing left queued, the page back to
     ready, and the final mask what CPython computes for the same steps."""
@@ -107,7 +101,7 @@ def test_a_click_storm_decodes_the_latest_prompt_and_matches_headless(app, site,
     browser_mask = app.mask()
     headless = headless_mask(slug, [m["prompt"] for m in masks])
     differing = int((browser_mask != headless).sum())
-    report(f"click storm ({slug}): 100 clicks in {storm_s:.2f} s -> {len(masks)} decodes, settled "
+    figures(f"click storm ({slug}): 100 clicks in {storm_s:.2f} s -> {len(masks)} decodes, settled "
            f"{settled_s:.2f} s after the last click, final mask differs from headless in {differing} of "
            f"{headless.size} pixels")
     assert differing <= headless.size // 1000, differing
@@ -184,7 +178,7 @@ def coco_annotations(app: AppPage) -> list[dict]:
 
 
 @pytest.mark.parametrize("how", ["killed", "throws"])
-def test_a_worker_lost_mid_decode_is_restarted_with_the_objects_and_clicks(app, site, how):
+def test_a_worker_lost_mid_decode_is_restarted_with_the_objects_and_clicks(app, site, how, figures):
     meta = json.loads((DEMOS / "shapes" / "truth.json").read_text())
     points = [o["point"] for o in meta["objects"]]
     size = photo_size("shapes")
@@ -203,7 +197,7 @@ def test_a_worker_lost_mid_decode_is_restarted_with_the_objects_and_clicks(app, 
     problems = errors(app.page)
     assert len(problems) == 1 and not problems[0]["fatal"] and "restarting" in problems[0]["message"]
     assert ("injected failure" in problems[0]["message"]) == (how == "throws")
-    report(f"worker {how} mid-decode: '{problems[0]['message']}', restarted, mask back "
+    figures(f"worker {how} mid-decode: '{problems[0]['message']}', restarted, mask back "
            f"{(recorded_events(app.page, 'mask')[-1]['detail']['t_ms'] - recorded_events(app.page, 'error')[0]['detail']['t_ms']) / 1000:.1f} s later")
     assert detail["clicks"] == 2
     after = coco_annotations(app)
@@ -214,7 +208,7 @@ def test_a_worker_lost_mid_decode_is_restarted_with_the_objects_and_clicks(app, 
     assert app.page.evaluate("document.body.dataset.state") == "ready"
 
 
-def test_a_decoder_that_always_fails_is_not_restarted_forever(app, site, tmp_path):
+def test_a_decoder_that_always_fails_is_not_restarted_forever(app, site, tmp_path, figures):
     """A decoder file that loads but cannot run: the worker is restarted a few times, then the page says
     so for good, with the photo still shown."""
     import onnx
@@ -242,12 +236,12 @@ def test_a_decoder_that_always_fails_is_not_restarted_forever(app, site, tmp_pat
     assert sum("restarting" in p["message"] for p in problems) == 3
     assert "not restarted again" in problems[-1]["message"] and "Reload" in problems[-1]["hint"]
     assert app.page.locator("#status").inner_text().startswith("The worker failed")
-    report(f"decoder that always fails: {len(problems) - 1} restarts, then '{problems[-1]['message']}'")
+    figures(f"decoder that always fails: {len(problems) - 1} restarts, then '{problems[-1]['message']}'")
 
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
-def test_a_damaged_decoder_file_gives_a_message_not_a_blank_page(app, site, damage):
+def test_a_damaged_decoder_file_gives_a_message_not_a_blank_page(app, site, damage, figures):
     real = (ROOT / "site" / "models" / "baseline" / "decoder.onnx").read_bytes()
     body = b"this is not an onnx model\n" * 200 if damage == "garbage" else real[: len(real) // 2]
     app.page.route("**/models/baseline/decoder.onnx", lambda route: route.fulfill(body=body))
@@ -259,7 +253,7 @@ def test_a_damaged_decoder_file_gives_a_message_not_a_blank_page(app, site, dama
     assert app.page.evaluate("document.body.dataset.state") == "error"
     assert recorded_events(app.page, "photo")  # the photo is on show, not a blank page
     assert "decoder" in app.page.locator("#status").inner_text()
-    report(f"damaged decoder ({damage}): '{error['message'][:160]}'")
+    figures(f"damaged decoder ({damage}): '{error['message'][:160]}'")
 
 
 # --- hostile data -------------------------------------------------------------------------------------
@@ -284,7 +278,7 @@ def test_strings_in_a_bundle_are_shown_as_text_never_run(app, site, tmp_path):
 
 # --- memory over a long session -----------------------------------------------------------------------
 
-def test_memory_stays_flat_over_500_clicks_and_20_demo_switches(app, site):
+def test_memory_stays_flat_over_500_clicks_and_20_demo_switches(app, site, figures):
     """20 demo switches, 25 clicks on each photo (new objects, undo, excludes). The worker's figures are
     taken right after each switch (then the same photo was open, without objects, five switches earlier):
     once every demo has been seen, none may grow by 10 % from one visit of a demo to the next."""
@@ -312,13 +306,13 @@ def test_memory_stays_flat_over_500_clicks_and_20_demo_switches(app, site):
                       button="left" if rng.random() < 0.8 else "right")
             clicks += 1
     assert clicks == 500 and errors(app.page) == []
-    figures = ("wasm_heap_bytes", "python_heap_bytes", "gc_objects", "js_refs", "pyproxies")
+    names = ("wasm_heap_bytes", "python_heap_bytes", "gc_objects", "js_refs", "pyproxies")
     growth = {name: max((samples[k][name] - samples[k - cycle][name]) / max(1, samples[k - cycle][name])
-                        for k in range(2 * cycle, len(samples))) for name in figures}
-    for name in figures:
-        report(f"memory {name}: after boot {samples[0][name]}, each demo seen once {samples[cycle][name]}, "
+                        for k in range(2 * cycle, len(samples))) for name in names}
+    for name in names:
+        figures(f"memory {name}: after boot {samples[0][name]}, each demo seen once {samples[cycle][name]}, "
                f"end {samples[-1][name]}, largest growth between visits of a demo {100 * growth[name]:+.2f} % "
                f"(all: {[s[name] for s in samples]})")
-    report(f"memory page: replay log {samples[-1]['page']['replay']} messages, "
+    figures(f"memory page: replay log {samples[-1]['page']['replay']} messages, "
            f"JS heap {samples[-1]['page']['js_heap_bytes']} bytes, runners {samples[-1]['runners']}")
     assert all(value < 0.10 for value in growth.values()), growth

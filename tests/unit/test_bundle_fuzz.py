@@ -1161,8 +1161,7 @@ def fuzz(request: pytest.FixtureRequest, name: str, strategy, check) -> None:
         raise
     finally:
         stats.seconds = time.perf_counter() - start
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        (reporter.write_line if reporter else print)(summary_line(name, stats))
+        request.getfixturevalue("figures")(summary_line(name, stats))
     assert stats.cases >= cases, f"hypothesis ran {stats.cases} of {cases} cases"
 
 

@@ -480,7 +480,7 @@ def run_and_kill(command: list[str], out: Path, plan: tuple) -> bool:
     return killed
 
 
-def test_a_run_killed_at_any_moment_leaves_no_partial_file(baseline, tmp_path, capsys):
+def test_a_run_killed_at_any_moment_leaves_no_partial_file(baseline, tmp_path, figures):
     folder = tmp_path / "photos"
     folder.mkdir()
     for name, (fmt, seed) in KILL_PHOTOS.items():
@@ -530,8 +530,7 @@ def test_a_run_killed_at_any_moment_leaves_no_partial_file(baseline, tmp_path, c
         assert done_now == set(KILL_PHOTOS) and temporaries_now == []  # finished; the leftovers removed
         assert all((out / f"{name}.msgpack").read_bytes() == data for name, data in before.items())
         shutil.rmtree(out)
-    with capsys.disabled():
-        print(f"\nkill test: {len(plans)} moments to kill at, a whole run takes {whole:.2f} s: {tally}")
+    figures(f"kill test: {len(plans)} moments to kill at, a whole run takes {whole:.2f} s: {tally}")
     assert tally["kills"] >= 15
     assert tally["during a bundle write"] >= 3  # it does catch bundles half-written
 
