@@ -240,7 +240,7 @@ def test_own_photo_and_bundle_open_in_the_tab(app, site, truth):
     assert iou(app.mask(), objects[0]["mask"]) >= 0.95
 
 
-def test_no_request_leaves_the_origin_in_a_whole_session(browser, site, truth):
+def test_no_request_leaves_the_origin_in_a_whole_session(browser, site, truth, figures):
     image, _, meta = truth
     size = (image.shape[1], image.shape[0])
     context = browser.new_context(accept_downloads=True)
@@ -263,6 +263,7 @@ def test_no_request_leaves_the_origin_in_a_whole_session(browser, site, truth):
         app.wait_for("opened", 1)
     finally:
         context.close()
+    figures(f"whole session: {len(log.urls)} requests, {len(log.foreign(site.origin))} off the origin {site.origin}")
     assert log.foreign(site.origin) == []
     assert len(log.urls) > 40  # the page, its scripts, Python's packages, models, bundles, previews
     assert any("decoder.onnx" in url for url in log.urls) and any(".msgpack" in url for url in log.urls)
