@@ -82,7 +82,7 @@ class SiteServer:
 
 def wait_until_settled(page, timeout_ms: float = BOOT_TIMEOUT_MS) -> str:
     """Wait for <body data-state> to leave `booting`; return the state it reached (ready or error)."""
-    page.wait_for_function("['ready', 'error'].includes(document.body.dataset.state)", timeout=timeout_ms)
+    page.wait_for_function("['ready', 'error'].includes(document.body?.dataset.state)", timeout=timeout_ms)
     return page.evaluate("document.body.dataset.state")
 
 
@@ -134,7 +134,7 @@ class AppPage:
 
     def wait_until_ready(self) -> None:
         """Until nothing is being opened or decoded (<body data-state> back to ready)."""
-        self.page.wait_for_function("document.body.dataset.state === 'ready'", timeout=self.timeout_ms)
+        self.page.wait_for_function("document.body?.dataset.state === 'ready'", timeout=self.timeout_ms)
 
     def canvas_point(self, x: float, y: float, width: int, height: int) -> tuple[float, float]:
         """Where photo pixel (x, y) (a pixel's centre) of a width × height photo is on the screen."""
