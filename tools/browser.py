@@ -82,8 +82,8 @@ class SiteServer:
 
 def wait_until_settled(page, timeout_ms: float = BOOT_TIMEOUT_MS) -> str:
     """Wait for <body data-state> to leave `booting`; return the state it reached (ready or error)."""
-    page.wait_for_function("['ready', 'error'].includes(document.body?.dataset.state)", timeout=timeout_ms)
-    return page.evaluate("document.body.dataset.state")
+    settled = "(state => ['ready', 'error'].includes(state) && state)(document.body?.dataset.state)"
+    return page.wait_for_function(settled, timeout=timeout_ms).json_value()
 
 
 def recorded_events(page, name: str | None = None) -> list[dict]:
