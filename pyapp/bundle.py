@@ -6,6 +6,11 @@ manifest.json + embedding.bin. Whatever the layout, it checks everything it can 
 large: the input size against a cap, the MessagePack framing (item sizes, their number and nesting), tensor
 names, shapes, dtypes and byte counts against the SAM2 contract, image sizes against caps; then values for NaN
 and infinity. Every problem raises BundleError with a message that says what is wrong.
+
+msgpack decodes only the metadata: the framing walk cuts the bin payloads out and msgpack sees a placeholder
+for each, so the tensors are views of the input's bytes and the reader's memory does not depend on which
+msgpack runs (its C extension in CPython; in Pyodide its pure-Python msgpack.fallback, which copies its whole
+input into a buffer and each payload twice more).
 """
 
 from __future__ import annotations
@@ -32,14 +37,18 @@ MAX_META_ITEMS = 64  # per MessagePack array or map
 MAX_ITEMS = 1024  # MessagePack items in a whole bundle (a valid one has about 60)
 MAX_DEPTH = 16  # nested arrays and maps (a valid bundle nests 4 deep: bundle, tensors, tensor, shape)
 MAX_STR_BYTES = 4096
+MAX_META_BYTES = 64 * 1024  # all but the bin payloads (a samtab bundle has about 400 bytes of it)
 MAX_MANIFEST_BYTES = 64 * 1024  # a manifest.json is a few hundred bytes
-MAX_IMAGE_SIDE = 65535
+MAX_IMAGE_SIDE = 65535  # and width x height at most contract.MAX_PHOTO_PIXELS
 SHA256 = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: "$" would let a trailing newline through
 
 # Values quoted in error messages are cut short: a bundle can make them arbitrarily large or deep.
 _brief = reprlib.Repr()
 _brief.maxlevel, _brief.maxstring, _brief.maxother = 3, 80, 80
 _show = _brief.repr
+
+# The MessagePack decoder. The tests point it at msgpack.fallback.unpackb (what Pyodide runs) as well.
+_unpackb = msgpack.unpackb
 
 
 class BundleError(ValueError):
@@ -58,7 +67,7 @@ class Bundle:
     image_sha256: str | None = None
     layout: str = "samtab"  # "samtab", "wild-msgpack" or "wild-manifest"
     version: int = VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # other top-level keys (bin values as memoryviews)
     _float32: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -113,16 +122,13 @@ def write_bundle(embeddings: dict[str, np.ndarray], *, width: int, height: int, 
 
 # --- reading -----------------------------------------------------------------------------------------
 
-def _refuse_ext(code: int, data: bytes):
-    raise BundleError("the bundle holds a MessagePack extension type; samtab bundles never do")
-
-
 def _unique_keys(pairs, where: str = "the bundle"):
     """A map's pairs as a dict: string keys, each once (of a key given twice, which one counts?)."""
     result = {}
     for key, value in pairs:
-        if not isinstance(key, str):  # msgpack's strict_map_key lets bin keys through
-            raise BundleError(f"{where} has the map key {_show(key)}, which is not a string")
+        if not isinstance(key, str):
+            shown = f"holding {key.nbytes} bytes of binary data" if isinstance(key, memoryview) else _show(key)
+            raise BundleError(f"{where} has the map key {shown}, which is not a string")
         if key in result:
             raise BundleError(f"{where} has the key {_show(key)} twice")
         result[key] = value
@@ -137,17 +143,18 @@ _SIZED = {0xc4: ("bin", 1), 0xc5: ("bin", 2), 0xc6: ("bin", 4), 0xd9: ("str", 1)
 _EXT = {0xc7, 0xc8, 0xc9, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8}  # incl. the timestamp (-1), which msgpack decodes itself
 
 
-def _check_framing(data: bytes | bytearray) -> None:
+def _check_framing(data: bytes) -> list[tuple[int, int, int]]:
     """Walk the MessagePack headers without decoding: every declared size fits the bytes that follow and the
     caps, nesting and the number of items stay small, no extension type appears, nothing follows the bundle.
+    Returns where each bin item starts, and its payload's start and end.
 
     Payloads are skipped, so this takes at most MAX_ITEMS steps; and what msgpack then builds is bounded by
-    the file's own bytes plus MAX_ITEMS small objects (without it, 17 MiB of nested empty maps decode to
-    1.3 GiB of dicts)."""
+    MAX_META_BYTES and MAX_ITEMS small objects (without it, 17 MiB of nested empty maps decode to 1.3 GiB of
+    dicts, and the fallback's copies of 1,000 strings of 4 KiB would cost 3 times their 4 MiB)."""
     unreadable = "the file is not a readable MessagePack bundle: "
     if not data:
         raise BundleError(unreadable + "it is empty")
-    size, pos, items = len(data), 0, 0
+    size, pos, items, bins = len(data), 0, 0, []
     open_counts = [1]  # items still to read in each open array or map; the whole file first
     while open_counts:
         if not open_counts[-1]:
@@ -166,7 +173,7 @@ def _check_framing(data: bytes | bytearray) -> None:
         if first <= 0x7f or first >= 0xe0 or first in (0xc0, 0xc2, 0xc3):
             continue  # fixint, nil, false, true: no payload
         if first in _EXT:
-            _refuse_ext(-1, b"")
+            raise BundleError("the bundle holds a MessagePack extension type; samtab bundles never do")
         if first == 0xc1:
             raise BundleError(unreadable + f"byte {start} is 0xc1, which MessagePack never uses")
         if first in _FIXED:
@@ -198,22 +205,40 @@ def _check_framing(data: bytes | bytearray) -> None:
         if kind == "str" and length > MAX_STR_BYTES:
             raise BundleError(f"the bundle holds a string of {length} bytes, more than {MAX_STR_BYTES}: it is "
                               "not a samtab bundle")
+        if kind == "bin":
+            bins.append((start, pos, pos + length))
         pos += length
     if pos < size:
         raise BundleError(unreadable + f"{size - pos} bytes follow its end; it may be two files joined, or "
                           "not a bundle at all")
+    meta = size - sum(end - payload for _, payload, end in bins)
+    if meta > MAX_META_BYTES:
+        raise BundleError(f"the bundle holds {meta:,} bytes besides its binary data, more than {MAX_META_BYTES:,} "
+                          "(a samtab bundle has about 400): it is not a samtab bundle")
+    return bins
 
 
 def _unpack(data: bytes) -> Any:
+    """The decoded document, each bin payload a read-only memoryview of `data` (no copy)."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError(f"the bundle is {len(data) / 2**20:.1f} MiB, more than a bundle can be "
                           f"({MAX_BUNDLE_BYTES / 2**20:.0f} MiB): it is not a samtab bundle")
-    _check_framing(data)
+    bins = _check_framing(data)
+    # msgpack would copy every payload (the fallback three times over): it gets the metadata only, with each
+    # bin item replaced by an extension item (none is left after the framing walk) that holds its index.
+    view = memoryview(data).toreadonly()
+    pieces, payloads, pos = [], [], 0
+    for start, payload, end in bins:
+        pieces += [view[pos:start], b"\xd6\x00" + len(payloads).to_bytes(4, "big")]  # fixext 4, type 0
+        payloads.append(view[payload:end])
+        pos = end
+    pieces.append(view[pos:])
     try:
-        return msgpack.unpackb(
-            data, raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext,
-            object_pairs_hook=_unique_keys, max_bin_len=MAX_BUNDLE_BYTES, max_str_len=MAX_STR_BYTES,
-            max_array_len=MAX_META_ITEMS, max_map_len=MAX_META_ITEMS, max_ext_len=0,
+        return _unpackb(
+            b"".join(pieces), raw=False, strict_map_key=False, use_list=True,
+            ext_hook=lambda code, index: payloads[int.from_bytes(index, "big")],
+            object_pairs_hook=_unique_keys, max_bin_len=0, max_str_len=MAX_STR_BYTES,
+            max_array_len=MAX_META_ITEMS, max_map_len=MAX_META_ITEMS, max_ext_len=4,
         )
     except BundleError:
         raise
@@ -221,8 +246,6 @@ def _unpack(data: bytes) -> Any:
         raise BundleError("the bundle is nested too deeply: it is not a samtab bundle") from None
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError,
             UnicodeDecodeError, OverflowError) as error:
-        if "max_ext_len" in str(error):
-            _refuse_ext(-1, b"")
         raise BundleError(f"the file is not a readable MessagePack bundle ({type(error).__name__}: {error}); "
                           "it may be truncated or not a bundle at all") from None
 
@@ -233,12 +256,25 @@ def _check_side(value: Any, what: str) -> None:
         raise BundleError(f"{what} {_show(value)} is not a whole number from 1 to {MAX_IMAGE_SIDE}")
 
 
+def _check_pixels(width: int, height: int) -> None:
+    """The photo's size within samtab's cap: the page resizes the photo to the bundle's size and the tools
+    write masks at it, so a bundle that declares 65535 x 65535 would cost them gigabytes."""
+    if width * height > contract.MAX_PHOTO_PIXELS:
+        cap = contract.MAX_PHOTO_PIXELS
+        raise BundleError(f"the bundle declares a {width}x{height} photo ({width * height / 1e6:,.0f} MP), more "
+                          f"than the {cap / 1e6:,.0f} MP samtab opens ({cap:,} pixels): no photo samtab can open "
+                          "has that size, so the bundle is damaged or made for something else. If the photo "
+                          f"really is that large, scale it down to at most {cap / 1e6:,.0f} MP and encode it "
+                          "again with tools/encode.py")
+
+
 def _check_header(image: Any, model_name: Any) -> dict[str, Any]:
     if not isinstance(image, dict):
         raise BundleError("the bundle's 'image' entry is missing or not a map")
     width, height = image.get("width"), image.get("height")
     _check_side(width, "the image width")
     _check_side(height, "the image height")
+    _check_pixels(width, height)
     sha256 = image.get("sha256")
     if not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
         raise BundleError("the image's sha256 is missing or not 64 lower-case hex digits")
@@ -297,8 +333,9 @@ def _tensors(entries: Any, where: str, dtype_key: str | None) -> dict[str, np.nd
 def read_bundle(data: bytes | bytearray | memoryview) -> Bundle:
     """Read a bundle (samtab's format, or the MessagePack layout found in the wild) from its bytes.
 
-    The returned tensors are views of `data` (no copy); `Bundle.embeddings()` makes the float32 copies."""
-    document = _unpack(bytes(data) if isinstance(data, memoryview) else data)
+    The returned tensors are views of `data` when it is bytes; a bytearray or memoryview is copied once first
+    (checked tensors must not change under the reader). `Bundle.embeddings()` makes the float32 copies."""
+    document = _unpack(data if type(data) is bytes else bytes(data))
     if not isinstance(document, dict):
         raise BundleError("the bundle must be a MessagePack map")
     if document.get("format") == FORMAT:
@@ -319,6 +356,7 @@ def read_bundle(data: bytes | bytearray | memoryview) -> Bundle:
         if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int and 1 <= v <= MAX_IMAGE_SIDE
                                                                   for v in size)):
             raise BundleError(f"original_size {_show(size)} is not [height, width] in pixels")
+        _check_pixels(size[1], size[0])
         tensors = _tensors(document["tensors"], "bundle", None)
         return Bundle(width=size[1], height=size[0], tensors=tensors, layout="wild-msgpack")
     raise BundleError("this file is not a samtab bundle (no 'format': 'samtab-bundle'), nor a layout samtab "
@@ -330,8 +368,8 @@ def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytear
     tensors: {name: {offset, shape, dtype}}) and the flat little-endian embedding.bin it points into.
     `manifest` is manifest.json's text, or the JSON its caller parsed already.
 
-    The byte count between offsets decides the dtype when it disagrees with the label (one public
-    implementation labels float32 data as float16)."""
+    Each tensor is labelled float16 or float32, but the byte count between offsets decides the dtype when it
+    disagrees with the label (one public implementation labels float32 data as float16)."""
     view = memoryview(embedding)
     if view.nbytes > MAX_BUNDLE_BYTES:
         raise BundleError(f"embedding.bin is {view.nbytes / 2**20:.1f} MiB, more than a bundle can be")
@@ -354,6 +392,7 @@ def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytear
     width, height = manifest.get("originalWidth"), manifest.get("originalHeight")
     _check_side(width, "manifest.json: originalWidth")
     _check_side(height, "manifest.json: originalHeight")
+    _check_pixels(width, height)
     entries = manifest.get("tensors")
     if not isinstance(entries, dict) or set(entries) != set(contract.EMBEDDING_SHAPES):
         raise BundleError(f"manifest.json: tensors must be exactly {', '.join(contract.EMBEDDING_SHAPES)}")
@@ -366,17 +405,21 @@ def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytear
         if type(offset) is not int or not 0 <= offset < len(view):
             raise BundleError(f"manifest.json: {name}'s offset {_show(offset)} is outside embedding.bin "
                               f"({len(view)} bytes)")
+        label = entry.get("dtype")
+        if not isinstance(label, str) or label not in DTYPES:  # a known mislabel is tolerated, not an unknown one
+            raise BundleError(f"manifest.json: {name} has dtype {_show(label)}, but samtab reads float16 or "
+                              "float32 embeddings only; export them as float16 or float32")
         spans.append((offset, name))
     spans.sort()
     tensors = {}
     for index, (offset, name) in enumerate(spans):
         end = spans[index + 1][0] if index + 1 < len(spans) else len(view)
         count = math.prod(contract.EMBEDDING_SHAPES[name])
-        label = entries[name].get("dtype")
+        label = entries[name]["dtype"]
         sized = {count * d.itemsize: n for n, d in DTYPES.items()}
         if end - offset in sized:
             dtype = sized[end - offset]
-        elif isinstance(label, str) and label in DTYPES and offset + count * DTYPES[label].itemsize <= end:
+        elif offset + count * DTYPES[label].itemsize <= end:
             dtype = label  # trailing padding after the tensor
         else:
             raise BundleError(f"manifest.json: {name} spans {end - offset} bytes of embedding.bin, which does "

@@ -54,6 +54,17 @@ def test_sizes(packed):
 def test_stored_tensors_are_views_not_copies(packed):
     read = bundle.read_bundle(packed)
     assert all(not t.flags.writeable for t in read.tensors.values())
+    whole = np.frombuffer(packed, np.uint8)
+    assert all(np.shares_memory(t, whole) for t in read.tensors.values())  # msgpack copied none of them
+
+
+def test_a_bytearray_is_copied_so_checked_tensors_cannot_change_under_the_reader(packed):
+    data = bytearray(packed)
+    read = bundle.read_bundle(data)
+    data[:] = b"\xff" * len(data)  # NaN everywhere, after the reader checked the values
+    data += b"more"  # and resizable: the reader holds no view of it
+    for name, tensor in bundle.read_bundle(packed).tensors.items():
+        np.testing.assert_array_equal(read.tensors[name], tensor)
 
 
 def test_writer_refuses_float16_overflow(embeddings):
@@ -148,9 +159,45 @@ def test_random_bytes_end_in_bundle_error(data):
         bundle.read_bundle(data)
 
 
+@pytest.mark.parametrize("layout", ["samtab", "wild-msgpack", "wild-manifest"])
+@pytest.mark.parametrize("width, height", [(60000, 60000), (65535, 1526), (10001, 10000)])
+def test_reader_refuses_more_pixels_than_samtab_opens(packed, embeddings, layout, width, height):
+    """A bundle's declared size is what the page resizes the photo to and what the tools write masks at:
+    65535 x 65535 cost them gigabytes (MemoryError in the page, 16 GiB in tools/segment.py)."""
+    with pytest.raises(bundle.BundleError) as refused:
+        read_sized(packed, embeddings, layout, width, height)
+    message = str(refused.value)
+    assert f"declares a {width}x{height} photo" in message  # what the bundle says
+    assert "more than the 100 MP samtab opens (100,000,000 pixels)" in message  # the cap
+    assert "scale it down to at most 100 MP and encode it again with tools/encode.py" in message  # what to do
+
+
+@pytest.mark.parametrize("layout", ["samtab", "wild-msgpack", "wild-manifest"])
+@pytest.mark.parametrize("width, height", [(10000, 10000), (65535, 1525), (1525, 65535)])
+def test_reader_opens_photos_up_to_the_cap(packed, embeddings, layout, width, height):
+    assert width * height <= contract.MAX_PHOTO_PIXELS
+    read = read_sized(packed, embeddings, layout, width, height)
+    assert (read.width, read.height, read.layout) == (width, height, layout)
+
+
+def read_sized(packed, embeddings, layout, width, height) -> bundle.Bundle:
+    """A valid bundle of `layout` declaring the photo size width x height, read."""
+    if layout == "samtab":
+        return bundle.read_bundle(mutate(packed, lambda d: d["image"].update(width=width, height=height)))
+    if layout == "wild-msgpack":
+        return bundle.read_bundle(repack(wild_document(embeddings, height, width)))
+    manifest, blob = manifest_layout(embeddings)
+    manifest.update(originalWidth=width, originalHeight=height)
+    return bundle.read_manifest_bundle(json.dumps(manifest), blob)
+
+
+def wild_document(embeddings, height=427, width=640):
+    return {"tensors": {n: {"data": a.astype("<f2").tobytes(), "shape": list(a.shape)} for n, a in embeddings.items()},
+            "original_size": [height, width]}
+
+
 def test_wild_msgpack_layout(embeddings):
-    doc = {"tensors": {n: {"data": a.astype("<f2").tobytes(), "shape": list(a.shape)} for n, a in embeddings.items()},
-           "original_size": [427, 640]}
+    doc = wild_document(embeddings)
     read = bundle.read_bundle(repack(doc))
     assert (read.layout, read.width, read.height, read.model_name, read.dtype) == ("wild-msgpack", 640, 427, None, "float16")
     read.check_fits("any model")  # it names none, so the caller's model is taken
@@ -179,6 +226,18 @@ def test_wild_manifest_mislabelled_float32_is_read_by_its_byte_count(embeddings)
     read = bundle.read_manifest_bundle(manifest, blob)
     assert read.dtype == "float32"
     np.testing.assert_array_equal(read.embeddings()["image_embed"], embeddings["image_embed"])
+
+
+@pytest.mark.parametrize("label", ["complex128", "float64", "int8", "bfloat16", "Float32", "", None, 32, ["float32"]])
+def test_wild_manifest_refuses_a_dtype_label_other_than_float16_or_float32(embeddings, label):
+    """The byte count used to decide alone, so complex128 over float32-sized data was read as float32."""
+    manifest, blob = manifest_layout(embeddings)
+    manifest["tensors"]["high_res_feats_0"]["dtype"] = label
+    if label is None:
+        del manifest["tensors"]["high_res_feats_0"]["dtype"]
+    with pytest.raises(bundle.BundleError, match=r"high_res_feats_0 has dtype .*, but samtab reads float16 or float32 "
+                                                 r"embeddings only; export them as float16 or float32"):
+        bundle.read_manifest_bundle(json.dumps(manifest), blob)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -18,17 +18,26 @@ in bundle_corpus/ (see its README), where the full-size ones stay recipes instea
 
 The oracle, for every input: the reader returns a Bundle that is valid by the contract or raises BundleError
 with a message; any other exception is a crash. Where the test knows the document (all but `bytes` and
-inputs with lying headers) it also predicts the verdict from its own reading of docs/bundle-format.md, and a
-valid result must hold exactly the document's values. Each call runs under a time limit (CASE_SECONDS:
-SIGALRM interrupts a hang in Python code, and the measured time fails a slow call in C code) and under
-tracemalloc (numpy's buffers are traced), on every case. Its peak must stay within the reader's design bound:
+inputs with lying headers) it also predicts the verdict from its own reading of docs/bundle-format.md. A
+valid result must hold exactly the input's values: the document's, or (where the test does not know it)
+what msgpack decodes from the same bytes; for manifests, the bytes at the offsets the format picks. The
+regression corpus (test_corpus) runs every kept case through the same oracle. Each call runs under a time
+limit (CASE_SECONDS: SIGALRM interrupts a hang in Python code, and the measured time fails a slow call in C
+code) and under tracemalloc (numpy's buffers are traced), on every case. Its peak must stay within the
+reader's design bound:
 
-  copies of the input  msgpack copies each bin payload once (together at most the input's size); a
-                       memoryview input is first copied to bytes; an embedding.bin that is not a flat byte
-                       view ('f' from a Float32Array) is copied once
+  copies of the input  none of a bytes input (the tensors are views of it); a bytearray or memoryview is
+                       copied to bytes once; an embedding.bin that is not a flat byte view ('f' from a
+                       Float32Array) is copied once
   + MASK_BYTES         np.isfinite's boolean mask of the largest tensor (2 MiB)
-  + META_BYTES         the decoded metadata, at most bundle.MAX_ITEMS small objects, and the error message
+  + META_BYTES         the metadata msgpack decodes (at most bundle.MAX_META_BYTES, held up to three times:
+                       the bytes msgpack gets, msgpack.fallback's buffer, the decoded strings), at most
+                       bundle.MAX_ITEMS small objects, and the error message
   + MANIFEST_BYTES     for manifests: json.loads of at most bundle.MAX_MANIFEST_BYTES of text
+
+The reader runs under both msgpack implementations (IMPLEMENTATIONS): the C extension CPython uses, and the
+pure-Python msgpack.fallback the page runs in Pyodide. Each fuzz test gives each half of its cases, from seeds
+RUN_SEED and RUN_SEED + 1; the corpus runs whole under each.
 
 Budget: DEFAULT_CASES in all; `pytest --fuzz-cases N` or SAMTAB_FUZZ_CASES=N for longer runs (split by the
 same shares). Every run draws a fresh seed, printed in each summary line and on failure; SAMTAB_FUZZ_SEED=S
@@ -54,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import msgpack.fallback
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
@@ -87,7 +97,37 @@ def total_cases(config: pytest.Config) -> int:
 
 
 def budget(config: pytest.Config, name: str) -> int:
-    return max(1, round(total_cases(config) * SHARES[name] / DEFAULT_CASES))
+    """The cases of one fuzz test under one msgpack implementation."""
+    return max(1, round(total_cases(config) * SHARES[name] / DEFAULT_CASES / len(IMPLEMENTATIONS)))
+
+
+# The MessagePack decoders the reader runs under: {name: (unpackb, the module it must come from)}.
+IMPLEMENTATIONS = {"c": (msgpack.unpackb, "msgpack._cmsgpack"),
+                   "python": (msgpack.fallback.unpackb, "msgpack.fallback")}
+
+
+@dataclass
+class Decoder:
+    name: str  # of IMPLEMENTATIONS
+    calls: int = 0  # the reader's calls to it: a valid bundle cannot be read without one
+
+    def check_used(self) -> None:
+        assert self.calls, f"the reader never decoded through bundle._unpackb, so msgpack {self.name} went untested"
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def implementation(request, monkeypatch) -> Decoder:
+    """Point the reader at one msgpack implementation (this CPython has both: the C extension by default)."""
+    unpackb, module = IMPLEMENTATIONS[request.param]
+    assert unpackb.__module__ == module, f"{request.param}: msgpack's unpackb comes from {unpackb.__module__}"
+    decoder = Decoder(request.param)
+
+    def counted(*args, **kwargs):
+        decoder.calls += 1
+        return unpackb(*args, **kwargs)
+
+    monkeypatch.setattr(bundle, "_unpackb", counted)
+    return decoder
 
 
 # --- running one case: time limit, traced peak, outcome ------------------------------------------------
@@ -173,8 +213,7 @@ def check_bundle(result: Bundle) -> None:
         assert array.shape == SHAPES[name], (name, array.shape)
         assert array.dtype in (np.dtype("<f2"), np.dtype("<f4")), (name, array.dtype)
         assert finite(array), f"{name} holds NaN or infinity"
-    for side in (result.width, result.height):
-        assert type(side) is int and 1 <= side <= bundle.MAX_IMAGE_SIDE, side
+    assert is_size(result.width, result.height), (result.width, result.height)
     if result.layout == "samtab":
         assert isinstance(result.model_name, str) and result.model_name.strip(), result.model_name
         assert isinstance(result.image_sha256, str) and re.fullmatch("[0-9a-f]{64}", result.image_sha256)
@@ -266,6 +305,7 @@ class Raw:
     depth: int = 0  # nested arrays and maps
     items: int = 1  # MessagePack items, itself included
     text: str | None = None  # the decoded string, when it is one
+    payload: int = 0  # bytes of bin payloads in it (the rest counts towards bundle.MAX_META_BYTES)
 
 
 class Pairs(list):
@@ -317,30 +357,35 @@ def walk_raw(value: Any):
             yield from walk_raw(item)
 
 
-def measure(value: Any) -> tuple[int, int, bool]:
-    """(MessagePack items, nested arrays and maps, every string and container within the caps)."""
+def measure(value: Any) -> tuple[int, int, bool, int]:
+    """(MessagePack items, nested arrays and maps, every string and container within the caps, bytes of bin
+    payloads)."""
     if isinstance(value, Raw):
-        return value.items, value.depth, True
+        return value.items, value.depth, True, value.payload
     if isinstance(value, (dict, Pairs, list)):
         if isinstance(value, list) and not isinstance(value, Pairs):
             children, entries = value, len(value)
         else:
             pairs = list(value.items()) if isinstance(value, dict) else value
             children, entries = [part for pair in pairs for part in pair], len(pairs)
-        items, depth, within = 1, 0, entries <= bundle.MAX_META_ITEMS
+        items, depth, within, payload = 1, 0, entries <= bundle.MAX_META_ITEMS, 0
         for child in children:
-            i, d, w = measure(child)
-            items, depth, within = items + i, max(depth, d), within and w
-        return items, depth + 1, within
+            i, d, w, b = measure(child)
+            items, depth, within, payload = items + i, max(depth, d), within and w, payload + b
+        return items, depth + 1, within, payload
     if isinstance(value, str):
-        return 1, 0, len(value.encode("utf-8", "surrogatepass")) <= bundle.MAX_STR_BYTES
-    return 1, 0, True
+        return 1, 0, len(value.encode("utf-8", "surrogatepass")) <= bundle.MAX_STR_BYTES, 0
+    return 1, 0, True, len(value) if isinstance(value, bytes) else 0
 
 
 # --- what docs/bundle-format.md says, read independently of the reader --------------------------------
 
 def is_side(value: Any) -> bool:
     return type(value) is int and 1 <= value <= bundle.MAX_IMAGE_SIDE
+
+
+def is_size(width: Any, height: Any) -> bool:
+    return is_side(width) and is_side(height) and width * height <= contract.MAX_PHOTO_PIXELS
 
 
 def keys_are_str(value: Any) -> bool:
@@ -389,21 +434,22 @@ def spec_document(doc: Any) -> str | None:
             return "model contract"
         if not isinstance(model.get("name"), str) or not model["name"].strip():
             return "model name"
-        if not isinstance(image, dict) or not is_side(image.get("width")) or not is_side(image.get("height")):
+        if not isinstance(image, dict) or not is_size(image.get("width"), image.get("height")):
             return "image size"
         if not isinstance(image.get("sha256"), str) or not re.fullmatch("[0-9a-f]{64}", image["sha256"]):
             return "sha256"
         return spec_tensors(doc.get("tensors"), labelled=True)
     if "tensors" in doc and "original_size" in doc:
         size = doc["original_size"]
-        if not (type(size) is list and len(size) == 2 and all(is_side(v) for v in size)):
+        if not (type(size) is list and len(size) == 2 and is_size(size[1], size[0])):
             return "original_size"
         return spec_tensors(doc["tensors"], labelled=False)
     return "neither layout"
 
 
-def expectation(doc: Any) -> str | None | bool:
-    """The verdict for a (possibly Raw-holding) document: None valid, a reason, or False (unknown)."""
+def expectation(doc: Any, packed_size: int) -> str | None | bool:
+    """The verdict for a (possibly Raw-holding) document of `packed_size` bytes: None valid, a reason, or
+    False (unknown)."""
     raws = list(walk_raw(doc))
     maps = [item for item, _ in raws if isinstance(item, Pairs)]
     raws = [(item, as_key) for item, as_key in raws if isinstance(item, Raw)]
@@ -417,9 +463,11 @@ def expectation(doc: Any) -> str | None | bool:
         texts = [k.text if isinstance(k, Raw) else k for k, _ in pairs]
         if len(set(map(repr, texts))) != len(texts):
             return "a key twice"
-    items, depth, within = measure(doc)
+    items, depth, within, payload = measure(doc)
     if not within or items > bundle.MAX_ITEMS or depth > bundle.MAX_DEPTH:
         return "over the MessagePack caps"
+    if packed_size - payload > bundle.MAX_META_BYTES:
+        return "over the metadata cap"
     return spec_document(decoded(doc))
 
 
@@ -434,13 +482,22 @@ def decoded(value: Any) -> Any:
     return [decoded(v) for v in value] if isinstance(value, list) else value
 
 
+def plain(value: Any) -> Any:
+    """A decoded value with the reader's memoryviews (its bin payloads) as bytes, to compare with the document."""
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return [plain(v) for v in value] if isinstance(value, list) else value
+
+
 def check_matches(result: Bundle, doc: dict) -> None:
     """A valid result holds exactly the document's values."""
     if result.layout == "samtab":
         image = doc["image"]
         assert (result.width, result.height, result.image_sha256, result.model_name) == (
             image["width"], image["height"], image["sha256"], doc["model"]["name"])
-        assert repr(result.extra) == repr({k: v for k, v in doc.items() if k not in KNOWN_KEYS})
+        assert repr(plain(result.extra)) == repr({k: v for k, v in doc.items() if k not in KNOWN_KEYS})
     else:
         assert [result.height, result.width] == doc["original_size"]
     for name, array in result.tensors.items():
@@ -460,7 +517,10 @@ def shape_variants(name: str) -> list:
 
 
 SIDE_NEAR = [1, 2, 427, 640, 65535, 0, -1, 65536, 2**31, 2**64 - 1, True, False, 1.0, 640.0, 640.5, "640", b"640",
-             None, [640], math.nan, math.inf]
+             None, [640], math.nan, math.inf, 1525, 1526, 10000, 10001]
+# (width, height) either side of contract.MAX_PHOTO_PIXELS (100 MP): 65535 x 1526 is 100,006,410 pixels
+SIZE_NEAR = [(10000, 10000), (10001, 10000), (10000, 10001), (65535, 1525), (65535, 1526), (1526, 65535),
+             (65535, 65535), (60000, 60000)]
 DTYPE_NEAR = ["float16", "float32", "float64", "int8", "uint16", "bfloat16", "float16 ", "Float16", "FLOAT32", "<f2",
               "f2", "half", "", b"float16", None, 16, ["float16"], {"name": "float16"}]
 DATA_NEAR = [None, "abc", [0.5, -0.5, 0.0, 1.0], b"", 0, {"data": b"\x00\x00"}]
@@ -475,7 +535,8 @@ NEAR = {
         ("image", "width"): SIDE_NEAR, ("image", "height"): SIDE_NEAR,
         ("image", "sha256"): [SHA, "0" * 64, "f" * 64, SHA.upper(), SHA + "\n", "\n" + SHA, SHA + " ", SHA[:-2],
                               SHA + "ab", "g" * 64, SHA[:-1], SHA + "\x00", SHA.encode(), None, 0],
-        ("model",): [{}, [], "m", None], ("image",): [{}, [640, 427], None], ("tensors",): [{}, [], None],
+        ("model",): [{}, [], "m", None], ("tensors",): [{}, [], None],
+        ("image",): [{}, [640, 427], None] + [{"width": w, "height": h, "sha256": SHA} for w, h in SIZE_NEAR],
         **{("tensors", n): [{}, [], None, b""] for n in NAMES},
         **{("tensors", n, "dtype"): DTYPE_NEAR for n in NAMES},
         **{("tensors", n, "shape"): shape_variants(n) for n in NAMES},
@@ -484,7 +545,7 @@ NEAR = {
     "wild": {
         ("original_size",): [[427, 640], [640, 427], [1, 1], [65535, 65535], [0, 640], [427], [427, 640, 3],
                              [427.0, 640], [True, 640], ["427", 640], [], None, 427, [[427, 640]], [65536, 1],
-                             [-1, 1], {"h": 427}],
+                             [-1, 1], {"h": 427}] + [[h, w] for w, h in SIZE_NEAR],
         ("format",): ["other", bundle.FORMAT, None, b"samtab-bundle"],
         ("tensors",): [{}, [], None],
         **{("tensors", n): [{}, [], None, b""] for n in NAMES},
@@ -611,8 +672,8 @@ CONTAINERS = ["bytes", "bytes", "bytearray", "memoryview"]
 
 
 def bundle_copies(data: bytes | bytearray, container: str) -> int:
-    """The bytes read_bundle may copy: each bin payload once, and a memoryview input once more first."""
-    return len(data) * (2 if container == "memoryview" else 1)
+    """The bytes read_bundle may copy: none of bytes (the tensors are views of it), all of anything else."""
+    return 0 if container == "bytes" else len(data)
 
 
 def as_container(data: bytes | bytearray, container: str):
@@ -635,16 +696,6 @@ def build_document(recipe: dict) -> tuple[Any, bytes]:
         doc = apply_document_op(doc, op, recipe["size"])
     raw = any(True for _ in walk_raw(doc))
     return doc, encode(doc) if raw else msgpack.packb(doc, use_bin_type=True)
-
-
-def check_document(stats: Stats, recipe: dict) -> None:
-    doc, packed = build_document(recipe)
-    expected = expectation(doc)
-    result = read_checked(stats, bundle.read_bundle, as_container(packed, recipe["container"]), size=len(packed),
-                          copies=bundle_copies(packed, recipe["container"]))
-    verdict(stats, result, expected, "document")
-    if isinstance(result, Bundle) and expected is None:
-        check_matches(result, decoded(doc))
 
 
 # --- raw MessagePack strategies ------------------------------------------------------------------------
@@ -672,7 +723,7 @@ RAW_NUMBER = st.one_of(
 RAW_STR = _with_form("str", st.one_of(st.text(max_size=16).map(str.encode), st.binary(max_size=16),
                                       st.sampled_from([4095, 4096, 4097]).map(lambda n: b"a" * n)), _raw_str)
 RAW_BIN = _with_form("bin", st.binary(max_size=16) | st.just(b"\x00" * 5000),
-                     lambda p, form: Raw(header("bin", len(p), form) + p))
+                     lambda p, form: Raw(header("bin", len(p), form) + p, payload=len(p)))
 EXT_FIXED = {1: 0xd4, 2: 0xd5, 4: 0xd6, 8: 0xd7, 16: 0xd8}
 
 
@@ -749,7 +800,8 @@ def _array(args) -> Raw:
     form = form if form in forms("array", len(children)) else "16"
     return Raw(header("array", len(children), form) + b"".join(c.data for c in children),
                exact=all(c.exact for c in children), refused=any(c.refused for c in children),
-               depth=1 + max((c.depth for c in children), default=0), items=1 + sum(c.items for c in children))
+               depth=1 + max((c.depth for c in children), default=0), items=1 + sum(c.items for c in children),
+               payload=sum(c.payload for c in children))
 
 
 def _map(args) -> Raw:
@@ -760,16 +812,25 @@ def _map(args) -> Raw:
     return Raw(header("map", len(pairs), form) + b"".join(k.data + v.data for k, v in pairs),
                exact=all(k.exact and v.exact for k, v in pairs), refused=refused,
                depth=1 + max((max(k.depth, v.depth) for k, v in pairs), default=0),
-               items=1 + sum(k.items + v.items for k, v in pairs))
+               items=1 + sum(k.items + v.items for k, v in pairs), payload=sum(k.payload + v.payload for k, v in pairs))
 
 
+@functools.cache
+def strings(n: int, length: int) -> Raw:
+    """An array of n strings of `length` bytes: 14 to 17 of about 4 KiB put a bundle either side of
+    bundle.MAX_META_BYTES (64 KiB)."""
+    body = b"".join(msgpack.packb(f"{i:02}".ljust(length, "s")) for i in range(n))
+    return Raw(header("array", n, forms("array", n)[0]) + body, depth=1, items=1 + n)
+
+
+RAW_META = st.builds(strings, st.integers(14, 17), st.sampled_from([3900, 4000, 4096]))
 RAW_LEAF = st.one_of(RAW_NUMBER, RAW_STR, RAW_BIN, raw_ext(), st.just(Raw(b"\xc1", refused=True)), raw_lie())
 RAW = st.one_of(
     st.recursive(RAW_LEAF, lambda inner: st.one_of(
         st.tuples(st.lists(inner, max_size=6), st.sampled_from(["fix", "16", "32"])).map(_array),
         st.tuples(st.lists(st.tuples(RAW_KEY, inner), max_size=5), st.sampled_from(["fix", "16", "32"])).map(_map)),
         max_leaves=12),
-    raw_deep(), raw_wide(), RAW_BOMB)
+    raw_deep(), raw_wide(), RAW_BOMB, RAW_META)
 RAW_SET_PLACES = {
     "samtab": [((), k) for k in ("format", "version", "model", "image", "tensors")]
     + [(("model",), "name"), (("model",), "contract"), (("image",), "width"), (("image",), "sha256")]
@@ -802,22 +863,6 @@ def raw_recipes(draw) -> dict:
     else:  # the top map's count, one off
         recipe["after"] = [["byte", 0, 0x80 | (len(make_document(layout, "small")) + draw(st.sampled_from([-1, 1])))]]
     return recipe
-
-
-def check_raw(stats: Stats, recipe: dict) -> None:
-    if recipe["kind"] == "raw":  # alone: no MessagePack item of this size can be a whole bundle
-        data, expected = recipe["data"].data, "too small to be a bundle"
-    else:
-        doc, data = build_document(recipe)
-        if recipe.get("after"):
-            data, expected = apply_byte_ops(data, recipe["after"]), "bytes after the end, or a miscounted map"
-        else:
-            expected = expectation(doc)
-    result = read_checked(stats, bundle.read_bundle, as_container(data, recipe["container"]), size=len(data),
-                          copies=bundle_copies(data, recipe["container"]))
-    verdict(stats, result, expected, "raw MessagePack input")
-    if isinstance(result, Bundle) and expected is None:
-        check_matches(result, decoded(doc))
 
 
 # --- byte-level damage ------------------------------------------------------------------------------------
@@ -900,12 +945,6 @@ def byte_recipes(draw) -> dict:
             "container": draw(st.sampled_from(CONTAINERS))}
 
 
-def check_bytes(stats: Stats, recipe: dict) -> None:
-    data = apply_byte_ops(byte_base(recipe["base"])[0], recipe["ops"])
-    read_checked(stats, bundle.read_bundle, as_container(data, recipe["container"]), size=len(data),
-                 copies=bundle_copies(data, recipe["container"]))
-
-
 # --- manifest.json + embedding.bin --------------------------------------------------------------------------
 
 JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), st.text(max_size=8))
@@ -930,6 +969,7 @@ def manifest_op():  # built once (below): hypothesis strategies are slow to buil
                   st.just({"offset": 0, "shape": [1], "dtype": "float16"}) | JSON_JUNK),
         st.tuples(st.just("side"), st.sampled_from(["originalWidth", "originalHeight"]),
                   st.sampled_from([v for v in SIDE_NEAR if not isinstance(v, bytes)]) | JSON_JUNK),
+        st.tuples(st.just("size"), st.sampled_from(SIZE_NEAR)),
         st.tuples(st.just("unset"), st.sampled_from(["originalWidth", "originalHeight", "tensors"])),
         st.tuples(st.just("tensors"), JSON_JUNK),
         st.tuples(st.just("top"), JSON_JUNK),
@@ -1005,6 +1045,8 @@ def build_manifest(recipe: dict) -> tuple[Any, bytes, Any]:
                          "oversize": lambda e: e + b"\x00" * (bundle.MAX_BUNDLE_BYTES + 1 - len(e))}[args[0]](embedding)
         elif kind == "top":
             manifest = copy.deepcopy(args[0])
+        elif kind == "size" and isinstance(manifest, dict):
+            manifest["originalWidth"], manifest["originalHeight"] = args[0]
         elif kind in ("side", "unset", "tensors"):
             if isinstance(manifest, dict):
                 if kind == "unset":
@@ -1076,8 +1118,8 @@ def _unique_pairs(pairs):
 def spec_manifest(manifest: Any, embedding: bytes) -> tuple[str | None, dict]:
     """(why the manifest layout is invalid or None, {"size": (width, height), "tensors": {name: (offset, dtype)}}),
     from the format's description:
-    offsets inside embedding.bin; the bytes up to the next offset decide the dtype (or, when they do not fit
-    either, the label, with padding after the tensor)."""
+    offsets inside embedding.bin; each labelled float16 or float32; the bytes up to the next offset decide the
+    dtype (or, when they do not fit either, the label, with padding after the tensor)."""
     if len(embedding) > bundle.MAX_BUNDLE_BYTES:
         return "embedding.bin too big", {}
     if isinstance(manifest, (str, bytes)):
@@ -1089,7 +1131,7 @@ def spec_manifest(manifest: Any, embedding: bytes) -> tuple[str | None, dict]:
             return "bad JSON", {}
     if not isinstance(manifest, dict):
         return "not an object", {}
-    if not is_side(manifest.get("originalWidth")) or not is_side(manifest.get("originalHeight")):
+    if not is_size(manifest.get("originalWidth"), manifest.get("originalHeight")):
         return "image size", {}
     entries = manifest.get("tensors")
     if not isinstance(entries, dict) or set(entries) != set(NAMES):
@@ -1099,13 +1141,15 @@ def spec_manifest(manifest: Any, embedding: bytes) -> tuple[str | None, dict]:
     offsets = {name: entry.get("offset") for name, entry in entries.items()}
     if not all(type(o) is int and 0 <= o < len(embedding) for o in offsets.values()):
         return "offset outside", {}
+    if not all(type(entry.get("dtype")) is str and entry["dtype"] in ITEMSIZE for entry in entries.values()):
+        return "a dtype label other than float16 and float32", {}
     order = sorted(NAMES, key=lambda n: (offsets[n], n))
     ends = [offsets[n] for n in order[1:]] + [len(embedding)]
     found = {}
     for name, end in zip(order, ends):
         span, label = end - offsets[name], entries[name].get("dtype")
         dtype = {COUNT[name] * size: d for d, size in ITEMSIZE.items()}.get(span)
-        if dtype is None and type(label) is str and label in ITEMSIZE and COUNT[name] * ITEMSIZE[label] <= span:
+        if dtype is None and COUNT[name] * ITEMSIZE[label] <= span:
             dtype = label
         if dtype is None:
             return f"{name}'s span", {}
@@ -1118,36 +1162,90 @@ def spec_manifest(manifest: Any, embedding: bytes) -> tuple[str | None, dict]:
     return None, {"size": (manifest["originalWidth"], manifest["originalHeight"]), "tensors": found}
 
 
-def check_manifest(stats: Stats, recipe: dict) -> None:
-    manifest, embedding, container = build_manifest(recipe)
+# --- one case: the reader's input, what it may allocate, and the oracle -------------------------------------
+
+@dataclass
+class Case:
+    """One reader call, and what the format says of its input."""
+
+    read: Any  # bundle.read_bundle or bundle.read_manifest_bundle
+    args: tuple
+    size: int  # the input's bytes (embedding.bin's, for a manifest)
+    copies: int  # the bytes of it the reader may copy
+    expected: str | None | bool  # the verdict the format predicts (see verdict())
+    values: Any  # values(bundle): a valid result holds exactly the input's values
+    extra: int = 0  # what else the reader may allocate (json.loads of manifest.json)
+
+
+def bundle_case(data: bytes | bytearray, container: str, expected: str | None | bool, doc: Any = None) -> Case:
+    """read_bundle on `data`. A valid result holds the document's values where the test knows the document
+    exactly (`expected` None), else what msgpack (not the reader) decodes from the same bytes."""
+    def values(result: Bundle) -> None:
+        known = decoded(doc) if expected is None else msgpack.unpackb(bytes(data), raw=False, strict_map_key=False)
+        check_matches(result, known)
+
+    return Case(bundle.read_bundle, (as_container(data, container),), len(data), bundle_copies(data, container),
+                expected, values)
+
+
+def manifest_case(manifest: Any, embedding: bytes, container: str) -> Case:
+    """read_manifest_bundle: a valid result holds the bytes at the offsets and in the dtypes the format picks."""
     expected, found = spec_manifest(manifest, embedding)
     passed = embedding_container(embedding, container)
-    result = read_checked(stats, bundle.read_manifest_bundle, manifest, passed, size=len(embedding),
-                          copies=embedding_copies(passed), extra=MANIFEST_BYTES)
-    verdict(stats, result, expected, "manifest layout")
-    if isinstance(result, Bundle):
+
+    def values(result: Bundle) -> None:
         assert result.layout == "wild-manifest" and (result.width, result.height) == found["size"]
         for name, (offset, dtype) in found["tensors"].items():
             size = COUNT[name] * ITEMSIZE[dtype]
-            assert result.tensors[name].dtype.name == dtype
+            assert result.tensors[name].dtype.name == dtype, (name, result.tensors[name].dtype)
             assert same_values(result.tensors[name], memoryview(embedding)[offset:offset + size]), name
+
+    return Case(bundle.read_manifest_bundle, (manifest, passed), len(embedding), embedding_copies(passed), expected,
+                values, MANIFEST_BYTES)
+
+
+def recipe_case(recipe: dict) -> Case:
+    """The case a recipe of any kind describes."""
+    container = recipe.get("container", "bytes")
+    if recipe["kind"] == "manifest":
+        return manifest_case(*build_manifest(recipe))
+    if recipe["kind"] == "bytes":  # damaged anywhere: no prediction
+        return bundle_case(apply_byte_ops(byte_base(recipe["base"])[0], recipe["ops"]), container, False)
+    if recipe["kind"] == "raw":  # one item alone: none this small can be a whole bundle
+        return bundle_case(recipe["data"].data, container, "too small to be a bundle")
+    doc, data = build_document(recipe)
+    if recipe.get("after"):
+        return bundle_case(apply_byte_ops(data, recipe["after"]), container, "bytes after the end, or a miscounted map")
+    return bundle_case(data, container, expectation(doc, len(data)), doc)
+
+
+def run_case(stats: Stats, case: Case, what: str) -> Bundle | BundleError:
+    """Read, within the bounds; check the verdict, and a valid result's values."""
+    result = read_checked(stats, case.read, *case.args, size=case.size, copies=case.copies, extra=case.extra)
+    verdict(stats, result, case.expected, what)
+    if isinstance(result, Bundle):
+        case.values(result)
+    return result
 
 
 # --- the fuzz tests ---------------------------------------------------------------------------------------
 
-def fuzz(request: pytest.FixtureRequest, name: str, strategy, check) -> None:
-    """Run `check` on max_examples cases drawn from `strategy`, then print and keep the summary."""
+def fuzz(request: pytest.FixtureRequest, name: str, implementation: Decoder, strategy) -> None:
+    """Run max_examples cases drawn from `strategy` under one msgpack implementation, then print and keep the
+    summary."""
     cases = budget(request.config, name)
-    stats = STATS[name] = Stats(requested=cases)
+    key = f"{name}[{implementation.name}]"
+    stats = STATS[key] = Stats(requested=cases)
+    run_seed = RUN_SEED + sorted(IMPLEMENTATIONS).index(implementation.name)  # the two draw different cases
 
-    @seed(RUN_SEED)
+    @seed(run_seed)
     @settings(max_examples=cases, deadline=None, database=None, derandomize=False, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.large_base_example, HealthCheck.filter_too_much])
     @given(strategy)
     def run(recipe):
         try:
-            check(stats, recipe)
+            run_case(stats, recipe_case(recipe), recipe["kind"])
         except BaseException as error:  # ready to keep: see bundle_corpus/README.md
             error.add_note(f"as a corpus recipe: {json.dumps(to_json(recipe))}")
             raise
@@ -1157,12 +1255,14 @@ def fuzz(request: pytest.FixtureRequest, name: str, strategy, check) -> None:
         run()
     except BaseException as error:
         error.add_note(f"bundle fuzzer seed {RUN_SEED}: replay with SAMTAB_FUZZ_SEED={RUN_SEED} "
-                       f"--fuzz-cases {total_cases(request.config)}")
+                       f"--fuzz-cases {total_cases(request.config)} -k '{request.node.name}'")
         raise
     finally:
         stats.seconds = time.perf_counter() - start
-        request.getfixturevalue("figures")(summary_line(name, stats))
+        request.getfixturevalue("figures")(summary_line(key, stats))
     assert stats.cases >= cases, f"hypothesis ran {stats.cases} of {cases} cases"
+    if name != "manifest":
+        implementation.check_used()
 
 
 def summary_line(name: str, stats: Stats) -> str:
@@ -1188,29 +1288,29 @@ def fuzz_report():
         Path(path).write_text(json.dumps(report, indent=2) + "\n")
 
 
-def test_fuzz_samtab_small(request):
-    fuzz(request, "samtab_small", document_recipes("samtab", "small"), check_document)
+def test_fuzz_samtab_small(request, implementation):
+    fuzz(request, "samtab_small", implementation, document_recipes("samtab", "small"))
 
 
-def test_fuzz_samtab_full(request):
-    fuzz(request, "samtab_full", document_recipes("samtab", "full"), check_document)
+def test_fuzz_samtab_full(request, implementation):
+    fuzz(request, "samtab_full", implementation, document_recipes("samtab", "full"))
 
 
-def test_fuzz_wild(request):
-    fuzz(request, "wild", st.sampled_from(["full", "small"]).flatmap(lambda size: document_recipes("wild", size)),
-         check_document)
+def test_fuzz_wild(request, implementation):
+    fuzz(request, "wild", implementation,
+         st.sampled_from(["full", "small"]).flatmap(lambda size: document_recipes("wild", size)))
 
 
-def test_fuzz_raw(request):
-    fuzz(request, "raw", raw_recipes(), check_raw)
+def test_fuzz_raw(request, implementation):
+    fuzz(request, "raw", implementation, raw_recipes())
 
 
-def test_fuzz_bytes(request):
-    fuzz(request, "bytes", byte_recipes(), check_bytes)
+def test_fuzz_bytes(request, implementation):
+    fuzz(request, "bytes", implementation, byte_recipes())
 
 
-def test_fuzz_manifest(request):
-    fuzz(request, "manifest", manifest_recipes(), check_manifest)
+def test_fuzz_manifest(request, implementation):
+    fuzz(request, "manifest", implementation, manifest_recipes())
 
 
 # --- the regression corpus ----------------------------------------------------------------------------------
@@ -1248,42 +1348,28 @@ def from_json(value: Any) -> Any:
     return [from_json(v) for v in value] if isinstance(value, list) else value
 
 
-def corpus_input(case: dict) -> tuple:
-    """(reader, args, input size, copies) for one corpus case."""
-    if "file" in case:
-        data = corpus_file(case["file"])
-        if case.get("read") == "manifest":
-            embedding = bytes.fromhex(case.get("embedding_hex", ""))
-            return bundle.read_manifest_bundle, (data, embedding), len(embedding), 0
-        container = case.get("container", "bytes")
-        return bundle.read_bundle, (as_container(data, container),), len(data), bundle_copies(data, container)
-    recipe = from_json(case["recipe"])
-    if recipe["kind"] == "manifest":
-        manifest, embedding, container = build_manifest(recipe)
-        passed = embedding_container(embedding, container)
-        return bundle.read_manifest_bundle, (manifest, passed), len(embedding), embedding_copies(passed)
-    if recipe["kind"] == "bytes":
-        data = apply_byte_ops(byte_base(recipe["base"])[0], recipe["ops"])
-    elif recipe["kind"] == "raw":
-        data = recipe["data"].data
-    else:
-        data = build_document(recipe)[1]
-        data = apply_byte_ops(data, recipe["after"]) if recipe.get("after") else data
-    container = recipe.get("container", "bytes")
-    return bundle.read_bundle, (as_container(data, container),), len(data), bundle_copies(data, container)
+def corpus_case(case: dict) -> Case:
+    """The reader call one corpus case describes, with the fuzzer's oracle."""
+    if "recipe" in case:
+        return recipe_case(from_json(case["recipe"]))
+    data = corpus_file(case["file"])
+    if case.get("read") == "manifest":
+        return manifest_case(data, bytes.fromhex(case.get("embedding_hex", "")), "bytes")
+    return bundle_case(data, case.get("container", "bytes"), False)
 
 
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("*.json")), ids=lambda path: path.stem)
-def test_corpus(path):
-    """Every kept input ends as recorded: a valid bundle, or BundleError naming what is wrong."""
+def test_corpus(path, implementation):
+    """Every kept input ends as recorded: a valid bundle holding exactly the input's values, or BundleError
+    naming what is wrong; within the fuzzer's bounds, and as the format predicts where it can."""
     case = json.loads(path.read_text())
-    read, args, size, copies = corpus_input(case)
-    extra = MANIFEST_BYTES if read is bundle.read_manifest_bundle else 0
-    result = read_checked(Stats(), read, *args, size=size, copies=copies, extra=extra)
+    result = run_case(Stats(), corpus_case(case), case["read"])
     if "error" in case["expect"]:
         assert isinstance(result, BundleError), f"accepted as valid: {case['why']}"
         assert case["expect"]["error"] in str(result), str(result)
     else:
         assert isinstance(result, Bundle), f"refused: {result}"
+        if case["read"] == "bundle":
+            implementation.check_used()
         assert result.layout == case["expect"].get("layout", result.layout)
         assert result.dtype == case["expect"].get("dtype", result.dtype)
