@@ -2,7 +2,9 @@
 
 Pure Python (numpy + Pillow): tools/encode.py uses it in CPython, and the app uses the same code in Pyodide
 to open a person's own photo, so the pixels the bundle was made from and the pixels shown agree.
-Pillow's decompression-bomb guard (Image.MAX_IMAGE_PIXELS) is left on: an oversized photo is refused.
+A photo over contract.MAX_PHOTO_PIXELS (or a caller's lower cap) is refused from its header, before a pixel
+is decoded. Pillow's own decompression-bomb guard (Image.MAX_IMAGE_PIXELS) stays on as a second line: it
+refuses only above twice its limit (~179 MP) and merely warns between 1x and 2x, where our cap decides.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,29 +43,40 @@ class Photo:
         return self.rgb.height
 
 
-def open_photo(source: bytes | str | Path, name: str | None = None) -> Photo:
+def open_photo(source: bytes | str | Path, name: str | None = None, *,
+               max_pixels: int = contract.MAX_PHOTO_PIXELS) -> Photo:
     """Read a photo from bytes or a path; apply EXIF orientation; convert any mode to RGB.
 
-    Raises PhotoError for files Pillow cannot read, truncated files and decompression bombs. A truncated
-    photo is refused, never decoded in part: a bundle of a photo with a grey bottom would be silently wrong.
+    Raises PhotoError for files Pillow cannot read, truncated files, and photos of more than `max_pixels`
+    pixels (width × height), which are refused from the header alone, before anything is decoded: a 20 KB
+    PNG can declare 13,000×13,000 pixels and cost gigabytes once decoded. A truncated photo is refused, never
+    decoded in part: a bundle of a photo with a grey bottom would be silently wrong.
     """
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
     label = name or (str(source) if isinstance(source, (str, Path)) else "the photo")
     if not data:
         raise PhotoError(f"{label} is empty (0 bytes): there is no photo in it; copy it again from the original")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            source_format = image.format
-            image.load()
-            if cut_short(data):
-                # Pillow decodes a PNG whose pixels are all there but whose end is cut off (and with it any
-                # chunk after them, such as its EXIF orientation), and any truncated file once someone sets
-                # ImageFile.LOAD_TRUNCATED_IMAGES: refuse them like any other truncated file.
-                raise EOFError("the file has no end marker")
-            upright = ImageOps.exif_transpose(image)
-            rgb = to_rgb(upright)
+        with warnings.catch_warnings():
+            # Pillow warns between 1x and 2x its limit; the cap below decides there, so the warning is noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                source_format = image.format
+                pixels = image.width * image.height
+                if pixels > max_pixels:
+                    raise PhotoError(too_large(label, pixels, max_pixels, size=image.size))
+                image.load()
+                if cut_short(data):
+                    # Pillow decodes a PNG whose pixels are all there but whose end is cut off (and with it any
+                    # chunk after them, such as its EXIF orientation), and any truncated file once someone sets
+                    # ImageFile.LOAD_TRUNCATED_IMAGES: refuse them like any other truncated file.
+                    raise EOFError("the file has no end marker")
+                upright = ImageOps.exif_transpose(image)
+                rgb = to_rgb(upright)
+    except PhotoError:
+        raise
     except Image.DecompressionBombError as error:
-        raise PhotoError(too_large(label, error)) from None
+        raise PhotoError(pillow_too_large(label, error, max_pixels)) from None
     except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise PhotoError(unreadable(label, data, error)) from None
     if rgb.width < 1 or rgb.height < 1:
@@ -112,12 +126,33 @@ def unreadable(label: str, data: bytes, error: Exception) -> str:
             "use a JPEG, PNG, WebP, TIFF or BMP file")
 
 
-def too_large(label: str, error: Image.DecompressionBombError) -> str:
-    """Pillow's decompression-bomb refusal, with the sizes written for people."""
+# Peak memory of open_photo + encoder_input, measured on a 20 MP JPEG: the decoded photo, its RGB copy and
+# the float32 planes of the resize.
+ENCODE_BYTES_PER_PIXEL = 30
+
+
+def too_large(label: str, pixels: int, cap: int, *, size: tuple[int, int] | None = None,
+              whose: str = "samtab's") -> str:
+    """Why a photo of `pixels` pixels is refused, and what to do."""
+    count = f"{size[0]:,}×{size[1]:,} = {pixels:,} pixels" if size else f"{pixels:,} pixels"
+    cost = pixels * ENCODE_BYTES_PER_PIXEL
+    memory = f"{cost / 1e9:.1f} GB" if cost >= 1e9 else f"{cost / 1e6:.1f} MB"
+    return (f"{label} is too large to open safely: {count}, over {whose} cap of {cap:,}, which keeps memory in "
+            f"bounds (encoding takes about {ENCODE_BYTES_PER_PIXEL} bytes a pixel: {memory} for this photo) and "
+            "guards against decompression bombs, small files that declare huge images; scale it down first, "
+            f"to {cap:,} pixels or fewer")
+
+
+def pillow_too_large(label: str, error: Image.DecompressionBombError, max_pixels: int) -> str:
+    """Pillow's refusal (above twice its limit, while opening, before our cap is checked), told like ours: our
+    cap if the photo exceeds it too, else Pillow's limit (someone lowered Image.MAX_IMAGE_PIXELS)."""
     sizes = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(error))
-    what = (f"{int(sizes[1]):,} pixels; the limit, a guard against decompression bombs, is {int(sizes[2]):,}"
-            if sizes else str(error))
-    return f"{label} is too large to open safely ({what}); scale it down first"
+    if not sizes:
+        return f"{label} is too large to open safely (Pillow says: {error}); scale it down first"
+    pixels, limit = int(sizes[1]), int(sizes[2])
+    if pixels > max_pixels:
+        return too_large(label, pixels, max_pixels)
+    return too_large(label, pixels, limit, whose="Pillow's")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -7,10 +7,12 @@ For each photo P it writes, into --out:
     P.msgpack        the bundle (docs/bundle-format.md): the encoder's three outputs, fp16 by default
     P.preview.jpg    the photo upright (EXIF applied), long edge capped at --preview-size (.png for PNGs)
 Both are written atomically (a temporary file, then a rename): an interrupted run leaves no partial file,
-and the next run resumes, skipping photos already encoded with the same model. An existing bundle made
-from another photo or model, or a preview of another photo, is never replaced without --force. A photo
-that cannot be read is reported and skipped; the rest go on, and the exit code is 1 if anything failed
-(2 for bad arguments, or an --out folder that cannot be written to).
+and the next run resumes, skipping photos already encoded with the same model. Several runs may write into
+one --out at once (the shards of --shard K/N, on one machine or several): none removes the temporary files
+of another that is still writing. An existing bundle made from another photo or model, or a preview of
+another photo, is never replaced without --force. A photo that cannot be read, or that has more than
+100 megapixels (pyapp.contract.MAX_PHOTO_PIXELS), is reported and skipped; the rest go on, and the exit
+code is 1 if anything failed (2 for bad arguments, or an --out folder that cannot be written to).
 
 The encoder runs in onnxruntime with the best provider available (CUDA, then CoreML, then CPU) unless
 --provider says otherwise. Folders are read one level deep, photos in name order.
@@ -23,7 +25,6 @@ import hashlib
 import io
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from files import PARTIAL_SUFFIX, remove_stale_partials, write_atomic  # noqa: E402
+from files import make_partial, remove_stale_partials, write_atomic  # noqa: E402
 from modelio import read_model_folder  # noqa: E402
 
 from pyapp import bundle as bundles  # noqa: E402
@@ -164,12 +165,13 @@ def preview_bytes(rgb, suffix: str, preview_edge: int) -> bytes:
 
 
 def prepare_out(out_dir: Path) -> None:
-    """Make --out if needed, check that files can be written in it, and remove what killed runs left there."""
+    """Make --out if needed, check that files can be written in it, and remove what killed runs left there
+    (only theirs: other runs may be writing into the same folder, such as the other shards of --shard)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file, not a folder; name a folder (it is made if missing)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".encode-probe.", suffix=PARTIAL_SUFFIX)
+        fd, probe = make_partial(out_dir, "encode-probe")
         os.close(fd)
         os.unlink(probe)
         remove_stale_partials(out_dir)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import io
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+import encode
+import files
 from pyapp import image as images
 from pyapp.bundle import read_bundle
 
@@ -113,12 +116,80 @@ def test_shards_partition_the_photos(baseline, tmp_path):
     assert sorted(seen) == sorted(f"p{i}.png.msgpack" for i in range(6))
 
 
-def test_leftovers_of_a_killed_run_are_removed(baseline, tmp_path):
+# Runs tools/encode.py with its first file write paused: the data is on disk, the temporary not yet renamed
+# into place (the moment a run sharing the folder could delete it), until a line comes on stdin.
+PAUSED = """
+import os, runpy, sys
+
+fsync = os.fsync
+
+def fsync_then_pause(fd):
+    fsync(fd)
+    os.fsync = fsync
+    print("paused", flush=True)
+    sys.stdin.readline()
+
+os.fsync = fsync_then_pause
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_two_shards_encode_into_one_folder_at_once(baseline, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = [photo(folder / f"p{i}.png", size=(48, 32), seed=i).name for i in range(6)]
+    shares = {k: [n for n in names if encode.in_shard(Path(n), (k, 2))] for k in (1, 2)}
+    assert shares[1] and shares[2]
+    out = tmp_path / "out"
+    command = [str(folder), "--model", str(baseline), "--out", str(out), "--quiet"]
+    first = subprocess.Popen([sys.executable, "-c", PAUSED, *ENCODE[1:], *command, "--shard", "1/2"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline() == "paused\n"
+        [writing] = [name for name in os.listdir(out) if name.endswith(".partial")]
+        assert f".{first.pid}." in writing  # shard 1 is mid-write
+        second = run(*command, "--shard", "2/2")  # starts, cleans --out, encodes its share, ends
+        assert second.returncode == 0, second.stderr
+        assert f"{len(shares[2])} encoded, 0 skipped, 0 failed" in second.stdout
+        assert writing in os.listdir(out)  # shard 2 left shard 1's temporary alone
+        stdout, stderr = first.communicate("\n", timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, stderr
+    assert f"{len(shares[1])} encoded, 0 skipped, 0 failed" in stdout
+    for name in names:
+        bundle = read_bundle((out / f"{name}.msgpack").read_bytes())
+        assert bundle.image_sha256 == images.open_photo(folder / name).sha256
+    assert sorted(os.listdir(out)) == sorted(f"{n}{suffix}" for n in names for suffix in (".msgpack", ".preview.png"))
+
+
+def test_only_temporaries_whose_writer_is_gone_are_removed(baseline, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".a.png.msgpack.x1y2.partial").write_bytes(b"half a bundle")
+    ended = subprocess.Popen([sys.executable, "-c", "import os, sys; sys.path.insert(0, sys.argv[1]); import files; "
+                              "os.close(files.make_partial(sys.argv[2], 'a.png.msgpack')[0])", ROOT / "tools", out])
+    assert ended.wait() == 0
+    [killed] = out.iterdir()  # a run of this machine whose process has ended without renaming its temporary
+    assert killed.name.startswith(f".a.png.msgpack.{files.this_host()}.{ended.pid}.")
+    fd, writing = files.make_partial(out, "b.png.msgpack")  # this test's process, alive: it may be writing
+    os.close(fd)
+    fd, reused = files.make_partial(out, "c.png.msgpack")
+    os.close(fd)
+    # Another machine's: its process ids mean nothing here (this one is no process here), so it is kept...
+    elsewhere = out / f".d.png.msgpack.another-machine.{ended.pid}.abcd1234.partial"
+    abandoned = out / f".e.png.msgpack.another-machine.{ended.pid}.efgh5678.partial"  # ...unless a day old
+    older = out / ".f.png.msgpack.x1y2.partial"  # samtab before writers were named
+    for path in (elsewhere, abandoned, older):
+        path.write_bytes(b"half a file")
+    day_old = time.time() - files.STALE_AFTER - 60
+    for path in (abandoned, Path(reused)):  # not touched for over a day: nobody is writing them
+        os.utime(path, (day_old, day_old))
+
     assert run(photo(tmp_path / "a.png"), "--model", baseline, "--out", out).returncode == 0
-    assert not list(out.glob(".*"))
+    assert sorted(p.name for p in out.glob(".*")) == sorted([Path(writing).name, elsewhere.name])
 
 
 @pytest.mark.parametrize("args, message", [

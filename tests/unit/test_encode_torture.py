@@ -34,7 +34,8 @@ from pyapp.bundle import BundleError, read_bundle, write_bundle
 ROOT = Path(__file__).resolve().parents[2]
 ENCODE = [sys.executable, str(ROOT / "tools" / "encode.py")]
 PREVIEW_EDGE = 2048  # encode.py's default --preview-size
-TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.partial$")  # write_atomic's hidden .NAME.XXXXXXXX.partial
+# write_atomic's hidden .NAME.HOST.PID.XXXXXXXX.partial
+TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9-]+\.\d+\.[a-z0-9_]{8}\.partial$")
 
 # EXIF orientation → the transpose that makes the stored pixels upright (the EXIF specification's table).
 UPRIGHT = {1: None, 2: Image.FLIP_LEFT_RIGHT, 3: Image.ROTATE_180, 4: Image.FLIP_TOP_BOTTOM,
@@ -149,6 +150,15 @@ def png_bomb() -> bytes:
         [squeeze.compress(row * 1000) for _ in range(30)] + [squeeze.flush()]))
 
 
+def band_bomb() -> bytes:
+    """A complete, valid 13000×13000 1-bit PNG of about 20 KB: 169 megapixels, inside the band (1x to 2x its
+    limit) where Pillow only warns, and over samtab's cap; it costs ~5 GB to encode."""
+    squeeze = zlib.compressobj(9)
+    row = bytes(1 + (13000 + 7) // 8)
+    return png_by_hand(13000, 13000, 1, 0, [], compress=lambda _: b"".join(
+        [squeeze.compress(row * 1000) for _ in range(13)] + [squeeze.flush()]))
+
+
 def jpeg_bomb() -> bytes:
     """A tiny JPEG whose frame header claims 30000×30000 pixels (a few hundred bytes)."""
     data = encoded(Image.new("RGB", (16, 16), (40, 80, 120)), "JPEG")
@@ -158,7 +168,8 @@ def jpeg_bomb() -> bytes:
 
 CUT_SHORT = ["is cut short", "the file ends before the photo does", "samtab does not encode part of a photo",
              "copy it again from the original"]
-TOO_LARGE = ["is too large to open safely", "900,000,000 pixels", "decompression bombs", "scale it down first"]
+TOO_LARGE = ["is too large to open safely", "over samtab's cap of 100,000,000", "keeps memory in bounds",
+             "decompression bombs", "scale it down first, to 100,000,000 pixels or fewer"]
 BAD = {
     "empty.jpg": (lambda: b"", ["is empty (0 bytes)", "copy it again from the original"]),
     **{f"jpeg cut {where}.jpg": (lambda where=where: jpeg_cut(where), CUT_SHORT)
@@ -178,8 +189,9 @@ BAD = {
     "damaged.gif": (lambda: b"GIF89a" + b"\x10\x00\x10\x00" + bytes(5),
                     ["is a damaged or cut-short GIF file", "copy it again from the original",
                      "save it again"]),
-    "bomb.png": (png_bomb, TOO_LARGE),
-    "bomb.jpg": (jpeg_bomb, TOO_LARGE),
+    "bomb.png": (png_bomb, [*TOO_LARGE, ": 900,000,000 pixels"]),
+    "bomb.jpg": (jpeg_bomb, [*TOO_LARGE, ": 900,000,000 pixels"]),
+    "band.png": (band_bomb, [*TOO_LARGE, ": 13,000×13,000 = 169,000,000 pixels"]),
 }
 
 
@@ -199,6 +211,13 @@ def test_the_bad_photos_are_what_they_claim_to_be():
     for start in range(0, len(pixels), 4096):
         size += len(stream.decompress(pixels[start:start + 4096]))
     assert stream.eof and size == 30000 * (1 + 30000 // 8)  # a complete, valid PNG of 900 megapixels
+    band = band_bomb()
+    assert struct.unpack(">II", band[16:24]) == (13000, 13000) and len(band) < 25_000
+    assert Image.MAX_IMAGE_PIXELS < 13000 * 13000 < 2 * Image.MAX_IMAGE_PIXELS  # Pillow alone only warns
+    stream = zlib.decompressobj()
+    pixels = band[band.index(b"IDAT") + 4:-16]
+    size = sum(len(stream.decompress(pixels[start:start + 4096])) for start in range(0, len(pixels), 4096))
+    assert stream.eof and size == 13000 * (1 + (13000 + 7) // 8)
     bomb = jpeg_bomb()
     frame = bomb.index(b"\xff\xc0")
     assert struct.unpack(">HH", bomb[frame + 5:frame + 9]) == (30000, 30000) and len(bomb) < 1000
@@ -212,7 +231,7 @@ def test_a_bad_photo_gets_a_clear_message_and_leaves_nothing(baseline, tmp_path,
     out = tmp_path / "out"
     result = run(source, "--model", baseline, "--out", out)
     assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
     [line] = [line for line in result.stderr.splitlines() if line.startswith("encode: FAILED")]
     assert line.startswith(f"encode: FAILED {name}: {name} ")  # names the file
     for words in expected:
