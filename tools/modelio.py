@@ -104,15 +104,16 @@ def write_model_folder(out_dir: Path, parts: dict[str, Path | bytes], info: dict
         raise
 
 
-def read_model_folder(model_dir: Path) -> ModelInfo:
-    """model.json of a model folder, checked, with every file it names present."""
+def read_model_folder(model_dir: Path, parts: tuple[str, ...] | None = None) -> ModelInfo:
+    """model.json of a model folder, checked, with every file it names present, or only those of `parts`
+    (a published folder, site/models/NAME/, holds the decoders but never the encoder)."""
     model_dir = Path(model_dir)
     path = model_dir / "model.json"
     if not path.exists():
         raise FileNotFoundError(f"{model_dir} is not a model folder: it has no model.json "
                                 "(make one with tools/baseline_model.py or tools/export_sam2.py)")
-    info = parse_model_info(path.read_text(), where=str(path))
+    info = parse_model_info(path.read_bytes(), where=str(path))  # bytes: a non-UTF-8 file is "not valid JSON"
     for part, name in info.files.items():
-        if not (model_dir / name).exists():
+        if (parts is None or part in parts) and not (model_dir / name).exists():
             raise FileNotFoundError(f"{model_dir}: model.json names {name} ({part}), which is missing")
     return info

@@ -12,7 +12,11 @@
 
 Like the app, the prompt is replayed as a person would click: the box first, then each point, every
 decode after the first refining the previous mask (mask_input). --all-at-once decodes everything in one go.
-Writes the chosen candidate's mask as a PNG at the photo's original size and prints a JSON summary.
+Writes the chosen candidate's mask as a PNG at the photo's original size (atomically) and prints a JSON
+summary: the photo's size, the candidate written and the scores, the mask's area, the number of decodes and
+the last decode's prompt ({points: [[x, y, include]], box: [x0, y0, x1, y1] or null}). Of the model folder it
+reads model.json and the one decoder it runs, so a published folder (site/models/NAME/, no encoder) will do.
+Anything wrong (a file, the model, the prompt, --out, memory) is one `segment: error: ...` line and exit 1.
 """
 
 from __future__ import annotations
@@ -56,11 +60,31 @@ def parse_box(text: str) -> Box:
     return Box.from_corners(x0, y0, x1, y1)
 
 
+class DemoError(ValueError):
+    """A demo folder's demo.json is unreadable or does not name its bundle and model; the message says what."""
+
+
+def read_demo(demo: Path) -> tuple[Path, Path]:
+    """The bundle file and the model folder a demo folder's demo.json names (paths relative to the folder)."""
+    path = demo / "demo.json"
+    try:
+        entry = json.loads(path.read_bytes())
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise DemoError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(entry, dict):
+        raise DemoError(f"{path} must hold a JSON object with 'bundle' and 'model'")
+    for key, what in (("bundle", "the bundle file"), ("model", "the model folder")):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise DemoError(f"{path}: '{key}' ({what}, relative to the demo folder) is missing or not text; "
+                            "tools/demos.py writes demo folders, or pass a bundle file and --model DIR")
+    return demo / entry["bundle"], (demo / entry["model"]).resolve()
+
+
 def load(demo: Path) -> tuple[Bundle, Path | None]:
     """The bundle, and the model folder the demo names (None when it names none)."""
     if demo.is_dir() and (demo / "demo.json").exists():
-        entry = json.loads((demo / "demo.json").read_text())
-        return read_bundle((demo / entry["bundle"]).read_bytes()), (demo / entry["model"]).resolve()
+        bundle, model = read_demo(demo)
+        return read_bundle(bundle.read_bytes()), model
     if demo.is_dir() and (demo / "manifest.json").exists():
         return read_manifest_bundle((demo / "manifest.json").read_bytes(), (demo / "embedding.bin").read_bytes()), None
     if demo.is_file():
@@ -85,11 +109,14 @@ def prompts(points: list[Point], box: Box | None, all_at_once: bool) -> list[Pro
 def segment(bundle: Bundle, model_dir: Path, points: list[Point], box: Box | None = None, *,
             all_at_once: bool = False, hires: bool = False, candidate: str = "best", threads: int = 0):
     """Run the pipeline; return (segmenter, object, mask at the photo's size)."""
-    info = read_model_folder(model_dir)
     part = "decoder_hires" if hires else "decoder"
+    info = read_model_folder(model_dir, parts=(part,))  # only the decoder that runs: no encoder is needed
     if part not in info.files:
         raise ModelError(f"{model_dir} has no hi-res decoder; export it with tools/export_sam2.py --hires")
-    runner = OnnxRuntimeRunner(model_dir / info.files[part], threads=threads)
+    try:
+        runner = OnnxRuntimeRunner(model_dir / info.files[part], threads=threads)
+    except Exception as error:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, ...) share no base
+        raise ModelError(f"onnxruntime cannot load {model_dir / info.files[part]}: {error}") from None
     segmenter = Segmenter(bundle, info.name, runner.input_names)  # refuses a bundle of another model
     obj = segmenter.objects.new()
     for prompt in prompts(points, box, all_at_once):
@@ -115,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.point and args.box is None:
         parser.error("give at least one --point or a --box")
+    if args.out.is_dir():
+        return fail(f"--out {args.out} is a folder: give the mask's file name, e.g. {args.out / 'mask.png'}")
+    bundle = None
     try:
         bundle, demo_model = load(args.demo)
         model_dir = args.model or demo_model
@@ -122,15 +152,35 @@ def main(argv: list[str] | None = None) -> int:
             raise ModelError(f"{args.demo} does not name its model: pass --model DIR")
         segmenter, obj, mask = segment(bundle, model_dir, args.point, args.box, all_at_once=args.all_at_once,
                                        hires=args.hires, candidate=args.candidate, threads=args.threads)
-    except (BundleError, ModelError, OutsideImage, FileNotFoundError) as error:
-        print(f"segment: error: {error}", file=sys.stderr)
-        return 1
-    write_atomic(args.out, png(mask))
+        data = png(mask)
+    except (BundleError, DemoError, ModelError, OutsideImage) as error:
+        return fail(str(error))
+    except OSError as error:
+        return fail(f"cannot read {error.filename}: {error.strerror}" if error.strerror else str(error))
+    except MemoryError:
+        if bundle is None:
+            return fail(f"out of memory while reading {args.demo}: is it really a bundle (a few MB)?")
+        return fail(f"out of memory: the bundle declares a {bundle.width}x{bundle.height} photo "
+                    f"({bundle.width * bundle.height / 1e6:,.0f} MP), whose full-size mask does not fit in this "
+                    "machine's memory. If the photo is not that large, the bundle is wrong: encode the photo "
+                    "again with tools/encode.py")
+    try:
+        write_atomic(args.out, data)
+    except (FileExistsError, NotADirectoryError):  # from making the folder: a file stands in its path
+        return fail(f"cannot write the mask to {args.out}: part of its folder path is a file, not a folder")
+    except OSError as error:
+        return fail(f"cannot write the mask to {args.out}: {error.strerror or error}. "
+                    "Give --out a file in a folder you can write")
     step = obj.current
     print(json.dumps({"out": str(args.out), "width": segmenter.width, "height": segmenter.height,
                       "mask_index": step.chosen, "iou": [round(float(v), 4) for v in step.candidates.iou],
-                      "area_px": int(mask.sum()), "decodes": obj.position}))
+                      "area_px": int(mask.sum()), "decodes": obj.position, "prompt": step.prompt.to_json()}))
     return 0
+
+
+def fail(message: str) -> int:
+    print(f"segment: error: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

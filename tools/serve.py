@@ -1,20 +1,31 @@
 """Serve site/ locally, the way a static host configured with site/_headers would.
 
-    python tools/serve.py [--port 8000] [--host 127.0.0.1] [--no-build]
+    python tools/serve.py [--port 8000] [--host 127.0.0.1] [--allow-host NAME ...] [--no-build]
 
 Builds the runtime (tools/vendor.py) and, when missing, the demo gallery (tools/demos.py) first unless told
 not to (--no-build), then serves site/ with the headers that make
 the page cross-origin isolated (so onnxruntime-web can run threads and PyScript's worker can reach the page),
 a Content-Security-Policy that allows only this origin, and the right MIME types. Binds to 127.0.0.1 unless
---host says otherwise. Ctrl-C stops it.
+--host says otherwise (the port: --port, else $PORT, else 8000). Ctrl-C stops it.
+
+Only the host names it serves are answered (DNS rebinding: a page on evil.example whose name is made to
+resolve to 127.0.0.1 would otherwise read the site; its requests say `Host: evil.example`). Served are
+localhost, 127.0.0.1, [::1], the --host given, every --allow-host NAME and, when bound to all addresses
+(--host 0.0.0.0), any IP address: which of the machine's addresses a person on the network types is not known
+in advance, and an address, unlike a name, cannot be rebound. Any other Host gets 421; a missing or malformed
+one 400. The port in Host is not checked: a rebinding page uses the server's own port anyway, and a
+forwarded port (ssh -L, a container) arrives with another. A request line in absolute form
+(`GET http://NAME/path`) is checked against NAME and then served as its path alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.server
+import ipaddress
 import os
 import posixpath
+import re
 import sys
 import urllib.parse
 from functools import partial
@@ -61,8 +72,86 @@ MIME_TYPES = {
 }
 
 
+# A connection must deliver its request (line and headers) within this many seconds of going quiet, and
+# each write of a response must go through within it. A browser sends its request as soon as it connects,
+# so a few seconds is ample even on a slow machine; past it an idle, half-open or HTTP/0.9-style connection
+# (each holds a thread) is closed instead of kept for ever. Each read restarts the clock: a client that
+# trickles a byte every few seconds still holds its thread (a local development server; see --host).
+REQUEST_TIMEOUT_S = 5
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+# A Host header: a name or an IPv4 address, or an IPv6 address in brackets, then an optional port.
+HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?")
+
+
+def host_name(value: str) -> str | None:
+    """The host of a Host header (or of an absolute request target's authority), as a URL writes it: lower
+    case, IPv6 in brackets and compressed, no trailing dot, no port. None when it is malformed."""
+    match = HOST_HEADER.fullmatch(value.strip())
+    if not match:
+        return None
+    name = match.group(1).lower().rstrip(".")
+    if name.startswith("["):
+        try:
+            return f"[{ipaddress.IPv6Address(name[1:-1]).compressed}]"
+        except ValueError:
+            return None
+    return name or None
+
+
+def is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
+    timeout = REQUEST_TIMEOUT_S
+    # Errors are a line of text, not an HTML page.
+    error_content_type = "text/plain; charset=utf-8"
+    error_message_format = "%(code)d %(message)s: %(explain)s\n"
+
+    def parse_request(self) -> bool:
+        """The request line and headers, then its target and Host: only the host names this server serves
+        are answered, and the target is reduced to its path (and query), so nothing built from it (the
+        redirect of a folder to its URL with a slash) can point to another host."""
+        if len(self.raw_requestline.split()) == 2:
+            # HTTP/0.9 ("GET /"): refused at once. The standard library would wait for headers that an
+            # HTTP/0.9 client never sends; the answer is sent as HTTP/1.0 so that the client can read it.
+            self.command, self.request_version = None, "HTTP/1.0"
+            self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+            self.close_connection = True
+            self.send_error(400, "HTTP/0.9 is not supported", "send HTTP/1.0 or HTTP/1.1")
+            return False
+        if not super().parse_request():
+            return False
+        authority = None
+        if not self.path.startswith("/"):  # absolute form: its authority replaces Host (RFC 9112, 3.2.2)
+            target = urllib.parse.urlsplit(self.path)
+            if target.scheme.lower() != "http" or not target.netloc:
+                self.send_error(400, "Bad request target", "send a path that starts with /")
+                return False
+            authority = target.netloc
+            self.path = "/" + target.path.lstrip("/") + (f"?{target.query}" if target.query else "")
+        if authority is None:
+            hosts = self.headers.get_all("Host") or []
+            if len(hosts) != 1:
+                self.send_error(400, "Bad Host", "the request needs exactly one Host header")
+                return False
+            authority = hosts[0]
+        name = host_name(authority)
+        if name is None:
+            self.send_error(400, "Bad Host", "the Host header is not a host name or address")
+            return False
+        if not self.server.serves(name):
+            self.send_error(421, "Misdirected Request",
+                            f"this server does not serve the host {name}; start tools/serve.py with "
+                            "--allow-host NAME to serve a name of your own")
+            return False
+        return True
 
     def translate_path(self, path: str) -> str:
         """Map a URL path into site/, refusing anything that would leave it (.., encoded, absolute)."""
@@ -106,29 +195,68 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
 class SiteServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # connections waiting to be accepted: the standard library's 5 drops a burst
     verbose = False
     security_headers = True
+    host_names: frozenset[str] = frozenset(LOOPBACK_NAMES)
+    any_ip_address = False  # bound to all addresses: any IP address is served
+
+    def serves(self, name: str) -> bool:
+        """Whether a request for this host (as host_name() gives it) is answered."""
+        return name in self.host_names or (self.any_ip_address and is_ip_address(name))
 
 
-def make_server(host: str, port: int, verbose: bool = False, security_headers: bool = True) -> SiteServer:
+def make_server(host: str, port: int, verbose: bool = False, security_headers: bool = True,
+                allow_hosts: tuple[str, ...] = ()) -> SiteServer:
+    """A server bound to (host, port) (port 0: a free one) that serves the names in the module docstring."""
     server = SiteServer((host, port), partial(SiteHandler, directory=str(SITE)))
     server.verbose = verbose
     server.security_headers = security_headers
+    bound = server.server_address[0]  # an IPv4 address (the server's address family)
+    names = {*LOOPBACK_NAMES, host_name(host), host_name(bound), *(host_name(name) for name in allow_hosts)}
+    server.host_names = frozenset(name for name in names if name)
+    server.any_ip_address = ipaddress.ip_address(bound).is_unspecified
     return server
+
+
+def allowed_host(text: str) -> str:
+    """--allow-host NAME: a host name or address, as a browser's address bar would show it."""
+    name = host_name(text)
+    if name is None or HOST_HEADER.fullmatch(text.strip()).group(1) != text.strip():  # malformed, or a port
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host name or address (give it without a port)")
+    return name
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535; 0 picks a free one)")
+    return port
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)),
-                        help="port to listen on (default 8000; 0 picks a free one)")
+    parser.add_argument("--port", type=port_number, default=None,
+                        help="port to listen on (default: $PORT, else 8000; 0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; use 0.0.0.0 to share it on your network)")
+    parser.add_argument("--allow-host", type=allowed_host, action="append", default=[], metavar="NAME",
+                        help="also answer requests for this host name (by default only localhost, 127.0.0.1, "
+                             "[::1], --host and, with --host 0.0.0.0, IP addresses; others get 421). Repeatable")
     parser.add_argument("--no-build", action="store_true", help="do not run tools/vendor.py first")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument("--no-isolation-headers", action="store_true",
                         help="send none of the security headers, like a static host that cannot set them "
                              "(the page then isolates itself through its service worker, sw.js)")
     args = parser.parse_args(argv)
+    if args.port is None:  # $PORT matters only when --port is not given
+        try:
+            args.port = port_number(os.environ.get("PORT", "8000"))
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"the environment variable PORT={error}: set it to a port number, or pass --port")
 
     if not args.no_build:
         sys.path.insert(0, str(ROOT / "tools"))
@@ -143,15 +271,16 @@ def main(argv: list[str] | None = None) -> int:
         if not demos.is_built():
             demos.build()
     try:
-        server = make_server(args.host, args.port, args.verbose, not args.no_isolation_headers)
+        server = make_server(args.host, args.port, args.verbose, not args.no_isolation_headers,
+                             tuple(args.allow_host))
     except OSError as error:
         print(f"serve: cannot listen on {args.host}:{args.port}: {error.strerror}. "
               "Pick another port with --port.", file=sys.stderr)
         return 1
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"serve: samtab at http://{shown}:{port}/ (serving {SITE}; Ctrl-C stops)", flush=True)
-    try:
+    try:  # from the moment the URL is printed, Ctrl-C stops it cleanly
+        print(f"serve: samtab at http://{shown}:{port}/ (serving {SITE}; Ctrl-C stops)", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("\nserve: stopped", flush=True)

@@ -1,0 +1,363 @@
+"""Every command README.md shows runs, as written or as close to it as a test can, in a temporary copy of the
+repository (its tracked and new files; .venv and node_modules linked, being installs), so the repository
+itself is never changed.
+
+The commands are the README's indented and fenced lines and its inline `code` that start with
+`.venv/bin/python`, `python tools/` or `bash`. COMMANDS below says how each is run; a command the README
+gains that COMMANDS does not know fails test_every_readme_command_is_known (and one it drops, too), so the
+README cannot show a command nobody has run. Each command's time is printed in "samtab figures".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import queue
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+PREFIXES = (".venv/bin/python ", "python tools/", "bash ")
+# README commands that others need first.
+DEMOS_COMMAND = ".venv/bin/python tools/demos.py"
+BASELINE_COMMAND = ".venv/bin/python tools/baseline_model.py --out models/baseline"
+CHECKPOINT_EXPORT = (".venv/bin/python tools/export_sam2.py --checkpoint sam2.1_hiera_large.pt --config sam2.1_hiera_l "
+                     "--out models/sam2.1-large")
+
+
+def readme_commands(text: str) -> list[str]:
+    """The commands README.md shows, in order, without trailing comments and with single spaces."""
+    found, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        candidates = [line.strip().removeprefix("$ ")] if fenced or line.startswith("    ") else []
+        candidates += re.findall(r"`([^`\n]+)`", line) if not fenced else []
+        for candidate in candidates:
+            if candidate.startswith(PREFIXES):
+                command = " ".join(shlex.split(candidate, comments=True))
+                if command not in found:
+                    found.append(command)
+    return found
+
+
+# --- how each command is run -------------------------------------------------------------------------------
+
+@dataclass
+class Copy:
+    """The temporary copy of the repository, the folder for what must not land in it, and what ran."""
+
+    root: Path
+    scratch: Path
+    done: dict[str, object] = field(default_factory=dict)
+    times: list[str] = field(default_factory=list)
+
+    def run(self, command: str, *, timeout: float = 300, expect: int = 0, label: str | None = None):
+        """`command` through bash in the copy; fails on another exit code, showing its output."""
+        started = time.perf_counter()
+        result = subprocess.run(["bash", "-c", command], cwd=self.root, capture_output=True, text=True,
+                                timeout=timeout)
+        self.times.append(f"{time.perf_counter() - started:6.1f} s  {label or command}")
+        assert result.returncode == expect, (f"`{command}` exited {result.returncode}, expected {expect}:\n"
+                                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return result
+
+    def once(self, command: str):
+        """Run a README command's way (once per module: later commands may need what it made)."""
+        if command not in self.done:
+            self.done[command] = COMMANDS[command].run(self, command)
+        return self.done[command]
+
+    def serve(self, command: str, check: Callable[[http.client.HTTPResponse], None], timeout: float = 120) -> None:
+        """Start a command that serves for ever (on a free port: PORT=0), GET / and check the answer, then
+        stop it with Ctrl-C (SIGINT) and expect a clean exit."""
+        started = time.perf_counter()
+        process = subprocess.Popen(shlex.split(command), cwd=self.root, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, env={**os.environ, "PORT": "0"})
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
+        reader.start()
+        try:
+            output, url, deadline = [], None, time.monotonic() + timeout
+            while url is None and time.monotonic() < deadline:
+                try:
+                    output.append(lines.get(timeout=1))
+                except queue.Empty:
+                    if process.poll() is not None:
+                        break
+                    continue
+                match = re.search(r"at (http://\S+/) ", output[-1])
+                url = match and match.group(1)
+            assert url, f"`{command}` printed no URL:\n{''.join(output)}"
+            host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            assert response.status == 200, response.status
+            check(response)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=20) == 0, "".join(output)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            reader.join(timeout=10)
+            process.stdout.close()
+        self.times.append(f"{time.perf_counter() - started:6.1f} s  {command} (started, GET / answered, stopped)")
+
+
+def substitute(command: str, changes: dict[str, str]) -> str:
+    """The command with each README placeholder replaced (each must occur exactly once)."""
+    for old, new in changes.items():
+        assert command.count(old) == 1, f"{old!r} should occur once in `{command}`"
+        command = command.replace(old, new)
+    return command
+
+
+def checked_setup(copy: Copy, setup: str) -> None:
+    """tools/setup.sh as written, in the copy. Its skip path (everything done: CI runs the README's test
+    command, setup included, before the tests) takes a few seconds; only that path may run here, so the
+    test first makes sure nothing would be installed: setup.sh would otherwise reinstall the project into
+    the shared .venv from this temporary copy, or install packages on the machine. Unknown options are
+    refused (exit 2)."""
+    stamp_file = ROOT / ".venv" / ".samtab-installed"
+    stamp = stamp_file.read_text().split() if stamp_file.exists() else []
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    chromium = os.environ.get("SAMTAB_CHROMIUM", "/usr/bin/chromium")
+    if stamp != ["test", wanted] or not shutil.which("npm") or not os.access(chromium, os.X_OK):
+        pytest.fail("this machine is not set up for the tests (.venv from this pyproject.toml, npm, Chromium): "
+                    "run `bash tools/setup.sh --test`", pytrace=False)
+    result = copy.run(setup, timeout=120)
+    assert "setup: installing" not in result.stdout and result.stdout.rstrip().endswith("setup: ready"), result.stdout
+    refused = copy.run("bash tools/setup.sh --no-such-option", expect=2)
+    assert "unknown option --no-such-option" in refused.stderr
+
+
+def setup_and_serve(copy: Copy, command: str) -> None:
+    setup, serve = command.split(" && ")
+    checked_setup(copy, setup)
+    copy.serve(serve, lambda response: None)
+
+
+def setup_for_tests(copy: Copy, command: str) -> None:
+    setup, _ = command.split(" && ")
+    checked_setup(copy, setup)
+
+
+def make_baseline(copy: Copy, command: str) -> None:
+    """By the README's order models/baseline exists already (serve.py builds the demos, and demos.py the
+    baseline), so the command as written refuses to replace it; with --out elsewhere it builds one."""
+    copy.once(DEMOS_COMMAND)
+    refused = copy.run(command, expect=1)
+    assert "models/baseline already exists; pass --force" in refused.stderr
+    out = copy.scratch / "models" / "baseline"
+    copy.run(substitute(command, {"--out models/baseline": f"--out {out}"}))
+    assert json.loads((out / "model.json").read_text())["family"] == "baseline"
+
+
+def export_checkpoint(copy: Copy, command: str) -> Path:
+    """A checkpoint saved as Meta's are ({"model": state_dict}) from SAM2.1 tiny with random weights, exported
+    with --config sam2.1_hiera_t: the large config takes ~76 s and 4 GB of memory, through the same code."""
+    checkpoint = copy.scratch / "sam2.1_hiera_tiny.pt"
+    copy.run(f"{sys.executable} -c {shlex.quote(MAKE_CHECKPOINT)} {shlex.quote(str(checkpoint))}", timeout=300,
+             label=f"(the checkpoint: random-init SAM2.1 tiny, seed 1, as {{'model': state_dict}}: {checkpoint})")
+    out = copy.scratch / "models" / "sam2.1-large"
+    copy.run(substitute(command, {"--checkpoint sam2.1_hiera_large.pt": f"--checkpoint {checkpoint}",
+                                  "--config sam2.1_hiera_l": "--config sam2.1_hiera_t",
+                                  "--out models/sam2.1-large": f"--out {out}"}), timeout=600)
+    info = json.loads((out / "model.json").read_text())
+    assert info["weights"] == "sha256:" + hashlib.sha256(checkpoint.read_bytes()).hexdigest(), info["weights"]
+    return out
+
+
+MAKE_CHECKPOINT = """\
+import sys
+sys.path.insert(0, "tools")
+import torch, export_sam2
+model = export_sam2.build_model("sam2.1_hiera_t", seed=1)
+torch.save({"model": model.state_dict()}, sys.argv[1])
+"""
+
+
+def export_random_init(copy: Copy, command: str) -> None:
+    out = copy.scratch / "models" / "sam2.1-tiny-random"
+    copy.run(substitute(command, {"--out models/sam2.1-tiny-random": f"--out {out}"}) + " --no-check", timeout=600)
+    assert json.loads((out / "model.json").read_text())["weights"] == "random-init, seed 0"
+
+
+def encode_photos(copy: Copy, command: str) -> None:
+    model = copy.once(CHECKPOINT_EXPORT)
+    photos = copy.scratch / "photos"
+    (photos / "folder").mkdir(parents=True)
+    copy.run(f".venv/bin/python tools/synthetic.py {photos}/shapes.png {photos}/shapes.json")
+    copy.run(f".venv/bin/python tools/synthetic.py {photos}/folder/other.png {photos}/other.json --seed 1 "
+             "--size 320x240")
+    result = copy.run(substitute(command, {"PHOTOS_OR_FOLDERS...": f"{photos}/shapes.png {photos}/folder",
+                                           "--model models/sam2.1-large": f"--model {model}"}), timeout=600)
+    assert "2 encoded, 0 skipped, 0 failed" in result.stdout, result.stdout
+    bundles = sorted(p.name for p in (copy.root / "bundles").glob("*.msgpack"))
+    assert bundles == ["other.png.msgpack", "shapes.png.msgpack"], bundles
+
+
+def build_demos(copy: Copy, command: str) -> None:
+    copy.run(command, timeout=300)
+    index = json.loads((copy.root / "site/demos/index.json").read_text())
+    assert {"shapes", "coffee", "chelsea", "astronaut", "rocket"} <= {demo["slug"] for demo in index["demos"]}
+
+
+def segment_demo(copy: Copy, command: str) -> None:
+    copy.once(DEMOS_COMMAND)
+    result = copy.run(command)
+    summary = json.loads(result.stdout)
+    assert summary["decodes"] == 2 and summary["area_px"] > 0 and (copy.root / "mask.png").is_file()
+
+
+def bench(arguments: dict[str, str] | str, expect: str) -> Callable[[Copy, str], None]:
+    """A benchmark with the given smaller arguments (each drives what it measures once or twice), after the
+    demos are built (bench encode and pipeline use models/baseline, which demos.py makes)."""
+    def run(copy: Copy, command: str) -> None:
+        copy.once(DEMOS_COMMAND)
+        smaller = substitute(command, arguments) if isinstance(arguments, dict) else f"{command} {arguments}"
+        result = copy.run(smaller, timeout=300)
+        assert expect in result.stdout, result.stdout[-2000:]
+    return run
+
+
+def screenshots(copy: Copy, command: str) -> None:
+    result = copy.run(command, timeout=300)
+    assert result.stdout.count("screenshots: ") == 3, result.stdout
+
+
+def fuzz_bundles(copy: Copy, command: str) -> None:
+    copy.run(substitute(command, {"--fuzz-cases 50000": "--fuzz-cases 1000 -q -p no:cacheprovider"}), timeout=300)
+
+
+def vendor(copy: Copy, command: str) -> None:
+    copy.run(substitute(command, {"python tools/": ".venv/bin/python tools/"}))
+    assert (copy.root / "site/vendor/MANIFEST.json").is_file()
+
+
+def serve_without_headers(copy: Copy, command: str) -> None:
+    def no_isolation(response):
+        assert response.getheader("Cross-Origin-Opener-Policy") is None
+
+    copy.serve(substitute(command, {"python tools/": ".venv/bin/python tools/"}), no_isolation)
+
+
+@dataclass(frozen=True)
+class Way:
+    how: str  # what runs, and why it differs from the README, if it does
+    run: Callable[[Copy, str], object]
+
+
+COMMANDS: dict[str, Way] = {
+    "bash tools/setup.sh && .venv/bin/python tools/serve.py": Way(
+        "setup.sh as written (its skip path: CI runs setup before the tests) and `--no-such-option` (exit 2); "
+        "then serve.py as written with PORT=0, GET / answers 200, Ctrl-C stops it", setup_and_serve),
+    "bash tools/setup.sh --test && .venv/bin/python -m pytest": Way(
+        "setup.sh --test as written (skip path) and a bad option; pytest is not run: it is this very suite, "
+        "which CI runs with this command (.ci/run)", setup_for_tests),
+    ".venv/bin/python tools/screenshots.py": Way("as written (Chromium, ~12 s)", screenshots),
+    BASELINE_COMMAND: Way(
+        "as written it must refuse (exit 1: models/baseline exists by then, as serve.py built the demos), "
+        "and with --out in a scratch folder it builds the model", make_baseline),
+    CHECKPOINT_EXPORT: Way(
+        "a checkpoint saved as Meta's are, {'model': state_dict}, of a random-init SAM2.1 tiny, with "
+        "--config sam2.1_hiera_t (the large one takes ~76 s and 4 GB, through the same code); --out outside "
+        "models/, so that demos.py does not encode every demo with it too", export_checkpoint),
+    ".venv/bin/python tools/export_sam2.py --random-init --seed 0 --out models/sam2.1-tiny-random": Way(
+        "--out outside models/ (as above) and --no-check (the check, ~26 s, runs in the export just above "
+        "and in test_export_sam2.py)", export_random_init),
+    ".venv/bin/python tools/encode.py PHOTOS_OR_FOLDERS... --model models/sam2.1-large --out bundles/": Way(
+        "a photo and a folder holding another; --model the export above", encode_photos),
+    DEMOS_COMMAND: Way("as written", build_demos),
+    ".venv/bin/python tools/segment.py --demo site/demos/shapes --point 120,200 --point 300,90,0 --out mask.png":
+        Way("as written, after demos.py", segment_demo),
+    ".venv/bin/python -m pytest tests/unit/test_bundle_fuzz.py --fuzz-cases 50000": Way(
+        "--fuzz-cases 1000, ~7 s (the suite itself runs 10,000; at 200 the fuzzer's own check that every "
+        "msgpack was reached fails about one run in six)", fuzz_bundles),
+    "python tools/vendor.py": Way("with .venv/bin/python", vendor),
+    "python tools/serve.py --no-isolation-headers": Way(
+        "with .venv/bin/python and PORT=0; GET / has no COOP header; Ctrl-C", serve_without_headers),
+    ".venv/bin/python tools/bench.py boot --runs 5": Way(
+        "--runs 1 (Chromium, ~10 s)", bench({"--runs 5": "--runs 1"}, "ORT ready")),
+    ".venv/bin/python tools/bench.py boot --demo shapes": Way(
+        "--runs 1 (~15 s)", bench("--runs 1", "first mask painted")),
+    ".venv/bin/python tools/bench.py click": Way(
+        "--demo shapes --clicks 2 --threads 1 (~15 s)",
+        bench("--demo shapes --clicks 2 --threads 1", "click to mask painted")),
+    ".venv/bin/python tools/bench.py encode": Way(
+        "--runs 1 (models/ of the copy holds the baseline only)", bench("--runs 1", "encode with")),
+    ".venv/bin/python tools/bench.py pipeline": Way(
+        "--photo 960x640 --runs 1 (at the default 12 MP photo it takes ~14 s)",
+        bench("--photo 960x640 --runs 1", "pipeline in CPython")),
+}
+
+
+# --- the tests ---------------------------------------------------------------------------------------------
+
+def test_every_readme_command_is_known():
+    shown = readme_commands(README.read_text())
+    unknown = [command for command in shown if command not in COMMANDS]
+    assert not unknown, ("README.md shows commands this test does not know how to run; add each to COMMANDS "
+                         "in tests/unit/test_readme_commands.py:\n" + "\n".join(unknown))
+    gone = [command for command in COMMANDS if command not in shown]
+    assert not gone, "COMMANDS lists commands README.md no longer shows:\n" + "\n".join(gone)
+
+
+def test_the_readme_parser_finds_indented_fenced_and_inline_commands():
+    text = ("Run `.venv/bin/python tools/a.py --x 1` or `python -c 1`.\n\n"
+            "    bash tools/setup.sh && .venv/bin/python tools/b.py   # a comment\n"
+            "    not a command\n\n```\n$ .venv/bin/python tools/c.py  --y\n```\n")
+    assert readme_commands(text) == [".venv/bin/python tools/a.py --x 1",
+                                     "bash tools/setup.sh && .venv/bin/python tools/b.py",
+                                     ".venv/bin/python tools/c.py --y"]
+
+
+@pytest.fixture(scope="module")
+def copy(tmp_path_factory):
+    """The repository's tracked and new (not ignored) files, copied; .venv and node_modules linked."""
+    root = tmp_path_factory.mktemp("readme") / "samtab"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():  # a file deleted but not yet committed is listed too
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(source.read_bytes())
+            (root / name).chmod(source.stat().st_mode & 0o777)
+    for install in (".venv", "node_modules"):
+        (root / install).symlink_to(ROOT / install)
+    scratch = tmp_path_factory.mktemp("readme-scratch")
+    return Copy(root, scratch)
+
+
+def short(command: str) -> str:
+    command = command.removeprefix(".venv/bin/python ")
+    return command if len(command) <= 60 else command[:57] + "..."
+
+
+@pytest.mark.parametrize("command", list(COMMANDS), ids=[short(c) for c in COMMANDS])
+def test_readme_command_runs(copy, figures, command):
+    copy.times.clear()
+    if command in copy.done:
+        copy.times.append("ran already, for an earlier command that needs it")
+    copy.once(command)
+    figures(f"{command}\n    run as: {COMMANDS[command].how}\n    " + "\n    ".join(copy.times))
