@@ -160,6 +160,17 @@ class MetaPredictor:
         return (masks.squeeze(0).float().numpy(), iou_predictions.squeeze(0).float().numpy(),
                 low_res_masks.squeeze(0).float().numpy())
 
+    def prompt(self, point_coords=None, point_labels=None, box=None, normalize_coords: bool = True):
+        """The points predict's arguments become, as its prompt encoder gets them (before the padding point):
+        coords (1, N, 2) float32 in the 1024x1024 model space, box corners first, and labels (1, N) int32."""
+        torch = _torch()
+        if self.orig_hw is None:
+            raise RuntimeError("set an image first: the coordinates are scaled by its size")
+        with torch.no_grad():
+            _, coords, labels, box = self._prep_prompts(point_coords, point_labels, box, None, normalize_coords)
+            coords, labels = self.prompt_points(coords, labels, box)
+        return coords.numpy(), labels.numpy()
+
     def _prep_prompts(self, point_coords, point_labels, box, mask_logits, normalize_coords):
         torch = _torch()
         unnorm_coords, labels, unnorm_box, mask_input = None, None, None, None

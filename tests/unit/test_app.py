@@ -25,7 +25,9 @@ SHA = "12" * 32
 
 class DiscDecoder:
     """Candidates: discs of radius 20, 40, 60 (model pixels /4) around the include points, minus discs
-    around exclude points; scores prefer the middle one. Uses mask_input when given (adds it)."""
+    around exclude points; scores prefer the middle one. With has_mask_input, each candidate starts from the
+    fed-back logits instead of nothing (a click refines the mask before it, as SAM's does), so which
+    candidate was fed back shows in the next mask."""
 
     input_names = ["image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels",
                    "mask_input", "has_mask_input"]
@@ -37,9 +39,11 @@ class DiscDecoder:
         self.calls.append(feeds)
         coords, labels = feeds["point_coords"][0] / 4, feeds["point_labels"][0]
         yy, xx = np.mgrid[0:256, 0:256] + 0.5
+        has_mask = feeds["has_mask_input"][0]
+        start = has_mask * feeds["mask_input"][0, 0] + (1 - has_mask) * np.float32(-10.0)
         masks = []
         for radius in (20, 40, 60):
-            logits = np.full((256, 256), -10.0, np.float32)
+            logits = start.astype(np.float32)
             for (x, y), label in zip(coords, labels):
                 distance = np.hypot(xx - x, yy - y)
                 if label == 1:
@@ -143,6 +147,29 @@ def test_candidates_can_be_chosen(app):
     assert app.segmenter.mask(app.segmenter.objects.current).sum() > small
     with pytest.raises(ValueError):
         app.choose_candidate(3)
+
+
+def test_the_next_click_refines_the_chosen_candidate_not_the_best_scored(app):
+    """Press 3 (the largest candidate, not the best-scored), then click elsewhere: the decoder is fed that
+    candidate's low-res logits, so the new mask grows from the chosen mask, not from the best-scored one."""
+    decoder = DiscDecoder()
+    app.click(150, 200, 600, 400)  # the photo's (299.5, 399.5): low-res cell (63.9, 127.8)
+    decode_all(app, decoder)
+    obj = app.segmenter.objects.current
+    first = obj.current.candidates
+    assert first.best == 1
+    app.choose_candidate(2)
+    app.click(450, 200, 600, 400)  # far enough that the two discs of radius 60 (low-res cells) do not meet
+    decode_all(app, decoder)
+    fed = decoder.calls[-1]
+    assert fed["has_mask_input"][0] == 1
+    np.testing.assert_array_equal(fed["mask_input"], first.low_res_logits[2][None, None])
+    assert not np.array_equal(first.low_res_logits[2], first.low_res_logits[first.best])
+    mask = app.segmenter.mask(obj)
+    # 200 photo pixels (43 low-res cells) left of the first click: inside the chosen candidate (radius 60),
+    # outside the best-scored (radius 40) and far from the second click.
+    assert mask[400, 100]
+    assert mask[400, 300] and mask[400, 900]  # both clicks
 
 
 def test_objects_and_views(app):

@@ -116,6 +116,21 @@ PROMPTS = {
 }
 
 
+def metas_decoder(torch, model, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """What SAM2ImagePredictor._predict computes for the contract's decoder inputs (points already in model
+    space; the prompt encoder pads them itself), before any clamping: (masks (1, 3, 256, 256), iou (1, 3)),
+    the three multimask outputs."""
+    t = {k: torch.from_numpy(v) for k, v in inputs.items()}
+    with torch.no_grad():
+        sparse, dense = model.sam_prompt_encoder(points=(t["point_coords"], t["point_labels"]), boxes=None,
+                                                 masks=t["mask_input"] if inputs["has_mask_input"][0] else None)
+        masks, iou, _, _ = model.sam_mask_decoder(
+            image_embeddings=t["image_embed"], image_pe=model.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
+            repeat_image=False, high_res_features=[t["high_res_feats_0"], t["high_res_feats_1"]])
+    return masks.numpy(), iou.numpy()
+
+
 def assert_close(got: np.ndarray, want: np.ndarray, what: str, tolerance: float = TOLERANCE) -> None:
     assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
     diff = float(np.abs(got - want).max())
@@ -188,7 +203,8 @@ def test_a_checkpoint_loads_and_must_match_its_config(torch, tmp_path):
 def test_the_wrappers_compute_what_metas_predictor_computes(torch, reference, embeddings):
     # What SAM2ImagePredictor.set_image and ._predict do (without importing it: it needs torchvision):
     # forward_image, no_mem_embed added to the lowest-resolution level, the prompt encoder with its own
-    # padding point and +0.5, the mask decoder's three multimask outputs, logits clamped to ±32.
+    # padding point and +0.5, the mask decoder's three multimask outputs, logits clamped to ±32 (which these
+    # logits, within ±0.5, never reach: test_the_decoders_clamp_logits_beyond_32_... drives them past it).
     model = reference["model"]
     image = torch.from_numpy(np.random.default_rng(5).standard_normal((1, 3, 1024, 1024)).astype(np.float32))
     with torch.no_grad():
@@ -206,16 +222,9 @@ def test_the_wrappers_compute_what_metas_predictor_computes(torch, reference, em
         for mask in (None, previous):
             inputs = {**features, **prompt(points, labels, mask)}
             masks, iou = reference["decoder"](inputs)
-            t = {k: torch.from_numpy(v) for k, v in inputs.items()}
-            with torch.no_grad():
-                sparse, dense = model.sam_prompt_encoder(points=(t["point_coords"], t["point_labels"]), boxes=None,
-                                                         masks=None if mask is None else t["mask_input"])
-                want_masks, want_iou, _, _ = model.sam_mask_decoder(
-                    image_embeddings=t["image_embed"], image_pe=model.sam_prompt_encoder.get_dense_pe(),
-                    sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
-                    repeat_image=False, high_res_features=[t["high_res_feats_0"], t["high_res_feats_1"]])
-            assert_close(masks, torch.clamp(want_masks, -32.0, 32.0).numpy(), "masks against Meta's path", 1e-5)
-            assert_close(iou, want_iou.numpy(), "iou_predictions against Meta's path", 1e-5)
+            want_masks, want_iou = metas_decoder(torch, model, inputs)
+            assert_close(masks, np.clip(want_masks, -32.0, 32.0), "masks against Meta's path", 1e-5)
+            assert_close(iou, want_iou, "iou_predictions against Meta's path", 1e-5)
 
 
 # --- the exported folder -------------------------------------------------------------------------------------------
@@ -265,7 +274,35 @@ def test_decoder_matches_pytorch(name, sessions, reference, embeddings):
     assert masks.shape == LOW_RES and iou.shape == (1, contract.MASK_CANDIDATES)
     assert_close(masks, want_masks, f"{name}: masks")
     assert_close(iou, want_iou, f"{name}: iou_predictions")
-    assert np.abs(masks).max() <= 32.0  # the logits are clamped
+
+
+def test_the_decoders_clamp_logits_beyond_32_as_metas_predictor_returns_them(torch, sessions, reference, embeddings):
+    """Meta's predictor returns its low-res logits clamped to ±32 (what mask_input gets back); the decoders
+    clamp in-graph, and the hi-res one upsamples the clamped logits, as pyapp.postprocess does. Random-init
+    logits stay within ±0.5, so high_res_feats_0 is scaled up 300 times: it is added after the mask decoder's
+    last normalisation, so the logits grow with it, to about ±100: both signs past ±32."""
+    import torch.nn.functional as F
+
+    _, features = embeddings
+    inputs = {**features, "high_res_feats_0": features["high_res_feats_0"] * 300,
+              **prompt(*PROMPTS["a box and a point"])}
+    unclamped, _ = metas_decoder(torch, reference["model"], inputs)
+    saturated = np.abs(unclamped) > 32
+    print(f"\nMeta's logits reach {unclamped.min():.1f} .. {unclamped.max():.1f}: {saturated.mean():.1%} of cells "
+          f"past ±32")
+    assert (unclamped > 32).any() and (unclamped < -32).any(), "the logits must pass ±32 for this test to mean anything"
+    want = np.clip(unclamped, -32.0, 32.0)
+    # Logits of ±100 carry float32 rounding of about 1e-6 of their size through the graph: a looser tolerance.
+    masks, _ = sessions["decoder"].run(list(contract.DECODER_OUTPUTS), inputs)
+    assert_close(masks, want, "decoder.onnx masks against Meta's clamped logits", 1e-3)
+    assert np.array_equal(np.abs(masks[saturated]), np.full(saturated.sum(), 32.0, np.float32))
+    hires, _, low_res = sessions["decoder_hires"].run(["masks", "iou_predictions", "low_res_masks"], inputs)
+    assert_close(low_res, want, "decoder_hires.onnx low_res_masks against Meta's clamped logits", 1e-3)
+    upsampled = F.interpolate(torch.from_numpy(want), size=contract.HIRES_MASK_SIZE, mode="bilinear",
+                              align_corners=False).numpy()
+    assert_close(hires, upsampled, "decoder_hires.onnx masks against the clamped logits upsampled", 1e-3)
+    print(f"decoder.onnx against Meta's clamped logits: max abs diff {np.abs(masks - want).max():.2g}; the hi-res "
+          f"masks against them upsampled: {np.abs(hires - upsampled).max():.2g}")
 
 
 def test_decoder_with_a_previous_mask_matches_pytorch(sessions, reference, embeddings):

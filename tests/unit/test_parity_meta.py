@@ -10,7 +10,10 @@ META   tools/meta_reference.MetaPredictor: SAM2ImagePredictor.set_image / predic
        _prepare_backbone_features, + no_mem_embed; box corners as points with labels 2, 3 before the clicks,
        sam_prompt_encoder(points, boxes=None, masks), sam_mask_decoder(multimask_output=True),
        postprocess_masks' bilinear upsampling of the unclamped logits, > 0), on Meta's PyTorch model built
-       with the same seed, refining with `mask_input=low_res_logits[best][None]`.
+       with the same seed, refining with `mask_input=low_res_logits[best][None]`. Each step's arguments are
+       built from the prompt set's own clicks and box (`meta_steps`), never through pyapp.prompt or
+       `segment.prompts`, so a replay that loses the box or a click cannot reach both sides: the points each
+       of our decodes feeds must be those Meta's prompt encoder gets for the same step.
 
 The model is SAM2.1 tiny, random init, seed 0, exported once for this module with
 `tools/export_sam2.py --random-init --seed 0 --no-check`. Three photos from scikit-image: coffee (600x400 PNG,
@@ -113,6 +116,7 @@ INPUT_TOLERANCE = 1e-5  # measured 1.1e-06
 FEATURE_TOLERANCE = 1e-4  # measured 4.3e-06
 LOGITS_FP32 = 1e-4  # measured 3.3e-06
 LOGITS_FP16 = 2e-3  # measured 1.9e-04
+PROMPT_TOLERANCE = 1e-3  # model-space coordinates (0-1024) in float32: rounding only
 # A chosen-candidate disagreement is only excused when Meta's two best scores are closer than this.
 SCORE_MARGIN = {"float32": 1e-5, "float16": 1e-3}
 
@@ -203,13 +207,21 @@ def prompt_sets(width: int, height: int, seed: int) -> list[PromptSet]:
     return sets
 
 
-def meta_prompt(prompt) -> dict:
-    """A pyapp Prompt as SAM2ImagePredictor.predict's arguments (the photo's pixels, XYXY box)."""
-    points = prompt.points
-    return {"point_coords": np.array([[p.x, p.y] for p in points], np.float32) if points else None,
-            "point_labels": np.array([p.label for p in points], np.int32) if points else None,
-            "box": None if prompt.box is None else np.array([prompt.box.x0, prompt.box.y0, prompt.box.x1,
-                                                              prompt.box.y1], np.float32)}
+def meta_steps(prompt_set: PromptSet) -> list[dict]:
+    """SAM2ImagePredictor.predict's arguments (the photo's pixels, XYXY box) for each decode of a prompt set,
+    built from its own clicks and box, not through pyapp.prompt or tools/segment.py (whose replay is under
+    test): all at once, one call with everything; click by click, the box alone first (when there is one),
+    then the box with the first 1, 2, ... clicks."""
+    xy = np.array([[p.x, p.y] for p in prompt_set.points], np.float32).reshape(-1, 2)
+    labels = np.array([1 if p.include else 0 for p in prompt_set.points], np.int32)
+    box = prompt_set.box
+    box = None if box is None else np.array([box.x0, box.y0, box.x1, box.y1], np.float32)
+    if not prompt_set.replay:
+        counts = [len(xy)]
+    else:
+        counts = ([0] if box is not None else []) + list(range(1, len(xy) + 1))
+    return [{"point_coords": xy[:n] if n else None, "point_labels": labels[:n] if n else None, "box": box}
+            for n in counts]
 
 
 def min_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -258,6 +270,9 @@ class Decode:
     logits: dict[str, float] = field(default_factory=dict)  # max abs diff of the upsampled chosen logits
     low_res: dict[str, float] = field(default_factory=dict)  # max abs diff of all three low-res logits
     chosen: dict[str, tuple[int, int]] = field(default_factory=dict)  # (ours, Meta's)
+    # The points fed (point_coords, model space) against those Meta's prompt encoder got: max abs diff, or
+    # inf when their number or labels differ.
+    prompt_diff: float = 0.0
     margin: float = 0.0  # Meta's best score minus its second best
     meta_max_logit: float = 0.0
 
@@ -271,6 +286,7 @@ class Case:
     input_diff: tuple[float, float]  # encoder input: max abs, mean abs
     feature_diff: float
     decodes: list[Decode]
+    steps: list[tuple[str, int, int]]  # per prompt set: kind, our decodes, Meta's
     prompt_sets: int
     seconds: float
     meta_low_res: np.ndarray  # one decode's low-res logits (3, 256, 256), for the clamping test
@@ -313,14 +329,17 @@ def case(request, tmp_path_factory, ours, meta) -> Case:
     segmenters = {dtype: Segmenter(b, info.name, runner.input_names, image_sha256=photo.sha256)
                   for dtype, b in (("float32", bundle32), ("float16", bundle16))}
     sets = prompt_sets(width, height, seed=list(PHOTOS).index(request.param))
-    decodes, sample = [], None
+    decodes, steps, sample = [], [], None
     for prompt_set in sets:
         objects = {dtype: s.objects.new(prompt_set.kind) for dtype, s in segmenters.items()}
         previous = None  # Meta's chosen low-res logits, (1, 256, 256)
-        for step, prompt in enumerate(segment.prompts(list(prompt_set.points), prompt_set.box,
-                                                      all_at_once=not prompt_set.replay)):
-            masks, scores, low_res = meta.predict(**meta_prompt(prompt), mask_input=previous, multimask_output=True,
+        ours_steps = segment.prompts(list(prompt_set.points), prompt_set.box, all_at_once=not prompt_set.replay)
+        theirs = meta_steps(prompt_set)
+        steps.append((prompt_set.kind, len(ours_steps), len(theirs)))
+        for step, (prompt, meta_args) in enumerate(zip(ours_steps, theirs)):
+            masks, scores, low_res = meta.predict(**meta_args, mask_input=previous, multimask_output=True,
                                                   return_logits=True)
+            meta_coords, meta_labels = meta.prompt(**meta_args)
             best = int(np.argmax(scores))
             top = np.sort(scores)
             record = Decode(prompt_set.kind, step, previous is not None, margin=float(top[-1] - top[-2]),
@@ -333,6 +352,10 @@ def case(request, tmp_path_factory, ours, meta) -> Case:
                 obj.push(prompt)
                 feeds = segmenter.feeds(obj)
                 assert feeds["has_mask_input"][0] == (1.0 if record.refined else 0.0)
+                same = (feeds["point_labels"].shape == meta_labels.shape
+                        and np.array_equal(feeds["point_labels"], meta_labels.astype(np.float32)))
+                off = float(np.abs(feeds["point_coords"] - meta_coords).max()) if same else float("inf")
+                record.prompt_diff = max(record.prompt_diff, off)
                 candidates = segmenter.accept(obj, runner.run(feeds))
                 chosen = candidates.best
                 # Compared with Meta's candidate of the same index (they agree unless excused, see the test).
@@ -343,7 +366,7 @@ def case(request, tmp_path_factory, ours, meta) -> Case:
                 record.low_res[dtype] = float(np.abs(candidates.low_res_logits - low_res).max())
             decodes.append(record)
     return Case(request.param, width, height, exif_upright, (float(diff.max()), float(diff.mean())), feature_diff,
-                decodes, len(sets), time.perf_counter() - started, sample, meta_features)
+                decodes, steps, len(sets), time.perf_counter() - started, sample, meta_features)
 
 
 # --- the tests -----------------------------------------------------------------------------------------------------
@@ -363,6 +386,21 @@ def test_the_prompts_cover_what_the_issue_asks(case):
     kinds = {d.kind for d in case.decodes}
     assert kinds == {"click", "points", "box", "box + points", "clicks, refined", "box then clicks, refined"}
     assert sum(d.refined for d in case.decodes) >= 5
+
+
+def test_each_step_feeds_the_prompt_metas_predictor_gets(case):
+    """tools/segment.py's replay (its `prompts`), through pyapp's feeds, against the prompt set itself: as many
+    decodes, and each feeds the points and labels Meta's prompt encoder gets for that step: the box's corners
+    first, at every step once drawn, then every click so far."""
+    other = [(kind, ours, theirs) for kind, ours, theirs in case.steps if ours != theirs]
+    assert not other, f"{case.name}: the replay decoded other steps than its clicks and box make: {other}"
+    worst = max(d.prompt_diff for d in case.decodes)
+    print(f"\n{case.name}: the points fed differ from those Meta's prompt encoder gets by up to {worst:.2g} "
+          f"(model space, 0-1024)")
+    for d in case.decodes:
+        assert d.prompt_diff <= PROMPT_TOLERANCE, (
+            f"{case.name} {d.kind} step {d.step}: the points fed are not Meta's "
+            f"({'other points or labels' if d.prompt_diff == float('inf') else f'off by {d.prompt_diff:.3g}'})")
 
 
 @pytest.mark.parametrize("dtype, required, logits_tolerance", [("float32", IOU_FP32, LOGITS_FP32),

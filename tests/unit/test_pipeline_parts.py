@@ -142,10 +142,10 @@ def test_mask_feedback_uses_the_previous_steps_chosen_candidate():
     assert obj.mask_input() is None  # the first click has nothing to refine
     logits = np.stack([np.full((256, 256), v, np.float32) for v in (1.0, 2.0, 3.0)])
     obj.current.candidates = postprocess.Candidates(logits, np.array([0.1, 0.9, 0.5]), logits)
-    obj.current.chosen = 1
+    obj.current.chosen = 2  # the user pressed 3: not the best-scored (1)
     obj.add_point(Point(2, 2))
     fed = obj.mask_input()
-    assert fed.shape == (1, 1, 256, 256) and (fed == 2.0).all()
+    assert fed.shape == (1, 1, 256, 256) and (fed == 3.0).all()
 
 
 # --- upsampling --------------------------------------------------------------------------------------
