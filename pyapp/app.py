@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image
 
 from . import composite, export
-from .bundle import Bundle
+from .bundle import Bundle, BundleError
 from .coords import Mapping
-from .prompt import Box, Point, SegObject, Step
+from .prompt import Box, Objects, Point, Prompt, SegObject, Step
 from .segmenter import Segmenter, record
 
 VIEWS = ("overlay", "cutout", "erase")
@@ -61,6 +61,12 @@ class App:
         """Switch to a photo. Raises BundleError (and changes nothing) if the bundle does not fit the
         model or the photo; the previous photo and its objects are kept in that case."""
         segmenter = Segmenter(bundle, model_name, input_names, image_sha256=image_sha256)
+        if image_sha256 is not None and photo.size != (bundle.width, bundle.height):
+            # A person's own photo must be the one the bundle describes, pixel for pixel: a bundle that
+            # declares another size (damaged, or crafted) would otherwise have the photo resized to it.
+            raise BundleError(f"the bundle describes a {bundle.width}×{bundle.height} photo, but "
+                              f"{photo_name} is {photo.width}×{photo.height} (after its EXIF orientation); "
+                              "encode this photo again with tools/encode.py")
         if photo.size != (bundle.width, bundle.height):
             # A preview smaller than the photo (demos cap it): shown as is, scaled to the photo's size for
             # exports. The photo a person opens themselves is always its full size.
@@ -74,6 +80,12 @@ class App:
             if view_size(*self._photo.size) != self._photo.size else self._photo
         self._shown = np.asarray(shown.convert("RGBA"))  # RGBA once per photo: frames copy it whole
         self.photo_name = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", photo_name) or "photo"
+
+    def reset(self) -> None:
+        """Drop every object and the undo history (before restoring saved work over a fresh start)."""
+        self._require().objects = Objects()
+        self._view_masks.clear()
+        self._base_key = self._tint_key = None
 
     @property
     def ready(self) -> bool:
@@ -96,33 +108,31 @@ class App:
         return Mapping(segmenter.width, segmenter.height, css_width, css_height).display_to_image(x, y)
 
     def click(self, x: float, y: float, css_width: float, css_height: float, include: bool = True, *,
-              join: bool | None = None) -> SegObject:
+              join: bool | None = None) -> bool:
         """A click at CSS (x, y) on an element of css_width × css_height showing the whole photo.
         Raises OutsideImage (and changes nothing) for a click off the photo. `join`: see SegObject.push
-        (by default a click joins the step still waiting for its decode)."""
-        image_x, image_y = self._image_point(x, y, css_width, css_height)
-        obj = self.segmenter.objects.editing()
-        obj.add_point(Point(image_x, image_y, include), join=join)
-        return obj
+        (by default a click joins the step still waiting for its decode); returns whether it joined."""
+        point = Point(*self._image_point(x, y, css_width, css_height), include)
+        return self.segmenter.objects.edit(lambda prompt: prompt.with_point(point), join=join)
 
     def box(self, x0: float, y0: float, x1: float, y1: float, css_width: float, css_height: float, *,
-            join: bool | None = None) -> SegObject:
-        a = self._image_point(x0, y0, css_width, css_height)
-        b = self._image_point(x1, y1, css_width, css_height)
-        obj = self.segmenter.objects.editing()
-        obj.set_box(Box.from_corners(*a, *b), join=join)
-        return obj
+            join: bool | None = None) -> bool:
+        box = Box.from_corners(*self._image_point(x0, y0, css_width, css_height),
+                               *self._image_point(x1, y1, css_width, css_height))
+        return self.segmenter.objects.edit(lambda prompt: prompt.with_box(box), join=join)
 
     def undo(self) -> None:
-        self._require().objects.editing().undo()
+        """Undo the last action, on whichever object it was (raises IndexError if there is none)."""
+        self._require().objects.undo()
 
     def redo(self) -> None:
-        self._require().objects.editing().redo()
+        self._require().objects.redo()
 
     def clear(self) -> None:
-        obj = self._require().objects.current
-        if obj is not None and not obj.prompt.empty:
-            obj.clear()
+        objects = self._require().objects
+        if objects.current is None or objects.current.prompt.empty:
+            raise IndexError("nothing to clear")
+        objects.edit(lambda prompt: Prompt())
 
     def new_object(self) -> SegObject:
         return self._require().objects.new()
@@ -137,12 +147,7 @@ class App:
         self._require().objects.delete(object_id)
 
     def choose_candidate(self, index: int) -> None:
-        obj = self._require().objects.current
-        if obj is None or obj.current.candidates is None:
-            raise RuntimeError("there is no mask to choose from yet")
-        if index not in range(len(obj.current.candidates.iou)):
-            raise ValueError(f"there is no candidate {index}")
-        obj.current.chosen = index
+        self._require().objects.choose(index)
 
     def set_view(self, view: str, opacity: float | None = None) -> None:
         if view not in VIEWS:
@@ -154,25 +159,20 @@ class App:
     # --- decoding -----------------------------------------------------------------------------------
 
     def next_decode(self) -> Decode | None:
-        """The decode the current state needs, if any: an object's current step, undecoded, the current
-        object's first. Asked again after each decode, so clicks made meanwhile are decoded once, together
-        (latest wins)."""
+        """The decode the current state needs, if any: the current object's first, then any other object's
+        whose last edit was left waiting when the person moved on to another object (a new one, a click on
+        its name) before its decode began. Asked again after each decode, so clicks made meanwhile are
+        decoded once, together (latest wins)."""
         if self.segmenter is None:
             return None
         objects = self.segmenter.objects
-        # The current object first; then any other whose last edit was left waiting when the person moved
-        # on to another object (a new one, or a click on its name) before its decode began. In an object,
-        # the first step not yet decoded: each step refines the mask of the one before (a replayed session
-        # has several; a live one, at most its current step).
         first = [objects.current] if objects.current is not None else []
         for obj in first + [o for o in objects.items if o is not objects.current]:
-            for index, step in enumerate(obj.history[:obj.position + 1]):
-                if step.in_flight:
-                    break
-                if step.candidates is None and not step.prompt.empty:
-                    decode = Decode(obj, step, self.segmenter.feeds(obj, index))
-                    step.in_flight = True  # clicks from now on make a new step (see SegObject.push)
-                    return decode
+            step = obj.current.next_to_decode()
+            if step is not None:
+                decode = Decode(obj, step, self.segmenter.feeds(step))
+                step.in_flight = True  # clicks from now on make a new step (see SegObject.push)
+                return decode
         return None
 
     def accept(self, decode: Decode, outputs: dict[str, np.ndarray]) -> None:
@@ -186,25 +186,17 @@ class App:
 
     def hover(self, x: float, y: float, css_width: float, css_height: float) -> Decode:
         """Feeds for what a first click at (x, y) would select (nothing is recorded)."""
-        from .prompt import Prompt
-
         segmenter = self._require()
-        image_x, image_y = self._image_point(x, y, css_width, css_height)
-        from .feeds import decoder_feeds
-
-        prompt = Prompt((Point(image_x, image_y),))
-        step = Step(prompt)
-        obj = SegObject(id=0, name="hover", colour=(255, 255, 255), history=[step])
-        return Decode(obj, step, decoder_feeds(segmenter.input_names, segmenter.embeddings, prompt, segmenter.mapping))
+        step = Step(Prompt((Point(*self._image_point(x, y, css_width, css_height)),)))
+        obj = SegObject(id=0, name="hover", colour=(255, 255, 255), current=step)
+        return Decode(obj, step, segmenter.feeds(step))
 
     # --- pixels -------------------------------------------------------------------------------------
 
     def step_mask(self, step: Step, width: int, height: int) -> np.ndarray | None:
         """The step's shown mask at (width, height); masks at view size are kept for the next frames."""
-        if step.candidates is None or step.prompt.empty:
-            return None
-        if (width, height) != self.view_size:
-            return step.candidates.mask(step.chosen, width, height)
+        if step.candidates is None or step.prompt.empty or (width, height) != self.view_size:
+            return step.mask(width, height)
         key = (step.candidates, step.chosen)
         mask = self._view_masks.get(key)
         if mask is None:
@@ -324,12 +316,11 @@ class App:
             "open": True,
             "width": self.segmenter.width, "height": self.segmenter.height,
             "view": self.view, "opacity": self.opacity,
-            "objects": [{"id": o.id, "name": o.name, "colour": "#%02x%02x%02x" % o.colour,
-                         "clicks": len(o.prompt.points) + (2 if o.prompt.box else 0),
+            "objects": [{"id": o.id, "name": o.name, "colour": "#%02x%02x%02x" % o.colour, "clicks": o.prompt.clicks,
                          "has_mask": o.current.candidates is not None and not o.prompt.empty}
                         for o in objects.items],
             "current": current.id if current else None,
-            "can_undo": bool(current and current.can_undo), "can_redo": bool(current and current.can_redo),
+            "can_undo": objects.can_undo, "can_redo": objects.can_redo,
             "candidates": [round(float(v), 4) for v in candidates.iou] if candidates is not None else [],
             "chosen": step.chosen if candidates is not None else None,
             "prompt": current.prompt.to_json() if current else None,

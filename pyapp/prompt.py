@@ -1,4 +1,4 @@
-"""Prompts: include and exclude points, a box, one object's history with undo and redo, several objects.
+"""Prompts: include and exclude points, a box; objects and their steps; undo and redo across objects.
 
 All coordinates here are the photo's pixel coordinates (pyapp.coords' image space); the mapping to the
 model happens in one place (pyapp.coords), called when the decoder's feeds are built (pyapp.feeds).
@@ -6,6 +6,7 @@ model happens in one place (pyapp.coords), called when the decoder's feeds are b
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -55,6 +56,11 @@ class Prompt:
     def empty(self) -> bool:
         return not self.points and self.box is None
 
+    @property
+    def clicks(self) -> int:
+        """The inputs it holds, as a person counts them: each point, and a box's two corners."""
+        return len(self.points) + (2 if self.box is not None else 0)
+
     def with_point(self, point: Point) -> Prompt:
         return replace(self, points=(*self.points, point))
 
@@ -80,35 +86,58 @@ class Prompt:
                 "box": None if self.box is None else [self.box.x0, self.box.y0, self.box.x1, self.box.y1]}
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: undo and redo keep references to steps
 class Step:
-    """One state of an object: its prompt and, once decoded, the decoder's answer for it."""
+    """One state of an object: its prompt, the step it refines, and, once decoded, the decoder's answer."""
 
     prompt: Prompt
+    # The state this one was made from: its chosen mask is fed back (mask_input) so that a new click refines
+    # the mask rather than starting over. Needed only until this step is decoded, then let go, so that a long
+    # session does not keep every mask it ever made.
+    previous: Step | None = None
     candidates: Candidates | None = None  # all three candidate masks and their scores
     chosen: int = 0  # the candidate shown (the best-scored unless the user picked another)
     in_flight: bool = False  # its decode has started and not yet ended
 
+    @property
+    def decoded(self) -> bool:
+        return self.candidates is not None
 
-# Undo keeps this many states per object. A decoded state holds its three candidates (about 0.8 MB of
-# logits), so an unbounded history would grow the worker's memory with every click for as long as the tab
-# is open; fifty is what photo editors keep by default.
-HISTORY_LIMIT = 50
+    @property
+    def mask_input(self) -> np.ndarray | None:
+        """The chosen low-res logits (1, 1, 256, 256) of the step this one refines; None for a first click,
+        after a clear, or once this step is decoded."""
+        previous = self.previous
+        if previous is None or previous.candidates is None or previous.prompt.empty:
+            return None
+        return previous.candidates.low_res_logits[previous.chosen][None, None]
+
+    def mask(self, width: int, height: int) -> np.ndarray | None:
+        """The chosen candidate as a boolean (height, width) mask; None before decoding or when empty."""
+        if self.candidates is None or self.prompt.empty:
+            return None
+        return self.candidates.mask(self.chosen, width, height)
+
+    def next_to_decode(self) -> Step | None:
+        """The step to decode so that this one can be shown: itself, or the oldest undecoded step it
+        refines (each decode refines the answer of the one before); None if nothing can start now
+        (decoded, empty, or waiting for a decode already running)."""
+        step, oldest = self, None
+        while step is not None and step.candidates is None and not step.prompt.empty:
+            if step.in_flight:
+                return None
+            oldest, step = step, step.previous
+        return oldest
 
 
-@dataclass
+@dataclass(eq=False)
 class SegObject:
-    """One object being segmented: a history of steps with undo and redo."""
+    """One object being segmented: its current step (the history of steps is kept by Objects)."""
 
     id: int
     name: str
     colour: tuple[int, int, int]
-    history: list[Step] = field(default_factory=lambda: [Step(Prompt())])
-    position: int = 0  # index of the current step in history
-
-    @property
-    def current(self) -> Step:
-        return self.history[self.position]
+    current: Step = field(default_factory=lambda: Step(Prompt()))
 
     @property
     def prompt(self) -> Prompt:
@@ -118,78 +147,213 @@ class SegObject:
     def waiting(self) -> bool:
         """The current state is an edit still waiting for its decode (not started yet)."""
         step = self.current
-        return self.position > 0 and step.candidates is None and not step.in_flight and not step.prompt.empty
+        return step.candidates is None and not step.in_flight and not step.prompt.empty
 
-    def push(self, prompt: Prompt, *, join: bool | None = False) -> Step:
-        """A new state after the current one; anything that was undone is dropped (no redo past an edit).
-        Only the oldest states are forgotten past HISTORY_LIMIT.
+    def push(self, prompt: Prompt, *, join: bool | None = False) -> Step | None:
+        """Make `prompt` the object's state; return the step it replaces, or None if the edit joined the
+        current step.
 
-        join=None: an edit made while the current state still waits for its decode joins that state
-        instead of adding one. Clicks made faster than the decoder answers are so decoded together, once
-        (latest wins), and each decode refines the mask the decode before gave (mask_input), whatever the
-        timing. join=True: the edit joins the current state (replaying a session whose steps are known)."""
-        if (join is None and self.waiting) or (join and self.position > 0 and not self.current.prompt.empty):
-            self.history[self.position] = Step(prompt)
-            return self.current
-        del self.history[self.position + 1:]
-        self.history.append(Step(prompt))
-        self.position += 1
-        if len(self.history) > HISTORY_LIMIT:
-            del self.history[:len(self.history) - HISTORY_LIMIT]
-            self.position = len(self.history) - 1
-        return self.current
+        join=None: an edit made while the current state still waits for its decode joins that state instead
+        of adding one. Clicks made faster than the decoder answers are so decoded together, once (latest
+        wins), and each decode refines the mask the decode before gave (mask_input), whatever the timing.
+        join=True: the edit joins the current state (replaying a session whose steps are known)."""
+        if self.waiting and (join is None or join):
+            self.current.prompt = prompt  # not decoded and no decode running: nothing else has seen it
+            return None
+        before = self.current
+        self.current = Step(prompt, previous=before)
+        return before
 
-    def add_point(self, point: Point, *, join: bool | None = False) -> Step:
+    def add_point(self, point: Point, *, join: bool | None = False) -> Step | None:
         return self.push(self.prompt.with_point(point), join=join)
 
-    def set_box(self, box: Box, *, join: bool | None = False) -> Step:
+    def set_box(self, box: Box, *, join: bool | None = False) -> Step | None:
         return self.push(self.prompt.with_box(box), join=join)
 
-    def clear(self) -> Step:
-        return self.push(Prompt())
 
-    @property
-    def can_undo(self) -> bool:
-        return self.position > 0
 
-    @property
-    def can_redo(self) -> bool:
-        return self.position < len(self.history) - 1
+# Undo keeps this many actions (for all objects together). A decoded state holds its three candidates
+# (about 0.8 MB of logits), so an unbounded history would grow the worker's memory with every click for as
+# long as the tab is open; fifty is what photo editors keep by default.
+HISTORY_LIMIT = 50
 
-    def undo(self) -> Step:
-        if not self.can_undo:
-            raise IndexError("nothing to undo")
-        self.position -= 1
-        return self.current
 
-    def redo(self) -> Step:
-        if not self.can_redo:
-            raise IndexError("nothing to redo")
-        self.position += 1
-        return self.current
+class Change:
+    """One part of an action on the objects, which can be undone and redone."""
 
-    def mask_input(self, index: int | None = None) -> np.ndarray | None:
-        """The chosen low-res logits (1, 1, 256, 256) of the step before the current one (or the one at
-        `index`), fed back so a new click refines the mask rather than starting over; None for the first
-        click or after a clear."""
-        index = self.position if index is None else index
-        if index == 0:
-            return None
-        previous = self.history[index - 1]
-        if previous.candidates is None or previous.prompt.empty:
-            return None
-        return previous.candidates.low_res_logits[previous.chosen][None, None]
+    def undo(self, objects: Objects) -> None: ...
+
+    def redo(self, objects: Objects) -> None: ...
+
+    def steps(self) -> tuple[Step, ...]:
+        return ()
+
+
+@dataclass(eq=False)
+class Added(Change):
+    obj: SegObject
+    index: int
+
+    def undo(self, objects):
+        objects.items.remove(self.obj)
+
+    def redo(self, objects):
+        objects.items.insert(self.index, self.obj)
+
+    def steps(self):
+        return (self.obj.current,)
+
+
+@dataclass(eq=False)
+class Removed(Change):
+    obj: SegObject
+    index: int
+
+    def undo(self, objects):
+        objects.items.insert(self.index, self.obj)
+
+    def redo(self, objects):
+        objects.items.remove(self.obj)
+
+    def steps(self):
+        return (self.obj.current,)
+
+
+@dataclass(eq=False)
+class Stepped(Change):
+    obj: SegObject
+    before: Step
+    after: Step
+
+    def undo(self, objects):
+        self.obj.current = self.before
+
+    def redo(self, objects):
+        self.obj.current = self.after
+
+    def steps(self):
+        return (self.before, self.after)
+
+
+@dataclass(eq=False)
+class Renamed(Change):
+    obj: SegObject
+    before: str
+    after: str
+
+    def undo(self, objects):
+        self.obj.name = self.before
+
+    def redo(self, objects):
+        self.obj.name = self.after
+
+
+@dataclass(eq=False)
+class Chose(Change):
+    step: Step
+    before: int
+    after: int
+
+    def undo(self, objects):
+        self.step.chosen = self.before
+
+    def redo(self, objects):
+        self.step.chosen = self.after
+
+
+@dataclass(eq=False)
+class Action:
+    """What one command did, to one object or several (a delete, a click that made an object, later an
+    automatic result): undone and redone as one step, with the selection as it was before and after."""
+
+    changes: list[Change]
+    selected_before: SegObject | None
+    selected_after: SegObject | None
 
 
 class Objects:
-    """All the objects on one photo, with the one being edited."""
+    """All the objects on one photo, the one being edited, and the history of what was done to them:
+    undo and redo span every object (undoing an edit selects the object it changed)."""
 
     def __init__(self):
         self.items: list[SegObject] = []
         self.current: SegObject | None = None
         self._next_id = 1
+        self._undo: list[Action] = []
+        self._redo: list[Action] = []
+        self._open: Action | None = None  # the action being gathered by action()
+
+    # --- the history --------------------------------------------------------------------------------
+
+    def _record(self, changes: list[Change], selected_before: SegObject | None) -> None:
+        if self._open is not None:  # inside action(): one step with the others
+            self._open.changes += changes
+            self._open.selected_after = self.current
+            return
+        self._undo.append(Action(changes, selected_before, self.current))
+        del self._undo[:-HISTORY_LIMIT]
+        self._redo.clear()
+
+    @contextmanager
+    def action(self):
+        """Everything done inside is undone and redone as one step (e.g. an automatic result that makes
+        many objects at once)."""
+        if self._open is not None:
+            yield
+            return
+        self._open = Action([], self.current, self.current)
+        try:
+            yield
+        finally:
+            action, self._open = self._open, None
+            if action.changes:
+                self._undo.append(action)
+                del self._undo[:-HISTORY_LIMIT]
+                self._redo.clear()
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> None:
+        if not self._undo:
+            raise IndexError("nothing to undo")
+        action = self._undo.pop()
+        for change in reversed(action.changes):
+            change.undo(self)
+        self.current = action.selected_before if action.selected_before in self.items else None
+        self._redo.append(action)
+
+    def redo(self) -> None:
+        if not self._redo:
+            raise IndexError("nothing to redo")
+        action = self._redo.pop()
+        for change in action.changes:
+            change.redo(self)
+        self.current = action.selected_after if action.selected_after in self.items else None
+        self._undo.append(action)
+
+    def steps(self) -> list[Step]:
+        """Every step the objects or their history hold (for memory figures), each once."""
+        found = {id(o.current): o.current for o in self.items}
+        for action in self._undo + self._redo:
+            for change in action.changes:
+                found.update((id(s), s) for s in change.steps())
+        return list(found.values())
+
+    # --- commands -----------------------------------------------------------------------------------
 
     def new(self, name: str | None = None) -> SegObject:
+        before = self.current
+        obj = self._make(name)
+        self._record([Added(obj, len(self.items) - 1)], before)
+        return obj
+
+    def _make(self, name: str | None = None) -> SegObject:
         obj = SegObject(id=self._next_id, name=name or f"Object {self._next_id}",
                         colour=OBJECT_COLOURS[(self._next_id - 1) % len(OBJECT_COLOURS)])
         self._next_id += 1
@@ -197,28 +361,58 @@ class Objects:
         self.current = obj
         return obj
 
+    def edit(self, prompt_of, *, join: bool | None = False) -> bool:
+        """Change the current object's prompt to `prompt_of(its prompt)` (the object is made on the first
+        click); `join` as in SegObject.push. One action, unless the edit joined a step still waiting for its
+        decode: returns whether it did (a replay must rebuild the same steps)."""
+        before = self.current
+        changes: list[Change] = []
+        obj = self.current
+        if obj is None:
+            obj = self._make()
+            changes.append(Added(obj, len(self.items) - 1))
+        replaced = obj.push(prompt_of(obj.prompt), join=join)
+        if replaced is not None:
+            changes.append(Stepped(obj, replaced, obj.current))
+        if changes:
+            self._record(changes, before)
+        return replaced is None
+
+    def choose(self, index: int) -> None:
+        """Show the current object's candidate `index` (its current step must be decoded)."""
+        obj = self.current
+        if obj is None or obj.current.candidates is None or obj.prompt.empty:
+            raise RuntimeError("there is no mask to choose from yet")
+        if index not in range(len(obj.current.candidates.iou)):
+            raise ValueError(f"there is no candidate {index + 1}")
+        if index != obj.current.chosen:
+            self._record([Chose(obj.current, obj.current.chosen, index)], obj)
+            obj.current.chosen = index
+
     def get(self, object_id: int) -> SegObject:
         for obj in self.items:
             if obj.id == object_id:
                 return obj
-        raise KeyError(f"no object {object_id}")
+        raise KeyError(f"there is no object {object_id}")
 
     def select(self, object_id: int) -> SegObject:
         self.current = self.get(object_id)
         return self.current
 
     def rename(self, object_id: int, name: str) -> None:
-        name = name.strip()
+        obj = self.get(object_id)
+        name = name.strip()[:80]
         if not name:
-            raise ValueError("an object needs a name")
-        self.get(object_id).name = name[:80]
+            raise ValueError("an object needs a name: type one, or press Esc to keep the old one")
+        if name != obj.name:
+            self._record([Renamed(obj, obj.name, name)], self.current)
+            obj.name = name
 
     def delete(self, object_id: int) -> None:
         obj = self.get(object_id)
+        before = self.current
+        index = self.items.index(obj)
         self.items.remove(obj)
         if self.current is obj:
             self.current = self.items[-1] if self.items else None
-
-    def editing(self) -> SegObject:
-        """The object clicks go to, made on the first click."""
-        return self.current if self.current is not None else self.new()
+        self._record([Removed(obj, index)], before)

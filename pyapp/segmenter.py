@@ -36,32 +36,24 @@ class Segmenter:
     def height(self) -> int:
         return self.bundle.height
 
-    def feeds(self, obj: SegObject, index: int | None = None) -> dict[str, np.ndarray]:
-        """The decoder's inputs for the object's current prompt (or its step at `index` in the history),
-        refining the mask of the step before if it has one."""
-        index = obj.position if index is None else index
-        return decoder_feeds(self.input_names, self.embeddings, obj.history[index].prompt, self.mapping,
-                             obj.mask_input(index))
-
-    def accept(self, obj: SegObject, outputs: dict[str, np.ndarray]) -> Candidates:
-        """Record the decoder's answer for the object's current step."""
-        return record(obj.current, outputs)
+    def feeds(self, step: Step) -> dict[str, np.ndarray]:
+        """The decoder's inputs for a step's prompt, refining the mask of the step it was made from."""
+        return decoder_feeds(self.input_names, self.embeddings, step.prompt, self.mapping, step.mask_input)
 
     def mask(self, obj: SegObject, width: int | None = None, height: int | None = None) -> np.ndarray | None:
         """The object's shown mask at (width, height) (default: the photo's size); None before decoding."""
-        step = obj.current
-        if step.candidates is None or step.prompt.empty:
-            return None
-        return step.candidates.mask(step.chosen, width or self.width, height or self.height)
+        return obj.current.mask(width or self.width, height or self.height)
 
     def decode(self, obj: SegObject, runner) -> Candidates:
-        """feeds → runner.run → accept, for synchronous runners (CPython)."""
-        return self.accept(obj, runner.run(self.feeds(obj)))
+        """feeds → runner.run → record, for the object's current step and a synchronous runner (CPython)."""
+        return record(obj.current, runner.run(self.feeds(obj.current)))
 
 
 def record(step: Step, outputs: dict[str, np.ndarray]) -> Candidates:
-    """Keep the decoder's answer on the step it was asked for; the best-scored candidate is shown."""
+    """Keep the decoder's answer on the step it was asked for; the best-scored candidate is shown. The step
+    it refined is let go: its mask was fed in, and undo keeps what it needs by itself."""
     candidates = Candidates.from_outputs(outputs)
     step.candidates = candidates
     step.chosen = candidates.best
+    step.previous = None
     return candidates

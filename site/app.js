@@ -17,13 +17,22 @@ const DEMO_INDEX = "./demos/index.json";
 const DRAG_THRESHOLD_PX = 6;
 const LONG_PRESS_MS = 550;
 const VIEWS = ["overlay", "cutout", "erase"];
-// A worker that has said nothing for this long (it answers a ping every few seconds) has died.
+// A worker that has said nothing for this long (it answers a ping every few seconds) has died; while it
+// starts (numpy, Pillow and onnxruntime-web load and compile), it may be silent for longer.
 const WATCHDOG_MS = 10_000;
+const BOOT_WATCHDOG_MS = 45_000;
 const PING_MS = 2_500;
 // A worker that fails this many times within RESTART_WINDOW_MS is not restarted again: something is
 // wrong that a restart does not cure, and the person is told so.
 const MAX_RESTARTS = 3;
 const RESTART_WINDOW_MS = 60_000;
+// What a person reads is kept short: errors from libraries can be kilobytes long.
+const MAX_MESSAGE = 300;
+// Files a person opens are checked before they are read into memory. A bundle is never larger than this
+// (pyapp.bundle.MAX_BUNDLE_BYTES); a photo file past PHOTO_FILE_BYTES would not fit the tab's memory once
+// decoded anyway (pyapp.web.worker.PAGE_MAX_PHOTO_PIXELS says how many pixels it can hold).
+const MAX_BUNDLE_BYTES = 20 * 2 ** 20;
+const MAX_PHOTO_FILE_BYTES = 200 * 2 ** 20;
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
@@ -41,9 +50,12 @@ const state = {
   shown: null, // the photo whose pixels are on the canvas: clicks land on it, or nowhere
   openSeq: 0,
   opened: false, // the worker has the current photo
-  pending: [], // messages for the photo being opened, sent once it is
-  replay: [], // every change since the photo opened: replayed into a restarted worker
-  stepEnds: new Set(), // ids of the last click or box of each decoded step, to replay the same steps
+  // Commands (clicks, boxes, undo, names, views…) for the current photo, numbered by `cmd`:
+  outbox: [], // not sent yet (the photo is still opening, or the worker restarting)
+  unacked: new Map(), // sent, not answered yet (cmd → message), in the order sent
+  log: [], // applied by the worker, in order, each click or box saying whether it joined the step before:
+  //          replayed into a restarted worker, and saved (IndexedDB) to be restored after a reload
+  cmdSeq: 0,
   controls: null, // the last state the worker sent
   excludeMode: false,
   view: "overlay",
@@ -81,7 +93,14 @@ function setStatus(text, phase, detail = "", notice = false) {
 
 // fatal: the page cannot go on (boot failed). Otherwise the work so far is kept, and the message stays
 // until the person's next action.
+function brief(text) {
+  const line = String(text ?? "").trim().split("\n")[0];
+  return line.length <= MAX_MESSAGE ? line : `${line.slice(0, MAX_MESSAGE - 1)}…`;
+}
+
 function fail(phase, message, hint = "", fatal = true) {
+  message = brief(message);
+  hint = brief(hint);
   console.error(`samtab: ${phase}: ${message}`);
   statusLine.textContent = message;
   statusDetail.textContent = hint;
@@ -226,8 +245,7 @@ function watchWorker(worker) {
       clearInterval(timer);
       return;
     }
-    if (!state.workerReady) return; // booting: loading packages can take a while on a slow machine
-    if (performance.now() - state.lastHeard > WATCHDOG_MS) {
+    if (performance.now() - state.lastHeard > (state.workerReady ? WATCHDOG_MS : BOOT_WATCHDOG_MS)) {
       clearInterval(timer);
       onWorkerCrash("it stopped answering");
       return;
@@ -258,39 +276,63 @@ function onWorkerCrash(reason) {
   startWorker();
 }
 
-// The replay log as one message for a restarted worker: each click or box says whether it joined the
-// step of the one just before (clicks made while a decode ran), so that the worker rebuilds the same
-// steps and each refines the same mask as before the crash.
-function replayLog() {
-  let previous = null; // the click or box just before, with nothing else between
-  return state.replay.map((message) => {
-    if (message.type !== "click" && message.type !== "box") {
-      previous = null;
-      return message;
-    }
-    const joins = previous !== null && !state.stepEnds.has(previous.id);
-    previous = message;
-    return { ...message, joins };
-  });
-}
-
 function send(message, transfer = []) {
   state.worker.postMessage(message, transfer);
 }
 
-// Messages that change the photo's state go through here: sent now if the photo is open in the worker,
-// otherwise kept and sent once it is (clicks made while loading are not lost), and always remembered
-// so that a restarted worker can be brought back to the same state.
+// What changes the photo's state goes through here, numbered: sent now if the photo is open in the worker,
+// otherwise kept and sent once it is (clicks made while loading are not lost). The worker answers each:
+// applied (it joins the log that a restarted worker replays and that is saved for after a reload) or
+// refused (forgotten).
 function command(message) {
   if (!state.photo) return;
   clearError();
+  message.cmd = ++state.cmdSeq;
   if (message.type === "click" || message.type === "box") {
     message.id = ++state.inputSeq;
     updateState();
   }
-  if (!["hover", "hover-end", "export"].includes(message.type)) state.replay.push(message);
-  if (state.opened && state.workerReady) send(message);
-  else if (!["hover", "hover-end"].includes(message.type)) state.pending.push(message);
+  if (state.opened && state.workerReady) {
+    state.unacked.set(message.cmd, message);
+    send(message);
+  } else {
+    state.outbox.push(message);
+  }
+}
+
+// An export changes nothing: it is not numbered, kept or replayed (the worker answers with the file).
+function exportFile(what) {
+  if (state.opened && state.workerReady) send({ type: "export", what });
+}
+
+function flushOutbox() {
+  const outbox = state.outbox;
+  state.outbox = [];
+  for (const message of outbox) {
+    state.unacked.set(message.cmd, message);
+    send(message);
+  }
+}
+
+// A restarted worker, once the photo is open again: the log as one replay (rebuilding the same steps), then
+// what was sent and not yet answered, then what waited.
+function resume() {
+  if (state.log.length) send({ type: "replay", messages: state.log });
+  for (const message of state.unacked.values()) send(message);
+  flushOutbox();
+}
+
+function acknowledge(cmd, joins) {
+  const message = state.unacked.get(cmd);
+  if (!message) return; // a replayed command, already in the log
+  state.unacked.delete(cmd);
+  state.log.push(joins === undefined ? message : { ...message, joins });
+}
+
+function forget(cmd) {
+  state.unacked.delete(cmd);
+  const index = state.log.findIndex((message) => message.cmd === cmd);
+  if (index >= 0) state.log.splice(index, 1);
 }
 
 function onWorkerMessage({ data }) {
@@ -299,8 +341,15 @@ function onWorkerMessage({ data }) {
     case "pong":
       break;
     case "stats":
-      emit("stats", { ...data, type: undefined, page: { replay: state.replay.length, pending: state.pending.length,
+      emit("stats", { ...data, type: undefined, page: { log: state.log.length, unacked: state.unacked.size,
+        outbox: state.outbox.length,
         js_heap_bytes: performance.memory?.usedJSHeapSize ?? null, restarts: state.restarts } });
+      break;
+    case "applied":
+      acknowledge(data.cmd, data.joins);
+      break;
+    case "refused":
+      forget(data.cmd);
       break;
     case "settled":
       state.covered = Math.max(state.covered, data.input);
@@ -324,12 +373,14 @@ function onWorkerMessage({ data }) {
       if (data.seq !== state.photo?.seq) break; // an older photo, replaced meanwhile
       state.opened = true;
       state.opening = false;
-      const queued = state.pending;
-      state.pending = [];
-      // After a restart the replay log (not the pending queue) holds everything to re-apply.
-      if (state.restarting) send({ type: "replay", messages: replayLog() });
-      else for (const message of queued) send(message);
-      if (state.restarting) clearError(); // the restart worked: its notice has done its job
+      if (state.restarting) {
+        resume();
+        clearError(); // the restart worked: its notice has done its job
+      } else {
+        state.photo.key = `${data.photo_key}|${data.model_name}`;
+        flushOutbox();
+        offerRestore();
+      }
       state.restarting = false;
       updateState();
       setStatus("Click anywhere on the image", "ready", state.readyInfo?.notice || "", !!state.readyInfo?.notice);
@@ -340,7 +391,6 @@ function onWorkerMessage({ data }) {
     }
     case "frame": {
       // (Busy ends with "settled", when the worker has nothing left to decode, for any object.)
-      if (data.mask?.input) state.stepEnds.add(data.mask.input);
       if (data.seq !== state.photo?.seq) { // a photo replaced meanwhile: not painted over the new one
         updateState();
         break;
@@ -370,6 +420,7 @@ function onWorkerMessage({ data }) {
         onWorkerCrash(data.message);
         break;
       }
+      if (data.refused !== undefined) forget(data.refused);
       state.covered = state.inputSeq;
       state.opening = false;
       if (data.phase === "open" && state.previousPhoto) {
@@ -377,6 +428,8 @@ function onWorkerMessage({ data }) {
         state.photo = state.previousPhoto;
         state.shown = state.photo;
         state.opened = true;
+        ({ log: state.log, unacked: state.unacked, outbox: state.outbox, sessionId: state.sessionId } =
+          state.photo.work);
         if (state.controls) requestRedraw();
       }
       fail(data.phase, data.message, data.hint, !!data.fatal);
@@ -395,27 +448,30 @@ function describeMask(mask, controls) {
 }
 
 // Ask the service worker to keep everything this visit needed, so the next one works offline: what the
-// page loaded, the runtime the Python worker loaded (vendor/MANIFEST.json; the WebGPU build only if used)
-// and the open demo's files.
+// page loaded, the runtime the Python worker loaded (every vendor/ file; the WebGPU build only if used), and
+// the open demo's files with every decoder its model names (never the encoder, which the site does not have).
 async function keepForOffline() {
   const controller = navigator.serviceWorker?.controller;
   if (!controller) return;
   const urls = new Set(performance.getEntriesByType("resource").map((entry) => entry.name.split("#")[0])
     .filter((url) => new URL(url).origin === location.origin));
   urls.add(new URL("./", document.baseURI).href);
-  try {
-    const manifest = await (await fetch("./vendor/MANIFEST.json")).json();
-    const webgpu = state.readyInfo?.execution_provider === "webgpu";
-    for (const file of Object.keys(manifest.files)) {
-      if (webgpu || !/webgpu|asyncify/.test(file)) urls.add(new URL(`./vendor/${file}`, document.baseURI).href);
-    }
-  } catch { /* no manifest: keep what the page saw */ }
   const demo = state.photo?.demo;
   if (demo) {
-    for (const url of [demo.previewUrl, demo.bundleUrl, `${demo.modelUrl}model.json`, `${demo.modelUrl}decoder.onnx`]) urls.add(url);
+    for (const url of [demo.previewUrl, demo.bundleUrl, `${demo.modelUrl}model.json`]) urls.add(url);
+    try {
+      const model = await (await fetch(`${demo.modelUrl}model.json`)).json();
+      for (const [part, file] of Object.entries(model.files)) {
+        if (part !== "encoder") urls.add(new URL(file, demo.modelUrl).href);
+      }
+    } catch { /* offline already: keep what is known */ }
   }
-  controller.postMessage({ type: "keep", urls: [...urls] });
+  controller.postMessage({ type: "keep", urls: [...urls], webgpu: state.readyInfo?.execution_provider === "webgpu" });
 }
+// A new build's service worker took over (the site was redeployed): it keeps its own copies.
+navigator.serviceWorker?.addEventListener("controllerchange", () => {
+  if (state.opened) keepForOffline();
+});
 
 function requestRedraw() {
   send({ type: "view", view: state.view, opacity: state.opacity });
@@ -428,6 +484,126 @@ function download(name, mime, data) {
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+// --- saved work ----------------------------------------------------------------------------------------
+// After each change the photo's log is saved in IndexedDB (under the photo's sha256 and the model's name,
+// one entry per visit), so that a reload, a crashed tab or a closed window loses nothing: when the same
+// photo opens again with the same model, the page offers to restore the newest earlier entry. Nothing is
+// ever overwritten by another visit; each photo keeps its SAVES_PER_PHOTO newest entries, and all photos
+// together SAVES_MAX.
+const SAVES_DB = "samtab-work";
+const SAVES_STORE = "sessions";
+const SAVES_PER_PHOTO = 3;
+const SAVES_MAX = 30;
+const SAVE_DELAY_MS = 300;
+let savesDb = null;
+let saveTimer = 0;
+
+function saves(mode, work) {
+  if (!savesDb) {
+    savesDb = new Promise((resolve, reject) => {
+      const request = indexedDB.open(SAVES_DB, 1);
+      request.onupgradeneeded = () => request.result.createObjectStore(SAVES_STORE, { keyPath: "id" });
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+  }
+  return savesDb.then((db) => new Promise((resolve, reject) => {
+    const transaction = db.transaction(SAVES_STORE, mode);
+    const request = work(transaction.objectStore(SAVES_STORE));
+    transaction.oncomplete = () => resolve(request?.result);
+    transaction.onerror = () => reject(transaction.error);
+    transaction.onabort = () => reject(transaction.error);
+  }));
+}
+
+function scheduleSave() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => saveWork().catch((error) => console.warn("samtab: work not saved:", error)),
+    SAVE_DELAY_MS);
+}
+
+async function saveWork() {
+  const photo = state.photo;
+  const controls = state.controls;
+  if (!photo?.key || !controls?.open || state.shown !== photo) return;
+  const objects = controls.objects.filter((object) => object.clicks > 0);
+  const id = state.sessionId;
+  if (!objects.length) {
+    await saves("readwrite", (store) => store.delete(id));
+    return;
+  }
+  const log = [...state.log, ...state.unacked.values(), ...state.outbox];
+  await saves("readwrite", (store) => store.put({ id, key: photo.key, saved: Date.now(), objects: objects.length,
+    clicks: objects.reduce((sum, object) => sum + object.clicks, 0), log }));
+  const entries = (await saves("readonly", (store) => store.getAll())).sort((a, b) => b.saved - a.saved);
+  const perPhoto = {};
+  const surplus = entries.filter((entry, index) => {
+    perPhoto[entry.key] = (perPhoto[entry.key] || 0) + 1;
+    return perPhoto[entry.key] > SAVES_PER_PHOTO || index >= SAVES_MAX;
+  });
+  if (surplus.length) await saves("readwrite", (store) => { for (const entry of surplus) store.delete(entry.id); });
+}
+
+function ago(ms) {
+  const minutes = Math.round(ms / 60_000);
+  if (minutes < 1) return "just now";
+  if (minutes < 60) return `${minutes} minute${minutes === 1 ? "" : "s"} ago`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return `${hours} hour${hours === 1 ? "" : "s"} ago`;
+  return `${Math.round(hours / 24)} days ago`;
+}
+
+async function offerRestore() {
+  const photo = state.photo;
+  let entries;
+  try {
+    entries = (await saves("readonly", (store) => store.getAll()))
+      .filter((entry) => entry.key === photo.key && entry.id !== state.sessionId && entry.objects > 0)
+      .sort((a, b) => b.saved - a.saved);
+  } catch (error) {
+    console.warn("samtab: saved work cannot be read:", error);
+    return;
+  }
+  if (state.photo !== photo || !state.opened || !entries.length) return;
+  const [entry] = entries;
+  state.restoreOffer = entry;
+  const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
+  $("restore-text").textContent = `Your earlier work on this photo is saved: ${plural(entry.objects, "object")}, ` +
+    `${plural(entry.clicks, "click")}, ${ago(Date.now() - entry.saved)}.`;
+  $("restore").hidden = false;
+  emit("restore-offer", { objects: entry.objects, clicks: entry.clicks, saved: entry.saved });
+}
+
+function hideRestore() {
+  state.restoreOffer = null;
+  $("restore").hidden = true;
+}
+
+// The saved log is applied like a restarted worker's: a replay rebuilds the same steps and masks. Work
+// done on this visit before restoring is dropped from the view but stays saved under this visit's entry.
+function restoreWork() {
+  const entry = state.restoreOffer;
+  hideRestore();
+  if (!entry || !state.opened || !state.workerReady) return;
+  clearError();
+  if (state.log.length || state.unacked.size || state.outbox.length) {
+    send({ type: "reset" });
+    state.log = [];
+    state.unacked = new Map();
+    state.outbox = [];
+    state.sessionId = `${state.sessionId}-r`;
+  }
+  const messages = entry.log.map((message) => {
+    const renumbered = { ...message, cmd: ++state.cmdSeq };
+    if (message.type === "click" || message.type === "box") renumbered.id = ++state.inputSeq;
+    state.unacked.set(renumbered.cmd, renumbered);
+    return renumbered;
+  });
+  updateState();
+  send({ type: "replay", messages });
+  emit("restored", { messages: messages.length });
 }
 
 // --- photos --------------------------------------------------------------------------------------------
@@ -475,19 +651,32 @@ async function demoFromQuery(value) {
   const response = await fetch(new URL("demo.json", folder));
   if (!response.ok) throw new Error(`${folder.pathname}demo.json answered HTTP ${response.status}`);
   const demo = await response.json();
-  return { ...demo, previewUrl: new URL(demo.preview, folder).href, bundleUrl: new URL(demo.bundle, folder).href,
-    modelUrl: new URL(demo.model, folder).href };
+  // What demo.json points to must be on this site too (a photo, a bundle or a decoder from elsewhere would
+  // be fetched, and run, by this page).
+  const urls = {};
+  for (const [name, key] of [["previewUrl", "preview"], ["bundleUrl", "bundle"], ["modelUrl", "model"]]) {
+    if (typeof demo[key] !== "string") throw new Error(`its demo.json has no ${key}`);
+    const url = new URL(demo[key], new URL("demo.json", folder));
+    if (url.origin !== location.origin) throw new Error(`its ${key} (${url.origin}) is not on this site`);
+    urls[name] = url.href;
+  }
+  return { ...demo, ...urls };
 }
 
 function beginPhoto(photo) {
   clearError();
+  if (state.photo) {
+    state.photo.work = { log: state.log, unacked: state.unacked, outbox: state.outbox, sessionId: state.sessionId };
+  }
   state.previousPhoto = state.opened ? state.photo : null;
   state.photo = photo;
   photo.seq = ++state.openSeq;
   state.opened = false;
-  state.pending = [];
-  state.replay = [];
-  state.stepEnds = new Set();
+  state.outbox = [];
+  state.unacked = new Map();
+  state.log = [];
+  state.sessionId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  hideRestore();
   state.opening = true;
   state.covered = state.inputSeq;
   updateState();
@@ -564,6 +753,18 @@ async function openFiles(files) {
     "Select both files at once, or drop both on the page.", false);
     return;
   }
+  const mb = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+  if (bundle.size > MAX_BUNDLE_BYTES) {
+    fail("open", `${bundle.name} is ${mb(bundle.size)}: a bundle is at most ${mb(MAX_BUNDLE_BYTES)}, so this is not ` +
+      "one tools/encode.py made.", "Your current photo and its objects are kept.", false);
+    return;
+  }
+  if (photo.size > MAX_PHOTO_FILE_BYTES) {
+    fail("open", `${photo.name} is ${mb(photo.size)}; this tab opens photo files up to ${mb(MAX_PHOTO_FILE_BYTES)}` +
+      " (its memory is limited).", "Scale the photo down, encode it again, and open both. Your current work is kept.",
+    false);
+    return;
+  }
   if (!state.workerReady) {
     fail("open", "Python is still starting: open your files again in a moment.", "", false);
     return;
@@ -609,6 +810,13 @@ async function openInWorker() {
 function renderControls(controls) {
   state.controls = controls;
   const open = !!controls?.open;
+  if (open) { // the worker's view, which a replay or a restore may have changed
+    state.view = controls.view;
+    state.opacity = controls.opacity;
+    for (const name of VIEWS) $(`view-${name}`).setAttribute("aria-pressed", String(name === controls.view));
+    $("opacity").value = String(Math.round(controls.opacity * 100));
+    scheduleSave(); // every change the worker applied ends in a frame with its state
+  }
   $("undo").disabled = !open || !controls.can_undo;
   $("redo").disabled = !open || !controls.can_redo;
   const current = open ? controls.objects.find((o) => o.id === controls.current) : null;
@@ -762,6 +970,8 @@ canvas.addEventListener("pointercancel", () => {
 
 // --- buttons, keys, files ------------------------------------------------------------------------------
 
+$("restore-yes").addEventListener("click", restoreWork);
+$("restore-no").addEventListener("click", hideRestore);
 $("mode-include").addEventListener("click", () => setExcludeMode(false));
 $("mode-exclude").addEventListener("click", () => setExcludeMode(true));
 for (const name of ["undo", "redo", "clear"]) $(name).addEventListener("click", () => command({ type: name }));
@@ -772,7 +982,7 @@ $("opacity").addEventListener("input", (event) => {
   if (state.view === "overlay") command({ type: "view", view: state.view, opacity: state.opacity });
 });
 for (const what of ["mask", "cutout", "coco"]) {
-  $(`export-${what}`).addEventListener("click", () => command({ type: "export", what }));
+  $(`export-${what}`).addEventListener("click", () => exportFile(what));
 }
 $("hover-preview").addEventListener("change", (event) => {
   if (!event.target.checked && state.opened) send({ type: "hover-end" });
@@ -797,9 +1007,9 @@ document.addEventListener("keydown", (event) => {
   else if (key === "x") setExcludeMode(true);
   else if (["1", "2", "3"].includes(key) && state.controls?.candidates.length) command({ type: "candidate", index: Number(key) - 1 });
   else if (key === "v") setView(VIEWS[(VIEWS.indexOf(state.view) + 1) % VIEWS.length]);
-  else if (key === "m" && !$("export-mask").disabled) command({ type: "export", what: "mask" });
-  else if (key === "c" && !$("export-cutout").disabled) command({ type: "export", what: "cutout" });
-  else if (key === "j" && !$("export-coco").disabled) command({ type: "export", what: "coco" });
+  else if (key === "m" && !$("export-mask").disabled) exportFile("mask");
+  else if (key === "c" && !$("export-cutout").disabled) exportFile("cutout");
+  else if (key === "j" && !$("export-coco").disabled) exportFile("coco");
   else if (key === "o") $("file-input").click();
   else handled = false;
   if (handled) event.preventDefault();

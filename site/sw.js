@@ -1,53 +1,114 @@
 // samtab's service worker. Online, every request goes to the network as it is (so a visit always gets
 // the current files, and nothing slows the first load); offline, the copy kept from the last visit answers.
 // The page says what to keep once a photo is open ("keep" below), so copies are made in the background.
-// Every same-origin response gets the cross-origin isolation headers, for hosts that cannot send them.
-const CACHE = "samtab-v1";
-const ISOLATION = {
+//
+// Copies belong to one build of the site: build.js (written by tools/site_build.py) lists every file with
+// its size and sha256 and names the build. A copy is kept only if its bytes are that file's (a host's
+// fallback page answering 200 for a missing file is never kept), in a cache named after the build; a new
+// build (a redeploy) brings a new build.js, hence a new service worker, which deletes the other builds'
+// caches when it takes over. Files made on the device (a Python snapshot, bundles made in the tab) go in a
+// cache of their own, also named after the build.
+//
+// Every same-origin response gets the security headers too (isolation, CSP, nosniff), for hosts that
+// cannot send them: the same as tools/serve.py, site/_headers and site/vercel.json (a test keeps them equal).
+try {
+  importScripts("./build.js");
+} catch {
+  self.SAMTAB_BUILD = null; // no build manifest (a site deployed by hand): isolation works, offline copies not
+}
+const BUILD = self.SAMTAB_BUILD;
+const CACHE = BUILD ? `samtab-${BUILD.id}` : null;
+const DEVICE_CACHE = BUILD ? `samtab-device-${BUILD.id}` : null;
+const SECURITY_HEADERS = {
   "Cross-Origin-Opener-Policy": "same-origin",
   "Cross-Origin-Embedder-Policy": "require-corp",
   "Cross-Origin-Resource-Policy": "same-origin",
+  "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval' blob:; worker-src 'self' blob:; connect-src 'self' blob: data:; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
 };
+const SCOPE = new URL("./", self.location).href;
 
 self.addEventListener("install", () => self.skipWaiting());
-self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
+self.addEventListener("activate", (event) => event.waitUntil((async () => {
+  // Caches of other builds (and of the versions before builds had ids) are of no use to this one.
+  for (const name of await caches.keys()) {
+    if (name.startsWith("samtab-") && name !== CACHE && name !== DEVICE_CACHE) await caches.delete(name);
+  }
+  await self.clients.claim();
+})()));
 
-function isolated(response) {
+function secured(response) {
   if (response.status === 0 || response.type === "opaque") return response;
   const headers = new Headers(response.headers);
-  for (const [name, value] of Object.entries(ISOLATION)) headers.set(name, value);
+  for (const [name, value] of Object.entries(SECURITY_HEADERS)) headers.set(name, value);
   return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}
+
+// The site-relative path a URL names ("" and "x/" are their index.html), or null outside the site.
+function sitePath(url) {
+  const href = new URL(url).href.split(/[?#]/)[0];
+  if (!href.startsWith(SCOPE)) return null;
+  const path = decodeURIComponent(href.slice(SCOPE.length));
+  return path === "" || path.endsWith("/") ? `${path}index.html` : path;
 }
 
 async function networkFirst(request) {
   try {
-    return isolated(await fetch(request));
+    return secured(await fetch(request));
   } catch (error) {
-    // A page's address carries its options (?demo=…): any copy of the page will do.
-    const cache = await caches.open(CACHE);
-    const cached = await cache.match(request, { ignoreVary: true, ignoreSearch: request.mode === "navigate" });
-    if (cached) return isolated(cached);
+    // A page's address carries its options (?demo=…): its copy is the page's.
+    const path = sitePath(request.url);
+    const cached = CACHE && path && await (await caches.open(CACHE)).match(new URL(path, SCOPE).href);
+    if (cached) return secured(cached);
     throw error;
   }
 }
 
-// The page names what it needs to work offline (what it loaded before this worker controlled it, and
-// what its Python worker fetched): keep a copy of each that is not kept yet.
+async function sha256(buffer) {
+  const digest = await crypto.subtle.digest("SHA-256", buffer);
+  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+// Keep one file of this build: fetched, checked against build.js, then put. Returns what happened.
+async function keep(cache, path) {
+  const expected = BUILD.files[path];
+  if (!expected) return "unknown";
+  const url = new URL(path, SCOPE).href;
+  const known = await cache.match(url);
+  if (known) return "kept";
+  let response;
+  try {
+    response = await fetch(url, { cache: "no-cache" });
+  } catch {
+    return "offline";
+  }
+  if (!response.ok) return "failed";
+  const body = await response.arrayBuffer();
+  if (body.byteLength !== expected.size || await sha256(body) !== expected.sha256) return "mismatch";
+  await cache.put(url, new Response(body, { status: 200, headers: response.headers }));
+  return "kept";
+}
+
+// The page names what it needs to work offline: the URLs it loaded (and its Python worker fetched), the
+// runtime (every vendor/ file; the WebGPU build only if it was used), the open demo's files and every
+// decoder its model names. Each is kept if this build lists it.
 self.addEventListener("message", (event) => {
   if (event.data?.type !== "keep" || !Array.isArray(event.data.urls)) return;
   event.waitUntil((async () => {
-    const cache = await caches.open(CACHE);
-    for (const url of event.data.urls) {
-      if (new URL(url).origin !== self.location.origin) continue;
-      // The runtime, models and bundles are large and change only with a rebuild: fetched once. The
-      // page's own small files are refreshed on every visit.
-      if (/\/(vendor|models|demos)\//.test(new URL(url).pathname) && await cache.match(url)) continue;
-      try {
-        const response = await fetch(url);
-        if (response.ok) await cache.put(url, response);
-      } catch { /* offline already: nothing to keep */ }
+    const counts = {};
+    if (BUILD) {
+      const cache = await caches.open(CACHE);
+      const paths = new Set(event.data.urls.map(sitePath).filter((path) => path !== null));
+      for (const path of Object.keys(BUILD.files)) {
+        if (path.startsWith("vendor/") && (event.data.webgpu || !/webgpu|jsep|asyncify/.test(path))) paths.add(path);
+      }
+      for (const path of paths) {
+        const result = await keep(cache, path);
+        counts[result] = (counts[result] || 0) + 1;
+      }
     }
-    event.source?.postMessage({ type: "kept" });
+    event.source?.postMessage({ type: "kept", build: BUILD?.id ?? null, counts });
   })());
 });
 

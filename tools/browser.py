@@ -172,6 +172,32 @@ class AppPage:
         data, _ = self.export("mask")
         return np.asarray(Image.open(io.BytesIO(data))) > 127
 
+    def ui(self) -> dict:
+        """What the controls show a person: objects (name, clicks, selected), candidates (label, pressed),
+        undo/redo enabled, the view, the opacity, whether the restore offer shows."""
+        return self.page.evaluate("""() => ({
+          objects: [...document.querySelectorAll('#object-list li')].map((li) => ({
+            name: li.querySelector('input').value, clicks: li.querySelector('.count').textContent,
+            selected: li.getAttribute('aria-current') === 'true'})),
+          candidates: [...document.querySelectorAll('#candidates button')].map((b) =>
+            [b.textContent, b.getAttribute('aria-pressed') === 'true']),
+          undo: !document.getElementById('undo').disabled, redo: !document.getElementById('redo').disabled,
+          view: ['overlay', 'cutout', 'erase'].find((v) =>
+            document.getElementById('view-' + v).getAttribute('aria-pressed') === 'true'),
+          opacity: document.getElementById('opacity').value,
+          restore: !document.getElementById('restore').hidden})""")
+
+    def canvas_pixels(self):
+        """What the canvas shows, (h, w, 4) uint8 RGBA."""
+        import base64
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        url = self.page.evaluate("document.getElementById('canvas').toDataURL('image/png')")
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
+
     def stats(self) -> dict:
         """The worker's memory figures (pyapp.web.worker.Worker.stats) and the page's own."""
         before = self.count("stats")

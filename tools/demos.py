@@ -177,6 +177,9 @@ def build(force: bool = False) -> dict:
                             "bundle": f"{slug}/{entry['bundle']}", "model": entry["model"][3:]})
     index = {"version": 1, "demos": entries}
     write_atomic(DEMOS / "index.json", (json.dumps(index, indent=1) + "\n").encode())
+    import site_build
+
+    site_build.write()  # the service worker's list of what this build serves
     say(f"{len(entries)} demos in {DEMOS.relative_to(ROOT)}/index.json")
     return index
 

@@ -270,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if not demos.is_built():
             demos.build()
+        import site_build
+
+        site_build.write()  # page files edited since: a new build for the service worker
     try:
         server = make_server(args.host, args.port, args.verbose, not args.no_isolation_headers,
                              tuple(args.allow_host))

@@ -332,6 +332,9 @@ def assemble(extra_folders: list[Path] = (), force: bool = False) -> dict:
     manifest = {"pyodide": PYODIDE_VERSION, "npm": NPM_VERSIONS, "files": files}
     if written or not manifest_path.exists():
         write_atomic(manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    import site_build
+
+    site_build.write()  # the service worker's list of what this build serves
     total = sum(f["size"] for f in files.values())
     say(f"site/vendor: {len(files)} files, {total / 1e6:.1f} MB, {written} written "
         f"({'up to date' if not written else 'updated'}) in {time.perf_counter() - started:.2f} s")

@@ -278,7 +278,8 @@ def test_clicks_made_while_a_decode_runs_are_decoded_together_once(app):
         app.click(x, 200, 600, 400)
     app.accept(running, decoder.run(running.feeds))
     obj = app.segmenter.objects.current
-    assert len(obj.history) == 3 and len(obj.prompt.points) == 4  # empty, first click, the other three
+    # One new step with the other three, refining the first click's
+    assert len(obj.prompt.points) == 4 and obj.current.previous is running.step
     decode_all(app, decoder)
     assert len(decoder.calls) == 2 and decoder.calls[1]["has_mask_input"][0] == 1
     app.undo()
@@ -301,10 +302,12 @@ def test_undo_history_is_bounded(app):
         app.click(100 + index, 200, 600, 400)
         decode_all(app, decoder)
     obj = app.segmenter.objects.current
-    assert len(obj.history) == HISTORY_LIMIT and len(obj.prompt.points) == HISTORY_LIMIT + 30
-    for _ in range(HISTORY_LIMIT - 1):
+    assert len(obj.prompt.points) == HISTORY_LIMIT + 30
+    # What undo can reach is all that is kept: the current step and one per action remembered.
+    assert len(app.segmenter.objects.steps()) == HISTORY_LIMIT + 1
+    for _ in range(HISTORY_LIMIT):
         app.undo()
-    assert len(obj.prompt.points) == 31 and obj.current.candidates is not None
+    assert len(obj.prompt.points) == 30 and obj.current.candidates is not None
     with pytest.raises(IndexError):
         app.undo()
 
@@ -354,5 +357,9 @@ def test_a_replayed_session_rebuilds_the_same_steps_and_masks(app):
         for name in ("point_coords", "point_labels", "mask_input", "has_mask_input"):
             np.testing.assert_array_equal(first[name], again[name])
     obj = replayed.segmenter.objects.current
-    assert [len(s.prompt.points) for s in obj.history] == [0, 1, 2, 4]
     np.testing.assert_array_equal(replayed.segmenter.mask(obj), before)
+    sizes = [len(obj.prompt.points)]
+    while replayed.state()["can_undo"]:
+        replayed.undo()
+        sizes.append(len(obj.prompt.points))
+    assert sizes == [4, 2, 1, 0]  # the same three steps, undone one by one

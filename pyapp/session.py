@@ -1,0 +1,484 @@
+"""The worker's session: the page's messages in; photos opened, decodes run, frames and answers out.
+
+Pure Python (asyncio, no `js`): the browser edge (pyapp.web.worker) gives it `post` (a message to the
+page), a `Loader` (fetching, and decoder sessions in onnxruntime-web) and passes on the page's messages;
+the tests drive the same class in CPython with onnxruntime. The protocol, page ↔ worker (plain objects;
+numpy arrays and bytes in a posted message become transferred ArrayBuffers at the edge):
+
+page → worker
+    {type: "open", seq, bundle_url, model_url, preview_url, name, bundle?, decoder?}     a demo (the page
+                                                          passes the bundle's and decoder's bytes when it has them)
+    {type: "open-files", seq, photo, photo_name, bundle, bundle_name, models: {model name: folder URL}}
+    commands, each with `cmd` (the page's count, echoed in the answer):
+    {type: "click", cmd, id, x, y, css_width, css_height, include, t0, joins?}    CSS pixels on the canvas;
+    {type: "box", cmd, id, x0, y0, x1, y1, css_width, css_height, t0, joins?}     id: the page's count of
+                                                          inputs; joins: replayed, whether it joined the step before
+    {type: "undo" | "redo" | "clear" | "new-object", cmd}, {type: "select" | "delete", cmd, id},
+    {type: "rename", cmd, id, name}, {type: "candidate", cmd, index}, {type: "view", cmd, view, opacity}
+    {type: "replay", messages: [commands with joins]}     commands applied before, applied again in order
+                                                          (a restarted worker, or work restored after a reload)
+    {type: "reset", cmd}                                  every object and the undo history dropped
+    {type: "export", what: "mask" | "cutout" | "coco"}
+    {type: "hover", x, y, css_width, css_height} / {type: "hover-end"}
+worker → page
+    {type: "status", text, phase}
+    {type: "opened", seq, width, height, view_width, view_height, model_name, photo_key, timings}
+    {type: "applied", cmd, joins?}                        a command took effect (joins: for clicks and boxes)
+    {type: "refused", cmd}                                a command had nothing to do (undo with nothing to undo)
+    {type: "frame", seq, width, height, pixels, state, mask?: {...samtab:mask detail}, t0?}
+    {type: "settled", input}                              nothing left to decode; input: the last input id
+    {type: "download", what, name, mime, data}
+    {type: "error", phase, message, hint, fatal, refused?, restart?}   refused: the cmd that failed (the page
+                                                          forgets it); restart: the page should restart the worker
+Messages that arrive while a photo opens or a replay runs wait their turn, in order: each is applied to
+the state the ones before it made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections import deque
+from typing import Protocol
+
+import numpy as np
+
+from .app import App
+from .bundle import BundleError, read_bundle
+from .coords import OutsideImage
+from .image import PhotoError, open_photo
+from .stopwatch import Stopwatch
+
+DAMAGED_DECODER_HINT = ("The decoder file is damaged or is not an ONNX model: rebuild the site's models "
+                        "(python tools/demos.py, or tools/serve.py) and reload. Your current photo is kept.")
+KEPT = "Your work so far is kept."
+MAX_MESSAGE = 300  # characters of any text shown to a person: errors from libraries can be kilobytes
+
+
+class DecoderError(Exception):
+    """The decoder runtime cannot load a model's decoder file."""
+
+
+class Runner(Protocol):
+    """A decoder session (onnxruntime-web in the browser, onnxruntime in tests)."""
+
+    model_name: str
+    input_names: list[str]
+
+    async def run(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> dict[str, np.ndarray]: ...
+
+    def forget_photo(self) -> None: ...
+
+
+class Loader(Protocol):
+    async def runner(self, model_url: str, decoder: bytes | None) -> Runner:
+        """The decoder of the model folder at model_url (made once per folder); raises DecoderError."""
+
+    async def fetch(self, url: str, what: str) -> bytes: ...
+
+
+def brief(text: str, limit: int = MAX_MESSAGE) -> str:
+    """A message for a person: its first line, at most `limit` characters."""
+    text = str(text).strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def _and_frame(method):
+    """A command that changes what is shown: a frame follows it, and any decode it made necessary."""
+    def handler(self, message: dict) -> None:
+        method(self, message)
+        self.frame()
+        self.schedule()
+    return handler
+
+
+class Session:
+    def __init__(self, post, loader: Loader, *, pack=lambda array: array, page_max_pixels: int | None = None):
+        """post(message): to the page. pack(array): what a posted message carries for pixels or a file's
+        bytes (the edge copies them into a transferable buffer; its time is the mask's `send` share)."""
+        self.post = post
+        self.pack = pack
+        self.loader = loader
+        self.page_max_pixels = page_max_pixels
+        self.app = App()
+        self.runner: Runner | None = None
+        self.seq = None  # the open photo's number, from the page
+        self.inbox: deque[dict] = deque()
+        self._pump: asyncio.Task | None = None
+        self._loop: asyncio.Task | None = None
+        self.decode_failed = False
+        self.replaying = False  # no frames while a replay rebuilds the state
+        self.hover_request: tuple | None = None
+        self.hover_step = None
+        self.click_started: float | None = None
+        self.last_input = 0  # the id of the last click or box applied to the prompt
+        self.tasks: set[asyncio.Task] = set()
+
+    # --- messages in --------------------------------------------------------------------------------
+
+    def handle(self, message: dict) -> None:
+        """A message from the page. Hovers act at once (or not at all while something else is under way);
+        everything else is applied in order, one at a time."""
+        kind = message.get("type")
+        if kind in ("hover", "hover-end"):
+            if kind == "hover-end":
+                self.hover_request, self.hover_step = None, None
+                if self.app.ready and not self.busy:
+                    self.frame()
+            elif self.app.ready and not self.busy:
+                self.hover_request = (message["x"], message["y"], message["css_width"], message["css_height"])
+                self.schedule()
+            return
+        if self.busy or kind in ("open", "open-files", "replay"):
+            self.inbox.append(message)
+            if not self.busy:
+                self._pump = self.spawn(self._drain())
+        else:
+            self._command_or_refuse(message)
+
+    @property
+    def busy(self) -> bool:
+        """Messages are being applied (a photo opening, a replay): new ones wait in the inbox."""
+        return self._pump is not None and not self._pump.done()
+
+    async def _drain(self) -> None:
+        while self.inbox:
+            message = self.inbox.popleft()
+            if message.get("type") in ("open", "open-files") and any(
+                    m.get("type") in ("open", "open-files") for m in self.inbox):
+                continue  # another photo was chosen since: open that one only
+            await self.apply(message)
+
+    async def apply(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "open":
+            await self.open_demo(message)
+        elif kind == "open-files":
+            await self.open_files(message)
+        elif kind == "replay":
+            await self.replay(message.get("messages") or [])
+        else:
+            self._command_or_refuse(message)
+
+    def _command_or_refuse(self, message: dict) -> None:
+        if self.app.ready:
+            self.command(message)
+        else:
+            self.fail("input", "Open a photo first.", "Pick a demo or open your own photo and its bundle.",
+                      refused=message.get("cmd"))
+
+    def command(self, message: dict) -> None:
+        """Apply one command and answer it: applied (with whether a click joined the step before), refused
+        (nothing to do), or an error that says why (the work so far is kept either way)."""
+        kind, cmd = message.get("type"), message.get("cmd")
+        handler = COMMANDS.get(kind)
+        try:
+            if handler is None:
+                raise ValueError(f"the worker got a message it does not know: {brief(repr(kind), 60)}")
+            answer = handler(self, message)
+        except (IndexError, OutsideImage):
+            # Nothing to undo, redo or clear; a click just off the photo: nothing to do, nothing pending.
+            self.post({"type": "refused", "cmd": cmd})
+            if kind in ("click", "box") and not self.decoding:
+                self.post({"type": "settled", "input": self.last_input})
+            return
+        except Exception as error:  # noqa: BLE001 - one bad command must not lose the work
+            self.fail(kind or "input", brief(error) or type(error).__name__, KEPT, refused=cmd)
+            return
+        if kind != "export" and cmd is not None:
+            self.post({"type": "applied", "cmd": cmd, **(answer or {})})
+
+    # --- commands -----------------------------------------------------------------------------------
+
+    def _input(self, message: dict) -> dict:
+        app = self.app
+        self.last_input = max(self.last_input, int(message.get("id") or 0))
+        self.click_started = message.get("t0")
+        join = bool(message["joins"]) if "joins" in message else None
+        if message["type"] == "click":
+            joined = app.click(message["x"], message["y"], message["css_width"], message["css_height"],
+                               bool(message.get("include", True)), join=join)
+        else:
+            joined = app.box(message["x0"], message["y0"], message["x1"], message["y1"], message["css_width"],
+                             message["css_height"], join=join)
+        self.hover_step = None
+        self.schedule()
+        return {"joins": joined}
+
+    @_and_frame
+    def _undo(self, message):
+        self.app.undo()
+
+    @_and_frame
+    def _redo(self, message):
+        self.app.redo()
+
+    @_and_frame
+    def _clear(self, message):
+        self.app.clear()
+
+    @_and_frame
+    def _new_object(self, message):
+        self.app.new_object()
+
+    @_and_frame
+    def _select(self, message):
+        self.app.select(int(message["id"]))
+
+    @_and_frame
+    def _rename(self, message):
+        self.app.rename(int(message["id"]), str(message["name"]))
+
+    @_and_frame
+    def _delete(self, message):
+        self.app.delete(int(message["id"]))
+
+    @_and_frame
+    def _candidate(self, message):
+        self.app.choose_candidate(int(message["index"]))
+
+    @_and_frame
+    def _view(self, message):
+        self.app.set_view(message["view"], message.get("opacity"))
+
+    @_and_frame
+    def _reset(self, message):
+        self.app.reset()
+
+    def _export(self, message: dict) -> None:
+        what = message.get("what")
+        exports = {"mask": self.app.export_mask, "cutout": self.app.export_cutout, "coco": self.app.export_coco}
+        if what not in exports:
+            raise ValueError(f"there is no export {brief(repr(what), 40)}")
+        name, mime, data = exports[what]()
+        self.post({"type": "download", "what": what, "name": name, "mime": mime, "data": self.pack(data)})
+
+    async def replay(self, messages: list[dict]) -> None:
+        """Apply commands that were applied before (a restarted worker; work restored after a reload) so
+        that the same steps are rebuilt and decoded: each click or box joins the step before exactly when it
+        did then, and before any other command the decodes it came after are awaited, as they were then (a
+        candidate is chosen from a decoded step; the undo history holds what it held). A command that fails
+        is answered and skipped; the rest go on."""
+        self.replaying = True
+        try:
+            for message in messages:
+                if not (message.get("type") in ("click", "box") and message.get("joins")):
+                    await self.decoded()
+                    if self.decode_failed:
+                        return  # the page restarts this worker, and replays into the next one
+                self.command(message)
+        finally:
+            self.replaying = False
+        self.frame()
+        self.schedule()
+
+    # --- opening ------------------------------------------------------------------------------------
+
+    async def open_demo(self, message: dict) -> None:
+        from PIL import Image
+
+        clock, steps = Stopwatch(), {}
+        try:
+            self.status("Loading the photo's embeddings…", "bundle")
+            preview = self.spawn(self.loader.fetch(message["preview_url"], "The photo"))
+            preview.add_done_callback(lambda task: task.cancelled() or task.exception())  # reported below
+            runner = await self.loader.runner(message["model_url"], message.get("decoder"))
+            steps["decoder_ms"] = clock.lap()
+            data = message.get("bundle")
+            if data is None:
+                data = await self.loader.fetch(message["bundle_url"], "The photo's embeddings")
+            bundle = read_bundle(data)
+            steps["bundle_ms"] = clock.lap()
+            photo = Image.open(io.BytesIO(await preview))
+            photo.load()
+            steps["photo_ms"] = clock.lap()
+            self._switch(bundle, runner, photo, message.get("name") or "photo", None)
+            steps["switch_ms"] = clock.lap()
+        except BundleError as error:
+            self.fail("open", f"This demo's embeddings are not usable: {brief(error)}", "The previous photo is kept.")
+        except DecoderError as error:
+            self.fail("open", f"This demo cannot be used: {brief(error)}", DAMAGED_DECODER_HINT)
+        except MemoryError:
+            self.fail("open", "This demo is too large for the memory this tab has.", "The previous photo is kept.")
+        except Exception as error:  # noqa: BLE001
+            self.fail("open", f"The demo could not be opened: {brief(error)}", "Check the connection and try again.")
+        else:
+            self._opened(message, clock.total(), steps, bundle.image_sha256 or message.get("name"))
+
+    async def open_files(self, message: dict) -> None:
+        clock = Stopwatch()
+        photo_name = str(message.get("photo_name") or "the photo")
+        try:
+            options = {} if self.page_max_pixels is None else {"max_pixels": self.page_max_pixels}
+            photo = open_photo(message["photo"], name=photo_name, **options)
+            bundle = read_bundle(message["bundle"])
+            models = message.get("models") or {}
+            model_name = bundle.model_name
+            if model_name is None:
+                raise BundleError("this bundle does not say which model made it, so samtab cannot pick a decoder")
+            if model_name not in models:
+                raise BundleError(f"it was made with the model '{model_name}', which this site does not have "
+                                  f"(it has: {', '.join(models) or 'none'})")
+            runner = await self.loader.runner(models[model_name], None)
+            self._switch(bundle, runner, photo.rgb, photo_name, photo.sha256)
+        except (BundleError, PhotoError) as error:
+            self.fail("open", f"{message.get('bundle_name', 'The bundle')} cannot be used with {photo_name}: "
+                              f"{brief(error)}", "Your current photo and its objects are kept.")
+        except DecoderError as error:
+            self.fail("open", f"The files could not be opened: {brief(error)}", DAMAGED_DECODER_HINT)
+        except MemoryError:
+            self.fail("open", f"{photo_name} is too large for the memory this tab has; scale it down and "
+                              "encode it again.", "Your current photo and its objects are kept.")
+        except Exception as error:  # noqa: BLE001
+            self.fail("open", f"The files could not be opened: {brief(error)}",
+                      "Your current photo and its objects are kept.")
+        else:
+            self._opened(message, clock.total(), {}, photo.sha256)
+
+    def _switch(self, bundle, runner: Runner, photo, name: str, sha256: str | None) -> None:
+        previous = self.runner
+        self.app.open(bundle, runner.model_name, runner.input_names, photo, photo_name=name, image_sha256=sha256)
+        if previous is not None:
+            previous.forget_photo()
+        runner.forget_photo()
+        self.runner = runner
+        self.hover_request = self.hover_step = None
+
+    def _opened(self, message: dict, open_ms: float, steps: dict, photo_key: str | None) -> None:
+        width, height = self.app.view_size
+        self.seq = message.get("seq")
+        segmenter = self.app.segmenter
+        self.post({"type": "opened", "seq": self.seq, "width": segmenter.width, "height": segmenter.height,
+                   "view_width": width, "view_height": height, "model_name": self.runner.model_name,
+                   "photo_key": photo_key, "timings": {"open_ms": open_ms, **steps}})
+        self.frame()
+
+    # --- decoding -----------------------------------------------------------------------------------
+
+    @property
+    def decoding(self) -> bool:
+        return self._loop is not None and not self._loop.done()
+
+    def schedule(self) -> None:
+        if not self.decoding:
+            self._loop = self.spawn(self.decode_loop())
+
+    async def decoded(self) -> None:
+        """Until nothing is left to decode."""
+        self.schedule()
+        while self.decoding:
+            await self._loop
+
+    async def decode_loop(self) -> None:
+        """Decode until the state needs nothing more. Clicks that arrive during a decode only change the
+        prompt; the next pass decodes the latest prompt once (latest wins, nothing piles up)."""
+        try:
+            while True:
+                clock = Stopwatch()
+                decode = self.app.next_decode()
+                hover = None if decode or self.replaying else self._hover_decode()
+                job = decode or hover
+                if job is None:
+                    break
+                timings = {"feeds": clock.lap()}
+                # The inputs this mask answers for: up to the last one if it is the object's current step
+                # (not an earlier one, decoded first because the current one refines it).
+                t0 = self.click_started
+                covered = self.last_input if decode and decode.step is decode.obj.current else 0
+                segmenter = self.app.segmenter
+                try:
+                    outputs = await self.runner.run(job.feeds, set(segmenter.embeddings))
+                except BaseException:
+                    self.app.abandon(job)
+                    raise
+                if self.app.segmenter is not segmenter:
+                    continue  # another photo was opened during the decode: its answer is for nothing shown
+                timings["decode"] = clock.lap()
+                self.app.accept(job, outputs)
+                if decode:
+                    self.hover_step = None
+                    if not self.replaying:
+                        detail = {**self._mask_detail(job), "input": covered}
+                        timings["postprocess"] = clock.lap()
+                        self.frame(mask=detail, t0=t0, timings=timings)
+                else:
+                    self.hover_step = job.step
+                    self.frame()
+            if not self.replaying:
+                self.post({"type": "settled", "input": self.last_input})
+        except Exception as error:  # noqa: BLE001
+            # onnxruntime-web in a bad state (a WebGPU device lost, memory exhausted) does not recover in
+            # this worker: the page restarts it and replays the work into a fresh one.
+            self.decode_failed = True
+            self.post({"type": "error", "phase": "decode", "message": f"the decoder failed ({brief(error, 200)})",
+                       "hint": "", "fatal": False, "restart": True})
+
+    def _hover_decode(self):
+        if self.hover_request is None:
+            return None
+        obj = self.app.segmenter.objects.current
+        request, self.hover_request = self.hover_request, None
+        if obj is not None and not obj.prompt.empty:
+            return None
+        try:
+            return self.app.hover(*request)
+        except ValueError:
+            return None
+
+    def _mask_detail(self, decode) -> dict:
+        step = decode.step
+        width, height = self.app.view_size
+        mask = self.app.step_mask(step, width, height)
+        scale = (self.app.segmenter.width * self.app.segmenter.height) / (width * height)
+        return {"object": decode.obj.id, "clicks": step.prompt.clicks, "mask_index": step.chosen,
+                "iou": round(float(step.candidates.iou[step.chosen]), 4), "area_px": int(round(mask.sum() * scale)),
+                "prompt": step.prompt.to_json(), "refined": bool(decode.feeds.get("has_mask_input", [0])[0])}
+
+    # --- messages out -------------------------------------------------------------------------------
+
+    def frame(self, mask: dict | None = None, t0: float | None = None, timings: dict | None = None) -> None:
+        """Render the view and send it, with the state of the controls."""
+        if self.replaying or not self.app.ready:
+            return
+        clock = Stopwatch()
+        pixels = self.app.render(hover=self.hover_step)
+        composite_ms = clock.lap()
+        height, width = pixels.shape[:2]
+        message = {"type": "frame", "seq": self.seq, "width": width, "height": height,
+                   "pixels": self.pack(pixels), "state": self.app.state()}
+        if mask is not None:
+            timings = {**(timings or {}), "composite": composite_ms, "send": clock.lap()}
+            timings["python"] = round(sum(v for k, v in timings.items() if k != "decode"), 1)
+            mask["latency_ms"] = timings
+            message["mask"] = mask
+            message["t0"] = t0
+        self.post(message)
+
+    def status(self, text: str, phase: str) -> None:
+        self.post({"type": "status", "text": text, "phase": phase})
+
+    def fail(self, phase: str, message: str, hint: str = "", fatal: bool = False, refused=None) -> None:
+        answer = {"type": "error", "phase": phase, "message": brief(message), "hint": brief(hint), "fatal": fatal}
+        if refused is not None:
+            answer["refused"] = refused
+        self.post(answer)
+
+    def stats(self) -> dict:
+        """Work queued and the steps held (for leak checks)."""
+        segmenter = self.app.segmenter
+        steps = segmenter.objects.steps() if segmenter else []
+        return {"tasks": len(self.tasks), "queued": len(self.inbox), "steps": len(steps),
+                "decoded_steps": sum(step.decoded for step in steps)}
+
+    def spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+COMMANDS = {"click": Session._input, "box": Session._input, "undo": Session._undo, "redo": Session._redo,
+            "clear": Session._clear, "new-object": Session._new_object, "select": Session._select,
+            "rename": Session._rename, "delete": Session._delete, "candidate": Session._candidate,
+            "view": Session._view, "reset": Session._reset, "export": Session._export}

@@ -1,0 +1,467 @@
+"""pyapp.session: what the worker does with the page's messages, driven in CPython as the browser drives it.
+
+The page's side is played by `Page` below: it numbers commands, keeps the log of those the worker applied
+(with whether each click joined the step before) and drops those it refused, as site/app.js does; a
+restarted worker gets that log as one replay. Decoders: a numpy stand-in whose answer depends on every
+input (points, labels, the fed-back mask), with decodes that a test can hold and release; and the built-in
+baseline ONNX model in onnxruntime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pyapp import contract
+from pyapp.bundle import write_bundle
+from pyapp.runner import OnnxRuntimeRunner
+from pyapp.session import MAX_MESSAGE, DecoderError, Session
+
+WIDTH, HEIGHT = 1200, 800
+CSS = (600, 400)  # the canvas as the page shows it: half the photo's size
+INPUTS = ["image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels", "mask_input",
+          "has_mask_input"]
+
+
+class Discs:
+    """A stand-in decoder: candidates are discs of radius 20, 40, 60 (in 256-px cells) around the include
+    points, less discs around the exclude points, plus half the fed-back mask; the scores favour the middle
+    one. Each answer depends on the prompt and the mask fed back, so a replay that feeds anything else shows."""
+
+    model_name = "stand-in"
+    input_names = INPUTS
+
+    def __init__(self, held: bool = False, fail: Exception | None = None):
+        self.calls: list[dict] = []
+        self.held = held  # decodes wait for release()
+        self.fail = fail
+        self._gate = asyncio.Event()
+
+    def release(self):
+        self._gate.set()
+
+    async def run(self, feeds, embeddings):
+        self.calls.append(feeds)
+        if self.held:
+            await self._gate.wait()
+            self._gate.clear()
+        await asyncio.sleep(0)
+        if self.fail:
+            raise self.fail
+        coords, labels = feeds["point_coords"][0] / 4, feeds["point_labels"][0]
+        yy, xx = np.mgrid[0:256, 0:256] + 0.5
+        masks = []
+        for radius in (20, 40, 60):
+            logits = np.full((256, 256), -10.0, np.float32)
+            for (x, y), label in zip(coords, labels):
+                distance = np.hypot(xx - x, yy - y)
+                if label == 1:
+                    logits = np.maximum(logits, radius - distance)
+                elif label == 0:
+                    logits = np.minimum(logits, distance - 10)
+            masks.append(logits + 0.5 * feeds["has_mask_input"][0] * feeds["mask_input"][0, 0])
+        return {"masks": np.stack(masks)[None].astype(np.float32),
+                "iou_predictions": np.array([[0.5, 0.9, 0.7]], np.float32)}
+
+    def forget_photo(self):
+        pass
+
+
+class OnnxRunner:
+    """The built-in baseline model in onnxruntime, with the browser runner's (asynchronous) shape."""
+
+    def __init__(self, model_dir):
+        info = json.loads((model_dir / "model.json").read_text())
+        self.model_name = info["name"]
+        self.runner = OnnxRuntimeRunner(model_dir / info["files"]["decoder"])
+        self.input_names = self.runner.input_names
+
+    async def run(self, feeds, embeddings):
+        await asyncio.sleep(0)
+        return self.runner.run(feeds)
+
+    def forget_photo(self):
+        pass
+
+
+class Loader:
+    def __init__(self, runner, files: dict[str, bytes]):
+        self._runner, self.files = runner, files
+
+    async def runner(self, model_url, decoder):
+        if model_url == "broken/":
+            raise DecoderError("onnxruntime-web could not load the decoder broken/decoder.onnx (protobuf parsing failed)")
+        return self._runner
+
+    async def fetch(self, url, what):
+        await asyncio.sleep(0)
+        if url not in self.files:
+            raise RuntimeError(f"{what} could not be loaded ({url} answered HTTP 404)")
+        return self.files[url]
+
+
+def photo_files(model_name: str, width=WIDTH, height=HEIGHT, seed=0, name="photo") -> dict[str, bytes]:
+    rng = np.random.default_rng(seed)
+    embeddings = {n: rng.standard_normal(s).astype(np.float32) for n, s in contract.EMBEDDING_SHAPES.items()}
+    preview = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (height, width, 3), np.uint8)).save(preview, "PNG")
+    bundle = write_bundle(embeddings, width=width, height=height, image_sha256=f"{seed:064x}", model_name=model_name)
+    return {f"{name}.png": preview.getvalue(), f"{name}.msgpack": bundle}
+
+
+def open_message(seq=1, name="photo"):
+    return {"type": "open", "seq": seq, "model_url": "model/", "bundle_url": f"{name}.msgpack",
+            "preview_url": f"{name}.png", "name": name}
+
+
+class Page:
+    """The page's side of the protocol, as site/app.js plays it."""
+
+    def __init__(self, runner, files=None):
+        self.runner = runner
+        self.loader = Loader(runner, files or photo_files(runner.model_name))
+        self.posted: list[dict] = []
+        self.session = Session(self.posted.append, self.loader)
+        self.cmd = 0
+        self.inputs = 0
+        self.sent: dict[int, dict] = {}  # commands sent, by cmd, not answered yet
+        self.log: list[dict] = []  # commands applied, in order, with joins for clicks and boxes
+
+    def send(self, message: dict) -> None:
+        if message["type"] not in ("open", "open-files", "export", "hover", "hover-end", "replay"):
+            self.cmd += 1
+            message = {**message, "cmd": self.cmd}
+            if message["type"] in ("click", "box"):
+                self.inputs += 1
+                message["id"] = self.inputs
+            self.sent[self.cmd] = message
+        self.session.handle(message)
+
+    def click(self, x, y, include=True):
+        self.send({"type": "click", "x": x, "y": y, "css_width": CSS[0], "css_height": CSS[1], "include": include,
+                   "t0": 0})
+
+    def receive(self) -> None:
+        """Read what the worker posted: answers move commands into the log, or drop them."""
+        for message in self.posted:
+            if message["type"] == "applied" and message["cmd"] in self.sent:
+                entry = self.sent.pop(message["cmd"])
+                if "joins" in message:
+                    entry = {**entry, "joins": message["joins"]}
+                self.log.append(entry)
+            elif message["type"] in ("refused", "error") and message.get("refused") in self.sent:
+                self.sent.pop(message["refused"])
+            elif message["type"] == "refused":
+                self.sent.pop(message["cmd"], None)
+
+    async def settle(self):
+        """Until the worker has applied everything and decoded everything."""
+        for _ in range(10_000):
+            await asyncio.sleep(0)
+            if not self.session.busy and not self.session.decoding:
+                break
+        self.receive()
+
+    def of(self, kind: str) -> list[dict]:
+        return [m for m in self.posted if m["type"] == kind]
+
+    def state(self) -> dict:
+        return self.session.app.state()
+
+    def masks(self) -> list[np.ndarray]:
+        app = self.session.app
+        return [obj.current.mask(*app.view_size) for obj in app.segmenter.objects.items]
+
+
+def restarted(page: Page, runner=None) -> Page:
+    """A fresh worker given the photo and the page's log, as the page does after a crash."""
+    again = Page(runner or type(page.runner)(), page.loader.files)
+    again.cmd, again.inputs = page.cmd, page.inputs
+    again.send(open_message())
+    again.session.handle({"type": "replay", "messages": page.log})
+    return again
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_a_session_that_used_every_control_is_rebuilt_exactly_after_a_restart():
+    async def scenario():
+        page = Page(Discs())
+        page.send(open_message())
+        await page.settle()
+        page.click(300, 200)
+        page.send({"type": "candidate", "index": 2})  # before its decode: refused, and not logged
+        await page.settle()
+        page.send({"type": "candidate", "index": 2})  # not the best-scored: the next click refines it
+        page.click(320, 210, include=False)
+        page.click(310, 190)  # joins the step waiting
+        await page.settle()
+        page.send({"type": "rename", "id": 1, "name": "Cup"})
+        page.send({"type": "rename", "id": 1, "name": "   "})  # refused: an object needs a name
+        page.send({"type": "new-object"})
+        page.send({"type": "box", "x0": 50, "y0": 50, "x1": 150, "y1": 120, "css_width": CSS[0],
+                   "css_height": CSS[1], "t0": 0})
+        await page.settle()
+        page.click(900, 900)  # off the canvas: refused quietly
+        page.send({"type": "new-object"})
+        page.click(500, 300)
+        await page.settle()
+        page.send({"type": "delete", "id": 2})
+        page.send({"type": "undo"})  # the delete
+        page.send({"type": "undo"})  # the last click
+        page.send({"type": "redo"})
+        page.send({"type": "select", "id": 1})
+        page.click(280, 220)
+        await page.settle()
+        page.send({"type": "undo"})
+        page.send({"type": "select", "id": 3})
+        page.send({"type": "clear"})
+        page.send({"type": "clear"})  # nothing left to clear: refused quietly
+        page.send({"type": "delete", "id": 3})
+        page.send({"type": "view", "view": "cutout", "opacity": 0.7})
+        page.send({"type": "select", "id": 42})  # no such object: refused with a message
+        await page.settle()
+        assert page.sent == {}  # every command answered
+        errors = page.of("error")
+        assert [e["refused"] for e in errors] == [2, 7, 25] and not any(e.get("restart") for e in errors)
+        assert [m["cmd"] for m in page.of("refused")] == [10, 22]  # nothing to do: no message at all
+        assert all(len(e["message"]) <= MAX_MESSAGE for e in errors)
+
+        again = restarted(page)
+        await again.settle()
+        assert again.of("error") == [] and again.sent == {}
+        assert again.state() == page.state()
+        for before, after in zip(page.masks(), again.masks(), strict=True):
+            np.testing.assert_array_equal(before, after)
+        np.testing.assert_array_equal(again.session.app.render(), page.session.app.render())
+        # The same decodes, fed the same way, in the same order (the chosen candidate fed back included).
+        assert len(again.runner.calls) == len(page.runner.calls)
+        for first, second in zip(page.runner.calls, again.runner.calls):
+            for name in ("point_coords", "point_labels", "mask_input", "has_mask_input"):
+                np.testing.assert_array_equal(first[name], second[name])
+        # And the history too: undoing both sessions step by step shows the same states.
+        while page.state()["can_undo"]:
+            page.send({"type": "undo"})
+            again.send({"type": "undo"})
+            await page.settle()
+            await again.settle()
+            assert again.state() == page.state()
+        assert not again.state()["can_undo"]
+        return page
+
+    page = run(scenario())
+    assert page.state()["objects"] == []
+
+
+@pytest.mark.parametrize("messages, objects, clicks", [
+    # The issue's cases: a replay that stopped at its first failing message lost everything after it.
+    ([{"type": "click", "x": 300, "y": 200}, {"type": "candidate", "index": 1}, {"type": "new-object"},
+      {"type": "click", "x": 100, "y": 100}], 2, [1, 1]),
+    ([{"type": "undo"}, {"type": "click", "x": 300, "y": 200}, {"type": "click", "x": 310, "y": 200}], 1, [2]),
+    ([{"type": "click", "x": 300, "y": 200}, {"type": "rename", "id": 1, "name": ""}, {"type": "select", "id": 7},
+      {"type": "what-is-this"}, {"type": "click", "x": 9999, "y": 1}, {"type": "click", "x": 320, "y": 200}], 1, [2]),
+])
+def test_a_replay_skips_what_fails_and_applies_the_rest(messages, objects, clicks):
+    async def scenario():
+        page = Page(Discs())
+        page.send(open_message())
+        await page.settle()
+        replay = []
+        for n, message in enumerate(messages, 1):
+            if message["type"] == "click":
+                message = {**message, "css_width": CSS[0], "css_height": CSS[1], "id": n}
+            replay.append({**message, "cmd": n})
+        page.session.handle({"type": "replay", "messages": replay})
+        await page.settle()
+        state = page.state()
+        assert [o["clicks"] for o in state["objects"]] == clicks and len(state["objects"]) == objects
+        assert page.of("frame")[-1]["state"] == state  # one frame after the replay shows it
+        assert all(o["has_mask"] for o in state["objects"])
+    run(scenario())
+
+
+def test_clicks_during_a_decode_are_decoded_together_once_and_say_they_joined():
+    async def scenario():
+        runner = Discs(held=True)
+        page = Page(runner)
+        page.send(open_message())
+        await page.settle()
+        page.click(300, 200)
+        await asyncio.sleep(0)
+        for x in (310, 320, 330):
+            page.click(x, 200)
+        page.receive()
+        assert [entry.get("joins") for entry in page.log] == [False, False, True, True]
+        runner.release()
+        await asyncio.sleep(0.01)
+        runner.release()
+        await page.settle()
+        masks = [f["mask"] for f in page.of("frame") if "mask" in f]
+        assert len(runner.calls) == 2 and [m["clicks"] for m in masks] == [1, 4]
+        assert masks[-1]["refined"] and masks[-1]["input"] == 4
+        assert page.of("settled")[-1]["input"] == 4
+    run(scenario())
+
+
+def test_messages_sent_while_a_photo_opens_wait_and_are_applied_to_it_in_order():
+    async def scenario():
+        page = Page(Discs())
+        page.send(open_message())
+        page.click(300, 200)  # arrives before the photo is open
+        page.send({"type": "new-object"})
+        page.click(100, 100)
+        assert page.session.stats()["queued"] == 4  # the open, not begun yet, and the three
+        await page.settle()
+        assert [o["clicks"] for o in page.state()["objects"]] == [1, 1] and page.of("error") == []
+    run(scenario())
+
+
+def test_of_several_photos_chosen_quickly_only_the_last_is_opened():
+    async def scenario():
+        files = {**photo_files("stand-in", name="a", seed=1), **photo_files("stand-in", 640, 480, 2, "b"),
+                 **photo_files("stand-in", 800, 600, 3, "c")}
+        page = Page(Discs(), files)
+        page.send(open_message(1, "a"))
+        page.send(open_message(2, "b"))
+        page.send(open_message(3, "c"))
+        page.click(100, 100)
+        await page.settle()
+        opened = page.of("opened")
+        assert opened[-1]["seq"] == 3 and (opened[-1]["width"], opened[-1]["height"]) == (800, 600)
+        assert 2 not in [m["seq"] for m in opened]  # superseded before it began
+        assert page.state()["objects"][0]["clicks"] == 1
+    run(scenario())
+
+
+def test_a_decode_that_ends_after_another_photo_opened_paints_nothing_on_it():
+    async def scenario():
+        files = {**photo_files("stand-in", name="a", seed=1), **photo_files("stand-in", 640, 480, 2, "b")}
+        runner = Discs(held=True)
+        page = Page(runner, files)
+        page.send(open_message(1, "a"))
+        await page.settle()
+        page.click(300, 200)
+        await asyncio.sleep(0)
+        page.send(open_message(2, "b"))
+        await asyncio.sleep(0.01)
+        runner.release()
+        await page.settle()
+        assert [f for f in page.of("frame") if "mask" in f] == []
+        assert page.of("frame")[-1]["seq"] == 2 and page.state()["objects"] == []
+    run(scenario())
+
+
+def test_hover_previews_before_the_first_click_only():
+    async def scenario():
+        page = Page(Discs())
+        page.send(open_message())
+        await page.settle()
+        plain = page.of("frame")[-1]["pixels"]
+        page.send({"type": "hover", "x": 300, "y": 200, "css_width": CSS[0], "css_height": CSS[1]})
+        await page.settle()
+        hovered = page.of("frame")[-1]
+        changed = (hovered["pixels"] != plain).any(axis=-1)
+        assert changed.sum() > 1000 and "mask" not in hovered  # tinted where the click would select
+        assert page.state()["objects"] == []  # and nothing recorded
+        page.send({"type": "hover-end"})
+        np.testing.assert_array_equal(page.of("frame")[-1]["pixels"], plain)
+        page.click(300, 200)
+        await page.settle()
+        calls = len(page.runner.calls)
+        page.send({"type": "hover", "x": 100, "y": 100, "css_width": CSS[0], "css_height": CSS[1]})
+        await page.settle()
+        assert len(page.runner.calls) == calls  # after the first click, no preview
+    run(scenario())
+
+
+def test_a_failing_decoder_asks_for_a_restart_with_a_short_message():
+    async def scenario():
+        page = Page(Discs(fail=RuntimeError("input 'x' is not a tensor name: " + "y" * 245_000)))
+        page.send(open_message())
+        await page.settle()
+        page.click(300, 200)
+        await page.settle()
+        [error] = page.of("error")
+        assert error["restart"] and len(error["message"]) <= MAX_MESSAGE
+    run(scenario())
+
+
+def test_opening_errors_are_messages_and_keep_the_photo():
+    async def scenario():
+        page = Page(Discs())
+        page.send(open_message())
+        await page.settle()
+        page.click(300, 200)
+        await page.settle()
+        page.send({**open_message(2), "model_url": "broken/"})
+        await page.settle()
+        [error] = page.of("error")
+        assert error["phase"] == "open" and "protobuf" in error["message"] and "photo is kept" in error["hint"]
+        assert page.state()["objects"][0]["clicks"] == 1
+        page.send({**open_message(3), "bundle_url": "missing.msgpack"})
+        await page.settle()
+        assert "HTTP 404" in page.of("error")[-1]["message"] and page.state()["objects"][0]["clicks"] == 1
+    run(scenario())
+
+
+def test_a_persons_photo_must_have_the_size_its_bundle_declares():
+    """A bundle that carries the photo's sha256 but declares another size (crafted, or damaged) is refused:
+    the photo is never resized to what a bundle says."""
+    import hashlib
+
+    async def scenario():
+        page = Page(Discs())
+        photo = io.BytesIO()
+        Image.new("RGB", (600, 400)).save(photo, "PNG")
+        embeddings = {n: np.zeros(s, np.float32) for n, s in contract.EMBEDDING_SHAPES.items()}
+        bundle = write_bundle(embeddings, width=60000, height=1600, model_name="stand-in",
+                              image_sha256=hashlib.sha256(photo.getvalue()).hexdigest())
+        page.send({"type": "open-files", "seq": 1, "photo": photo.getvalue(), "photo_name": "mine.png",
+                   "bundle": bundle, "bundle_name": "mine.png.msgpack", "models": {"stand-in": "m/"}})
+        await page.settle()
+        [error] = page.of("error")
+        assert "60000×1600" in error["message"] and "600×400" in error["message"] and not page.session.app.ready
+    run(scenario())
+
+
+def test_replay_with_the_baseline_model_rebuilds_the_same_masks(baseline):
+    """The same, with a real ONNX model (the built-in baseline) on the synthetic shapes scene."""
+    import encode
+    import synthetic
+
+    from pyapp import image as images
+
+    async def scenario():
+        image, objects = synthetic.scene()
+        preview = io.BytesIO()
+        Image.fromarray(image).save(preview, "PNG")
+        runner = OnnxRunner(baseline)
+        encoder = encode.Encoder(baseline, encode.read_model_folder(baseline), "CPUExecutionProvider")
+        features = encoder.run(images.encoder_input(images.open_photo(preview.getvalue()).rgb))
+        files = {"photo.png": preview.getvalue(),
+                 "photo.msgpack": write_bundle(features, width=960, height=640, image_sha256="ab" * 32,
+                                               model_name=runner.model_name)}
+        page = Page(runner, files)
+        page.send(open_message())
+        await page.settle()
+        described = synthetic.describe(objects)
+        for index, item in enumerate(described[:3]):
+            if index:
+                page.send({"type": "new-object"})
+            x, y = item["point"]
+            page.click((x + 0.5) * CSS[0] / 960, (y + 0.5) * CSS[1] / 640)
+        page.send({"type": "undo"})
+        await page.settle()
+        again = restarted(page, OnnxRunner(baseline))
+        await again.settle()
+        assert again.state() == page.state() and len(page.masks()) == 3 and page.masks()[2] is None
+        for before, after in zip(page.masks(), again.masks(), strict=True):
+            np.testing.assert_array_equal(before, after)
+    run(scenario())
