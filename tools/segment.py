@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     step = obj.current
     print(json.dumps({"out": str(args.out), "width": segmenter.width, "height": segmenter.height,
                       "mask_index": step.chosen, "iou": [round(float(v), 4) for v in step.candidates.iou],
-                      "area_px": int(mask.sum()), "decodes": obj.position, "prompt": step.prompt.to_json()}))
+                      "area_px": int(mask.sum()), "decodes": len(prompts(args.point, args.box, args.all_at_once)), "prompt": step.prompt.to_json()}))
     return 0
 
 

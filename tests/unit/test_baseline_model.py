@@ -183,7 +183,7 @@ def test_feeding_the_previous_mask_back_keeps_it(encoder, runner):
     for obj, described in zip(objects, synthetic.describe(objects)):
         target = segmenter.objects.new()
         target.add_point(Point(*described["point"]))
-        feeds = segmenter.feeds(target)
+        feeds = segmenter.feeds(target.current)
         first = runner.run(feeds)
         best = int(np.argmax(first["iou_predictions"][0]))
         again = runner.run(dict(feeds, mask_input=first["masks"][:, best:best + 1],
@@ -208,7 +208,7 @@ def test_padding_points_and_mask_input_rules(model, encoder, runner):
     segmenter = segmenter_for(image, encoder, runner)
     target = segmenter.objects.new()
     target.add_point(Point(*synthetic.describe(objects)[1]["point"]))
-    feeds = segmenter.feeds(target)
+    feeds = segmenter.feeds(target.current)
     plain = runner.run(feeds)
     padded = dict(feeds, point_coords=np.concatenate([feeds["point_coords"], np.zeros((1, 1, 2), np.float32)], 1),
                   point_labels=np.concatenate([feeds["point_labels"], -np.ones((1, 1), np.float32)], 1))

@@ -105,6 +105,7 @@ from pyapp.postprocess import upsample
 from pyapp.prompt import Box, Point
 from pyapp.runner import OnnxRuntimeRunner
 from pyapp.segmenter import Segmenter
+from pyapp.segmenter import record as record_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 0
@@ -350,13 +351,13 @@ def case(request, tmp_path_factory, ours, meta) -> Case:
             for dtype, segmenter in segmenters.items():
                 obj = objects[dtype]
                 obj.push(prompt)
-                feeds = segmenter.feeds(obj)
+                feeds = segmenter.feeds(obj.current)
                 assert feeds["has_mask_input"][0] == (1.0 if record.refined else 0.0)
                 same = (feeds["point_labels"].shape == meta_labels.shape
                         and np.array_equal(feeds["point_labels"], meta_labels.astype(np.float32)))
                 off = float(np.abs(feeds["point_coords"] - meta_coords).max()) if same else float("inf")
                 record.prompt_diff = max(record.prompt_diff, off)
-                candidates = segmenter.accept(obj, runner.run(feeds))
+                candidates = record_answer(obj.current, runner.run(feeds))
                 chosen = candidates.best
                 # Compared with Meta's candidate of the same index (they agree unless excused, see the test).
                 logits = upsample(candidates.logits[chosen], width, height)

@@ -68,26 +68,6 @@ def test_empty_prompt_is_refused():
         Prompt().model_arrays(Mapping.for_image(10, 10))
 
 
-def test_history_undo_redo_and_edits_after_undo():
-    obj = Objects().new()
-    obj.add_point(Point(1, 1))
-    obj.add_point(Point(2, 2, include=False))
-    assert len(obj.prompt.points) == 2 and obj.can_undo and not obj.can_redo
-    obj.undo()
-    assert obj.prompt.points == (Point(1, 1),) and obj.can_redo
-    obj.redo()
-    assert len(obj.prompt.points) == 2
-    obj.undo()
-    obj.add_point(Point(3, 3))  # an edit after an undo drops what was undone
-    assert obj.prompt.points == (Point(1, 1), Point(3, 3)) and not obj.can_redo
-    obj.clear()
-    assert obj.prompt.empty and obj.can_undo
-    obj.undo()
-    assert len(obj.prompt.points) == 2
-    with pytest.raises(IndexError):
-        Objects().new().undo()
-
-
 def test_objects_new_select_rename_delete():
     objects = Objects()
     first, second = objects.new(), objects.new("Cup")
@@ -134,18 +114,6 @@ def test_feeds_refuse_unknown_or_missing_inputs(embeddings):
         feeds.decoder_feeds([*NAMES, "orig_im_size"], embeddings, Prompt((Point(5, 5),)), mapping)
     with pytest.raises(ValueError, match="point_labels"):
         feeds.decoder_feeds([n for n in NAMES if n != "point_labels"], embeddings, Prompt((Point(5, 5),)), mapping)
-
-
-def test_mask_feedback_uses_the_previous_steps_chosen_candidate():
-    obj = Objects().new()
-    obj.add_point(Point(1, 1))
-    assert obj.mask_input() is None  # the first click has nothing to refine
-    logits = np.stack([np.full((256, 256), v, np.float32) for v in (1.0, 2.0, 3.0)])
-    obj.current.candidates = postprocess.Candidates(logits, np.array([0.1, 0.9, 0.5]), logits)
-    obj.current.chosen = 2  # the user pressed 3: not the best-scored (1)
-    obj.add_point(Point(2, 2))
-    fed = obj.mask_input()
-    assert fed.shape == (1, 1, 256, 256) and (fed == 3.0).all()
 
 
 # --- upsampling --------------------------------------------------------------------------------------
