@@ -27,10 +27,6 @@ from pyapp.session import DecoderError, Session, brief
 from pyapp.stopwatch import Stopwatch
 
 MAX_THREADS = 4  # past four, the decoder gains little and the page loses cores
-# The largest photo of a person's own the tab opens, in pixels. Pyodide's WebAssembly heap (wasm32) is
-# smaller than a machine's memory; measured (README, "Your own photo"): see PAGE_MAX_PHOTO_PIXELS' test.
-PAGE_MAX_PHOTO_PIXELS = 50_000_000
-
 _xworker = None
 
 
@@ -190,7 +186,7 @@ class Loader:
 # --- start-up and housekeeping -----------------------------------------------------------------------
 
 _loader = Loader()
-_session = Session(post, _loader, pack=pack, page_max_pixels=PAGE_MAX_PHOTO_PIXELS)
+_session = Session(post, _loader, pack=pack)
 
 
 def thread_cap(value) -> int:
