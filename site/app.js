@@ -29,10 +29,11 @@ const RESTART_WINDOW_MS = 60_000;
 // What a person reads is kept short: errors from libraries can be kilobytes long.
 const MAX_MESSAGE = 300;
 // Files a person opens are checked before they are read into memory. A bundle is never larger than this
-// (pyapp.bundle.MAX_BUNDLE_BYTES); a photo file past PHOTO_FILE_BYTES would not fit the tab's memory once
-// decoded anyway (pyapp.web.worker.PAGE_MAX_PHOTO_PIXELS says how many pixels it can hold).
+// (pyapp.bundle.MAX_BUNDLE_BYTES). Photos are refused past 100 MP from their header (pyapp.image); a file
+// past MAX_PHOTO_FILE_BYTES is larger than any such photo's JPEG or PNG is likely to be, and would be
+// copied into the tab's memory before its header could be read.
 const MAX_BUNDLE_BYTES = 20 * 2 ** 20;
-const MAX_PHOTO_FILE_BYTES = 200 * 2 ** 20;
+const MAX_PHOTO_FILE_BYTES = 256 * 2 ** 20;
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
@@ -810,13 +811,14 @@ async function openInWorker() {
 function renderControls(controls) {
   state.controls = controls;
   const open = !!controls?.open;
-  if (open) { // the worker's view, which a replay or a restore may have changed
+  const viewPending = [...state.unacked.values(), ...state.outbox].some((message) => message.type === "view");
+  if (open && !viewPending) { // the worker's view, which a replay or a restore may have changed
     state.view = controls.view;
     state.opacity = controls.opacity;
     for (const name of VIEWS) $(`view-${name}`).setAttribute("aria-pressed", String(name === controls.view));
     $("opacity").value = String(Math.round(controls.opacity * 100));
-    scheduleSave(); // every change the worker applied ends in a frame with its state
   }
+  if (open) scheduleSave(); // every change the worker applied ends in a frame with its state
   $("undo").disabled = !open || !controls.can_undo;
   $("redo").disabled = !open || !controls.can_redo;
   const current = open ? controls.objects.find((o) => o.id === controls.current) : null;
