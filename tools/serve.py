@@ -207,9 +207,10 @@ class SiteServer(http.server.ThreadingHTTPServer):
 
 
 def make_server(host: str, port: int, verbose: bool = False, security_headers: bool = True,
-                allow_hosts: tuple[str, ...] = ()) -> SiteServer:
-    """A server bound to (host, port) (port 0: a free one) that serves the names in the module docstring."""
-    server = SiteServer((host, port), partial(SiteHandler, directory=str(SITE)))
+                allow_hosts: tuple[str, ...] = (), site: Path = SITE) -> SiteServer:
+    """A server bound to (host, port) (port 0: a free one) that serves `site` (by default site/) under the
+    names in the module docstring."""
+    server = SiteServer((host, port), partial(SiteHandler, directory=str(site)))
     server.verbose = verbose
     server.security_headers = security_headers
     bound = server.server_address[0]  # an IPv4 address (the server's address family)

@@ -129,9 +129,26 @@ def test_views_and_exports_at_the_original_size(app, site, truth):
     app.click(*meta["objects"][0]["point"], (width, height))
     app.page.keyboard.press("n")
     app.click(*meta["objects"][1]["point"], (width, height))
+    # What each view paints (the view is the photo's size here): the cutout keeps the objects' pixels and
+    # nothing else, the erase view everything but them, the overlay all of it, tinted where they are.
+    both = objects[0]["mask"] | objects[1]["mask"]
+    overlay = app.canvas_pixels()
     for view in ("cutout", "erase", "overlay"):
         app.page.click(f"#view-{view}")
-        assert app.page.get_attribute(f"#view-{view}", "aria-pressed") == "true"
+        app.page.wait_for_function(f"document.getElementById('view-{view}').getAttribute('aria-pressed') === 'true'")
+        app.page.wait_for_timeout(300)
+        pixels = app.canvas_pixels()
+        shown = pixels[..., 3] > 0
+        if view == "cutout":
+            assert iou(shown, both) >= 0.97, iou(shown, both)
+            # the photo's own pixels (but where the current object's clicks are marked)
+            assert (pixels[..., :3][shown & both] == image[shown & both]).all(axis=-1).mean() > 0.99
+        elif view == "erase":
+            assert iou(~shown, both) >= 0.97, iou(~shown, both)
+        else:
+            assert shown.all() and (pixels == overlay).all()
+            tinted = (pixels[..., :3] != image).any(axis=-1)
+            assert iou(tinted, both) >= 0.95
     data, name = app.export("mask")
     assert name == "shapes-object-2-mask.png"
     assert Image.open(io.BytesIO(data)).size == (width, height)
@@ -148,6 +165,35 @@ def test_views_and_exports_at_the_original_size(app, site, truth):
         decoded = coco_mask.decode({"size": annotation["segmentation"]["size"],
                                     "counts": annotation["segmentation"]["counts"].encode()}).astype(bool)
         assert decoded.shape == (height, width) and iou(decoded, known["mask"]) >= 0.95
+
+
+def changed_canvas(app, before: np.ndarray, timeout_s: float = 30) -> np.ndarray:
+    """The canvas once it shows something other than `before` (hover frames send no event)."""
+    for _ in range(int(timeout_s * 10)):
+        pixels = app.canvas_pixels()
+        if (pixels != before).any():
+            return pixels
+        app.page.wait_for_timeout(100)
+    raise AssertionError("the canvas did not change")
+
+
+def test_hovering_before_the_first_click_previews_what_it_would_select(app, site, truth):
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(shapes_url(site))
+    plain = app.canvas_pixels()
+    app.page.mouse.move(*app.canvas_point(*meta["objects"][0]["point"], *size))
+    hovered = changed_canvas(app, plain)
+    tinted = (hovered != plain).any(axis=-1)
+    assert iou(tinted, objects[0]["mask"]) >= 0.9, iou(tinted, objects[0]["mask"])
+    assert app.count("mask") == 0 and app.ui()["objects"] == []  # a preview records nothing
+    app.page.mouse.move(5, 5)  # off the canvas: the preview goes
+    assert (changed_canvas(app, hovered) == plain).all()
+    app.click(*meta["objects"][1]["point"], size)
+    clicked = app.canvas_pixels()
+    app.page.mouse.move(*app.canvas_point(*meta["objects"][0]["point"], *size))
+    app.page.wait_for_timeout(1000)
+    assert (app.canvas_pixels() == clicked).all()  # after the first click, hovering previews nothing
 
 
 @pytest.mark.parametrize("scale, viewport", [(2, {"width": 900, "height": 700}), (1, {"width": 700, "height": 600})])

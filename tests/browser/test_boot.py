@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import selftest_model
+import serve
 from browser import EVENT_RECORDER, RequestLog, SiteServer, recorded_events, wait_until_settled
 
 
@@ -111,6 +112,29 @@ def test_host_without_headers_is_isolated_by_the_service_worker(browser):
         assert wait_until_settled(page) == "ready", recorded_events(page, "error")
         assert page.evaluate("crossOriginIsolated") is True
         assert page.evaluate("navigator.serviceWorker.controller !== null") is True
+        # The service worker adds the same policy as a host that sends headers: what a response carries...
+        headers = page.evaluate("fetch('./index.html').then((r) => Object.fromEntries(r.headers))")
+        for name, value in serve.SECURITY_HEADERS.items():
+            assert headers.get(name.lower()) == value, name
+        # ...and what the browser enforces: an inline script does not run.
+        page.evaluate("""() => { const script = document.createElement('script');
+            script.textContent = 'window.__inline = 1'; document.head.append(script); }""")
+        assert page.evaluate("window.__inline") is None
         context.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("threads", ["Infinity", "-1", "abc"])
+def test_any_threads_parameter_still_boots(browser, site, threads):
+    """?threads=N caps onnxruntime-web's threads; a value that is not a sensible whole number is ignored."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.add_init_script(EVENT_RECORDER)
+        page.goto(f"{site.url}?threads={threads}")
+        assert wait_until_settled(page) == "ready", recorded_events(page, "error")
+        ready = recorded_events(page, "ready")[0]["detail"]
+        assert 1 <= ready["threads"] <= 4
+    finally:
+        context.close()

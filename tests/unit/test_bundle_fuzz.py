@@ -1261,7 +1261,7 @@ def fuzz(request: pytest.FixtureRequest, name: str, implementation: Decoder, str
         stats.seconds = time.perf_counter() - start
         request.getfixturevalue("figures")(summary_line(key, stats))
     assert stats.cases >= cases, f"hypothesis ran {stats.cases} of {cases} cases"
-    if name != "manifest":
+    if name != "manifest" and stats.valid:  # a valid bundle cannot be read without msgpack
         implementation.check_used()
 
 

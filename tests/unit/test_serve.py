@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -123,8 +124,17 @@ def served_headers() -> dict[str, str]:
 
 # Every place the security headers are stated, each read as {name: value}; each must say the same, and each
 # is held to the policy below. (The service worker, for hosts that cannot send headers, belongs here too.)
+def service_worker_headers() -> dict[str, str]:
+    """What site/sw.js adds to every response on hosts that cannot send headers (its SECURITY_HEADERS)."""
+    text = (ROOT / "site" / "sw.js").read_text()
+    block = re.search(r"const SECURITY_HEADERS = (\{.*?\});", text, re.S)
+    assert block, "site/sw.js has no SECURITY_HEADERS object"
+    return json.loads(re.sub(r",\s*}", "}", block.group(1)))
+
+
 HEADER_SOURCES = {
     "tools/serve.py SECURITY_HEADERS": lambda: dict(serve.SECURITY_HEADERS),
+    "site/sw.js (hosts without headers)": service_worker_headers,
     "tools/serve.py as served": served_headers,
     "site/_headers": netlify_headers,
     "site/vercel.json": vercel_headers,

@@ -10,6 +10,7 @@ baseline ONNX model in onnxruntime.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import json
 
@@ -188,7 +189,10 @@ def restarted(page: Page, runner=None) -> Page:
 
 
 def run(coroutine):
-    return asyncio.run(coroutine)
+    """Run a scenario in an event loop of its own thread (the browser tests' Playwright keeps a loop running in
+    this one)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def test_a_session_that_used_every_control_is_rebuilt_exactly_after_a_restart():
