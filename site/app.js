@@ -328,12 +328,14 @@ function acknowledge(cmd, joins) {
   if (!message) return; // a replayed command, already in the log
   state.unacked.delete(cmd);
   state.log.push(joins === undefined ? message : { ...message, joins });
+  restored();
 }
 
 function forget(cmd) {
   state.unacked.delete(cmd);
   const index = state.log.findIndex((message) => message.cmd === cmd);
   if (index >= 0) state.log.splice(index, 1);
+  restored();
 }
 
 function onWorkerMessage({ data }) {
@@ -602,9 +604,20 @@ function restoreWork() {
     state.unacked.set(renumbered.cmd, renumbered);
     return renumbered;
   });
+  state.restoring = { messages: messages.length, objects: entry.objects };
   updateState();
+  setStatus("Restoring your earlier work…", "open");
   send({ type: "replay", messages });
-  emit("restored", { messages: messages.length });
+}
+
+// The worker has answered every restored command: say so.
+function restored() {
+  if (!state.restoring || state.unacked.size) return;
+  const { messages, objects } = state.restoring;
+  state.restoring = null;
+  setStatus(`Your earlier work is back: ${objects} object${objects === 1 ? "" : "s"}.`, "ready",
+    "Ctrl+Z takes back its steps one by one.");
+  emit("restored", { messages, objects });
 }
 
 // --- photos --------------------------------------------------------------------------------------------
