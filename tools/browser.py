@@ -125,9 +125,19 @@ class AppPage:
 
     def wait_for(self, name: str, after: int = 0) -> dict:
         """The detail of the samtab:NAME event after the first `after` ones (a fatal error ends the wait)."""
-        self.page.wait_for_function(
-            f"window.__samtab_events.filter(e => e.name == '{name}').length > {after} || "
-            "window.__samtab_events.some(e => e.name == 'error' && e.detail.fatal)", timeout=self.timeout_ms)
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function(
+                f"window.__samtab_events.filter(e => e.name == '{name}').length > {after} || "
+                "window.__samtab_events.some(e => e.name == 'error' && e.detail.fatal)", timeout=self.timeout_ms)
+        except PlaywrightTimeout:
+            recent = [(e["name"], {k: v for k, v in e["detail"].items() if k in ("text", "message", "clicks", "slug")})
+                      for e in recorded_events(self.page)[-12:]]
+            state = self.page.evaluate("document.body?.dataset.state")
+            raise AssertionError(f"no samtab:{name} after the first {after} in {self.timeout_ms / 1000:.0f} s; "
+                                 f"page {state}, last events {recent}, "
+                                 f"stats {self.stats_now() if name != 'stats' else '-'}") from None
         events = recorded_events(self.page, name)
         assert len(events) > after, recorded_events(self.page, "error")
         return events[-1]["detail"]
@@ -197,6 +207,16 @@ class AppPage:
 
         url = self.page.evaluate("document.getElementById('canvas').toDataURL('image/png')")
         return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
+
+    def stats_now(self, timeout_ms: float = 5000) -> dict | str:
+        """The figures if the worker answers within timeout_ms (for failure messages), else why not."""
+        try:
+            saved, self.timeout_ms = self.timeout_ms, timeout_ms
+            return self.stats()
+        except Exception as error:  # noqa: BLE001 - a diagnostic: never hide the failure it explains
+            return f"no stats ({type(error).__name__})"
+        finally:
+            self.timeout_ms = saved
 
     def stats(self) -> dict:
         """The worker's memory figures (pyapp.web.worker.Worker.stats) and the page's own."""

@@ -286,6 +286,22 @@ def test_own_photo_and_bundle_open_in_the_tab(app, site, truth):
     assert iou(app.mask(), objects[0]["mask"]) >= 0.95
 
 
+def test_a_file_too_large_to_be_a_bundle_is_refused_before_it_is_read(app, site, truth, tmp_path):
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(shapes_url(site))
+    app.click(*meta["objects"][0]["point"], size)
+    bundle = tmp_path / "huge.png.msgpack"
+    with bundle.open("wb") as f:  # 21 MiB: past what any bundle can be
+        f.truncate(21 * 2**20)
+    photo = ROOT / "site" / "demos" / "shapes" / "shapes.png.preview.png"
+    app.page.set_input_files("#file-input", [str(photo), str(bundle)])
+    error = app.wait_for("error")
+    assert error["message"] == "huge.png.msgpack is 21.0 MB: a bundle is at most 20.0 MB, so this is not one " \
+        "tools/encode.py made." and "kept" in error["hint"]
+    assert app.stats()["page"]["log"] == 1 and app.ui()["objects"][0]["clicks"] == "1 click"  # the work is kept
+
+
 def test_no_request_leaves_the_origin_in_a_whole_session(browser, site, truth, figures):
     image, _, meta = truth
     size = (image.shape[1], image.shape[0])

@@ -96,7 +96,8 @@ def test_a_click_storm_decodes_the_latest_prompt_and_matches_headless(app, site,
     stats = app.stats()
     # One undo step per decode (the clicks it took together), all decoded, none waiting: the steps held are
     # the empty start and one per decode (undo keeps HISTORY_LIMIT actions; a storm makes far fewer).
-    assert len(masks) < 30 < HISTORY_LIMIT, len(masks)
+    # Latest wins: at least two clicks to a decode on average (a fast decoder makes more decodes).
+    assert len(masks) <= 50 <= HISTORY_LIMIT, len(masks)
     assert stats["queued"] == 0 and stats["steps"] == len(masks) + 1 and stats["decoded_steps"] == len(masks)
     browser_mask = app.mask()
     headless = headless_mask(slug, [m["prompt"] for m in masks])
@@ -323,7 +324,8 @@ def test_a_demo_json_that_names_files_on_another_site_is_refused(app, site, fiel
     app.page.add_init_script(__import__("browser").APP_EVENT_RECORDER)
     app.page.goto(f"{site.url}?demo=demos/elsewhere/")
     error = app.wait_for("error")
-    assert f"its {field} (https://evil.example) is not on this site" in error["message"], error
+    origin = f"{'http' if field == 'bundle' else 'https'}://evil.example"  # //host takes the page's scheme
+    assert f"its {field} ({origin}) is not on this site" in error["message"], error
     assert not any("evil.example" in url for url in requested), requested
     assert app.page.evaluate("document.body.dataset.state") in ("error", "booting")
 

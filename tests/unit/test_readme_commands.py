@@ -254,6 +254,14 @@ def vendor(copy: Copy, command: str) -> None:
     assert (copy.root / "site/vendor/MANIFEST.json").is_file()
 
 
+def site_build(copy: Copy, command: str) -> None:
+    import site_build as builder
+
+    copy.run(substitute(command, {"python tools/": ".venv/bin/python tools/"}))
+    built = builder.read(copy.root / "site")
+    assert built["files"]["app.js"]["size"] == (copy.root / "site" / "app.js").stat().st_size
+
+
 def serve_without_headers(copy: Copy, command: str) -> None:
     def no_isolation(response):
         assert response.getheader("Cross-Origin-Opener-Policy") is None
@@ -294,6 +302,7 @@ COMMANDS: dict[str, Way] = {
         "--fuzz-cases 1000, ~7 s (the suite itself runs 10,000; at 200 the fuzzer's own check that every "
         "msgpack was reached fails about one run in six)", fuzz_bundles),
     "python tools/vendor.py": Way("with .venv/bin/python", vendor),
+    "python tools/site_build.py": Way("with .venv/bin/python; build.js lists app.js by its size", site_build),
     "python tools/serve.py --no-isolation-headers": Way(
         "with .venv/bin/python and PORT=0; GET / has no COOP header; Ctrl-C", serve_without_headers),
     ".venv/bin/python tools/bench.py boot --runs 5": Way(
