@@ -315,11 +315,14 @@ function flushOutbox() {
   }
 }
 
-// A restarted worker, once the photo is open again: the log as one replay (rebuilding the same steps), then
-// what was sent and not yet answered, then what waited.
+// A restarted worker, once the photo is open again: the log as one replay (rebuilding the same steps), with
+// any restored commands not yet answered (they replay too); then what was sent and not yet answered, then
+// what waited.
 function resume() {
-  if (state.log.length) send({ type: "replay", messages: state.log });
-  for (const message of state.unacked.values()) send(message);
+  const pending = [...state.unacked.values()];
+  const replayed = [...state.log, ...pending.filter((message) => "joins" in message)];
+  if (replayed.length) send({ type: "replay", messages: replayed });
+  for (const message of pending) if (!("joins" in message)) send(message);
   flushOutbox();
 }
 
