@@ -524,10 +524,11 @@ function saves(mode, work) {
   }));
 }
 
+// Saved when the page has been still for SAVE_DELAY_MS and the main thread is idle: never in a click's way.
 function scheduleSave() {
   clearTimeout(saveTimer);
-  saveTimer = setTimeout(() => saveWork().catch((error) => console.warn("samtab: work not saved:", error)),
-    SAVE_DELAY_MS);
+  saveTimer = setTimeout(() => requestIdleCallback(() => saveWork()
+    .catch((error) => console.warn("samtab: work not saved:", error)), { timeout: 2000 }), SAVE_DELAY_MS);
 }
 
 async function saveWork() {
@@ -543,6 +544,8 @@ async function saveWork() {
   const log = [...state.log, ...state.unacked.values(), ...state.outbox];
   await saves("readwrite", (store) => store.put({ id, key: photo.key, saved: Date.now(), objects: objects.length,
     clicks: objects.reduce((sum, object) => sum + object.clicks, 0), log }));
+  if (state.pruned === id) return; // older saves are pruned once a visit, when its own is first written
+  state.pruned = id;
   const entries = (await saves("readonly", (store) => store.getAll())).sort((a, b) => b.saved - a.saved);
   const perPhoto = {};
   const surplus = entries.filter((entry, index) => {
