@@ -1,19 +1,13 @@
-"""Shared test set-up: the project's tools are importable as modules (tools/ is not a package)."""
-
-import sys
-from pathlib import Path
+"""Shared test set-up. The tests import the installed project: `pyapp` and the tools as `samtab_tools`."""
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
 
 
 @pytest.fixture(scope="session")
 def torch():
     """torch, with Meta's sam2 and samexporter importable; without them the test FAILS (never skips) and
     says how to install them."""
-    import export_sam2
+    from samtab_tools import export_sam2
 
     try:
         export_sam2.load_dependencies()

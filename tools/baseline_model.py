@@ -52,16 +52,26 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+from pyapp import contract
+from pyapp.contract import (
+    EMBEDDING_SHAPES,
+    ENCODER_INPUT,
+    IMAGE_SIZE,
+    LABEL_BOX_BOTTOM_RIGHT,
+    LABEL_BOX_TOP_LEFT,
+    LABEL_EXCLUDE,
+    LABEL_INCLUDE,
+    LOW_RES_MASK_SIZE,
+    MASK_CANDIDATES,
+)
 
 NAME = "samtab baseline (classical, not SAM2)"
 OPSET, IR_VERSION = 17, 8  # what onnxruntime-web 1.30 and onnxruntime both accept
-FINE, MID, COARSE = 256, 128, 64  # the three feature grids
-MODEL_SIZE = 1024
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+# The three feature grids: the embeddings' sides (256, 128, 64).
+FINE, MID, COARSE = (EMBEDDING_SHAPES[name][-1] for name in ("high_res_feats_0", "high_res_feats_1", "image_embed"))
+# The decoder's prompt inputs (the embeddings come first, as contract.DECODER_INPUTS orders them).
+PROMPT_SHAPES = {"point_coords": [1, "num_points", 2], "point_labels": [1, "num_points"],
+                 "mask_input": [1, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE], "has_mask_input": [1]}
 LIGHTNESS_WEIGHT = 0.7
 
 # Per candidate (tight, medium, whole): the dearest cell a path from an include point may cross. A cell
@@ -201,9 +211,10 @@ def _gradient(g: Graph, x: str, channels: int) -> str:
 def build_encoder() -> bytes:
     g = Graph("samtab_baseline_encoder")
     # Averaging first is exact (the normalisation is affine) and 16× cheaper than un-normalising 1024².
-    small = g.op("AveragePool", "image", kernel_shape=[4, 4], strides=[4, 4])  # (1, 3, 256, 256)
-    rgb = g.op("Clip", g.add(g.mul(small, g.f(IMAGENET_STD.reshape(1, 3, 1, 1))), g.f(IMAGENET_MEAN.reshape(1, 3, 1, 1))),
-               g.f(0.0), g.f(1.0))
+    step = IMAGE_SIZE // FINE
+    small = g.op("AveragePool", ENCODER_INPUT, kernel_shape=[step, step], strides=[step, step])  # (1, 3, 256, 256)
+    mean, std = (np.array(v, np.float32).reshape(1, 3, 1, 1) for v in (contract.IMAGENET_MEAN, contract.IMAGENET_STD))
+    rgb = g.op("Clip", g.add(g.mul(small, g.f(std)), g.f(mean)), g.f(0.0), g.f(1.0))
     linear = g.op("Pow", rgb, g.f(2.2))  # sRGB's transfer curve, closely enough
     to_xyz, to_lab, lab_bias = _lab_matrices()
     xyz = g.op("Conv", linear, g.f(to_xyz.reshape(3, 3, 1, 1)))
@@ -212,18 +223,21 @@ def build_encoder() -> bytes:
     f = g.where(g.op("Greater", xyz, g.f(0.008856)), cube_root, g.add(g.mul(xyz, g.f(7.787)), g.f(16 / 116)))
     lab = g.op("Conv", f, g.f(to_lab.reshape(3, 3, 1, 1)), g.f(lab_bias))  # (1, 3, 256, 256)
 
-    def padded(x: str, have: int, total: int) -> str:
-        return g.op("Pad", x, g.i(0, 0, 0, 0, 0, total - have, 0, 0), mode="constant")
+    def output(name: str, channels: str, have: int) -> None:
+        """The embedding `name`: `have` channels, then zeros up to the contract's count."""
+        total = EMBEDDING_SHAPES[name][1]
+        g.op("Identity", g.op("Pad", channels, g.i(0, 0, 0, 0, 0, total - have, 0, 0), mode="constant"), name=name)
 
     fine = _smooth(g, lab, 3)
-    g.op("Identity", padded(g.op("Concat", fine, lab, axis=1), 6, 32), name="high_res_feats_0")
-    mid = g.op("AveragePool", lab, kernel_shape=[2, 2], strides=[2, 2])
-    g.op("Identity", padded(g.op("Concat", mid, _gradient(g, mid, 3), axis=1), 4, 64), name="high_res_feats_1")
-    coarse = g.op("AveragePool", lab, kernel_shape=[4, 4], strides=[4, 4])
-    g.op("Identity", padded(g.op("Concat", coarse, _gradient(g, coarse, 3), axis=1), 4, 256), name="image_embed")
-    return g.model([_tensor("image", [1, 3, MODEL_SIZE, MODEL_SIZE])],
-                   [_tensor("image_embed", [1, 256, 64, 64]), _tensor("high_res_feats_0", [1, 32, 256, 256]),
-                    _tensor("high_res_feats_1", [1, 64, 128, 128])])
+    output("high_res_feats_0", g.op("Concat", fine, lab, axis=1), 6)
+    step = FINE // MID
+    mid = g.op("AveragePool", lab, kernel_shape=[step, step], strides=[step, step])
+    output("high_res_feats_1", g.op("Concat", mid, _gradient(g, mid, 3), axis=1), 4)
+    step = FINE // COARSE
+    coarse = g.op("AveragePool", lab, kernel_shape=[step, step], strides=[step, step])
+    output("image_embed", g.op("Concat", coarse, _gradient(g, coarse, 3), axis=1), 4)
+    return g.model([_tensor(ENCODER_INPUT, [1, 3, IMAGE_SIZE, IMAGE_SIZE])],
+                   [_tensor(name, shape) for name, shape in EMBEDDING_SHAPES.items()])
 
 
 # --------------------------------------------------------------------------------------------- decoder
@@ -256,7 +270,7 @@ class Prompt:
             return g.op("Cast", g.op("Equal", values, g.f(label)), to=1)
 
         # The box: the mean of each kind of corner (one box is meant), in either order.
-        top_left, bottom_right = is_label(labels, 2.0), is_label(labels, 3.0)
+        top_left, bottom_right = is_label(labels, LABEL_BOX_TOP_LEFT), is_label(labels, LABEL_BOX_BOTTOM_RIGHT)
         count_tl, count_br = g.sum(top_left, 0), g.sum(bottom_right, 0)  # (1,)
         self.has_box = g.mul(g.min(count_tl, one), g.min(count_br, one))  # (1,): 1 or 0
 
@@ -269,13 +283,14 @@ class Prompt:
         self.y_lo, self.y_hi = g.min(y_a, y_b), g.max(y_a, y_b)
 
         ax, bx, cx, ay, by, cy = (g.f(v) for v in _box_outline())
-        limit = g.f(MODEL_SIZE - 1)
+        limit = g.f(IMAGE_SIZE - 1)
         outline_x = g.op("Clip", g.add(g.add(g.mul(ax, self.x_lo), g.mul(bx, self.x_hi)), cx), g.f(0.0), limit)
         outline_y = g.op("Clip", g.add(g.add(g.mul(ay, self.y_lo), g.mul(by, self.y_hi)), cy), g.f(0.0), limit)
         outline_labels = g.op("Expand", g.sub(self.has_box, one), g.i(BOX_POINTS))  # 0 with a box, else −1
         self.x, self.y = g.op("Concat", x, outline_x, axis=0), g.op("Concat", y, outline_y, axis=0)  # (M,)
         all_labels = g.op("Concat", labels, outline_labels, axis=0)
-        self.include, self.exclude = is_label(all_labels, 1.0), is_label(all_labels, 0.0)  # (M,) 0/1
+        self.include = is_label(all_labels, LABEL_INCLUDE)  # (M,) 0/1
+        self.exclude = is_label(all_labels, LABEL_EXCLUDE)
         round_box = g.op("Concat", g.mul(labels, g.f(0.0)), g.op("Expand", one, g.i(BOX_POINTS)), axis=0)
         self.outline = g.mul(round_box, self.exclude)
 
@@ -286,7 +301,7 @@ class Level:
 
     def __init__(self, g: Graph, tensor: str, size: int, prompt: Prompt):
         self.g, self.size, self.prompt = g, size, prompt
-        self.cell = MODEL_SIZE / size
+        self.cell = IMAGE_SIZE / size
         self.tensor = tensor
         self.colour = g.slice(tensor, 0, 3, 1)  # (1, 3, n, n)
 
@@ -474,7 +489,7 @@ def build_decoder() -> bytes:
     logits = g.min(logits, g.mul(g.sub(g.slice(shape, 1, 2, 1), half), g.f(64.0)))  # (3, 1, 256, 256)
 
     # The box bounds the mask too: a ramp of 2 per model pixel, zero 2 model pixels outside the box.
-    pixels = g.f((np.arange(FINE, dtype=np.float32) + 0.5) * (MODEL_SIZE / FINE))
+    pixels = g.f((np.arange(FINE, dtype=np.float32) + 0.5) * (IMAGE_SIZE / FINE))
 
     def inside_by(lo: str, hi: str) -> str:
         return g.min(g.sub(pixels, lo), g.sub(hi, pixels))  # (256,) model pixels, > 0 inside
@@ -488,7 +503,8 @@ def build_decoder() -> bytes:
     # The previous mask, when given, nudges the logits.
     previous = g.mul(g.op("Clip", "mask_input", g.f(-MASK_INPUT_CLIP), g.f(MASK_INPUT_CLIP)),
                      g.mul("has_mask_input", g.f(MASK_INPUT_WEIGHT)))
-    logits = g.op("Clip", g.add(logits, previous), g.f(-32.0), g.f(32.0), name="masks")
+    masks, scores = contract.DECODER_OUTPUTS
+    logits = g.op("Clip", g.add(logits, previous), g.f(-32.0), g.f(32.0), name=masks)
 
     # Scores, an honest guess at the IoU: how much of the region's border is a clear border (the cells just
     # outside it are on an edge the flood could not pass, or far from the clicked colour, not merely past a
@@ -508,18 +524,16 @@ def build_decoder() -> bytes:
     area = g.sum(region, 1, 2, 3, keep=0)
     compact = g.op("Sqrt", g.div(area, g.max(g.add(area, g.sum(ring, 1, 2, 3, keep=0)), one)))  # fragments score low
     score = g.mul(g.mul(stability, g.reshape(clarity, 1, 3)), g.reshape(compact, 1, 3))
-    g.op("Mul", score, g.f(np.array([CANDIDATE_PRIOR], np.float32)), name="iou_predictions")
+    g.op("Mul", score, g.f(np.array([CANDIDATE_PRIOR], np.float32)), name=scores)
 
     return g.model(
-        [_tensor("image_embed", [1, 256, 64, 64]), _tensor("high_res_feats_0", [1, 32, 256, 256]),
-         _tensor("high_res_feats_1", [1, 64, 128, 128]), _tensor("point_coords", [1, "num_points", 2]),
-         _tensor("point_labels", [1, "num_points"]), _tensor("mask_input", [1, 1, 256, 256]),
-         _tensor("has_mask_input", [1])],
-        [_tensor("masks", [1, 3, 256, 256]), _tensor("iou_predictions", [1, 3])])
+        [_tensor(name, {**EMBEDDING_SHAPES, **PROMPT_SHAPES}[name]) for name in contract.DECODER_INPUTS],
+        [_tensor(masks, [1, MASK_CANDIDATES, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE]),
+         _tensor(scores, [1, MASK_CANDIDATES])])
 
 
 def build(out_dir: Path, force: bool = False):
-    from modelio import write_model_folder
+    from samtab_tools.modelio import write_model_folder
 
     return write_model_folder(out_dir, {"encoder": build_encoder(), "decoder": build_decoder()},
                               {"name": NAME, "family": "baseline", "weights": "built-in", "config": None},
@@ -531,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the model folder to write")
     parser.add_argument("--force", action="store_true", help="replace the folder if it exists")
     args = parser.parse_args(argv)
-    from modelio import ModelFolderExists
+    from samtab_tools.modelio import ModelFolderExists
 
     started = time.perf_counter()
     try:

@@ -29,9 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from browser import EVENT_RECORDER, SiteServer, launch_args, recorded_events, wait_until_settled
+from samtab_tools.browser import EVENT_RECORDER, SiteServer, launch_args, recorded_events, wait_until_settled
 
 
 def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -109,9 +107,8 @@ def bench_boot(runs: int, demo: str | None = None) -> dict:
 def bench_encode(model_dirs: list[Path], runs: int) -> dict:
     import tempfile
 
-    import demos
-    import encode
     from pyapp.bundle import read_bundle
+    from samtab_tools import demos, encode
 
     photos = [demos.demo_source(demo) for demo in demos.DEMO_LIST]
     results = {}
@@ -215,11 +212,11 @@ def bench_pipeline(photo: tuple[int, int], view: int, runs: int, model_dir: Path
     import numpy as np
     from PIL import Image
 
-    import modelio
     from pyapp import app as app_module
-    from pyapp import contract, export
+    from pyapp import contract
     from pyapp.bundle import read_bundle, write_bundle
     from pyapp.runner import OnnxRuntimeRunner
+    from samtab_tools import modelio
 
     width, height = photo
     info = modelio.read_model_folder(model_dir)
@@ -296,19 +293,19 @@ def main(argv: list[str] | None = None) -> int:
     click.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.bench == "click":
-        import demos
+        from samtab_tools import demos
 
         slugs = args.demo or ["shapes"] + [f"shapes-{m.name}" for m in demos.model_folders()[1:]]
         result = bench_click(slugs, args.clicks, [int(t) for t in args.threads.split(",")])
     elif args.bench == "pipeline":
-        import demos
+        from samtab_tools import demos
 
         size = tuple(int(v) for v in args.photo.lower().split("x"))
         result = bench_pipeline(size, args.view, args.runs, args.model or demos.BASELINE)
     elif args.bench == "boot":
         result = bench_boot(args.runs, args.demo)
     elif args.bench == "encode":
-        import demos
+        from samtab_tools import demos
 
         result = bench_encode(args.model or demos.model_folders(), args.runs)
     if args.json:

@@ -33,19 +33,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from samtab_tools.files import write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-
-from files import write_atomic  # noqa: E402
-
 SITE = ROOT / "site"
 MODELS = ROOT / "models"
 PUBLISHED = SITE / "models"
 DEMOS = SITE / "demos"
 BASELINE = MODELS / "baseline"
 SOURCES = ROOT / ".cache" / "demo-sources"
-BASELINE_SOURCES = (ROOT / "tools" / "baseline_model.py", ROOT / "tools" / "modelio.py")
+# What the baseline model is built from: a change to any of them rebuilds it (and re-encodes the demos).
+BASELINE_SOURCES = (ROOT / "tools" / "baseline_model.py", ROOT / "tools" / "modelio.py", ROOT / "pyapp" / "contract.py")
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ def demo_source(demo: Demo) -> Path:
     """The photo file a demo is encoded from (kept outside site/: the preview is what is served)."""
     SOURCES.mkdir(parents=True, exist_ok=True)
     if demo.source == "synthetic":
-        import synthetic
+        from samtab_tools import synthetic
 
         png, truth = SOURCES / f"{demo.slug}.png", SOURCES / f"{demo.slug}.truth.json"
         if not png.exists() or not truth.exists():
@@ -127,8 +125,8 @@ def model_folders() -> list[Path]:
 def publish(model_dir: Path) -> Path:
     """Copy what the browser needs of a model (model.json and its decoders, not the encoder) into
     site/models/NAME/; files already there with the same size and time are kept."""
-    from files import copy_atomic
-    from modelio import read_model_folder
+    from samtab_tools.files import copy_atomic
+    from samtab_tools.modelio import read_model_folder
 
     info = read_model_folder(model_dir)
     target = PUBLISHED / model_dir.name
@@ -143,8 +141,8 @@ def publish(model_dir: Path) -> Path:
 
 
 def build(force: bool = False) -> dict:
-    import encode
-    from modelio import read_model_folder
+    from samtab_tools import encode
+    from samtab_tools.modelio import read_model_folder
 
     rebuilt = ensure_baseline(force)
     entries = []
@@ -177,7 +175,7 @@ def build(force: bool = False) -> dict:
                             "bundle": f"{slug}/{entry['bundle']}", "model": entry["model"][3:]})
     index = {"version": 1, "demos": entries}
     write_atomic(DEMOS / "index.json", (json.dumps(index, indent=1) + "\n").encode())
-    import site_build
+    from samtab_tools import site_build
 
     site_build.write()  # the service worker's list of what this build serves
     say(f"{len(entries)} demos in {DEMOS.relative_to(ROOT)}/index.json")

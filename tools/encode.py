@@ -29,16 +29,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-
-from files import make_partial, remove_stale_partials, write_atomic  # noqa: E402
-from modelio import read_model_folder  # noqa: E402
-
-from pyapp import bundle as bundles  # noqa: E402
-from pyapp import image as images  # noqa: E402
-from pyapp.model import ModelError, ModelInfo  # noqa: E402
+from pyapp import bundle as bundles
+from pyapp import image as images
+from pyapp.model import ModelError, ModelInfo
+from samtab_tools.files import make_partial, remove_stale_partials, write_atomic
+from samtab_tools.modelio import read_model_folder
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 PROVIDER_PREFERENCE = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider")

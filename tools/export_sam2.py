@@ -63,10 +63,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import modelio  # noqa: E402  (a sibling tool; also puts the repository root on sys.path)
-
-from pyapp import contract  # noqa: E402
+from pyapp import contract
+from samtab_tools import modelio
 
 # --config -> (size name, Meta's checkpoint file name)
 CONFIGS = {

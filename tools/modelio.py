@@ -8,15 +8,10 @@ and an existing folder is only replaced when the caller says so (`force`).
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from pyapp.model import ModelInfo, parse_model_info  # noqa: E402
+from pyapp.model import ModelInfo, parse_model_info
 
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
 

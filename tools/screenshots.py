@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from browser import EVENT_RECORDER, SiteServer, launch_args, recorded_events
+from samtab_tools.browser import EVENT_RECORDER, SiteServer, launch_args, recorded_events
 
 ROOT = Path(__file__).resolve().parent.parent
 CLICKS = [(290, 160, "left")]  # the coffee, in the photo's pixels (600×400)

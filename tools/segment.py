@@ -26,20 +26,15 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-
-from files import write_atomic  # noqa: E402
-from modelio import read_model_folder  # noqa: E402
-
-from pyapp.bundle import Bundle, BundleError, read_bundle, read_manifest_bundle  # noqa: E402
-from pyapp.coords import OutsideImage  # noqa: E402
-from pyapp.export import png  # noqa: E402
-from pyapp.model import ModelError  # noqa: E402
-from pyapp.prompt import Box, Point, Prompt  # noqa: E402
-from pyapp.runner import OnnxRuntimeRunner  # noqa: E402
-from pyapp.segmenter import Segmenter  # noqa: E402
+from pyapp.bundle import Bundle, BundleError, read_bundle, read_manifest_bundle
+from pyapp.coords import OutsideImage
+from pyapp.export import png
+from pyapp.model import ModelError
+from pyapp.prompt import Box, Point, Prompt
+from pyapp.runner import OnnxRuntimeRunner
+from pyapp.segmenter import Segmenter
+from samtab_tools.files import write_atomic
+from samtab_tools.modelio import read_model_folder
 
 
 def parse_point(text: str) -> Point:

@@ -31,6 +31,8 @@ import urllib.parse
 from functools import partial
 from pathlib import Path
 
+from samtab_tools import demos, site_build, vendor
+
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
 
@@ -260,10 +262,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"the environment variable PORT={error}: set it to a port number, or pass --port")
 
     if not args.no_build:
-        sys.path.insert(0, str(ROOT / "tools"))
-        import demos
-        import vendor
-
         try:
             vendor.assemble()
         except vendor.VendorError as error:
@@ -271,8 +269,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if not demos.is_built():
             demos.build()
-        import site_build
-
         site_build.write()  # page files edited since: a new build for the service worker
     try:
         server = make_server(args.host, args.port, args.verbose, not args.no_isolation_headers,

@@ -15,10 +15,13 @@ the site; files whose size and time have not changed are not hashed again.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
 from pathlib import Path
+
+from samtab_tools.files import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
@@ -64,9 +67,6 @@ def manifest(site: Path = SITE, cache_path: Path | None = CACHE) -> dict:
 
 def write(site: Path = SITE) -> dict:
     """Write site/build.js if what it says changed; return the manifest."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    from files import write_atomic
-
     built = manifest(site)
     text = PREFIX + json.dumps(built, sort_keys=True, separators=(",", ":")) + ";\n"
     target = site / BUILD_JS
@@ -81,7 +81,8 @@ def read(site: Path = SITE) -> dict:
     return json.loads(text[len(PREFIX):].rstrip().rstrip(";"))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     built = write()
     print(f"site_build: {len(built['files'])} files, build {built['id']} -> site/{BUILD_JS}")
     return 0

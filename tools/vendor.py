@@ -36,8 +36,7 @@ import time
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from files import copy_atomic, write_atomic  # noqa: E402
+from samtab_tools.files import copy_atomic, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
@@ -266,6 +265,20 @@ def pyapp_zip() -> bytes:
     return buffer.getvalue()
 
 
+def page_constants() -> bytes:
+    """site/vendor/constants.js: the values the page shares with pyapp, taken from pyapp under the same names.
+    The page needs them before its Python runs: it paints a photo at once and checks a file before reading it."""
+    import importlib
+
+    lines = ["// Made by tools/vendor.py from pyapp: do not edit.", ""]
+    for module, name in (("app", "VIEWS"), ("app", "MAX_VIEW_EDGE"), ("bundle", "MAX_BUNDLE_BYTES"),
+                         ("session", "MAX_MESSAGE")):
+        value = getattr(importlib.import_module(f"pyapp.{module}"), name)
+        literal = f"Object.freeze({json.dumps(list(value))})" if isinstance(value, tuple) else json.dumps(value)
+        lines.append(f"export const {name} = {literal}; // pyapp.{module}.{name}")
+    return ("\n".join(lines) + "\n").encode()
+
+
 def planned_files(extra_folders: list[Path]) -> dict[str, Path | bytes]:
     """Every file of site/vendor/ (relative path) mapped to its source file or its bytes."""
     ensure_npm_packages()
@@ -285,7 +298,8 @@ def planned_files(extra_folders: list[Path]) -> dict[str, Path | bytes]:
     for name in ORT_FILES:
         plan[f"ort/{name}"] = NODE_MODULES / "onnxruntime-web" / "dist" / name
     plan["pyapp.zip"] = pyapp_zip()
-    import selftest_model  # a sibling tool
+    plan["constants.js"] = page_constants()
+    from samtab_tools import selftest_model
 
     plan["selftest.onnx"] = selftest_model.build()
     plan["selftest.json"] = (json.dumps(selftest_model.boot_check()) + "\n").encode()
@@ -332,7 +346,7 @@ def assemble(extra_folders: list[Path] = (), force: bool = False) -> dict:
     manifest = {"pyodide": PYODIDE_VERSION, "npm": NPM_VERSIONS, "files": files}
     if written or not manifest_path.exists():
         write_atomic(manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
-    import site_build
+    from samtab_tools import site_build
 
     site_build.write()  # the service worker's list of what this build serves
     total = sum(f["size"] for f in files.values())

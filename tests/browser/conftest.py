@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import BOOT_TIMEOUT_MS, EVENT_RECORDER, RequestLog, SiteServer, launch_args
+from samtab_tools.browser import BOOT_TIMEOUT_MS, EVENT_RECORDER, RequestLog, SiteServer, launch_args
 
 HERE = Path(__file__).parent
 

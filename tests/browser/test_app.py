@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import synthetic
-from browser import AppPage as App
-from browser import APP_EVENT_RECORDER, RequestLog, recorded_events
+from samtab_tools import synthetic
+from samtab_tools.browser import APP_EVENT_RECORDER, RequestLog, recorded_events
+from samtab_tools.browser import AppPage as App
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120_000

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import serve
-import site_build
-from browser import APP_EVENT_RECORDER, AppPage
+from samtab_tools import serve, site_build
+from samtab_tools.browser import APP_EVENT_RECORDER, AppPage
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "site"

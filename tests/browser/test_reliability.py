@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import synthetic
-from browser import AppPage, recorded_events
 from pyapp.bundle import read_bundle, write_bundle
 from pyapp.model import parse_model_info
 from pyapp.prompt import HISTORY_LIMIT, Box, Point, Prompt
 from pyapp.runner import OnnxRuntimeRunner
 from pyapp.segmenter import Segmenter
+from samtab_tools import synthetic
+from samtab_tools.browser import APP_EVENT_RECORDER, AppPage, recorded_events
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMOS = ROOT / "site" / "demos"
@@ -261,7 +261,7 @@ def test_a_damaged_decoder_file_gives_a_message_not_a_blank_page(app, site, dama
     real = (ROOT / "site" / "models" / "baseline" / "decoder.onnx").read_bytes()
     body = b"this is not an onnx model\n" * 200 if damage == "garbage" else real[: len(real) // 2]
     app.page.route("**/models/baseline/decoder.onnx", lambda route: route.fulfill(body=body))
-    app.page.add_init_script(__import__("browser").APP_EVENT_RECORDER)
+    app.page.add_init_script(APP_EVENT_RECORDER)
     app.page.goto(f"{site.url}?demo=shapes")
     error = app.wait_for("error")
     assert "decoder" in error["message"] and "could not load" in error["message"], error
@@ -321,7 +321,7 @@ def test_a_demo_json_that_names_files_on_another_site_is_refused(app, site, fiel
                          field: elsewhere}), content_type="application/json"))
     requested = []
     app.page.on("request", lambda request: requested.append(request.url))
-    app.page.add_init_script(__import__("browser").APP_EVENT_RECORDER)
+    app.page.add_init_script(APP_EVENT_RECORDER)
     app.page.goto(f"{site.url}?demo=demos/elsewhere/")
     error = app.wait_for("error")
     origin = f"{'http' if field == 'bundle' else 'https'}://evil.example"  # //host takes the page's scheme

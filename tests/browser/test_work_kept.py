@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import AppPage, recorded_events
+from samtab_tools.browser import AppPage, recorded_events
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = "coffee-sam2.1-tiny-random"  # SAM2.1's three candidates differ, so a chosen one shows

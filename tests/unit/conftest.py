@@ -1,4 +1,4 @@
-"""Fixtures shared by the unit tests of tools/encode.py."""
+"""Fixtures shared by the unit tests."""
 
 from __future__ import annotations
 

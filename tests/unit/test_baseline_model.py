@@ -11,15 +11,14 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-import baseline_model
-import synthetic
-from modelio import read_model_folder
 from pyapp import contract
 from pyapp import image as images
 from pyapp.bundle import read_bundle, write_bundle
 from pyapp.prompt import Box, Point
 from pyapp.runner import OnnxRuntimeRunner
 from pyapp.segmenter import Segmenter
+from samtab_tools import baseline_model, synthetic
+from samtab_tools.modelio import read_model_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 

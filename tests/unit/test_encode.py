@@ -13,10 +13,9 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-import encode
-import files
 from pyapp import image as images
 from pyapp.bundle import read_bundle
+from samtab_tools import encode, files
 
 ROOT = Path(__file__).resolve().parents[2]
 ENCODE = [sys.executable, str(ROOT / "tools" / "encode.py")]
@@ -169,8 +168,8 @@ def test_two_shards_encode_into_one_folder_at_once(baseline, tmp_path):
 def test_only_temporaries_whose_writer_is_gone_are_removed(baseline, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    ended = subprocess.Popen([sys.executable, "-c", "import os, sys; sys.path.insert(0, sys.argv[1]); import files; "
-                              "os.close(files.make_partial(sys.argv[2], 'a.png.msgpack')[0])", ROOT / "tools", out])
+    ended = subprocess.Popen([sys.executable, "-c", "import os, sys; from samtab_tools import files; "
+                              "os.close(files.make_partial(sys.argv[1], 'a.png.msgpack')[0])", out])
     assert ended.wait() == 0
     [killed] = out.iterdir()  # a run of this machine whose process has ended without renaming its temporary
     assert killed.name.startswith(f".a.png.msgpack.{files.this_host()}.{ended.pid}.")

@@ -16,10 +16,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-import export_sam2
-import modelio
 from pyapp import contract
 from pyapp.model import parse_model_info
+from samtab_tools import export_sam2, modelio
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "export_sam2.py"
@@ -162,7 +161,7 @@ def test_a_missing_checkpoint_is_refused(tmp_path):
 
 def test_a_missing_dependency_names_the_install_commands(tmp_path):
     # samexporter made unimportable in a child process: the tool must say how to install, and not crash.
-    code = ("import sys; sys.modules['samexporter'] = None; sys.path.insert(0, 'tools'); import export_sam2; "
+    code = ("import sys; sys.modules['samexporter'] = None; from samtab_tools import export_sam2; "
             "sys.exit(export_sam2.main(sys.argv[1:]))")
     result = subprocess.run([sys.executable, "-c", code, "--random-init", "--out", str(tmp_path / "m")], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)

@@ -93,11 +93,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import encode
-import export_sam2
-import meta_reference
-import modelio
-import segment
 from pyapp import bundle as bundles
 from pyapp import contract
 from pyapp import image as images
@@ -106,6 +101,7 @@ from pyapp.prompt import Box, Point
 from pyapp.runner import OnnxRuntimeRunner
 from pyapp.segmenter import Segmenter
 from pyapp.segmenter import record as record_answer
+from samtab_tools import encode, export_sam2, meta_reference, modelio, segment
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 0

@@ -3,9 +3,14 @@ repository (its tracked and new files; .venv and node_modules linked, being inst
 itself is never changed.
 
 The commands are the README's indented and fenced lines and its inline `code` that start with
-`.venv/bin/python`, `python tools/` or `bash`. COMMANDS below says how each is run; a command the README
-gains that COMMANDS does not know fails test_every_readme_command_is_known (and one it drops, too), so the
-README cannot show a command nobody has run. Each command's time is printed in "samtab figures".
+`.venv/bin/python`, `.venv/bin/samtab-` (the installed tools), `python tools/` or `bash`. COMMANDS below says
+how each is run; a command the README gains that COMMANDS does not know fails
+test_every_readme_command_is_known (and one it drops, too), so the README cannot show a command nobody has
+run. Each command's time is printed in "samtab figures".
+
+The copy shares the repository's .venv, whose editable install resolves `pyapp` and `samtab_tools` (the
+installed commands' code) to the repository itself: the commands run with PYTHONPATH naming links to the
+copy's own pyapp/ and tools/, so that they import and write the copy, as an install of the copy would.
 """
 
 from __future__ import annotations
@@ -31,11 +36,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-PREFIXES = (".venv/bin/python ", "python tools/", "bash ")
+PREFIXES = (".venv/bin/python ", ".venv/bin/samtab-", "python tools/", "bash ")
 # README commands that others need first.
-DEMOS_COMMAND = ".venv/bin/python tools/demos.py"
-BASELINE_COMMAND = ".venv/bin/python tools/baseline_model.py --out models/baseline"
-CHECKPOINT_EXPORT = (".venv/bin/python tools/export_sam2.py --checkpoint sam2.1_hiera_large.pt --config sam2.1_hiera_l "
+DEMOS_COMMAND = ".venv/bin/samtab-demos"
+BASELINE_COMMAND = ".venv/bin/samtab-baseline --out models/baseline"
+CHECKPOINT_EXPORT = (".venv/bin/samtab-export --checkpoint sam2.1_hiera_large.pt --config sam2.1_hiera_l "
                      "--out models/sam2.1-large")
 
 
@@ -60,18 +65,20 @@ def readme_commands(text: str) -> list[str]:
 
 @dataclass
 class Copy:
-    """The temporary copy of the repository, the folder for what must not land in it, and what ran."""
+    """The temporary copy of the repository, the folder for what must not land in it, the environment its
+    commands run in, and what ran."""
 
     root: Path
     scratch: Path
+    env: dict[str, str]
     done: dict[str, object] = field(default_factory=dict)
     times: list[str] = field(default_factory=list)
 
     def run(self, command: str, *, timeout: float = 300, expect: int = 0, label: str | None = None):
         """`command` through bash in the copy; fails on another exit code, showing its output."""
         started = time.perf_counter()
-        result = subprocess.run(["bash", "-c", command], cwd=self.root, capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(["bash", "-c", command], cwd=self.root, env=self.env, capture_output=True,
+                                text=True, timeout=timeout)
         self.times.append(f"{time.perf_counter() - started:6.1f} s  {label or command}")
         assert result.returncode == expect, (f"`{command}` exited {result.returncode}, expected {expect}:\n"
                                              f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -88,7 +95,7 @@ class Copy:
         stop it with Ctrl-C (SIGINT) and expect a clean exit."""
         started = time.perf_counter()
         process = subprocess.Popen(shlex.split(command), cwd=self.root, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, env={**os.environ, "PORT": "0"})
+                                   stderr=subprocess.STDOUT, text=True, env={**self.env, "PORT": "0"})
         lines: queue.Queue[str] = queue.Queue()
         reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
         reader.start()
@@ -189,8 +196,8 @@ def export_checkpoint(copy: Copy, command: str) -> Path:
 
 MAKE_CHECKPOINT = """\
 import sys
-sys.path.insert(0, "tools")
-import torch, export_sam2
+import torch
+from samtab_tools import export_sam2
 model = export_sam2.build_model("sam2.1_hiera_t", seed=1)
 torch.save({"model": model.state_dict()}, sys.argv[1])
 """
@@ -255,7 +262,7 @@ def vendor(copy: Copy, command: str) -> None:
 
 
 def site_build(copy: Copy, command: str) -> None:
-    import site_build as builder
+    from samtab_tools import site_build as builder
 
     copy.run(substitute(command, {"python tools/": ".venv/bin/python tools/"}))
     built = builder.read(copy.root / "site")
@@ -282,7 +289,7 @@ COMMANDS: dict[str, Way] = {
     "bash tools/setup.sh --test && .venv/bin/python -m pytest": Way(
         "setup.sh --test as written (skip path) and a bad option; pytest is not run: it is this very suite, "
         "which CI runs with this command (.ci/run)", setup_for_tests),
-    ".venv/bin/python tools/screenshots.py": Way("as written (Chromium, ~12 s)", screenshots),
+    ".venv/bin/samtab-screenshots": Way("as written (Chromium, ~12 s)", screenshots),
     BASELINE_COMMAND: Way(
         "as written it must refuse (exit 1: models/baseline exists by then, as serve.py built the demos), "
         "and with --out in a scratch folder it builds the model", make_baseline),
@@ -290,14 +297,14 @@ COMMANDS: dict[str, Way] = {
         "a checkpoint saved as Meta's are, {'model': state_dict}, of a random-init SAM2.1 tiny, with "
         "--config sam2.1_hiera_t (the large one takes ~76 s and 4 GB, through the same code); --out outside "
         "models/, so that demos.py does not encode every demo with it too", export_checkpoint),
-    ".venv/bin/python tools/export_sam2.py --random-init --seed 0 --out models/sam2.1-tiny-random": Way(
+    ".venv/bin/samtab-export --random-init --seed 0 --out models/sam2.1-tiny-random": Way(
         "--out outside models/ (as above) and --no-check (the check, ~26 s, runs in the export just above "
         "and in test_export_sam2.py)", export_random_init),
-    ".venv/bin/python tools/encode.py PHOTOS_OR_FOLDERS... --model models/sam2.1-large --out bundles/": Way(
+    ".venv/bin/samtab-encode PHOTOS_OR_FOLDERS... --model models/sam2.1-large --out bundles/": Way(
         "a photo and a folder holding another; --model the export above", encode_photos),
     DEMOS_COMMAND: Way("as written", build_demos),
-    ".venv/bin/python tools/segment.py --demo site/demos/shapes --point 120,200 --point 300,90,0 --out mask.png":
-        Way("as written, after demos.py", segment_demo),
+    ".venv/bin/samtab-segment --demo site/demos/shapes --point 120,200 --point 300,90,0 --out mask.png":
+        Way("as written, after samtab-demos", segment_demo),
     ".venv/bin/python -m pytest tests/unit/test_bundle_fuzz.py --fuzz-cases 50000": Way(
         "--fuzz-cases 1000, ~7 s (the suite itself runs 10,000; at 200 the fuzzer's own check that every "
         "msgpack was reached fails about one run in six)", fuzz_bundles),
@@ -305,16 +312,16 @@ COMMANDS: dict[str, Way] = {
     "python tools/site_build.py": Way("with .venv/bin/python; build.js lists app.js by its size", site_build),
     "python tools/serve.py --no-isolation-headers": Way(
         "with .venv/bin/python and PORT=0; GET / has no COOP header; Ctrl-C", serve_without_headers),
-    ".venv/bin/python tools/bench.py boot --runs 5": Way(
+    ".venv/bin/samtab-bench boot --runs 5": Way(
         "--runs 1 (Chromium, ~10 s)", bench({"--runs 5": "--runs 1"}, "ORT ready")),
-    ".venv/bin/python tools/bench.py boot --demo shapes": Way(
+    ".venv/bin/samtab-bench boot --demo shapes": Way(
         "--runs 1 (~15 s)", bench("--runs 1", "first mask painted")),
-    ".venv/bin/python tools/bench.py click": Way(
+    ".venv/bin/samtab-bench click": Way(
         "--demo shapes --clicks 2 --threads 1 (~15 s)",
         bench("--demo shapes --clicks 2 --threads 1", "click to mask painted")),
-    ".venv/bin/python tools/bench.py encode": Way(
+    ".venv/bin/samtab-bench encode": Way(
         "--runs 1 (models/ of the copy holds the baseline only)", bench("--runs 1", "encode with")),
-    ".venv/bin/python tools/bench.py pipeline": Way(
+    ".venv/bin/samtab-bench pipeline": Way(
         "--photo 960x640 --runs 1 (at the default 12 MP photo it takes ~14 s)",
         bench("--photo 960x640 --runs 1", "pipeline in CPython")),
 }
@@ -334,9 +341,11 @@ def test_every_readme_command_is_known():
 def test_the_readme_parser_finds_indented_fenced_and_inline_commands():
     text = ("Run `.venv/bin/python tools/a.py --x 1` or `python -c 1`.\n\n"
             "    bash tools/setup.sh && .venv/bin/python tools/b.py   # a comment\n"
+            "    .venv/bin/samtab-d --z   # an installed command\n"
             "    not a command\n\n```\n$ .venv/bin/python tools/c.py  --y\n```\n")
     assert readme_commands(text) == [".venv/bin/python tools/a.py --x 1",
                                      "bash tools/setup.sh && .venv/bin/python tools/b.py",
+                                     ".venv/bin/samtab-d --z",
                                      ".venv/bin/python tools/c.py --y"]
 
 
@@ -355,7 +364,13 @@ def copy(tmp_path_factory):
     for install in (".venv", "node_modules"):
         (root / install).symlink_to(ROOT / install)
     scratch = tmp_path_factory.mktemp("readme-scratch")
-    return Copy(root, scratch)
+    importable = tmp_path_factory.mktemp("readme-importable")  # the copy's packages, by their installed names
+    (importable / "pyapp").symlink_to(root / "pyapp")
+    (importable / "samtab_tools").symlink_to(root / "tools")
+    copy = Copy(root, scratch, {**os.environ, "PYTHONPATH": str(importable)})
+    found = copy.run('.venv/bin/python -c "import pyapp, samtab_tools; print(pyapp.__file__, samtab_tools.__file__)"')
+    assert all(Path(name).resolve().is_relative_to(root) for name in found.stdout.split()), found.stdout  # not ROOT's
+    return copy
 
 
 def short(command: str) -> str:

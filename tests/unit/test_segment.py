@@ -21,15 +21,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import baseline_model
-import encode
-import segment
-import synthetic
-from modelio import read_model_folder
 from pyapp.bundle import read_bundle
 from pyapp.prompt import Box, Point, Prompt
 from pyapp.runner import OnnxRuntimeRunner
 from pyapp.segmenter import Segmenter
+from samtab_tools import baseline_model, encode, segment, synthetic
+from samtab_tools.modelio import read_model_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 SEGMENT = [sys.executable, str(ROOT / "tools" / "segment.py")]
@@ -288,9 +285,8 @@ def limit_memory() -> None:
 
 
 # segment.py with the bundle reader's pixel cap lifted: what a cap too high, or none, would leave to memory.
-WITHOUT_PIXEL_CAP = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); from pyapp import contract; "
-                     "contract.MAX_PHOTO_PIXELS = 1 << 40; sys.argv = sys.argv[2:]; "
-                     "runpy.run_path(sys.argv[0], run_name='__main__')")
+WITHOUT_PIXEL_CAP = ("import sys; from pyapp import contract; contract.MAX_PHOTO_PIXELS = 1 << 40; "
+                     "from samtab_tools import segment; sys.exit(segment.main(sys.argv[1:]))")
 
 
 @pytest.mark.parametrize("cap", ["as it is", "pixel cap lifted"])
@@ -304,7 +300,7 @@ def test_a_bundle_that_declares_a_huge_photo_gets_a_message(scene, tmp_path, cap
     huge = tmp_path / "huge.msgpack"
     huge.write_bytes(msgpack.packb(document, use_bin_type=True))
     args = ["--demo", huge, "--model", model, "--point", "100,100", "--out", tmp_path / "m.png"]
-    command = SEGMENT if cap == "as it is" else [sys.executable, "-c", WITHOUT_PIXEL_CAP, str(ROOT), SEGMENT[1]]
+    command = SEGMENT if cap == "as it is" else [sys.executable, "-c", WITHOUT_PIXEL_CAP]
     result = subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=300,
                             preexec_fn=limit_memory)
     assert_refused(result, tmp_path / "m.png", "declares a 60000x60000 photo")

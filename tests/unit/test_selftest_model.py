@@ -3,7 +3,7 @@
 import numpy as np
 import onnxruntime as ort
 
-import selftest_model
+from samtab_tools import selftest_model
 
 
 def test_onnxruntime_matches_the_reference():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import serve
+from samtab_tools import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 

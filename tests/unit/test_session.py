@@ -437,10 +437,8 @@ def test_a_persons_photo_must_have_the_size_its_bundle_declares():
 
 def test_replay_with_the_baseline_model_rebuilds_the_same_masks(baseline):
     """The same, with a real ONNX model (the built-in baseline) on the synthetic shapes scene."""
-    import encode
-    import synthetic
-
     from pyapp import image as images
+    from samtab_tools import encode, synthetic
 
     async def scenario():
         image, objects = synthetic.scene()
