@@ -23,20 +23,25 @@ const SECURITY_HEADERS = {
   "Cross-Origin-Opener-Policy": "same-origin",
   "Cross-Origin-Embedder-Policy": "require-corp",
   "Cross-Origin-Resource-Policy": "same-origin",
-  "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval' blob:; worker-src 'self' blob:; connect-src 'self' blob: data:; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'",
+  "Content-Security-Policy":
+    "default-src 'self'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval' blob:; worker-src 'self' blob:; connect-src 'self' blob: data:; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'",
   "X-Content-Type-Options": "nosniff",
   "Referrer-Policy": "no-referrer",
 };
 const SCOPE = new URL("./", self.location).href;
 
 self.addEventListener("install", () => self.skipWaiting());
-self.addEventListener("activate", (event) => event.waitUntil((async () => {
-  // Caches of other builds (and of the versions before builds had ids) are of no use to this one.
-  for (const name of await caches.keys()) {
-    if (name.startsWith("samtab-") && name !== CACHE && name !== DEVICE_CACHE) await caches.delete(name);
-  }
-  await self.clients.claim();
-})()));
+self.addEventListener("activate", (event) =>
+  event.waitUntil(
+    (async () => {
+      // Caches of other builds (and of the versions before builds had ids) are of no use to this one.
+      for (const name of await caches.keys()) {
+        if (name.startsWith("samtab-") && name !== CACHE && name !== DEVICE_CACHE) await caches.delete(name);
+      }
+      await self.clients.claim();
+    })(),
+  ),
+);
 
 function secured(response) {
   if (response.status === 0 || response.type === "opaque") return response;
@@ -59,7 +64,7 @@ async function networkFirst(request) {
   } catch (error) {
     // A page's address carries its options (?demo=…): its copy is the page's.
     const path = sitePath(request.url);
-    const cached = CACHE && path && await (await caches.open(CACHE)).match(new URL(path, SCOPE).href);
+    const cached = CACHE && path && (await (await caches.open(CACHE)).match(new URL(path, SCOPE).href));
     if (cached) return secured(cached);
     throw error;
   }
@@ -85,7 +90,7 @@ async function keep(cache, path) {
   }
   if (!response.ok) return "failed";
   const body = await response.arrayBuffer();
-  if (body.byteLength !== expected.size || await sha256(body) !== expected.sha256) return "mismatch";
+  if (body.byteLength !== expected.size || (await sha256(body)) !== expected.sha256) return "mismatch";
   await cache.put(url, new Response(body, { status: 200, headers: response.headers }));
   return "kept";
 }
@@ -95,21 +100,23 @@ async function keep(cache, path) {
 // decoder its model names. Each is kept if this build lists it.
 self.addEventListener("message", (event) => {
   if (event.data?.type !== "keep" || !Array.isArray(event.data.urls)) return;
-  event.waitUntil((async () => {
-    const counts = {};
-    if (BUILD) {
-      const cache = await caches.open(CACHE);
-      const paths = new Set(event.data.urls.map(sitePath).filter((path) => path !== null));
-      for (const path of Object.keys(BUILD.files)) {
-        if (path.startsWith("vendor/") && (event.data.webgpu || !/webgpu|jsep|asyncify/.test(path))) paths.add(path);
+  event.waitUntil(
+    (async () => {
+      const counts = {};
+      if (BUILD) {
+        const cache = await caches.open(CACHE);
+        const paths = new Set(event.data.urls.map(sitePath).filter((path) => path !== null));
+        for (const path of Object.keys(BUILD.files)) {
+          if (path.startsWith("vendor/") && (event.data.webgpu || !/webgpu|jsep|asyncify/.test(path))) paths.add(path);
+        }
+        for (const path of paths) {
+          const result = await keep(cache, path);
+          counts[result] = (counts[result] || 0) + 1;
+        }
       }
-      for (const path of paths) {
-        const result = await keep(cache, path);
-        counts[result] = (counts[result] || 0) + 1;
-      }
-    }
-    event.source?.postMessage({ type: "kept", build: BUILD?.id ?? null, counts });
-  })());
+      event.source?.postMessage({ type: "kept", build: BUILD?.id ?? null, counts });
+    })(),
+  );
 });
 
 self.addEventListener("fetch", (event) => {

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import selftest_model
-import serve
-from browser import EVENT_RECORDER, RequestLog, SiteServer, recorded_events, wait_until_settled
+from samtab_tools import selftest_model, serve
+from samtab_tools.browser import EVENT_RECORDER, RequestLog, SiteServer, recorded_events, wait_until_settled
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +35,15 @@ def test_page_reaches_ready_with_readable_phases(booted):
     # The phases happen in order and the timings say so.
     timings = recorded_events(page, "ready")[0]["detail"]["timings"]
     assert 0 < timings["painted_ms"] < timings["python_ms"] < timings["ort_ms"]
+
+
+def test_the_keyboard_help_and_the_buttons_name_the_keys_of_the_shortcut_table(booted):
+    page, _, _ = booted
+    table = page.evaluate("import('./js/keys.js').then((k) => k.SHORTCUTS.map((row) => [k.listed(row.keys), row.does]))")
+    shown = page.evaluate("[...document.querySelectorAll('#shortcuts dt')].map((dt) => "
+                          "[dt.textContent, dt.nextElementSibling.textContent])")
+    assert len(table) >= 12 and shown[-len(table):] == table
+    assert page.get_attribute("#redo", "title") == "Redo (Ctrl+Shift+Z or Ctrl+Y)"
 
 
 def test_worker_has_numpy_pillow_and_msgpack(booted):
@@ -78,10 +86,16 @@ def test_no_request_leaves_the_origin(booted, site):
         assert needle in seen
 
 
-def test_missing_runtime_shows_an_error_not_a_blank_page(app, site):
-    app.route("**/vendor/pyodide/pyodide.mjs", lambda route: route.fulfill(status=404, body="missing"))
-    app.goto(site.url)
+@pytest.mark.parametrize(("missing", "query"), [
+    ("**/vendor/pyodide/pyodide.mjs", ""),
+    ("**/vendor/py*/*", "?demo=shapes"),  # Pyodide and PyScript: the demo's status lines do not hide the error
+    ("**/vendor/**", ""),  # a site deployed without vendor/: the page's modules cannot load
+])
+def test_missing_runtime_shows_an_error_not_a_blank_page(app, site, missing, query):
+    app.route(missing, lambda route: route.fulfill(status=404, body="missing"))
+    app.goto(site.url + query)
     assert wait_until_settled(app) == "error"
+    assert recorded_events(app, "error")[0]["detail"]["fatal"]
     assert app.inner_text("#status") == "The Python runtime is not on this server."
     assert "tools/vendor.py" in app.inner_text("#status-detail")
     assert app.locator("#canvas").is_visible()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import vendor
+from samtab_tools import vendor
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVED_PACKAGES = {"numpy", "pillow", "micropip", "packaging", "msgpack"}
@@ -129,3 +130,32 @@ def test_cli_refuses_a_missing_wheels_folder(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "no such folder" in result.stderr
+
+
+PYAPP_CONSTANTS = ("VIEWS", "MAX_VIEW_EDGE", "MAX_BUNDLE_BYTES", "MAX_MESSAGE")
+
+
+def test_the_pages_constants_are_pyapps(manifest):
+    """site/vendor/constants.js (the page paints a photo and checks a file before its Python runs) exports
+    pyapp's values under pyapp's names, read by node as the browser imports the module."""
+    from pyapp import app, bundle, session
+
+    assert "constants.js" in manifest["files"]
+    node = shutil.which("node")
+    assert node, "this test needs Node.js: run `bash tools/setup.sh`, which installs it"
+    script = (f"const m = await import({json.dumps((vendor.VENDOR / 'constants.js').as_uri())});"
+              "console.log(JSON.stringify(m));")
+    result = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"VIEWS": list(app.VIEWS), "MAX_VIEW_EDGE": app.MAX_VIEW_EDGE,
+                                         "MAX_BUNDLE_BYTES": bundle.MAX_BUNDLE_BYTES,
+                                         "MAX_MESSAGE": session.MAX_MESSAGE}
+
+
+def test_the_page_declares_none_of_pyapps_constants_itself():
+    """One source: the page's modules import these from vendor/constants.js, never restate them."""
+    sources = sorted((ROOT / "site").glob("*.js")) + sorted((ROOT / "site" / "js").glob("*.js"))
+    pattern = re.compile(rf"\b({'|'.join(PYAPP_CONSTANTS)})\s*=(?!=)")
+    restated = [f"{path.relative_to(ROOT)}: {match.group(0)}" for path in sources
+                for match in pattern.finditer(path.read_text())]
+    assert len(sources) > 5 and restated == []

@@ -1,0 +1,83 @@
+// @ts-check
+// The observable contract (README, "Observable contract"), which tests and benchmarks rely on:
+//   <body data-state>   booting → ready; busy while a photo opens or a mask is computed; error
+//   #status             the status text a person reads; #status-detail a hint, a notice or a step
+//   samtab:* events     CustomEvents on window; every detail has t_ms (ms since navigation start)
+import { MAX_MESSAGE } from "../vendor/constants.js";
+import { state } from "./state.js";
+
+/**
+ * The page's element with this id (index.html has every one the modules name).
+ * @type {<T extends HTMLElement = HTMLElement>(id: string) => T}
+ */
+export const $ = (id) => /** @type {any} */ (document.getElementById(id));
+
+const statusLine = $("status");
+const statusDetail = $("status-detail");
+
+export const now = () => Math.round(performance.now() * 10) / 10;
+
+/**
+ * @param {string} name  the event is samtab:<name>
+ * @param {object} detail
+ */
+export function emit(name, detail = {}) {
+  window.dispatchEvent(new CustomEvent(`samtab:${name}`, { detail: { ...detail, t_ms: now() } }));
+}
+
+export function updateState() {
+  if (state.error) return; // an error stays on show until the person does something
+  const busy = state.opening || state.covered < state.inputSeq;
+  document.body.dataset.state = !state.workerReady ? "booting" : busy ? "busy" : "ready";
+}
+
+export function clearError() {
+  if (state.error === "kept") state.error = null; // fatal errors stay
+}
+
+/**
+ * @param {string} text
+ * @param {string} phase
+ * @param {string} detail
+ * @param {boolean} notice  the detail is a notice (shown as one)
+ */
+export function setStatus(text, phase, detail = "", notice = false) {
+  if (state.error === "fatal") return; // what stopped the page stays on show
+  statusLine.textContent = text;
+  statusDetail.textContent = detail;
+  statusDetail.classList.toggle("notice", notice);
+  emit("status", { text, phase });
+}
+
+/** The detail line alone (a download's progress, PyScript's current step): no event. */
+export function setDetail(/** @type {string} */ text) {
+  if (state.error === "fatal") return;
+  statusDetail.textContent = text;
+}
+
+/** What a person reads is kept short: errors from libraries can be kilobytes long. */
+function brief(/** @type {unknown} */ text) {
+  const line = String(text ?? "")
+    .trim()
+    .split("\n")[0];
+  return line.length <= MAX_MESSAGE ? line : `${line.slice(0, MAX_MESSAGE - 1)}…`;
+}
+
+/**
+ * Something failed. fatal: the page cannot go on (boot failed). Otherwise the work so far is kept, and the
+ * message stays until the person's next action.
+ * @param {string} phase
+ * @param {unknown} message
+ * @param {unknown} hint
+ */
+export function fail(phase, message, hint = "", fatal = true) {
+  const text = brief(message);
+  const help = brief(hint);
+  console.error(`samtab: ${phase}: ${text}`);
+  statusLine.textContent = text;
+  statusDetail.textContent = help;
+  statusDetail.classList.remove("notice");
+  state.error = fatal || state.error === "fatal" ? "fatal" : "kept";
+  document.body.dataset.state = "error";
+  emit("error", { phase, message: text, hint: help, fatal });
+}

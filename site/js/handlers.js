@@ -1,0 +1,164 @@
+// @ts-check
+// What the page does with each of the worker's messages (protocol.js): one handler per message type.
+import { paintFrame } from "./canvas.js";
+import { clearError, emit, fail, now, setStatus, updateState } from "./contract.js";
+import { renderControls } from "./controls.js";
+import { keysOf } from "./keys.js";
+import { keepForOffline, keepPreviousPhoto, openInWorker } from "./photos.js";
+import { offerRestore, restored } from "./saves.js";
+import { state } from "./state.js";
+import { acknowledge, flushOutbox, forget, onWorkerCrash, resume } from "./worker.js";
+
+/** @typedef {import("./protocol.js").FromWorker} FromWorker */
+/** @typedef {import("./protocol.js").Controls} Controls */
+/** @typedef {import("./protocol.js").Mask} Mask */
+
+/** @type {{[T in FromWorker["type"]]: (data: Extract<FromWorker, {type: T}>) => void}} */
+const HANDLERS = {
+  pong() {},
+
+  stats(data) {
+    emit("stats", {
+      ...data,
+      type: undefined,
+      page: {
+        log: state.log.length,
+        unacked: state.unacked.size,
+        outbox: state.outbox.length,
+        // @ts-expect-error: performance.memory is Chromium's alone
+        js_heap_bytes: performance.memory?.usedJSHeapSize ?? null,
+        restarts: state.restarts,
+      },
+    });
+  },
+
+  applied(data) {
+    acknowledge(data.cmd, data.joins);
+    restored();
+  },
+
+  refused(data) {
+    forget(data.cmd);
+    restored();
+  },
+
+  settled(data) {
+    state.covered = Math.max(state.covered, data.input);
+    updateState();
+  },
+
+  status(data) {
+    setStatus(data.text, data.phase);
+  },
+
+  ready(data) {
+    state.workerReady = true;
+    clearError();
+    state.readyInfo = data.info;
+    state.timings.ort_ms = now();
+    updateState();
+    emit("ready", { ...data.info, timings: { ...state.timings, worker: data.info.timings } });
+    if (state.photo) openInWorker();
+    else {
+      const notice = data.info.notice || "";
+      setStatus("Choose a demo, or open your own photo and its bundle", "ready", notice, !!notice);
+    }
+  },
+
+  opened(data) {
+    if (data.seq !== state.photo?.seq) return; // an older photo, replaced meanwhile
+    state.opened = true;
+    state.opening = false;
+    if (state.restarting) {
+      resume();
+      clearError(); // the restart worked: its notice has done its job
+    } else {
+      state.photo.key = `${data.photo_key}|${data.model_name}`;
+      flushOutbox();
+      offerRestore();
+    }
+    state.restarting = false;
+    updateState();
+    const notice = state.readyInfo?.notice || "";
+    setStatus("Click anywhere on the image", "ready", notice, !!notice);
+    emit("opened", {
+      slug: state.photo.slug,
+      width: data.width,
+      height: data.height,
+      model: data.model_name,
+      timings: data.timings,
+    });
+    keepForOffline();
+  },
+
+  frame(data) {
+    // (Busy ends with "settled", when the worker has nothing left to decode, for any object.)
+    if (data.seq !== state.photo?.seq) {
+      // a photo replaced meanwhile: not painted over the new one
+      updateState();
+      return;
+    }
+    const started = performance.now();
+    paintFrame(data);
+    state.shown = state.photo;
+    renderControls(data.state);
+    const { mask } = data;
+    if (mask) {
+      requestAnimationFrame(() => {
+        const painted = performance.now();
+        /** @type {Record<string, number>} */
+        const latency = { ...mask.latency_ms, paint: Math.round((painted - started) * 10) / 10 };
+        if (data.t0 != null) latency.total = Math.round((painted - data.t0) * 10) / 10;
+        updateState();
+        describeMask(mask, data.state);
+        emit("mask", { ...mask, latency_ms: latency });
+      });
+    }
+  },
+
+  download(data) {
+    download(data.name, data.mime, data.data);
+    emit("export", { what: data.what, name: data.name, bytes: data.data.byteLength });
+  },
+
+  error(data) {
+    if (data.restart) {
+      onWorkerCrash(data.message);
+      return;
+    }
+    if (data.refused !== undefined) {
+      forget(data.refused);
+      restored();
+    }
+    state.covered = state.inputSeq;
+    state.opening = false;
+    if (data.phase === "open" && state.previousPhoto) keepPreviousPhoto();
+    fail(data.phase, data.message, data.hint, !!data.fatal);
+  },
+};
+
+export function onWorkerMessage(/** @type {MessageEvent<FromWorker>} */ { data }) {
+  const handler = Object.hasOwn(HANDLERS, data?.type) ? HANDLERS[data.type] : null;
+  if (handler) /** @type {(data: FromWorker) => void} */ (handler)(data);
+  else console.warn("samtab: unknown worker message", data);
+}
+
+function describeMask(/** @type {Mask} */ mask, /** @type {Controls} */ controls) {
+  const object = controls.open ? controls.objects.find((o) => o.id === mask.object) : null;
+  if (!object) return;
+  const clicks = `${object.clicks} click${object.clicks === 1 ? "" : "s"}`;
+  setStatus(
+    `${object.name}: ${clicks}, mask ${mask.mask_index + 1} of 3 (score ${mask.iou.toFixed(2)})`,
+    "mask",
+    `Left-click adds, right-click removes, drag draws a box; ${keysOf("new-object")} starts a new object.`,
+  );
+}
+
+function download(/** @type {string} */ name, /** @type {string} */ mime, /** @type {ArrayBuffer} */ data) {
+  const url = URL.createObjectURL(new Blob([data], { type: mime }));
+  const link = Object.assign(document.createElement("a"), { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

@@ -1,0 +1,61 @@
+// @ts-check
+// The keyboard shortcuts: one table, the single source of the page's key handling (controls.js binds each
+// row's action), of the help shown in the page, of the buttons' titles and of the README's Keyboard line
+// (tests/unit/test_shortcuts.py reads this module with node: no key may be bound twice, and the README
+// must list what this table lists). No imports and no DOM at import time, so that node can read it.
+
+/**
+ * @typedef {object} Shortcut
+ * @property {string[]} keys  as comboOf() names a key press: "Ctrl+Shift+Z", "Esc", "N", "1"
+ * @property {string} does  what it does, for the help
+ * @property {string} action  what controls.js does (a key's row and the button of the same action share it)
+ */
+
+/** @type {readonly Shortcut[]} */
+export const SHORTCUTS = Object.freeze([
+  { keys: ["Ctrl+Z"], does: "undo", action: "undo" },
+  { keys: ["Ctrl+Shift+Z", "Ctrl+Y"], does: "redo", action: "redo" },
+  { keys: ["Esc"], does: "clear this object", action: "clear" },
+  { keys: ["N"], does: "new object", action: "new-object" },
+  { keys: ["I"], does: "include mode", action: "include" },
+  { keys: ["X"], does: "exclude mode", action: "exclude" },
+  { keys: ["1", "2", "3"], does: "choose a candidate mask", action: "candidate" },
+  { keys: ["V"], does: "next view", action: "next-view" },
+  { keys: ["M"], does: "export the mask PNG", action: "export-mask" },
+  { keys: ["C"], does: "export the cutout PNG", action: "export-cutout" },
+  { keys: ["J"], does: "export COCO JSON", action: "export-coco" },
+  { keys: ["O"], does: "open your own photo", action: "open" },
+]);
+
+/** What the pointer does, shown in the help before the keys. */
+export const GESTURES = Object.freeze([
+  { keys: ["Left click / Right click"], does: "include / exclude a point" },
+  { keys: ["Drag"], does: "draw a box" },
+  { keys: ["Long press (touch)"], does: "exclude a point" },
+]);
+
+/**
+ * A key press by the name SHORTCUTS gives it, or null if no shortcut can be it. Ctrl and ⌘ are one;
+ * Shift counts only with them (Shift+N is N, as with Caps Lock); Alt without them makes no shortcut.
+ * @param {{key: string, ctrlKey: boolean, metaKey: boolean, shiftKey: boolean, altKey: boolean}} event
+ */
+export function comboOf({ key, ctrlKey, metaKey, shiftKey, altKey }) {
+  const name = key === "Escape" ? "Esc" : key.length === 1 ? key.toUpperCase() : key;
+  if (ctrlKey || metaKey) return `Ctrl+${shiftKey ? "Shift+" : ""}${name}`;
+  return altKey ? null : name;
+}
+
+const BY_COMBO = new Map(SHORTCUTS.flatMap((row) => row.keys.map((key) => [key, row])));
+
+/** The shortcut a key press makes, if any. */
+export const shortcutFor = (/** @type {string | null} */ combo) => BY_COMBO.get(combo ?? "") ?? null;
+
+/** "A", "A or B", "A, B or C": how the help and the README list a row's keys. */
+export function listed(/** @type {readonly string[]} */ keys) {
+  return keys.length < 2 ? keys.join("") : `${keys.slice(0, -1).join(", ")} or ${keys.at(-1)}`;
+}
+
+/** The keys of an action, as the page's hints and titles name them. */
+export function keysOf(/** @type {string} */ action) {
+  return listed(SHORTCUTS.find((row) => row.action === action)?.keys ?? []);
+}

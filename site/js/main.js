@@ -1,0 +1,49 @@
+// @ts-check
+// Start-up: the first paint, the worker, the gallery and the demo the address names; and what the window
+// itself reports (errors, PyScript's progress, requests for the worker's figures, a new service worker).
+import { paintPlaceholder } from "./canvas.js";
+import { emit, fail, now, setDetail } from "./contract.js";
+import { onWorkerMessage } from "./handlers.js";
+import { demoFromQuery, keepForOffline, loadGallery, openDemo } from "./photos.js";
+import { state } from "./state.js";
+import { send, startWorker } from "./worker.js";
+
+addEventListener("error", (event) => {
+  if (/ResizeObserver loop/.test(event.message)) return; // the browser's benign layout notice
+  fail("page", `Something went wrong: ${event.message}`, "Reload the page to try again.");
+});
+addEventListener("unhandledrejection", (event) =>
+  fail("page", `Something went wrong: ${event.reason?.message || event.reason}`, "Reload the page to try again."),
+);
+// Tests and benchmarks ask the worker for its memory figures; the answer comes as a samtab:stats event.
+addEventListener("samtab:request-stats", () => {
+  if (state.workerReady) send({ type: "stats" });
+});
+addEventListener("py:progress", (event) => {
+  if (!state.workerReady && !state.photo) setDetail(String(/** @type {CustomEvent} */ (event).detail));
+});
+// A new build's service worker took over (the site was redeployed): it keeps its own copies.
+navigator.serviceWorker?.addEventListener("controllerchange", () => {
+  if (state.opened) keepForOffline();
+});
+
+async function boot() {
+  emit("boot", { cross_origin_isolated: crossOriginIsolated });
+  paintPlaceholder("Choose a demo, or open your own photo");
+  await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  state.timings.painted_ms = now();
+  emit("painted", { painted_ms: state.timings.painted_ms });
+  const workerStarted = startWorker(onWorkerMessage);
+  await loadGallery();
+  const requested = new URLSearchParams(location.search).get("demo");
+  if (requested) {
+    try {
+      await openDemo(await demoFromQuery(requested));
+    } catch (error) {
+      fail("open", `The demo “${requested}” could not be opened: ${error.message}`, "Choose one from the list.", false);
+    }
+  }
+  await workerStarted;
+}
+
+boot();

@@ -1,0 +1,360 @@
+// @ts-check
+// Photos: the demo gallery, a demo named in the address, one's own photo and bundle (chosen or dropped),
+// opening each in the worker, and keeping what a visit needed for offline use.
+import { MAX_BUNDLE_BYTES } from "../vendor/constants.js";
+import { paintPhoto } from "./canvas.js";
+import { $, clearError, emit, fail, now, setDetail, setStatus, updateState } from "./contract.js";
+import { renderControls, requestRedraw } from "./controls.js";
+import { hideRestore } from "./saves.js";
+import { state } from "./state.js";
+import { send } from "./worker.js";
+
+/** @typedef {import("./state.js").Demo} Demo */
+/** @typedef {import("./state.js").Photo} Photo */
+/** @typedef {import("./protocol.js").OpenDemo} OpenDemo */
+
+const DEMO_INDEX = "./demos/index.json";
+// Files a person opens are checked before they are read into memory. A bundle is never larger than
+// MAX_BUNDLE_BYTES. Photos are refused past 100 MP from their header (pyapp.image); a file past
+// MAX_PHOTO_FILE_BYTES is larger than any such photo's JPEG or PNG is likely to be, and would be copied into
+// the tab's memory before its header could be read.
+const MAX_PHOTO_FILE_BYTES = 256 * 2 ** 20;
+
+/** @type {HTMLInputElement} */
+const fileInput = $("file-input");
+const dropHint = $("drop-hint");
+
+// --- demos ---------------------------------------------------------------------------------------------
+
+export async function loadGallery() {
+  try {
+    const response = await fetch(DEMO_INDEX);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const index = await response.json();
+    state.demos = index.demos.map((/** @type {any} */ demo) => ({
+      ...demo,
+      previewUrl: new URL(demo.preview, response.url).href,
+      bundleUrl: new URL(demo.bundle, response.url).href,
+      modelUrl: new URL(demo.model, response.url).href,
+    }));
+  } catch {
+    setStatus(
+      "The demo gallery is missing",
+      "gallery",
+      "Build it with `python tools/demos.py` (tools/serve.py does it for you). You can still open your own photo.",
+    );
+  }
+  for (const demo of state.demos) state.models[demo.model_name] = demo.modelUrl;
+  $("gallery").replaceChildren(
+    ...state.demos.map((demo) => {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.slug = demo.slug;
+      button.title = `${demo.title}: ${demo.credit} (${demo.licence})`;
+      const image = Object.assign(document.createElement("img"), { src: demo.previewUrl, alt: "", loading: "lazy" });
+      const title = Object.assign(document.createElement("span"), { className: "title", textContent: demo.title });
+      const credit = Object.assign(document.createElement("span"), {
+        className: "credit",
+        textContent: `${demo.credit} · ${demo.licence}`,
+      });
+      button.append(image, title, credit);
+      button.addEventListener("click", () => openDemo(demo));
+      item.append(button);
+      return item;
+    }),
+  );
+}
+
+/**
+ * The demo ?demo= names: a slug of the gallery, or a relative URL of a demo folder (with its demo.json).
+ * @returns {Promise<Demo>}
+ */
+export async function demoFromQuery(/** @type {string} */ value) {
+  const bySlug = state.demos.find((demo) => demo.slug === value);
+  if (bySlug) return bySlug;
+  // A relative URL of a demo folder (with its demo.json), on this site only.
+  const folder = new URL(value.endsWith("/") ? value : `${value}/`, document.baseURI);
+  if (folder.origin !== location.origin) throw new Error("a demo must come from this site");
+  const response = await fetch(new URL("demo.json", folder));
+  if (!response.ok) throw new Error(`${folder.pathname}demo.json answered HTTP ${response.status}`);
+  const demo = await response.json();
+  // What demo.json points to must be on this site too (a photo, a bundle or a decoder from elsewhere would
+  // be fetched, and run, by this page).
+  /** @type {Record<string, string>} */
+  const urls = {};
+  for (const [name, key] of [
+    ["previewUrl", "preview"],
+    ["bundleUrl", "bundle"],
+    ["modelUrl", "model"],
+  ]) {
+    if (typeof demo[key] !== "string") throw new Error(`its demo.json has no ${key}`);
+    const url = new URL(demo[key], new URL("demo.json", folder));
+    if (url.origin !== location.origin) throw new Error(`its ${key} (${url.origin}) is not on this site`);
+    urls[name] = url.href;
+  }
+  return { ...demo, ...urls };
+}
+
+/** A new photo becomes the current one: the old one's work is put aside with it. */
+function beginPhoto(/** @type {Omit<Photo, "seq">} */ chosen) {
+  clearError();
+  if (state.photo) {
+    state.photo.work = { log: state.log, unacked: state.unacked, outbox: state.outbox, sessionId: state.sessionId };
+  }
+  state.previousPhoto = state.opened ? state.photo : null;
+  const photo = { ...chosen, seq: ++state.openSeq };
+  state.photo = photo;
+  state.opened = false;
+  state.outbox = [];
+  state.unacked = new Map();
+  state.log = [];
+  state.sessionId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  hideRestore();
+  state.opening = true;
+  state.covered = state.inputSeq;
+  updateState();
+  for (const button of document.querySelectorAll("#gallery button")) {
+    if (button instanceof HTMLElement) button.setAttribute("aria-current", String(button.dataset.slug === photo.slug));
+  }
+  return photo;
+}
+
+/** The new files were refused (or could not be read): the worker kept the photo it had, and so does the page. */
+export function keepPreviousPhoto() {
+  state.photo = state.previousPhoto;
+  state.shown = state.photo;
+  state.opened = true;
+  ({ log: state.log, unacked: state.unacked, outbox: state.outbox, sessionId: state.sessionId } = state.photo.work);
+  if (state.controls) requestRedraw();
+}
+
+// Large downloads start the moment a demo is chosen, in parallel with Python starting up, and show their
+// progress; the worker gets the bytes (so the first click waits for a decode, not for a download).
+async function fetchWithProgress(/** @type {string} */ url, /** @type {string} */ label) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${label} could not be loaded (${url} answered HTTP ${response.status})`);
+  const total = Number(response.headers.get("Content-Length")) || 0;
+  if (!response.body || total < 1 << 20) return response.arrayBuffer();
+  const reader = response.body.getReader();
+  const bytes = new Uint8Array(total);
+  let received = 0;
+  let shown = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (received + value.length > bytes.length) throw new Error(`${label} is larger than its server said`);
+    bytes.set(value, received);
+    received += value.length;
+    if (performance.now() - shown > 200 && !state.opened) {
+      shown = performance.now();
+      const mb = (/** @type {number} */ n) => (n / 2 ** 20).toFixed(1);
+      setDetail(`Loading ${label}: ${mb(received)} of ${mb(total)} MB`);
+    }
+  }
+  return bytes.buffer.slice(0, received);
+}
+
+async function prefetch(/** @type {Demo} */ demo) {
+  const model = await (await fetch(`${demo.modelUrl}model.json`)).json();
+  const [bundle, decoder] = await Promise.all([
+    fetchWithProgress(demo.bundleUrl, "the photo's embeddings"),
+    fetchWithProgress(new URL(model.files.decoder, demo.modelUrl).href, "the decoder"),
+  ]);
+  return { bundle, decoder };
+}
+
+export async function openDemo(/** @type {Demo} */ demo) {
+  const photo = beginPhoto({ kind: "demo", slug: demo.slug, demo, downloads: prefetch(demo) });
+  photo.downloads.catch(() => {}); // reported when the worker needs them
+  state.previousPhoto = null; // a demo always replaces the photo
+  renderControls(null);
+  setStatus(`Opening “${demo.title}”…`, "open");
+  try {
+    if (await paintPhoto(demo.previewUrl, demo.width, demo.height, () => state.photo === photo)) {
+      state.shown = photo;
+      emit("photo", { slug: demo.slug, painted_ms: now() });
+    }
+  } catch (error) {
+    fail("open", `The photo could not be shown: ${error.message}`, "", false);
+  }
+  if (state.photo !== photo) return; // another photo was chosen meanwhile: it is the one opened
+  if (state.workerReady) openInWorker();
+  else {
+    setStatus(
+      `“${demo.title}” is shown; Python is still starting…`,
+      "python",
+      "Your clicks are kept and applied as soon as it is ready.",
+    );
+  }
+}
+
+// --- one's own files -----------------------------------------------------------------------------------
+
+async function openFiles(/** @type {FileList | File[]} */ chosen) {
+  const files = [...chosen];
+  const bundle = files.find((file) => /\.(msgpack|mpk)$/i.test(file.name));
+  const photo = files.find(
+    (file) =>
+      file !== bundle && (file.type.startsWith("image/") || /\.(jpe?g|png|webp|tiff?|bmp|gif)$/i.test(file.name)),
+  );
+  if (!photo || !bundle) {
+    const message = photo
+      ? `Also open the bundle made for ${photo.name} (${photo.name}.msgpack, from tools/encode.py).`
+      : bundle
+        ? `Also open the photo that ${bundle.name} was made for.`
+        : "Open a photo and the .msgpack bundle that tools/encode.py made for it.";
+    fail("open", message, "Select both files at once, or drop both on the page.", false);
+    return;
+  }
+  const mb = (/** @type {number} */ bytes) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+  if (bundle.size > MAX_BUNDLE_BYTES) {
+    fail(
+      "open",
+      `${bundle.name} is ${mb(bundle.size)}: a bundle is at most ${mb(MAX_BUNDLE_BYTES)}, so this is not ` +
+        "one tools/encode.py made.",
+      "Your current photo and its objects are kept.",
+      false,
+    );
+    return;
+  }
+  if (photo.size > MAX_PHOTO_FILE_BYTES) {
+    fail(
+      "open",
+      `${photo.name} is ${mb(photo.size)}; this tab opens photo files up to ${mb(MAX_PHOTO_FILE_BYTES)}` +
+        " (its memory is limited).",
+      "Scale the photo down, encode it again, and open both. Your current work is kept.",
+      false,
+    );
+    return;
+  }
+  if (!state.workerReady) {
+    fail("open", "Python is still starting: open your files again in a moment.", "", false);
+    return;
+  }
+  const opening = beginPhoto({ kind: "files", slug: null, photoName: photo.name, bundleName: bundle.name });
+  setStatus(`Opening ${photo.name}…`, "open");
+  let bytes;
+  try {
+    bytes = await Promise.all([photo.arrayBuffer(), bundle.arrayBuffer()]);
+  } catch (error) {
+    if (state.photo !== opening) return;
+    state.opening = false;
+    if (state.previousPhoto) keepPreviousPhoto();
+    fail(
+      "open",
+      `${photo.name} or ${bundle.name} could not be read: ${error.message}`,
+      "Open them again (a file changed or removed since it was chosen cannot be read).",
+      false,
+    );
+    return;
+  }
+  if (state.photo !== opening) return; // another photo was chosen while these were read
+  opening.files = { photo: bytes[0], bundle: bytes[1] };
+  if (state.workerReady) openInWorker(); // else the worker, once ready again, opens them
+}
+
+fileInput.addEventListener("change", () => {
+  if (fileInput.files?.length) openFiles(fileInput.files);
+  fileInput.value = "";
+});
+
+let dragDepth = 0;
+document.addEventListener("dragenter", (event) => {
+  event.preventDefault();
+  dragDepth += 1;
+  dropHint.hidden = false;
+});
+document.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) dropHint.hidden = true;
+});
+document.addEventListener("dragover", (event) => event.preventDefault());
+document.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dragDepth = 0;
+  dropHint.hidden = true;
+  if (event.dataTransfer?.files.length) openFiles(event.dataTransfer.files);
+});
+
+// --- the worker ----------------------------------------------------------------------------------------
+
+/** The current photo, to the worker (once it is ready; again after it was restarted). */
+export async function openInWorker() {
+  const photo = state.photo;
+  const seq = photo.seq;
+  if (photo.kind === "demo") {
+    const { demo } = photo;
+    /** @type {OpenDemo} */
+    const message = {
+      type: "open",
+      seq,
+      bundle_url: demo.bundleUrl,
+      model_url: demo.modelUrl,
+      preview_url: demo.previewUrl,
+      name: demo.slug,
+    };
+    /** @type {ArrayBuffer[]} */
+    const transfer = [];
+    try {
+      // Copies, so the originals stay available should the worker need to be restarted.
+      const { bundle, decoder } = await photo.downloads;
+      message.bundle = bundle.slice(0);
+      message.decoder = decoder.slice(0);
+      transfer.push(message.bundle, message.decoder);
+    } catch (error) {
+      console.warn("samtab: prefetch failed; the worker fetches itself:", error);
+    }
+    if (photo === state.photo) send(message, transfer);
+  } else if (photo.files) {
+    // Copies, so the originals stay available should the worker need to be restarted.
+    const photoCopy = photo.files.photo.slice(0);
+    const bundleCopy = photo.files.bundle.slice(0);
+    send(
+      {
+        type: "open-files",
+        seq,
+        photo: photoCopy,
+        photo_name: photo.photoName,
+        bundle: bundleCopy,
+        bundle_name: photo.bundleName,
+        models: state.models,
+      },
+      [photoCopy, bundleCopy],
+    );
+  }
+}
+
+// --- offline -------------------------------------------------------------------------------------------
+
+// Ask the service worker to keep everything this visit needed, so the next one works offline: what the
+// page loaded, the runtime the Python worker loaded (every vendor/ file; the WebGPU build only if used), and
+// the open demo's files with every decoder its model names (never the encoder, which the site does not have).
+export async function keepForOffline() {
+  const controller = navigator.serviceWorker?.controller;
+  if (!controller) return;
+  const urls = new Set(
+    performance
+      .getEntriesByType("resource")
+      .map((entry) => entry.name.split("#")[0])
+      .filter((url) => new URL(url).origin === location.origin),
+  );
+  urls.add(new URL("./", document.baseURI).href);
+  const demo = state.photo?.demo;
+  if (demo) {
+    for (const url of [demo.previewUrl, demo.bundleUrl, `${demo.modelUrl}model.json`]) urls.add(url);
+    try {
+      const model = await (await fetch(`${demo.modelUrl}model.json`)).json();
+      for (const [part, file] of Object.entries(model.files)) {
+        if (part !== "encoder") urls.add(new URL(/** @type {string} */ (file), demo.modelUrl).href);
+      }
+    } catch {
+      /* offline already: keep what is known */
+    }
+  }
+  controller.postMessage({
+    type: "keep",
+    urls: [...urls],
+    webgpu: state.readyInfo?.execution_provider === "webgpu",
+  });
+}

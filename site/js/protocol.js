@@ -1,0 +1,169 @@
+// @ts-check
+// The messages between the page and its Python worker, as types: the protocol that pyapp/session.py's
+// docstring describes, and the start-up and housekeeping messages of pyapp/web/worker.py's. Types only:
+// the page never loads this file (JSDoc's import() types read it).
+
+// --- page → worker ---------------------------------------------------------------------------------------
+
+/**
+ * A demo to open; the page passes the bundle's and the decoder's bytes when it has them.
+ * @typedef {object} OpenDemo
+ * @property {"open"} type
+ * @property {number} seq  the photo's number (state.openSeq): answers about an older photo are ignored
+ * @property {string} bundle_url
+ * @property {string} model_url  the model's folder, ending in /
+ * @property {string} preview_url
+ * @property {string} name
+ * @property {ArrayBuffer} [bundle]
+ * @property {ArrayBuffer} [decoder]
+ */
+
+/**
+ * One's own photo and its bundle, read in the tab.
+ * @typedef {object} OpenFiles
+ * @property {"open-files"} type
+ * @property {number} seq
+ * @property {ArrayBuffer} photo
+ * @property {string} photo_name
+ * @property {ArrayBuffer} bundle
+ * @property {string} bundle_name
+ * @property {Record<string, string>} models  model name → URL of its folder
+ */
+
+/**
+ * A click, in CSS pixels on the canvas. `cmd` and `id` are set by the page's command(); `joins` only in
+ * the log: whether the click joined the step before (a replay rebuilds the same steps).
+ * @typedef {object} Click
+ * @property {"click"} type
+ * @property {number} [cmd]  the page's count of commands, echoed in the answer
+ * @property {number} [id]  the page's count of clicks and boxes
+ * @property {number} x
+ * @property {number} y
+ * @property {number} css_width
+ * @property {number} css_height
+ * @property {boolean} include
+ * @property {number} t0  performance.now() when it was made
+ * @property {boolean} [joins]
+ */
+
+/**
+ * A box dragged on the canvas, in CSS pixels.
+ * @typedef {object} Box
+ * @property {"box"} type
+ * @property {number} [cmd]
+ * @property {number} [id]
+ * @property {number} x0
+ * @property {number} y0
+ * @property {number} x1
+ * @property {number} y1
+ * @property {number} css_width
+ * @property {number} css_height
+ * @property {number} t0
+ * @property {boolean} [joins]
+ */
+
+/**
+ * @typedef {{type: "undo" | "redo" | "clear" | "new-object", cmd?: number}} Plain
+ * @typedef {{type: "select" | "delete", cmd?: number, id: number}} PickObject
+ * @typedef {{type: "rename", cmd?: number, id: number, name: string}} Rename
+ * @typedef {{type: "candidate", cmd?: number, index: number}} Candidate
+ * @typedef {{type: "view", cmd?: number, view: string, opacity: number}} View
+ */
+
+/**
+ * What changes the photo's state: numbered, kept until answered, replayed into a restarted worker, saved.
+ * @typedef {Click | Box | Plain | PickObject | Rename | Candidate | View} Command
+ */
+
+/**
+ * @typedef {{type: "replay", messages: Command[]}} Replay  commands applied before, applied again in order
+ * @typedef {{type: "reset"}} Reset  every object and the undo history dropped (sent without a cmd: not logged)
+ * @typedef {{type: "export", what: "mask" | "cutout" | "coco"}} Export
+ * @typedef {{type: "hover", x: number, y: number, css_width: number, css_height: number}} Hover
+ * @typedef {{type: "hover-end"}} HoverEnd
+ * @typedef {{type: "boot", base: string, threads: number, diagnostics: boolean}} Boot
+ * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong
+ * @typedef {{type: "stats"}} StatsRequest
+ */
+
+/** @typedef {OpenDemo | OpenFiles | Command | Replay | Reset | Export | Hover | HoverEnd | Boot | Ping | StatsRequest} ToWorker */
+
+// --- worker → page ---------------------------------------------------------------------------------------
+
+/**
+ * One object, as the controls show it.
+ * @typedef {object} ObjectState
+ * @property {number} id
+ * @property {string} name
+ * @property {string} colour  #rrggbb
+ * @property {number} clicks
+ * @property {boolean} has_mask
+ */
+
+/**
+ * The state of the controls (pyapp.app.App.state()): `{open: false}` until a photo is open.
+ * @typedef {{open: false} | OpenControls} Controls
+ * @typedef {object} OpenControls
+ * @property {true} open
+ * @property {number} width
+ * @property {number} height
+ * @property {string} view
+ * @property {number} opacity
+ * @property {ObjectState[]} objects
+ * @property {number | null} current  the id of the current object
+ * @property {boolean} can_undo
+ * @property {boolean} can_redo
+ * @property {number[]} candidates  the current step's predicted IoU of each candidate mask
+ * @property {number | null} chosen
+ * @property {object | null} prompt
+ */
+
+/**
+ * A decoded mask (the samtab:mask event's detail, less the page's share of the latency).
+ * @typedef {object} Mask
+ * @property {number} object
+ * @property {number} clicks
+ * @property {number} mask_index
+ * @property {number} iou
+ * @property {number} area_px
+ * @property {object} prompt
+ * @property {boolean} refined
+ * @property {number} input
+ * @property {Record<string, number>} latency_ms
+ */
+
+/**
+ * What the worker says once Python and onnxruntime-web are ready (the samtab:ready event's detail).
+ * @typedef {object} ReadyInfo
+ * @property {Record<string, string>} versions
+ * @property {number} threads
+ * @property {boolean} cross_origin_isolated
+ * @property {string} execution_provider
+ * @property {string} notice  e.g. why WebGPU is not used ("" for none)
+ * @property {object} selftest
+ * @property {{packages_ms: number, ort_ms: number}} timings
+ */
+
+/**
+ * @typedef {{type: "status", text: string, phase: string}} Status
+ * @typedef {{type: "ready", info: ReadyInfo}} Ready
+ * @typedef {{type: "opened", seq: number, width: number, height: number, view_width: number,
+ *   view_height: number, model_name: string, photo_key: string, timings: Record<string, number>}} Opened
+ * @typedef {{type: "applied", cmd: number, joins?: boolean}} Applied  a command took effect
+ * @typedef {{type: "refused", cmd: number}} Refused  a command had nothing to do
+ * @typedef {{type: "frame", seq: number, width: number, height: number, pixels: ArrayBuffer,
+ *   state: Controls, mask?: Mask, t0?: number | null}} Frame  RGBA pixels, ready to paint
+ * @typedef {{type: "settled", input: number}} Settled  nothing left to decode; input: the last input's id
+ * @typedef {{type: "download", what: string, name: string, mime: string, data: ArrayBuffer}} Download
+ * @typedef {{type: "error", phase: string, message: string, hint: string, fatal: boolean, refused?: number,
+ *   restart?: boolean}} WorkerError  refused: the cmd that failed; restart: restart the worker
+ * @typedef {{type: "pong"}} Pong
+ * @typedef {{type: "stats"} & Record<string, unknown>} Stats  memory figures, for samtab:stats
+ */
+
+/**
+ * @typedef {Status | Ready | Opened | Applied | Refused | Frame | Settled | Download | WorkerError | Pong |
+ *   Stats} FromWorker
+ */
+
+export {};
