@@ -17,16 +17,10 @@ from PIL import Image
 from . import composite, export
 from .bundle import Bundle, BundleError
 from .coords import Mapping
+from .frames import MAX_VIEW_EDGE, VIEWS, Frames, fit_view
 from .prompt import Box, Objects, Point, Prompt, SegObject, Step
 from .segmenter import Segmenter, record
 
-VIEWS = ("overlay", "cutout", "erase")
-MAX_VIEW_EDGE = 1024  # the long edge of the pixels composited per click; the canvas scales them by CSS
-
-
-def view_size(width: int, height: int, max_edge: int = MAX_VIEW_EDGE) -> tuple[int, int]:
-    scale = min(1.0, max_edge / max(width, height))
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @dataclass
@@ -39,20 +33,16 @@ class Decode:
 
 
 class App:
+    max_view_edge = MAX_VIEW_EDGE  # the view's long edge in pixels (benchmarks try others)
+
     def __init__(self):
         self.segmenter: Segmenter | None = None
         self.photo_name = "photo"
         self.view = "overlay"
         self.opacity = 0.5
         self._full: np.ndarray | None = None  # the photo at its own size, (H, W, 3) uint8, for exports
-        self._shown: np.ndarray | None = None  # the photo at view size
         self._photo: Image.Image | None = None
-        # Masks at view size, by (candidates, chosen, size): each is upsampled once, not on every frame.
-        self._view_masks: dict[tuple, np.ndarray] = {}
-        self._base: np.ndarray | None = None  # the part of the frame that only other objects change
-        self._base_key: tuple | None = None
-        self._tint: np.ndarray | None = None  # the base tinted with the current object's colour
-        self._tint_key: tuple | None = None
+        self.frames: Frames | None = None  # the view, at view size
 
     # --- opening ------------------------------------------------------------------------------------
 
@@ -72,20 +62,17 @@ class App:
             # exports. The photo a person opens themselves is always its full size.
             photo = photo.resize((bundle.width, bundle.height), Image.LANCZOS)
         self.segmenter = segmenter
-        self._view_masks.clear()
-        self._base_key = self._tint_key = None  # cached frame parts belong to the previous photo
         self._photo = photo.convert("RGB")
         self._full = None
-        shown = self._photo.resize(view_size(*self._photo.size), Image.BILINEAR) \
-            if view_size(*self._photo.size) != self._photo.size else self._photo
-        self._shown = np.asarray(shown.convert("RGBA"))  # RGBA once per photo: frames copy it whole
+        size = fit_view(*self._photo.size, self.max_view_edge)
+        shown = self._photo.resize(size, Image.BILINEAR) if size != self._photo.size else self._photo
+        self.frames = Frames(np.asarray(shown.convert("RGBA")), self._photo.size)  # RGBA once per photo
         self.photo_name = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", photo_name) or "photo"
 
     def reset(self) -> None:
         """Drop every object and the undo history (before restoring saved work over a fresh start)."""
         self._require().objects = Objects()
-        self._view_masks.clear()
-        self._base_key = self._tint_key = None
+        self.frames.forget()
 
     @property
     def ready(self) -> bool:
@@ -93,8 +80,7 @@ class App:
 
     @property
     def view_size(self) -> tuple[int, int]:
-        height, width = self._shown.shape[:2]
-        return width, height
+        return self.frames.size
 
     def _require(self) -> Segmenter:
         if self.segmenter is None:
@@ -194,16 +180,8 @@ class App:
     # --- pixels -------------------------------------------------------------------------------------
 
     def step_mask(self, step: Step, width: int, height: int) -> np.ndarray | None:
-        """The step's shown mask at (width, height); masks at view size are kept for the next frames."""
-        if step.candidates is None or step.prompt.empty or (width, height) != self.view_size:
-            return step.mask(width, height)
-        key = (step.candidates, step.chosen)
-        mask = self._view_masks.get(key)
-        if mask is None:
-            if len(self._view_masks) > 64:
-                self._view_masks.clear()
-            mask = self._view_masks[key] = step.candidates.mask(step.chosen, width, height)
-        return mask
+        """The step's shown mask at (width, height): at view size from the frames' masks (upsampled once)."""
+        return self.frames.mask(step) if (width, height) == self.view_size else step.mask(width, height)
 
     def _masks(self, width: int, height: int, objects=None) -> list[tuple[SegObject, np.ndarray]]:
         segmenter = self._require()
@@ -215,58 +193,8 @@ class App:
         return out
 
     def render(self, hover: Step | None = None) -> np.ndarray:
-        """The current view at view size, (h, w, 4) uint8 RGBA.
-
-        The other objects change rarely and the current one on every click: their part of the frame (the
-        photo with their overlays, or the union of their masks) is kept until one of them changes."""
-        width, height = self.view_size
-        objects = self.segmenter.objects
-        current = objects.current
-        others = [(obj, mask) for obj, mask in self._masks(width, height) if obj is not current]
-        key = (self.view, self.opacity, tuple((obj.id, obj.current.candidates, obj.current.chosen) for obj, _ in others))
-        if key != self._base_key:
-            if self.view == "overlay":
-                self._base = composite.overlay(self._shown, [(mask, obj.colour) for obj, mask in others], self.opacity)
-            else:
-                self._base = composite.union([mask for _, mask in others], (height, width))
-            self._base_key = key
-        mine = self.step_mask(current.current, width, height) if current is not None else None
-        if self.view == "overlay":
-            pixels = self._base.copy()
-            if mine is not None:
-                composite.paint(pixels, self._tinted(current.colour), mine, current.colour)
-            if hover is not None and hover.candidates is not None:
-                composite.paint(pixels, self._tinted((255, 255, 255)), self.step_mask(hover, width, height),
-                                (255, 255, 255))
-        else:
-            chosen = [self._base] if mine is None else [self._base, mine]
-            pixels = (composite.cutout if self.view == "cutout" else composite.erase)(self._shown, chosen)
-        if current is not None and not current.prompt.empty:
-            self._draw_prompt(pixels, current.prompt)
-        return pixels
-
-    def _tinted(self, colour: tuple[int, int, int]) -> np.ndarray:
-        """The frame's base tinted with `colour`, made once per base and colour: a click then only copies
-        the mask's pixels from it."""
-        key = (self._base_key, colour)
-        if self._tint_key != key:
-            self._tint, self._tint_key = composite.tint(self._base, colour, self.opacity), key
-        return self._tint
-
-    def _draw_prompt(self, pixels: np.ndarray, prompt) -> None:
-        """The current object's clicks and box, where they were made (photo → view pixels)."""
-        height, width = pixels.shape[:2]
-        view = Mapping(self.segmenter.width, self.segmenter.height, width, height)
-
-        def at(x: float, y: float) -> tuple[float, float]:
-            vx, vy = view.image_to_display(x, y)
-            return vx - 0.5, vy - 0.5  # display position → the centre of the view pixel it falls in
-
-        points = [(*at(p.x, p.y), p.include) for p in prompt.points]
-        box = None
-        if prompt.box is not None:
-            box = (*at(prompt.box.x0, prompt.box.y0), *at(prompt.box.x1, prompt.box.y1))
-        composite.markers(pixels, points, box)
+        """The current view at view size, (h, w, 4) uint8 RGBA (pyapp.frames)."""
+        return self.frames.render(self._require().objects, self.view, self.opacity, hover)
 
     def full_photo(self) -> np.ndarray:
         if self._full is None:

@@ -2,36 +2,9 @@
 
 Pure Python (asyncio, no `js`): the browser edge (pyapp.web.worker) gives it `post` (a message to the
 page), a `Loader` (fetching, and decoder sessions in onnxruntime-web) and passes on the page's messages;
-the tests drive the same class in CPython with onnxruntime. The protocol, page ↔ worker (plain objects;
-numpy arrays and bytes in a posted message become transferred ArrayBuffers at the edge):
-
-page → worker
-    {type: "open", seq, bundle_url, model_url, preview_url, name, bundle?, decoder?}     a demo (the page
-                                                          passes the bundle's and decoder's bytes when it has them)
-    {type: "open-files", seq, photo, photo_name, bundle, bundle_name, models: {model name: folder URL}}
-    commands, each with `cmd` (the page's count, echoed in the answer):
-    {type: "click", cmd, id, x, y, css_width, css_height, include, t0, joins?}    CSS pixels on the canvas;
-    {type: "box", cmd, id, x0, y0, x1, y1, css_width, css_height, t0, joins?}     id: the page's count of
-                                                          inputs; joins: replayed, whether it joined the step before
-    {type: "undo" | "redo" | "clear" | "new-object", cmd}, {type: "select" | "delete", cmd, id},
-    {type: "rename", cmd, id, name}, {type: "candidate", cmd, index}, {type: "view", cmd, view, opacity}
-    {type: "replay", messages: [commands with joins]}     commands applied before, applied again in order
-                                                          (a restarted worker, or work restored after a reload)
-    {type: "reset", cmd}                                  every object and the undo history dropped
-    {type: "export", what: "mask" | "cutout" | "coco"}
-    {type: "hover", x, y, css_width, css_height} / {type: "hover-end"}
-worker → page
-    {type: "status", text, phase}
-    {type: "opened", seq, width, height, view_width, view_height, model_name, photo_key, timings}
-    {type: "applied", cmd, joins?}                        a command took effect (joins: for clicks and boxes)
-    {type: "refused", cmd}                                a command had nothing to do (undo with nothing to undo)
-    {type: "frame", seq, width, height, pixels, state, mask?: {...samtab:mask detail}, t0?}
-    {type: "settled", input}                              nothing left to decode; input: the last input id
-    {type: "download", what, name, mime, data}
-    {type: "error", phase, message, hint, fatal, refused?, restart?}   refused: the cmd that failed (the page
-                                                          forgets it); restart: the page should restart the worker
-Messages that arrive while a photo opens or a replay runs wait their turn, in order: each is applied to
-the state the ones before it made.
+the tests drive the same class in CPython with onnxruntime. The messages are pyapp.protocol's dataclasses:
+each kind has its handler in HANDLERS. Messages that arrive while a photo opens or a replay runs wait their
+turn, in order: each is applied to the state the ones before it made.
 """
 
 from __future__ import annotations
@@ -43,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from . import protocol
 from .app import App
 from .bundle import BundleError, read_bundle
 from .coords import OutsideImage
@@ -103,7 +77,7 @@ class Session:
         self.app = App()
         self.runner: Runner | None = None
         self.seq = None  # the open photo's number, from the page
-        self.inbox: deque[dict] = deque()
+        self.inbox: deque[protocol.Message] = deque()
         self._pump: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
         self.decode_failed = False
@@ -116,25 +90,24 @@ class Session:
 
     # --- messages in --------------------------------------------------------------------------------
 
-    def handle(self, message: dict) -> None:
+    def handle(self, raw: dict) -> None:
         """A message from the page. Hovers act at once (or not at all while something else is under way);
         everything else is applied in order, one at a time."""
-        kind = message.get("type")
-        if kind in ("hover", "hover-end"):
-            if kind == "hover-end":
-                self.hover_request, self.hover_step = None, None
-                if self.app.ready and not self.busy:
-                    self.frame()
-            elif self.app.ready and not self.busy:
-                self.hover_request = (message["x"], message["y"], message["css_width"], message["css_height"])
-                self.schedule()
+        try:
+            message = protocol.parse(raw)
+        except protocol.ProtocolError as error:
+            cmd = raw.get("cmd") if isinstance(raw, dict) else None
+            self.fail("input", str(error), "Reload the page if this keeps happening. " + KEPT,
+                      refused=cmd if isinstance(cmd, int) else None)
             return
-        if self.busy or kind in ("open", "open-files", "replay"):
+        if isinstance(message, (protocol.Hover, protocol.HoverEnd)):
+            self.hover(message)
+        elif self.busy or isinstance(message, (protocol.OpenDemo, protocol.OpenFiles, protocol.Replay)):
             self.inbox.append(message)
             if not self.busy:
                 self._pump = self.spawn(self._drain())
         else:
-            self._command_or_refuse(message)
+            self.command(message)
 
     @property
     def busy(self) -> bool:
@@ -142,73 +115,71 @@ class Session:
         return self._pump is not None and not self._pump.done()
 
     async def _drain(self) -> None:
+        opens = (protocol.OpenDemo, protocol.OpenFiles)
         while self.inbox:
             message = self.inbox.popleft()
-            if message.get("type") in ("open", "open-files") and any(
-                    m.get("type") in ("open", "open-files") for m in self.inbox):
+            if isinstance(message, opens) and any(isinstance(later, opens) for later in self.inbox):
                 continue  # another photo was chosen since: open that one only
-            await self.apply(message)
+            if isinstance(message, protocol.OpenDemo):
+                await self.open_demo(message)
+            elif isinstance(message, protocol.OpenFiles):
+                await self.open_files(message)
+            elif isinstance(message, protocol.Replay):
+                await self.replay(message.messages)
+            else:
+                self.command(message)
 
-    async def apply(self, message: dict) -> None:
-        kind = message.get("type")
-        if kind == "open":
-            await self.open_demo(message)
-        elif kind == "open-files":
-            await self.open_files(message)
-        elif kind == "replay":
-            await self.replay(message.get("messages") or [])
-        else:
-            self._command_or_refuse(message)
+    def hover(self, message: protocol.Hover | protocol.HoverEnd) -> None:
+        if isinstance(message, protocol.HoverEnd):
+            self.hover_request, self.hover_step = None, None
+            if self.app.ready and not self.busy:
+                self.frame()
+        elif self.app.ready and not self.busy:
+            self.hover_request = (message.x, message.y, message.css_width, message.css_height)
+            self.schedule()
 
-    def _command_or_refuse(self, message: dict) -> None:
-        if self.app.ready:
-            self.command(message)
-        else:
+    def command(self, message: protocol.Message) -> None:
+        """Apply one command (or export) and answer it: applied (with whether a click joined the step
+        before), refused (nothing to do), or an error that says why (the work so far is kept either way)."""
+        cmd = getattr(message, "cmd", None)
+        if not self.app.ready:
             self.fail("input", "Open a photo first.", "Pick a demo or open your own photo and its bundle.",
-                      refused=message.get("cmd"))
-
-    def command(self, message: dict) -> None:
-        """Apply one command and answer it: applied (with whether a click joined the step before), refused
-        (nothing to do), or an error that says why (the work so far is kept either way)."""
-        kind, cmd = message.get("type"), message.get("cmd")
-        handler = COMMANDS.get(kind)
+                      refused=cmd)
+            return
         try:
-            if handler is None:
-                raise ValueError(f"the worker got a message it does not know: {brief(repr(kind), 60)}")
-            answer = handler(self, message)
+            joins = HANDLERS[type(message)](self, message)
         except MemoryError:
-            self.fail(kind or "input", "This tab ran out of memory for that (the photo is large): nothing was "
+            self.fail(message.kind, "This tab ran out of memory for that (the photo is large): nothing was "
                       "changed.", "Close other tabs, or scale the photo down and encode it again. " + KEPT,
                       refused=cmd)
             return
         except (IndexError, OutsideImage):
             # Nothing to undo, redo or clear; a click just off the photo: nothing to do, nothing pending.
-            self.post({"type": "refused", "cmd": cmd})
-            if kind in ("click", "box") and not self.decoding:
-                self.post({"type": "settled", "input": self.last_input})
+            self.send(protocol.Refused(cmd))
+            if isinstance(message, (protocol.Click, protocol.Box)) and not self.decoding:
+                self.send(protocol.Settled(self.last_input))
             return
         except Exception as error:  # noqa: BLE001 - one bad command must not lose the work
-            self.fail(kind or "input", brief(error) or type(error).__name__, KEPT, refused=cmd)
+            self.fail(message.kind, brief(error) or type(error).__name__, KEPT, refused=cmd)
             return
-        if kind != "export" and cmd is not None:
-            self.post({"type": "applied", "cmd": cmd, **(answer or {})})
+        if isinstance(message, protocol.Command) and cmd is not None:
+            self.send(protocol.Applied(cmd, joins))
 
     # --- commands -----------------------------------------------------------------------------------
 
-    def _input(self, message: dict) -> dict:
+    def _input(self, message: protocol.Click | protocol.Box) -> bool:
         app = self.app
-        self.last_input = max(self.last_input, int(message.get("id") or 0))
-        self.click_started = message.get("t0")
-        join = bool(message["joins"]) if "joins" in message else None
-        if message["type"] == "click":
-            joined = app.click(message["x"], message["y"], message["css_width"], message["css_height"],
-                               bool(message.get("include", True)), join=join)
+        self.last_input = max(self.last_input, message.id)
+        self.click_started = message.t0
+        if isinstance(message, protocol.Click):
+            joined = app.click(message.x, message.y, message.css_width, message.css_height, message.include,
+                               join=message.joins)
         else:
-            joined = app.box(message["x0"], message["y0"], message["x1"], message["y1"], message["css_width"],
-                             message["css_height"], join=join)
+            joined = app.box(message.x0, message.y0, message.x1, message.y1, message.css_width,
+                             message.css_height, join=message.joins)
         self.hover_step = None
         self.schedule()
-        return {"joins": joined}
+        return joined
 
     @_and_frame
     def _undo(self, message):
@@ -228,35 +199,34 @@ class Session:
 
     @_and_frame
     def _select(self, message):
-        self.app.select(int(message["id"]))
+        self.app.select(message.id)
 
     @_and_frame
     def _rename(self, message):
-        self.app.rename(int(message["id"]), str(message["name"]))
+        self.app.rename(message.id, message.name)
 
     @_and_frame
     def _delete(self, message):
-        self.app.delete(int(message["id"]))
+        self.app.delete(message.id)
 
     @_and_frame
     def _candidate(self, message):
-        self.app.choose_candidate(int(message["index"]))
+        self.app.choose_candidate(message.index)
 
     @_and_frame
     def _view(self, message):
-        self.app.set_view(message["view"], message.get("opacity"))
+        self.app.set_view(message.view, message.opacity)
 
     @_and_frame
     def _reset(self, message):
         self.app.reset()
 
-    def _export(self, message: dict) -> None:
-        what = message.get("what")
+    def _export(self, message: protocol.Export) -> None:
         exports = {"mask": self.app.export_mask, "cutout": self.app.export_cutout, "coco": self.app.export_coco}
-        if what not in exports:
-            raise ValueError(f"there is no export {brief(repr(what), 40)}")
-        name, mime, data = exports[what]()
-        self.post({"type": "download", "what": what, "name": name, "mime": mime, "data": self.pack(data)})
+        if message.what not in exports:
+            raise ValueError(f"there is no export {brief(repr(message.what), 40)}")
+        name, mime, data = exports[message.what]()
+        self.send(protocol.Download(message.what, name, mime, self.pack(data)))
 
     async def replay(self, messages: list[dict]) -> None:
         """Apply commands that were applied before (a restarted worker; work restored after a reload) so
@@ -266,8 +236,16 @@ class Session:
         is answered and skipped; the rest go on."""
         self.replaying = True
         try:
-            for message in messages:
-                if not (message.get("type") in ("click", "box") and message.get("joins")):
+            for raw in messages:
+                try:
+                    message = protocol.parse(raw)
+                    if not isinstance(message, protocol.Command):
+                        raise protocol.ProtocolError(f"a replay holds commands only, not {message.kind!r}")
+                except protocol.ProtocolError as error:
+                    cmd = raw.get("cmd") if isinstance(raw, dict) else None
+                    self.fail("input", str(error), KEPT, refused=cmd if isinstance(cmd, int) else None)
+                    continue
+                if not (isinstance(message, (protocol.Click, protocol.Box)) and message.joins):
                     await self.decoded()
                     if self.decode_failed:
                         return  # the page restarts this worker, and replays into the next one
@@ -279,25 +257,25 @@ class Session:
 
     # --- opening ------------------------------------------------------------------------------------
 
-    async def open_demo(self, message: dict) -> None:
+    async def open_demo(self, message: protocol.OpenDemo) -> None:
         from PIL import Image
 
         clock, steps = Stopwatch(), {}
         try:
             self.status("Loading the photo's embeddings…", "bundle")
-            preview = self.spawn(self.loader.fetch(message["preview_url"], "The photo"))
+            preview = self.spawn(self.loader.fetch(message.preview_url, "The photo"))
             preview.add_done_callback(lambda task: task.cancelled() or task.exception())  # reported below
-            runner = await self.loader.runner(message["model_url"], message.get("decoder"))
+            runner = await self.loader.runner(message.model_url, message.decoder)
             steps["decoder_ms"] = clock.lap()
-            data = message.get("bundle")
+            data = message.bundle
             if data is None:
-                data = await self.loader.fetch(message["bundle_url"], "The photo's embeddings")
+                data = await self.loader.fetch(message.bundle_url, "The photo's embeddings")
             bundle = read_bundle(data)
             steps["bundle_ms"] = clock.lap()
             photo = Image.open(io.BytesIO(await preview))
             photo.load()
             steps["photo_ms"] = clock.lap()
-            self._switch(bundle, runner, photo, message.get("name") or "photo", None)
+            self._switch(bundle, runner, photo, message.name, None)
             steps["switch_ms"] = clock.lap()
         except BundleError as error:
             self.fail("open", f"This demo's embeddings are not usable: {brief(error)}", "The previous photo is kept.")
@@ -308,17 +286,17 @@ class Session:
         except Exception as error:  # noqa: BLE001
             self.fail("open", f"The demo could not be opened: {brief(error)}", "Check the connection and try again.")
         else:
-            self._opened(message, clock.total(), steps, bundle.image_sha256 or message.get("name"))
+            self._opened(message.seq, clock.total(), steps, bundle.image_sha256 or message.name)
 
-    async def open_files(self, message: dict) -> None:
+    async def open_files(self, message: protocol.OpenFiles) -> None:
         clock = Stopwatch()
-        photo_name = str(message.get("photo_name") or "the photo")
+        photo_name = message.photo_name or "the photo"
         try:
             # The tools' cap holds in the tab too: a 100 MP photo opened, decoded and exported (mask, cutout,
             # COCO) in Chromium took the WebAssembly heap to 3.0 GB of its 4 GB (README, "Your own photo").
-            photo = open_photo(message["photo"], name=photo_name)
-            bundle = read_bundle(message["bundle"])
-            models = message.get("models") or {}
+            photo = open_photo(message.photo, name=photo_name)
+            bundle = read_bundle(message.bundle)
+            models = message.models
             model_name = bundle.model_name
             if model_name is None:
                 raise BundleError("this bundle does not say which model made it, so samtab cannot pick a decoder")
@@ -328,7 +306,7 @@ class Session:
             runner = await self.loader.runner(models[model_name], None)
             self._switch(bundle, runner, photo.rgb, photo_name, photo.sha256)
         except (BundleError, PhotoError) as error:
-            self.fail("open", f"{message.get('bundle_name', 'The bundle')} cannot be used with {photo_name}: "
+            self.fail("open", f"{message.bundle_name or 'The bundle'} cannot be used with {photo_name}: "
                               f"{brief(error)}", "Your current photo and its objects are kept.")
         except DecoderError as error:
             self.fail("open", f"The files could not be opened: {brief(error)}", DAMAGED_DECODER_HINT)
@@ -339,7 +317,7 @@ class Session:
             self.fail("open", f"The files could not be opened: {brief(error)}",
                       "Your current photo and its objects are kept.")
         else:
-            self._opened(message, clock.total(), {}, photo.sha256)
+            self._opened(message.seq, clock.total(), {}, photo.sha256)
 
     def _switch(self, bundle, runner: Runner, photo, name: str, sha256: str | None) -> None:
         previous = self.runner
@@ -350,13 +328,12 @@ class Session:
         self.runner = runner
         self.hover_request = self.hover_step = None
 
-    def _opened(self, message: dict, open_ms: float, steps: dict, photo_key: str | None) -> None:
+    def _opened(self, seq: int, open_ms: float, steps: dict, photo_key: str | None) -> None:
         width, height = self.app.view_size
-        self.seq = message.get("seq")
+        self.seq = seq
         segmenter = self.app.segmenter
-        self.post({"type": "opened", "seq": self.seq, "width": segmenter.width, "height": segmenter.height,
-                   "view_width": width, "view_height": height, "model_name": self.runner.model_name,
-                   "photo_key": photo_key, "timings": {"open_ms": open_ms, **steps}})
+        self.send(protocol.Opened(seq, segmenter.width, segmenter.height, width, height, self.runner.model_name,
+                                  photo_key, {"open_ms": open_ms, **steps}))
         self.frame()
 
     # --- decoding -----------------------------------------------------------------------------------
@@ -411,13 +388,12 @@ class Session:
                     self.hover_step = job.step
                     self.frame()
             if not self.replaying:
-                self.post({"type": "settled", "input": self.last_input})
+                self.send(protocol.Settled(self.last_input))
         except Exception as error:  # noqa: BLE001
             # onnxruntime-web in a bad state (a WebGPU device lost, memory exhausted) does not recover in
             # this worker: the page restarts it and replays the work into a fresh one.
             self.decode_failed = True
-            self.post({"type": "error", "phase": "decode", "message": f"the decoder failed ({brief(error, 200)})",
-                       "hint": "", "fatal": False, "restart": True})
+            self.send(protocol.Error("decode", f"the decoder failed ({brief(error, 200)})", restart=True))
 
     def _hover_decode(self):
         if self.hover_request is None:
@@ -450,24 +426,21 @@ class Session:
         pixels = self.app.render(hover=self.hover_step)
         composite_ms = clock.lap()
         height, width = pixels.shape[:2]
-        message = {"type": "frame", "seq": self.seq, "width": width, "height": height,
-                   "pixels": self.pack(pixels), "state": self.app.state()}
+        packed, state = self.pack(pixels), self.app.state()
         if mask is not None:
             timings = {**(timings or {}), "composite": composite_ms, "send": clock.lap()}
             timings["python"] = round(sum(v for k, v in timings.items() if k != "decode"), 1)
             mask["latency_ms"] = timings
-            message["mask"] = mask
-            message["t0"] = t0
-        self.post(message)
+        self.send(protocol.Frame(self.seq, width, height, packed, state, mask, t0 if mask is not None else None))
+
+    def send(self, message: protocol.Outbound) -> None:
+        self.post(message.to_message())
 
     def status(self, text: str, phase: str) -> None:
-        self.post({"type": "status", "text": text, "phase": phase})
+        self.send(protocol.Status(text, phase))
 
-    def fail(self, phase: str, message: str, hint: str = "", fatal: bool = False, refused=None) -> None:
-        answer = {"type": "error", "phase": phase, "message": brief(message), "hint": brief(hint), "fatal": fatal}
-        if refused is not None:
-            answer["refused"] = refused
-        self.post(answer)
+    def fail(self, phase: str, message: str, hint: str = "", fatal: bool = False, refused: int | None = None) -> None:
+        self.send(protocol.Error(phase, brief(message), brief(hint), fatal, refused))
 
     def stats(self) -> dict:
         """Work queued and the steps held (for leak checks)."""
@@ -483,7 +456,10 @@ class Session:
         return task
 
 
-COMMANDS = {"click": Session._input, "box": Session._input, "undo": Session._undo, "redo": Session._redo,
-            "clear": Session._clear, "new-object": Session._new_object, "select": Session._select,
-            "rename": Session._rename, "delete": Session._delete, "candidate": Session._candidate,
-            "view": Session._view, "reset": Session._reset, "export": Session._export}
+# What each command does to the session (pyapp.protocol's dataclasses; opening, replays and hovers are
+# handled by `handle` itself, as they change what is applied when).
+HANDLERS = {protocol.Click: Session._input, protocol.Box: Session._input, protocol.Undo: Session._undo,
+            protocol.Redo: Session._redo, protocol.Clear: Session._clear, protocol.NewObject: Session._new_object,
+            protocol.Select: Session._select, protocol.Rename: Session._rename, protocol.Delete: Session._delete,
+            protocol.Candidate: Session._candidate, protocol.View: Session._view, protocol.Reset: Session._reset,
+            protocol.Export: Session._export}

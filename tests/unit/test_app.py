@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from pyapp import contract
-from pyapp.app import App, view_size
+from pyapp.app import App
+from pyapp.frames import fit_view
 from pyapp.bundle import BundleError, read_bundle, write_bundle
 from pyapp.coords import OutsideImage
 
@@ -72,8 +73,9 @@ def decode_all(app, decoder):
 
 
 def test_view_size_caps_the_long_edge():
-    assert view_size(1200, 800) == (1024, 683)
-    assert view_size(300, 200) == (300, 200)
+    assert fit_view(1200, 800) == (1024, 683)
+    assert fit_view(300, 200) == (300, 200)
+    assert fit_view(1200, 800, 600) == (600, 400)
 
 
 def test_a_click_becomes_a_mask_under_the_cursor(app):

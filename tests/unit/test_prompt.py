@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pyapp import postprocess
-from pyapp.prompt import HISTORY_LIMIT, Objects, Point, Prompt
+from pyapp.coords import Mapping
+from pyapp.prompt import HISTORY_LIMIT, Box, Objects, Point, Prompt
 
 
 def with_point(x, y, include=True):
@@ -152,3 +153,33 @@ def test_mask_feedback_is_the_chosen_candidate_of_the_step_refined():
     objects.edit(lambda prompt: Prompt())
     objects.edit(with_point(3, 3))
     assert obj.current.mask_input is None  # after a clear, a click starts over
+
+
+def test_prompt_arrays_put_the_box_first_like_meta():
+    mapping = Mapping.for_image(512, 256)
+    prompt = Prompt().with_point(Point(10, 20)).with_point(Point(30, 40, include=False)).with_box(
+        Box.from_corners(100, 200, 50, 60))
+    coords, labels = prompt.model_arrays(mapping)
+    assert coords.shape == (1, 4, 2) and coords.dtype == np.float32 and labels.dtype == np.float32
+    np.testing.assert_array_equal(labels, [[2, 3, 1, 0]])
+    np.testing.assert_allclose(coords[0], [[100, 240], [200, 800], [20, 80], [60, 160]])
+
+
+def test_empty_prompt_is_refused():
+    with pytest.raises(ValueError):
+        Prompt().model_arrays(Mapping.for_image(10, 10))
+
+
+def test_objects_new_select_rename_delete():
+    objects = Objects()
+    first, second = objects.new(), objects.new("Cup")
+    assert objects.current is second and first.colour != second.colour
+    objects.select(first.id)
+    objects.rename(first.id, "  Saucer ")
+    assert objects.current.name == "Saucer"
+    with pytest.raises(ValueError):
+        objects.rename(first.id, "   ")
+    objects.delete(first.id)
+    assert objects.current is second and [o.name for o in objects.items] == ["Cup"]
+    with pytest.raises(KeyError):
+        objects.get(first.id)

@@ -1,0 +1,116 @@
+"""The view a person sees, made again after every click: cheaply, by keeping what did not change.
+
+The photo is shown at view size (its long edge capped at MAX_VIEW_EDGE; the canvas scales it by CSS), as
+RGBA made once per photo. Each mask is upsampled to view size once. The other objects change rarely and the
+current one on every click: their part of the frame (the photo with their overlays, or the union of their
+masks) and its tint in the current object's colour are kept until one of them changes, so a click only
+copies its mask's pixels from the tint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import composite
+from .coords import Mapping
+from .prompt import Objects, Prompt, Step
+
+VIEWS = ("overlay", "cutout", "erase")
+MAX_VIEW_EDGE = 1024  # the long edge of the pixels composited per click
+HOVER_COLOUR = (255, 255, 255)
+
+
+def fit_view(width: int, height: int, max_edge: int = MAX_VIEW_EDGE) -> tuple[int, int]:
+    """The view size of a width × height photo: the same, or scaled down to a long edge of max_edge."""
+    scale = min(1.0, max_edge / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class Frames:
+    """Frames of one photo. `shown`: the photo at view size, (h, w, 4) uint8 RGBA; `image_size`: the
+    photo's own (width, height), which prompts are in."""
+
+    MASKS_KEPT = 64  # view-size masks kept for the next frames (undo, redo, switching objects)
+
+    def __init__(self, shown: np.ndarray, image_size: tuple[int, int]):
+        self.shown = shown
+        self.image_size = image_size
+        self._masks: dict[tuple, np.ndarray] = {}  # by (candidates, chosen)
+        self._base: np.ndarray | None = None  # the part of the frame only other objects change
+        self._base_key: tuple | None = None
+        self._tint: np.ndarray | None = None  # the base tinted with the current object's colour
+        self._tint_key: tuple | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        height, width = self.shown.shape[:2]
+        return width, height
+
+    def forget(self) -> None:
+        """Drop what is kept (the objects were replaced)."""
+        self._masks.clear()
+        self._base_key = self._tint_key = None
+
+    def mask(self, step: Step) -> np.ndarray | None:
+        """The step's chosen mask at view size (None before decoding); each is upsampled once."""
+        if step.candidates is None or step.prompt.empty:
+            return None
+        key = (step.candidates, step.chosen)
+        mask = self._masks.get(key)
+        if mask is None:
+            if len(self._masks) > self.MASKS_KEPT:
+                self._masks.clear()
+            mask = self._masks[key] = step.mask(*self.size)
+        return mask
+
+    def render(self, objects: Objects, view: str, opacity: float, hover: Step | None = None) -> np.ndarray:
+        """The view of these objects, (h, w, 4) uint8 RGBA: every object's mask over the photo, tinted
+        (overlay), the objects alone (cutout) or the photo without them (erase); the current object's clicks
+        and box marked; `hover`, a preview of what a click would select, tinted white."""
+        width, height = self.size
+        current = objects.current
+        others = [(obj, mask) for obj in objects.items if obj is not current
+                  for mask in [self.mask(obj.current)] if mask is not None]
+        key = (view, opacity, tuple((obj.id, obj.current.candidates, obj.current.chosen) for obj, _ in others))
+        if key != self._base_key:
+            if view == "overlay":
+                self._base = composite.overlay(self.shown, [(mask, obj.colour) for obj, mask in others], opacity)
+            else:
+                self._base = composite.union([mask for _, mask in others], (height, width))
+            self._base_key = key
+        mine = self.mask(current.current) if current is not None else None
+        if view == "overlay":
+            pixels = self._base.copy()
+            if mine is not None:
+                composite.paint(pixels, self._tinted(current.colour, opacity), mine, current.colour)
+            hovered = self.mask(hover) if hover is not None else None
+            if hovered is not None:
+                composite.paint(pixels, self._tinted(HOVER_COLOUR, opacity), hovered, HOVER_COLOUR)
+        else:
+            chosen = [self._base] if mine is None else [self._base, mine]
+            pixels = (composite.cutout if view == "cutout" else composite.erase)(self.shown, chosen)
+        if current is not None and not current.prompt.empty:
+            self._mark(pixels, current.prompt)
+        return pixels
+
+    def _tinted(self, colour: tuple[int, int, int], opacity: float) -> np.ndarray:
+        """The frame's base tinted with `colour`, made once per base and colour."""
+        key = (self._base_key, colour)
+        if self._tint_key != key:
+            self._tint, self._tint_key = composite.tint(self._base, colour, opacity), key
+        return self._tint
+
+    def _mark(self, pixels: np.ndarray, prompt: Prompt) -> None:
+        """The clicks and the box, where they were made (photo → view pixels)."""
+        height, width = pixels.shape[:2]
+        view = Mapping(*self.image_size, width, height)
+
+        def at(x: float, y: float) -> tuple[float, float]:
+            vx, vy = view.image_to_display(x, y)
+            return vx - 0.5, vy - 0.5  # display position → the centre of the view pixel it falls in
+
+        points = [(*at(p.x, p.y), p.include) for p in prompt.points]
+        box = None
+        if prompt.box is not None:
+            box = (*at(prompt.box.x0, prompt.box.y0), *at(prompt.box.x1, prompt.box.y1))
+        composite.markers(pixels, points, box)

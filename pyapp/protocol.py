@@ -1,0 +1,355 @@
+"""The messages between the page (site/app.js) and the worker (pyapp.session): one dataclass each.
+
+The page posts plain objects; `parse` turns one into its dataclass, checking every field (a message with a
+missing or wrong field is refused with a message that names it, rather than failing somewhere inside).
+The worker's answers are dataclasses too; `to_message` gives the plain object the edge posts (numpy arrays
+and bytes in it become transferred ArrayBuffers there). Field names are the wire names.
+
+Commands change the photo's state: the page numbers them (`cmd`), keeps those the worker applied in a log
+(replayed into a restarted worker, saved to be restored after a reload) and forgets those it refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+class ProtocolError(ValueError):
+    """A message from the page that does not have the fields its type needs."""
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class Command(Message):
+    """A change to the open photo's state, numbered by the page (None when replayed without a number)."""
+
+    cmd: int | None = field(default=None, kw_only=True)
+
+
+# --- page → worker: opening -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OpenDemo(Message):
+    """A demo; the page passes the bundle's and the decoder's bytes when it has downloaded them."""
+
+    kind: ClassVar[str] = "open"
+    seq: int
+    bundle_url: str
+    model_url: str
+    preview_url: str
+    name: str = "photo"
+    bundle: bytes | None = None
+    decoder: bytes | None = None
+
+
+@dataclass(frozen=True)
+class OpenFiles(Message):
+    """A person's own photo and its bundle; `models`: the site's model names and their folders' URLs."""
+
+    kind: ClassVar[str] = "open-files"
+    seq: int
+    photo: bytes
+    photo_name: str
+    bundle: bytes
+    bundle_name: str
+    models: dict = field(default_factory=dict)
+
+
+# --- page → worker: commands ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Click(Command):
+    """At CSS (x, y) on the canvas, shown css_width × css_height. id: the page's count of clicks and boxes;
+    t0: when it was made (performance.now()); joins: replayed, whether it joined the step before."""
+
+    kind: ClassVar[str] = "click"
+    x: float
+    y: float
+    css_width: float
+    css_height: float
+    include: bool = True
+    id: int = 0
+    t0: float | None = None
+    joins: bool | None = None
+
+
+@dataclass(frozen=True)
+class Box(Command):
+    kind: ClassVar[str] = "box"
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    css_width: float
+    css_height: float
+    id: int = 0
+    t0: float | None = None
+    joins: bool | None = None
+
+
+@dataclass(frozen=True)
+class Undo(Command):
+    kind: ClassVar[str] = "undo"
+
+
+@dataclass(frozen=True)
+class Redo(Command):
+    kind: ClassVar[str] = "redo"
+
+
+@dataclass(frozen=True)
+class Clear(Command):
+    kind: ClassVar[str] = "clear"
+
+
+@dataclass(frozen=True)
+class NewObject(Command):
+    kind: ClassVar[str] = "new-object"
+
+
+@dataclass(frozen=True)
+class Select(Command):
+    kind: ClassVar[str] = "select"
+    id: int
+
+
+@dataclass(frozen=True)
+class Delete(Command):
+    kind: ClassVar[str] = "delete"
+    id: int
+
+
+@dataclass(frozen=True)
+class Rename(Command):
+    kind: ClassVar[str] = "rename"
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Candidate(Command):
+    kind: ClassVar[str] = "candidate"
+    index: int
+
+
+@dataclass(frozen=True)
+class View(Command):
+    kind: ClassVar[str] = "view"
+    view: str
+    opacity: float | None = None
+
+
+@dataclass(frozen=True)
+class Reset(Command):
+    """Every object and the undo history dropped (before restoring saved work over a fresh start)."""
+
+    kind: ClassVar[str] = "reset"
+
+
+# --- page → worker: the rest ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Replay(Message):
+    """Commands applied before, applied again in order (a restarted worker; work restored after a reload).
+    Kept as plain objects: each is parsed when its turn comes, so one bad command skips only itself."""
+
+    kind: ClassVar[str] = "replay"
+    messages: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Export(Message):
+    kind: ClassVar[str] = "export"
+    what: str
+
+
+@dataclass(frozen=True)
+class Hover(Message):
+    kind: ClassVar[str] = "hover"
+    x: float
+    y: float
+    css_width: float
+    css_height: float
+
+
+@dataclass(frozen=True)
+class HoverEnd(Message):
+    kind: ClassVar[str] = "hover-end"
+
+
+INBOUND: dict[str, type[Message]] = {cls.kind: cls for cls in (
+    OpenDemo, OpenFiles, Click, Box, Undo, Redo, Clear, NewObject, Select, Delete, Rename, Candidate, View,
+    Reset, Replay, Export, Hover, HoverEnd)}
+
+
+def _check(name: str, value: Any, hint: Any) -> Any:
+    """`value` as the field's type says (whole numbers are numbers; any number is not a bool), or raise."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, type(int | None)) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+        if option is bytes and isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value) if not isinstance(value, bytes) else value
+        if option in (dict, list) and isinstance(value, option):
+            return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError(f"its field {name!r} is {value}, not a finite number")
+    wanted = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+    raise ProtocolError(f"its field {name!r} is {type(value).__name__}, not {wanted}")
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def parse(message: Any) -> Message:
+    """The dataclass of a message from the page; ProtocolError if it is not one the worker knows."""
+    if not isinstance(message, dict):
+        raise ProtocolError("the worker got a message that is not an object")
+    kind = message.get("type")
+    cls = INBOUND.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"the worker got a message it does not know: {str(kind)[:40]!r}")
+    hints = _HINTS.get(cls) or _HINTS.setdefault(cls, typing.get_type_hints(cls))
+    values = {}
+    for spec in dataclasses.fields(cls):
+        if spec.name in message:
+            values[spec.name] = _check(spec.name, message[spec.name], hints[spec.name])
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ProtocolError(f"a {kind!r} message needs the field {spec.name!r}")
+    return cls(**values)
+
+
+# --- worker → page --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outbound:
+    kind: ClassVar[str] = ""
+
+    def to_message(self) -> dict:
+        """The plain object the edge posts (a shallow copy: arrays and bytes are the edge's to transfer)."""
+        message = {"type": self.kind}
+        message.update((spec.name, getattr(self, spec.name)) for spec in dataclasses.fields(self))
+        return message
+
+
+@dataclass(frozen=True)
+class Status(Outbound):
+    kind: ClassVar[str] = "status"
+    text: str
+    phase: str
+
+
+@dataclass(frozen=True)
+class Opened(Outbound):
+    """photo_key: what saved work is filed under (the photo's sha256, or the demo's name)."""
+
+    kind: ClassVar[str] = "opened"
+    seq: int | None
+    width: int
+    height: int
+    view_width: int
+    view_height: int
+    model_name: str
+    photo_key: str | None
+    timings: dict
+
+
+@dataclass(frozen=True)
+class Applied(Outbound):
+    """A command took effect; joins (clicks and boxes): whether it joined the step before."""
+
+    kind: ClassVar[str] = "applied"
+    cmd: int | None
+    joins: bool | None = None
+
+    def to_message(self) -> dict:
+        message = {"type": self.kind, "cmd": self.cmd}
+        if self.joins is not None:
+            message["joins"] = self.joins
+        return message
+
+
+@dataclass(frozen=True)
+class Refused(Outbound):
+    """A command had nothing to do (undo with nothing to undo, a click off the photo)."""
+
+    kind: ClassVar[str] = "refused"
+    cmd: int | None
+
+
+@dataclass(frozen=True)
+class Frame(Outbound):
+    """The view to paint ((height, width, 4) RGBA pixels) and the controls' state; after a decode, the
+    samtab:mask detail and when its input was made (t0)."""
+
+    kind: ClassVar[str] = "frame"
+    seq: int | None
+    width: int
+    height: int
+    pixels: Any
+    state: dict
+    mask: dict | None = None
+    t0: float | None = None
+
+    def to_message(self) -> dict:
+        message = super().to_message()
+        if self.mask is None:
+            del message["mask"], message["t0"]
+        return message
+
+
+@dataclass(frozen=True)
+class Settled(Outbound):
+    """Nothing left to decode; input: the last click or box applied."""
+
+    kind: ClassVar[str] = "settled"
+    input: int
+
+
+@dataclass(frozen=True)
+class Download(Outbound):
+    kind: ClassVar[str] = "download"
+    what: str
+    name: str
+    mime: str
+    data: Any
+
+
+@dataclass(frozen=True)
+class Error(Outbound):
+    """fatal: the page cannot go on; refused: the command that failed (the page forgets it); restart: the
+    page should restart the worker (and replay the work into it)."""
+
+    kind: ClassVar[str] = "error"
+    phase: str
+    message: str
+    hint: str = ""
+    fatal: bool = False
+    refused: int | None = None
+    restart: bool = False
+
+    def to_message(self) -> dict:
+        message = super().to_message()
+        if self.refused is None:
+            del message["refused"]
+        if not self.restart:
+            del message["restart"]
+        return message

@@ -1,0 +1,30 @@
+"""pyapp.composite: overlays, cutouts and erasures, pixel by pixel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyapp import composite
+
+
+def test_overlay_tints_inside_outlines_the_edge_and_leaves_the_rest(scene):
+    photo, mask = scene
+    out = composite.overlay(photo, [(mask, (255, 0, 0))], opacity=0.5)
+    assert out.shape == (40, 60, 4) and (out[..., 3] == 255).all()
+    assert tuple(out[20, 30, :3]) == (177, 50, 50)  # halfway to red
+    assert tuple(out[10, 30, :3]) == (255, 0, 0)  # the outline
+    assert tuple(out[0, 0, :3]) == (100, 100, 100)
+    assert (composite.overlay(photo, [(mask, (255, 0, 0))], opacity=0, outline=False)[..., :3] == photo).all()
+
+
+def test_cutout_and_erase_are_complements(scene):
+    photo, mask = scene
+    cut, erased = composite.cutout(photo, [mask]), composite.erase(photo, [mask])
+    assert ((cut[..., 3] == 255) == mask).all() and ((erased[..., 3] == 255) == ~mask).all()
+    assert (cut[..., :3] == photo).all()
+
+
+def test_edges_of_a_square():
+    mask = np.zeros((10, 10), bool)
+    mask[2:8, 2:8] = True
+    assert composite.edges(mask).sum() == 6 * 4 - 4
