@@ -22,7 +22,6 @@ from .prompt import Box, Objects, Point, Prompt, SegObject, Step
 from .segmenter import Segmenter, record
 
 
-
 @dataclass
 class Decode:
     """A decode the edge should run: the object and the step it is for, and the decoder's feeds."""
@@ -46,17 +45,27 @@ class App:
 
     # --- opening ------------------------------------------------------------------------------------
 
-    def open(self, bundle: Bundle, model_name: str, input_names: list[str], photo: Image.Image, *,
-             photo_name: str = "photo", image_sha256: str | None = None) -> None:
+    def open(
+        self,
+        bundle: Bundle,
+        model_name: str,
+        input_names: list[str],
+        photo: Image.Image,
+        *,
+        photo_name: str = "photo",
+        image_sha256: str | None = None,
+    ) -> None:
         """Switch to a photo. Raises BundleError (and changes nothing) if the bundle does not fit the
         model or the photo; the previous photo and its objects are kept in that case."""
         segmenter = Segmenter(bundle, model_name, input_names, image_sha256=image_sha256)
         if image_sha256 is not None and photo.size != (bundle.width, bundle.height):
             # A person's own photo must be the one the bundle describes, pixel for pixel: a bundle that
             # declares another size (damaged, or crafted) would otherwise have the photo resized to it.
-            raise BundleError(f"the bundle describes a {bundle.width}×{bundle.height} photo, but "
-                              f"{photo_name} is {photo.width}×{photo.height} (after its EXIF orientation); "
-                              "encode this photo again with tools/encode.py")
+            raise BundleError(
+                f"the bundle describes a {bundle.width}×{bundle.height} photo, but "
+                f"{photo_name} is {photo.width}×{photo.height} (after its EXIF orientation); "
+                "encode this photo again with tools/encode.py"
+            )
         if photo.size != (bundle.width, bundle.height):
             # A preview smaller than the photo (demos cap it): shown as is, scaled to the photo's size for
             # exports. The photo a person opens themselves is always its full size.
@@ -93,18 +102,29 @@ class App:
         segmenter = self._require()
         return Mapping(segmenter.width, segmenter.height, css_width, css_height).display_to_image(x, y)
 
-    def click(self, x: float, y: float, css_width: float, css_height: float, include: bool = True, *,
-              join: bool | None = None) -> bool:
+    def click(
+        self, x: float, y: float, css_width: float, css_height: float, include: bool = True, *, join: bool | None = None
+    ) -> bool:
         """A click at CSS (x, y) on an element of css_width × css_height showing the whole photo.
         Raises OutsideImage (and changes nothing) for a click off the photo. `join`: see SegObject.push
         (by default a click joins the step still waiting for its decode); returns whether it joined."""
         point = Point(*self._image_point(x, y, css_width, css_height), include)
         return self.segmenter.objects.edit(lambda prompt: prompt.with_point(point), join=join)
 
-    def box(self, x0: float, y0: float, x1: float, y1: float, css_width: float, css_height: float, *,
-            join: bool | None = None) -> bool:
-        box = Box.from_corners(*self._image_point(x0, y0, css_width, css_height),
-                               *self._image_point(x1, y1, css_width, css_height))
+    def box(
+        self,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        css_width: float,
+        css_height: float,
+        *,
+        join: bool | None = None,
+    ) -> bool:
+        box = Box.from_corners(
+            *self._image_point(x0, y0, css_width, css_height), *self._image_point(x1, y1, css_width, css_height)
+        )
         return self.segmenter.objects.edit(lambda prompt: prompt.with_box(box), join=join)
 
     def undo(self) -> None:
@@ -217,17 +237,24 @@ class App:
 
     def export_cutout(self) -> tuple[str, str, bytes]:
         [(obj, mask)] = self._export_objects()
-        return (f"{self.photo_name}-{_slug(obj.name)}-cutout.png", "image/png",
-                export.png(composite.cutout(self.full_photo(), [mask])))
+        return (
+            f"{self.photo_name}-{_slug(obj.name)}-cutout.png",
+            "image/png",
+            export.png(composite.cutout(self.full_photo(), [mask])),
+        )
 
     def export_coco(self) -> tuple[str, str, bytes]:
         segmenter = self._require()
         masks = self._masks(segmenter.width, segmenter.height)
         if not masks:
             raise RuntimeError("there is no mask to export yet: click on the photo first")
-        document = export.coco([(obj.name, mask) for obj, mask in masks], width=segmenter.width,
-                               height=segmenter.height, file_name=self.photo_name,
-                               score=[float(obj.current.candidates.iou[obj.current.chosen]) for obj, _ in masks])
+        document = export.coco(
+            [(obj.name, mask) for obj, mask in masks],
+            width=segmenter.width,
+            height=segmenter.height,
+            file_name=self.photo_name,
+            score=[float(obj.current.candidates.iou[obj.current.chosen]) for obj, _ in masks],
+        )
         return f"{self.photo_name}-coco.json", "application/json", json.dumps(document).encode()
 
     # --- what the page shows ------------------------------------------------------------------------
@@ -242,13 +269,23 @@ class App:
         candidates = step.candidates if step else None
         return {
             "open": True,
-            "width": self.segmenter.width, "height": self.segmenter.height,
-            "view": self.view, "opacity": self.opacity,
-            "objects": [{"id": o.id, "name": o.name, "colour": "#%02x%02x%02x" % o.colour, "clicks": o.prompt.clicks,
-                         "has_mask": o.current.candidates is not None and not o.prompt.empty}
-                        for o in objects.items],
+            "width": self.segmenter.width,
+            "height": self.segmenter.height,
+            "view": self.view,
+            "opacity": self.opacity,
+            "objects": [
+                {
+                    "id": o.id,
+                    "name": o.name,
+                    "colour": "#{:02x}{:02x}{:02x}".format(*o.colour),
+                    "clicks": o.prompt.clicks,
+                    "has_mask": o.current.candidates is not None and not o.prompt.empty,
+                }
+                for o in objects.items
+            ],
             "current": current.id if current else None,
-            "can_undo": objects.can_undo, "can_redo": objects.can_redo,
+            "can_undo": objects.can_undo,
+            "can_redo": objects.can_redo,
             "candidates": [round(float(v), 4) for v in candidates.iou] if candidates is not None else [],
             "chosen": step.chosen if candidates is not None else None,
             "prompt": current.prompt.to_json() if current else None,

@@ -84,18 +84,31 @@ class Bundle:
     def check_fits(self, model_name: str, *, image_sha256: str | None = None) -> None:
         """Refuse a bundle made by another model, or for another photo (when the photo's hash is known)."""
         if self.model_name is not None and self.model_name != model_name:
-            raise BundleError(f"this bundle was made with the model '{self.model_name}', but the loaded decoder "
-                              f"is '{model_name}'; encode the photo again with that model, or load the other "
-                              "model")
+            raise BundleError(
+                f"this bundle was made with the model '{self.model_name}', but the loaded decoder "
+                f"is '{model_name}'; encode the photo again with that model, or load the other "
+                "model"
+            )
         if image_sha256 is not None and self.image_sha256 is not None and image_sha256 != self.image_sha256:
-            raise BundleError("this bundle was made for a different photo (its sha256 does not match); "
-                              "open the photo the bundle was made from, or encode this one with tools/encode.py")
+            raise BundleError(
+                "this bundle was made for a different photo (its sha256 does not match); "
+                "open the photo the bundle was made from, or encode this one with tools/encode.py"
+            )
 
 
 # --- writing -----------------------------------------------------------------------------------------
 
-def write_bundle(embeddings: dict[str, np.ndarray], *, width: int, height: int, image_sha256: str,
-                 model_name: str, dtype: str = "float16", extra: dict[str, Any] | None = None) -> bytes:
+
+def write_bundle(
+    embeddings: dict[str, np.ndarray],
+    *,
+    width: int,
+    height: int,
+    image_sha256: str,
+    model_name: str,
+    dtype: str = "float16",
+    extra: dict[str, Any] | None = None,
+) -> bytes:
     """Serialize one photo's encoder outputs. fp16 by default; values that do not fit fp16 are refused
     (use dtype="float32")."""
     if dtype not in DTYPES:
@@ -115,12 +128,19 @@ def write_bundle(embeddings: dict[str, np.ndarray], *, width: int, height: int, 
             raise BundleError(f"{name} has values beyond the float16 range; write the bundle with float32")
         tensors[name] = {"dtype": dtype, "shape": list(shape), "data": stored.tobytes()}
     header = _check_header({"width": width, "height": height, "sha256": image_sha256}, model_name)
-    document = {"format": FORMAT, "version": VERSION, "model": {"name": model_name, "contract": contract.CONTRACT},
-                "image": header, "tensors": tensors, **(extra or {})}
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {"name": model_name, "contract": contract.CONTRACT},
+        "image": header,
+        "tensors": tensors,
+        **(extra or {}),
+    }
     return msgpack.packb(document, use_bin_type=True)
 
 
 # --- reading -----------------------------------------------------------------------------------------
+
 
 def _unique_keys(pairs, where: str = "the bundle"):
     """A map's pairs as a dict: string keys, each once (of a key given twice, which one counts?)."""
@@ -137,10 +157,20 @@ def _unique_keys(pairs, where: str = "the bundle"):
 
 # MessagePack's first bytes, for the walk over a bundle before decoding it: the payload size of fixed-size
 # numbers; the kind and size of the big-endian length (or count) that follows for the others; extensions.
-_FIXED = {0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8}
-_SIZED = {0xc4: ("bin", 1), 0xc5: ("bin", 2), 0xc6: ("bin", 4), 0xd9: ("str", 1), 0xda: ("str", 2),
-          0xdb: ("str", 4), 0xdc: ("array", 2), 0xdd: ("array", 4), 0xde: ("map", 2), 0xdf: ("map", 4)}
-_EXT = {0xc7, 0xc8, 0xc9, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8}  # incl. the timestamp (-1), which msgpack decodes itself
+_FIXED = {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
+_SIZED = {
+    0xC4: ("bin", 1),
+    0xC5: ("bin", 2),
+    0xC6: ("bin", 4),
+    0xD9: ("str", 1),
+    0xDA: ("str", 2),
+    0xDB: ("str", 4),
+    0xDC: ("array", 2),
+    0xDD: ("array", 4),
+    0xDE: ("map", 2),
+    0xDF: ("map", 4),
+}
+_EXT = {0xC7, 0xC8, 0xC9, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}  # incl. the timestamp (-1), which msgpack decodes itself
 
 
 def _check_framing(data: bytes) -> list[tuple[int, int, int]]:
@@ -163,66 +193,79 @@ def _check_framing(data: bytes) -> list[tuple[int, int, int]]:
         open_counts[-1] -= 1
         items += 1
         if items > MAX_ITEMS:
-            raise BundleError(f"the bundle holds more than {MAX_ITEMS} MessagePack items (a samtab bundle has "
-                              "about 60): it is not a samtab bundle")
+            raise BundleError(
+                f"the bundle holds more than {MAX_ITEMS} MessagePack items (a samtab bundle has "
+                "about 60): it is not a samtab bundle"
+            )
         if pos >= size:
-            raise BundleError(unreadable + f"it ends in the middle of an item after {size} bytes; it may be "
-                              "truncated")
+            raise BundleError(unreadable + f"it ends in the middle of an item after {size} bytes; it may be truncated")
         start, first = pos, data[pos]
         pos += 1
-        if first <= 0x7f or first >= 0xe0 or first in (0xc0, 0xc2, 0xc3):
+        if first <= 0x7F or first >= 0xE0 or first in (0xC0, 0xC2, 0xC3):
             continue  # fixint, nil, false, true: no payload
         if first in _EXT:
             raise BundleError("the bundle holds a MessagePack extension type; samtab bundles never do")
-        if first == 0xc1:
+        if first == 0xC1:
             raise BundleError(unreadable + f"byte {start} is 0xc1, which MessagePack never uses")
         if first in _FIXED:
             kind, length = "number", _FIXED[first]
         elif first < 0x90:
-            kind, length = "map", first & 0x0f
-        elif first < 0xa0:
-            kind, length = "array", first & 0x0f
-        elif first < 0xc0:
-            kind, length = "str", first & 0x1f
+            kind, length = "map", first & 0x0F
+        elif first < 0xA0:
+            kind, length = "array", first & 0x0F
+        elif first < 0xC0:
+            kind, length = "str", first & 0x1F
         else:
             kind, width = _SIZED[first]
             if pos + width > size:
-                raise BundleError(unreadable + f"it ends in the middle of an item after {size} bytes; it may "
-                                  "be truncated")
-            length, pos = int.from_bytes(data[pos:pos + width], "big"), pos + width
+                raise BundleError(
+                    unreadable + f"it ends in the middle of an item after {size} bytes; it may be truncated"
+                )
+            length, pos = int.from_bytes(data[pos : pos + width], "big"), pos + width
         if kind in ("array", "map"):
             if length > MAX_META_ITEMS:
-                raise BundleError(f"the bundle holds a{'n' * (kind == 'array')} {kind} of {length} items, more "
-                                  f"than {MAX_META_ITEMS}: it is not a samtab bundle")
+                raise BundleError(
+                    f"the bundle holds a{'n' * (kind == 'array')} {kind} of {length} items, more "
+                    f"than {MAX_META_ITEMS}: it is not a samtab bundle"
+                )
             if len(open_counts) > MAX_DEPTH:
-                raise BundleError(f"the bundle is nested too deeply (more than {MAX_DEPTH} levels): it is not "
-                                  "a samtab bundle")
+                raise BundleError(
+                    f"the bundle is nested too deeply (more than {MAX_DEPTH} levels): it is not a samtab bundle"
+                )
             open_counts.append(2 * length if kind == "map" else length)
             continue
         if pos + length > size:
-            raise BundleError(unreadable + f"the item at byte {start} declares {length} bytes, but only "
-                              f"{size - pos} follow; it may be truncated")
+            raise BundleError(
+                unreadable + f"the item at byte {start} declares {length} bytes, but only "
+                f"{size - pos} follow; it may be truncated"
+            )
         if kind == "str" and length > MAX_STR_BYTES:
-            raise BundleError(f"the bundle holds a string of {length} bytes, more than {MAX_STR_BYTES}: it is "
-                              "not a samtab bundle")
+            raise BundleError(
+                f"the bundle holds a string of {length} bytes, more than {MAX_STR_BYTES}: it is not a samtab bundle"
+            )
         if kind == "bin":
             bins.append((start, pos, pos + length))
         pos += length
     if pos < size:
-        raise BundleError(unreadable + f"{size - pos} bytes follow its end; it may be two files joined, or "
-                          "not a bundle at all")
+        raise BundleError(
+            unreadable + f"{size - pos} bytes follow its end; it may be two files joined, or not a bundle at all"
+        )
     meta = size - sum(end - payload for _, payload, end in bins)
     if meta > MAX_META_BYTES:
-        raise BundleError(f"the bundle holds {meta:,} bytes besides its binary data, more than {MAX_META_BYTES:,} "
-                          "(a samtab bundle has about 400): it is not a samtab bundle")
+        raise BundleError(
+            f"the bundle holds {meta:,} bytes besides its binary data, more than {MAX_META_BYTES:,} "
+            "(a samtab bundle has about 400): it is not a samtab bundle"
+        )
     return bins
 
 
 def _unpack(data: bytes) -> Any:
     """The decoded document, each bin payload a read-only memoryview of `data` (no copy)."""
     if len(data) > MAX_BUNDLE_BYTES:
-        raise BundleError(f"the bundle is {len(data) / 2**20:.1f} MiB, more than a bundle can be "
-                          f"({MAX_BUNDLE_BYTES / 2**20:.0f} MiB): it is not a samtab bundle")
+        raise BundleError(
+            f"the bundle is {len(data) / 2**20:.1f} MiB, more than a bundle can be "
+            f"({MAX_BUNDLE_BYTES / 2**20:.0f} MiB): it is not a samtab bundle"
+        )
     bins = _check_framing(data)
     # msgpack would copy every payload (the fallback three times over): it gets the metadata only, with each
     # bin item replaced by an extension item (none is left after the framing walk) that holds its index.
@@ -235,19 +278,35 @@ def _unpack(data: bytes) -> Any:
     pieces.append(view[pos:])
     try:
         return _unpackb(
-            b"".join(pieces), raw=False, strict_map_key=False, use_list=True,
+            b"".join(pieces),
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
             ext_hook=lambda code, index: payloads[int.from_bytes(index, "big")],
-            object_pairs_hook=_unique_keys, max_bin_len=0, max_str_len=MAX_STR_BYTES,
-            max_array_len=MAX_META_ITEMS, max_map_len=MAX_META_ITEMS, max_ext_len=4,
+            object_pairs_hook=_unique_keys,
+            max_bin_len=0,
+            max_str_len=MAX_STR_BYTES,
+            max_array_len=MAX_META_ITEMS,
+            max_map_len=MAX_META_ITEMS,
+            max_ext_len=4,
         )
     except BundleError:
         raise
     except RecursionError:
         raise BundleError("the bundle is nested too deeply: it is not a samtab bundle") from None
-    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError,
-            UnicodeDecodeError, OverflowError) as error:
-        raise BundleError(f"the file is not a readable MessagePack bundle ({type(error).__name__}: {error}); "
-                          "it may be truncated or not a bundle at all") from None
+    except (
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+        ValueError,
+        TypeError,
+        UnicodeDecodeError,
+        OverflowError,
+    ) as error:
+        raise BundleError(
+            f"the file is not a readable MessagePack bundle ({type(error).__name__}: {error}); "
+            "it may be truncated or not a bundle at all"
+        ) from None
 
 
 def _check_side(value: Any, what: str) -> None:
@@ -261,11 +320,13 @@ def _check_pixels(width: int, height: int) -> None:
     write masks at it, so a bundle that declares 65535 x 65535 would cost them gigabytes."""
     if width * height > contract.MAX_PHOTO_PIXELS:
         cap = contract.MAX_PHOTO_PIXELS
-        raise BundleError(f"the bundle declares a {width}x{height} photo ({width * height / 1e6:,.0f} MP), more "
-                          f"than the {cap / 1e6:,.0f} MP samtab opens ({cap:,} pixels): no photo samtab can open "
-                          "has that size, so the bundle is damaged or made for something else. If the photo "
-                          f"really is that large, scale it down to at most {cap / 1e6:,.0f} MP and encode it "
-                          "again with tools/encode.py")
+        raise BundleError(
+            f"the bundle declares a {width}x{height} photo ({width * height / 1e6:,.0f} MP), more "
+            f"than the {cap / 1e6:,.0f} MP samtab opens ({cap:,} pixels): no photo samtab can open "
+            "has that size, so the bundle is damaged or made for something else. If the photo "
+            f"really is that large, scale it down to at most {cap / 1e6:,.0f} MP and encode it "
+            "again with tools/encode.py"
+        )
 
 
 def _check_header(image: Any, model_name: Any) -> dict[str, Any]:
@@ -295,14 +356,18 @@ def _tensor(name: str, data: Any, shape: Any, dtype: str | None, where: str) -> 
     if dtype is None:
         sizes = {count * d.itemsize: n for n, d in DTYPES.items()}
         if len(data) not in sizes:
-            raise BundleError(f"{where}: {name} has {len(data)} bytes, which is neither float16 nor float32 "
-                              f"data for shape {list(expected)}")
+            raise BundleError(
+                f"{where}: {name} has {len(data)} bytes, which is neither float16 nor float32 "
+                f"data for shape {list(expected)}"
+            )
         dtype = sizes[len(data)]
     if dtype not in DTYPES:
         raise BundleError(f"{where}: {name} has dtype {_show(dtype)}; bundles hold float16 or float32")
     if len(data) != count * DTYPES[dtype].itemsize:
-        raise BundleError(f"{where}: {name} has {len(data)} bytes, but {dtype} {list(expected)} needs "
-                          f"{count * DTYPES[dtype].itemsize}: the bundle is truncated or mislabelled")
+        raise BundleError(
+            f"{where}: {name} has {len(data)} bytes, but {dtype} {list(expected)} needs "
+            f"{count * DTYPES[dtype].itemsize}: the bundle is truncated or mislabelled"
+        )
     array = np.frombuffer(data, dtype=DTYPES[dtype]).reshape(expected)
     if not np.isfinite(array).all():
         raise BundleError(f"{where}: {name} holds NaN or infinite values: the bundle is corrupt")
@@ -315,9 +380,11 @@ def _tensors(entries: Any, where: str, dtype_key: str | None) -> dict[str, np.nd
     missing = [name for name in contract.EMBEDDING_SHAPES if name not in entries]
     unknown = [name for name in entries if name not in contract.EMBEDDING_SHAPES]
     if missing or unknown:
-        raise BundleError(f"{where}: the tensors must be exactly {', '.join(contract.EMBEDDING_SHAPES)}"
-                          + (f"; missing {', '.join(map(str, missing))}" if missing else "")
-                          + (f"; unknown {', '.join(map(str, unknown))}" if unknown else ""))
+        raise BundleError(
+            f"{where}: the tensors must be exactly {', '.join(contract.EMBEDDING_SHAPES)}"
+            + (f"; missing {', '.join(map(str, missing))}" if missing else "")
+            + (f"; unknown {', '.join(map(str, unknown))}" if unknown else "")
+        )
     tensors = {}
     for name in contract.EMBEDDING_SHAPES:
         entry = entries[name]
@@ -341,26 +408,37 @@ def read_bundle(data: bytes | bytearray | memoryview) -> Bundle:
     if document.get("format") == FORMAT:
         version = document.get("version")
         if type(version) is not int or version != VERSION:  # True == 1 == 1.0
-            raise BundleError(f"this bundle is format version {_show(version)}; this samtab reads version {VERSION}. "
-                              "Encode the photo again with this samtab's tools/encode.py")
+            raise BundleError(
+                f"this bundle is format version {_show(version)}; this samtab reads version {VERSION}. "
+                "Encode the photo again with this samtab's tools/encode.py"
+            )
         model = document.get("model")
         if not isinstance(model, dict) or model.get("contract") != contract.CONTRACT:
             raise BundleError(f"the bundle's model is missing or does not follow the {contract.CONTRACT!r} contract")
         header = _check_header(document.get("image"), model.get("name"))
         tensors = _tensors(document.get("tensors"), "bundle", "dtype")
         known = {"format", "version", "model", "image", "tensors"}
-        return Bundle(width=header["width"], height=header["height"], tensors=tensors, model_name=model["name"],
-                      image_sha256=header["sha256"], extra={k: v for k, v in document.items() if k not in known})
+        return Bundle(
+            width=header["width"],
+            height=header["height"],
+            tensors=tensors,
+            model_name=model["name"],
+            image_sha256=header["sha256"],
+            extra={k: v for k, v in document.items() if k not in known},
+        )
     if "tensors" in document and "original_size" in document:
         size = document["original_size"]
-        if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int and 1 <= v <= MAX_IMAGE_SIDE
-                                                                  for v in size)):
+        if not (
+            isinstance(size, list) and len(size) == 2 and all(type(v) is int and 1 <= v <= MAX_IMAGE_SIDE for v in size)
+        ):
             raise BundleError(f"original_size {_show(size)} is not [height, width] in pixels")
         _check_pixels(size[1], size[0])
         tensors = _tensors(document["tensors"], "bundle", None)
         return Bundle(width=size[1], height=size[0], tensors=tensors, layout="wild-msgpack")
-    raise BundleError("this file is not a samtab bundle (no 'format': 'samtab-bundle'), nor a layout samtab "
-                      "knows; make one with tools/encode.py")
+    raise BundleError(
+        "this file is not a samtab bundle (no 'format': 'samtab-bundle'), nor a layout samtab "
+        "knows; make one with tools/encode.py"
+    )
 
 
 def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytearray | memoryview) -> Bundle:
@@ -377,8 +455,9 @@ def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytear
         view = memoryview(view.tobytes())  # offsets count bytes (Pyodide hands a Float32Array over as 'f')
     if isinstance(manifest, (str, bytes, bytearray)):  # else a caller's already parsed JSON, checked below
         if len(manifest) > MAX_MANIFEST_BYTES:
-            raise BundleError(f"manifest.json is larger than {MAX_MANIFEST_BYTES // 1024} KiB: it is not a bundle "
-                              "manifest")
+            raise BundleError(
+                f"manifest.json is larger than {MAX_MANIFEST_BYTES // 1024} KiB: it is not a bundle manifest"
+            )
         try:
             manifest = json.loads(manifest, object_pairs_hook=functools.partial(_unique_keys, where="manifest.json"))
         except BundleError:
@@ -399,16 +478,18 @@ def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytear
     spans = []
     for name, entry in entries.items():
         if not isinstance(entry, dict):
-            raise BundleError(f"manifest.json: {name} is {_show(entry)}, not an object with offset, shape and "
-                              "dtype")
+            raise BundleError(f"manifest.json: {name} is {_show(entry)}, not an object with offset, shape and dtype")
         offset = entry.get("offset")
         if type(offset) is not int or not 0 <= offset < len(view):
-            raise BundleError(f"manifest.json: {name}'s offset {_show(offset)} is outside embedding.bin "
-                              f"({len(view)} bytes)")
+            raise BundleError(
+                f"manifest.json: {name}'s offset {_show(offset)} is outside embedding.bin ({len(view)} bytes)"
+            )
         label = entry.get("dtype")
         if not isinstance(label, str) or label not in DTYPES:  # a known mislabel is tolerated, not an unknown one
-            raise BundleError(f"manifest.json: {name} has dtype {_show(label)}, but samtab reads float16 or "
-                              "float32 embeddings only; export them as float16 or float32")
+            raise BundleError(
+                f"manifest.json: {name} has dtype {_show(label)}, but samtab reads float16 or "
+                "float32 embeddings only; export them as float16 or float32"
+            )
         spans.append((offset, name))
     spans.sort()
     tensors = {}
@@ -422,9 +503,15 @@ def read_manifest_bundle(manifest: bytes | str | dict, embedding: bytes | bytear
         elif offset + count * DTYPES[label].itemsize <= end:
             dtype = label  # trailing padding after the tensor
         else:
-            raise BundleError(f"manifest.json: {name} spans {end - offset} bytes of embedding.bin, which does "
-                              f"not hold {count} float16 or float32 values")
+            raise BundleError(
+                f"manifest.json: {name} spans {end - offset} bytes of embedding.bin, which does "
+                f"not hold {count} float16 or float32 values"
+            )
         size = count * DTYPES[dtype].itemsize
-        tensors[name] = _tensor(name, view[offset:offset + size], entries[name].get("shape"), dtype, "embedding.bin")
-    return Bundle(width=width, height=height, tensors=dict(sorted(tensors.items(), key=lambda kv: list(
-        contract.EMBEDDING_SHAPES).index(kv[0]))), layout="wild-manifest")
+        tensors[name] = _tensor(name, view[offset : offset + size], entries[name].get("shape"), dtype, "embedding.bin")
+    return Bundle(
+        width=width,
+        height=height,
+        tensors=dict(sorted(tensors.items(), key=lambda kv: list(contract.EMBEDDING_SHAPES).index(kv[0]))),
+        layout="wild-manifest",
+    )

@@ -86,8 +86,9 @@ def tint(photo: np.ndarray, colour: tuple[int, int, int], opacity: float) -> np.
     return out
 
 
-def paint(pixels: np.ndarray, tinted: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
-          outline: bool = True) -> np.ndarray:
+def paint(
+    pixels: np.ndarray, tinted: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], outline: bool = True
+) -> np.ndarray:
     """Lay one mask on `pixels` in place: its pixels from `tinted` (see tint), and a solid outline."""
     if mask.shape != pixels.shape[:2]:
         raise ValueError(f"a mask of {mask.shape} does not fit a photo of {pixels.shape[:2]}")
@@ -104,8 +105,12 @@ def paint(pixels: np.ndarray, tinted: np.ndarray, mask: np.ndarray, colour: tupl
     return pixels
 
 
-def overlay(photo: np.ndarray, layers: Sequence[tuple[np.ndarray, tuple[int, int, int]]], opacity: float = 0.5,
-            outline: bool = True) -> np.ndarray:
+def overlay(
+    photo: np.ndarray,
+    layers: Sequence[tuple[np.ndarray, tuple[int, int, int]]],
+    opacity: float = 0.5,
+    outline: bool = True,
+) -> np.ndarray:
     """Each (mask, colour) laid over the photo at `opacity`, with a solid outline so small or pale objects
     still show."""
     if not 0 <= opacity <= 1:
@@ -151,8 +156,12 @@ def erase(photo: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
 INCLUDE_COLOUR, EXCLUDE_COLOUR, BOX_COLOUR = (34, 197, 94), (239, 68, 68), (37, 99, 235)
 
 
-def markers(pixels: np.ndarray, points: Sequence[tuple[float, float, bool]], box: tuple[float, ...] | None = None,
-            radius: int = 5) -> np.ndarray:
+def markers(
+    pixels: np.ndarray,
+    points: Sequence[tuple[float, float, bool]],
+    box: tuple[float, ...] | None = None,
+    radius: int = 5,
+) -> np.ndarray:
     """Draw the prompt on RGBA pixels in place: each point (x, y, include) in pixel coordinates of
     `pixels` as a dot (green include, red exclude) ringed in white, and the box as a rectangle."""
     words = _words(pixels)
@@ -163,12 +172,12 @@ def markers(pixels: np.ndarray, points: Sequence[tuple[float, float, bool]], box
         y0, y1 = max(0, min(y0, height - 1)), max(0, min(y1, height - 1))
         colour = _word(BOX_COLOUR)
         for thickness in range(2):
-            words[min(y0 + thickness, y1), x0:x1 + 1] = colour
-            words[max(y1 - thickness, y0), x0:x1 + 1] = colour
-            words[y0:y1 + 1, min(x0 + thickness, x1)] = colour
-            words[y0:y1 + 1, max(x1 - thickness, x0)] = colour
+            words[min(y0 + thickness, y1), x0 : x1 + 1] = colour
+            words[max(y1 - thickness, y0), x0 : x1 + 1] = colour
+            words[y0 : y1 + 1, min(x0 + thickness, x1)] = colour
+            words[y0 : y1 + 1, max(x1 - thickness, x0)] = colour
     ring = radius + 2
-    yy, xx = np.mgrid[-ring:ring + 1, -ring:ring + 1]
+    yy, xx = np.mgrid[-ring : ring + 1, -ring : ring + 1]
     distance = np.hypot(xx, yy)
     for x, y, include in points:
         cx, cy = int(round(x)), int(round(y))
@@ -177,7 +186,7 @@ def markers(pixels: np.ndarray, points: Sequence[tuple[float, float, bool]], box
         cols = slice(max(0, left), min(width, cx + ring + 1))
         if rows.start >= rows.stop or cols.start >= cols.stop:
             continue
-        local = distance[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
+        local = distance[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left]
         region = words[rows, cols]
         region[local <= ring] = _word((255, 255, 255))
         region[local <= radius] = _word(INCLUDE_COLOUR if include else EXCLUDE_COLOUR)

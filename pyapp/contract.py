@@ -21,9 +21,7 @@ EMBEDDING_SHAPES: dict[str, tuple[int, ...]] = {
     "high_res_feats_0": (1, 32, 256, 256),
     "high_res_feats_1": (1, 64, 128, 128),
 }
-EMBEDDING_VALUES = sum(
-    shape[0] * shape[1] * shape[2] * shape[3] for shape in EMBEDDING_SHAPES.values()
-)
+EMBEDDING_VALUES = sum(shape[0] * shape[1] * shape[2] * shape[3] for shape in EMBEDDING_SHAPES.values())
 
 # The decoder: embeddings plus a prompt, giving three candidate masks as low-resolution logits.
 LOW_RES_MASK_SIZE = 256

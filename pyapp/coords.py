@@ -44,8 +44,9 @@ class Mapping:
     def display_to_image(self, x: float, y: float) -> tuple[float, float]:
         """A CSS position on the element → the photo's pixel coordinates (pixel centres are integers)."""
         if not (0 <= x < self.display_width and 0 <= y < self.display_height):
-            raise OutsideImage(f"({x:g}, {y:g}) is outside the photo shown at "
-                               f"{self.display_width:g}×{self.display_height:g}")
+            raise OutsideImage(
+                f"({x:g}, {y:g}) is outside the photo shown at {self.display_width:g}×{self.display_height:g}"
+            )
         return x * self.width / self.display_width - 0.5, y * self.height / self.display_height - 0.5
 
     def image_to_display(self, x: float, y: float) -> tuple[float, float]:

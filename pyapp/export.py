@@ -57,8 +57,14 @@ def bbox(mask: np.ndarray) -> list[int]:
     return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
-def coco(objects: Sequence[tuple[str, np.ndarray]], *, width: int, height: int, file_name: str,
-         score: Sequence[float] | None = None) -> dict:
+def coco(
+    objects: Sequence[tuple[str, np.ndarray]],
+    *,
+    width: int,
+    height: int,
+    file_name: str,
+    score: Sequence[float] | None = None,
+) -> dict:
     """A COCO-style document for one photo: one category per distinct object name, one annotation per
     object, its mask as compressed RLE."""
     names = list(dict.fromkeys(name for name, _ in objects))
@@ -67,12 +73,21 @@ def coco(objects: Sequence[tuple[str, np.ndarray]], *, width: int, height: int, 
     for index, (name, mask) in enumerate(objects):
         if mask.shape != (height, width):
             raise ValueError(f"{name}: mask {mask.shape} is not the photo's {height}×{width}")
-        annotation = {"id": index + 1, "image_id": 1, "category_id": names.index(name) + 1,
-                      "segmentation": {"size": [height, width], "counts": rle_string(rle_counts(mask))},
-                      "area": int(mask.sum()), "bbox": bbox(mask), "iscrowd": 0}
+        annotation = {
+            "id": index + 1,
+            "image_id": 1,
+            "category_id": names.index(name) + 1,
+            "segmentation": {"size": [height, width], "counts": rle_string(rle_counts(mask))},
+            "area": int(mask.sum()),
+            "bbox": bbox(mask),
+            "iscrowd": 0,
+        }
         if score is not None:
             annotation["score"] = float(score[index])
         annotations.append(annotation)
-    return {"info": {"description": "Masks made with samtab (Segment Anything 2 in a browser tab)"},
-            "images": [{"id": 1, "file_name": file_name, "width": width, "height": height}],
-            "categories": categories, "annotations": annotations}
+    return {
+        "info": {"description": "Masks made with samtab (Segment Anything 2 in a browser tab)"},
+        "images": [{"id": 1, "file_name": file_name, "width": width, "height": height}],
+        "categories": categories,
+        "annotations": annotations,
+    }

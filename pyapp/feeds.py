@@ -14,17 +14,26 @@ NO_MASK = np.zeros((1,), dtype=np.float32)
 HAS_MASK = np.ones((1,), dtype=np.float32)
 
 
-def decoder_feeds(input_names: list[str], embeddings: dict[str, np.ndarray], prompt: Prompt, mapping: Mapping,
-                  mask_input: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def decoder_feeds(
+    input_names: list[str],
+    embeddings: dict[str, np.ndarray],
+    prompt: Prompt,
+    mapping: Mapping,
+    mask_input: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Feeds for a decoder whose inputs are `input_names` (from its session or model.json).
 
     embeddings: float32 (pyapp.bundle.Bundle.embeddings()); passed through as they are, not copied.
     mask_input: the previous low-res logits (1, 1, 256, 256) to refine, or None.
     """
     coords, labels = prompt.model_arrays(mapping)
-    values = {**embeddings, "point_coords": coords, "point_labels": labels,
-              "mask_input": EMPTY_MASK if mask_input is None else np.asarray(mask_input, dtype=np.float32),
-              "has_mask_input": NO_MASK if mask_input is None else HAS_MASK}
+    values = {
+        **embeddings,
+        "point_coords": coords,
+        "point_labels": labels,
+        "mask_input": EMPTY_MASK if mask_input is None else np.asarray(mask_input, dtype=np.float32),
+        "has_mask_input": NO_MASK if mask_input is None else HAS_MASK,
+    }
     unknown = [name for name in input_names if name not in values]
     if unknown:
         raise ValueError(f"the decoder wants inputs samtab does not know: {', '.join(unknown)}")

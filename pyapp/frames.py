@@ -69,8 +69,13 @@ class Frames:
         and box marked; `hover`, a preview of what a click would select, tinted white."""
         width, height = self.size
         current = objects.current
-        others = [(obj, mask) for obj in objects.items if obj is not current
-                  for mask in [self.mask(obj.current)] if mask is not None]
+        others = [
+            (obj, mask)
+            for obj in objects.items
+            if obj is not current
+            for mask in [self.mask(obj.current)]
+            if mask is not None
+        ]
         key = (view, opacity, tuple((obj.id, obj.current.candidates, obj.current.chosen) for obj, _ in others))
         if key != self._base_key:
             if view == "overlay":

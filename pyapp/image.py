@@ -43,8 +43,9 @@ class Photo:
         return self.rgb.height
 
 
-def open_photo(source: bytes | str | Path, name: str | None = None, *,
-               max_pixels: int = contract.MAX_PHOTO_PIXELS) -> Photo:
+def open_photo(
+    source: bytes | str | Path, name: str | None = None, *, max_pixels: int = contract.MAX_PHOTO_PIXELS
+) -> Photo:
     """Read a photo from bytes or a path; apply EXIF orientation; convert any mode to RGB.
 
     Raises PhotoError for files Pillow cannot read, truncated files, and photos of more than `max_pixels`
@@ -85,8 +86,14 @@ def open_photo(source: bytes | str | Path, name: str | None = None, *,
 
 
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
-SIGNATURES = {b"\xff\xd8": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
-              b"BM": "BMP"}
+SIGNATURES = {
+    b"\xff\xd8": "JPEG",
+    b"\x89PNG": "PNG",
+    b"GIF8": "GIF",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"BM": "BMP",
+}
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 
 
@@ -110,20 +117,27 @@ def unreadable(label: str, data: bytes, error: Exception) -> str:
     """Why Pillow could not read a file, in plain words, and what to do."""
     kind = file_kind(data)
     if isinstance(error, EOFError) or "truncated" in str(error).lower() or cut_short(data):
-        return (f"{label} is cut short: the file ends before the photo does (an interrupted copy or "
-                "download?); samtab does not encode part of a photo: copy it again from the original")
+        return (
+            f"{label} is cut short: the file ends before the photo does (an interrupted copy or "
+            "download?); samtab does not encode part of a photo: copy it again from the original"
+        )
     if kind == "HEIC":
         return f"{label} is a HEIC/HEIF photo (as iPhones take), which Pillow cannot read; convert it to JPEG first"
     if kind:
-        reason = ("its header cannot be read" if isinstance(error, Image.UnidentifiedImageError)
-                  else f"Pillow says: {error}")
-        return (f"{label} is a damaged or cut-short {kind} file ({reason}); copy it again from the original, "
-                "or open it in an image editor and save it again")
+        reason = (
+            "its header cannot be read" if isinstance(error, Image.UnidentifiedImageError) else f"Pillow says: {error}"
+        )
+        return (
+            f"{label} is a damaged or cut-short {kind} file ({reason}); copy it again from the original, "
+            "or open it in an image editor and save it again"
+        )
     head = data[:512]
     text = head.isascii() and all(c >= 32 or c in b"\t\n\r" for c in head)
     what = "it holds text, not an image" if text else "its bytes are not a JPEG, PNG, WebP, TIFF, BMP or GIF image"
-    return (f"{label} is not a photo Pillow can read ({what}, whatever its name says); "
-            "use a JPEG, PNG, WebP, TIFF or BMP file")
+    return (
+        f"{label} is not a photo Pillow can read ({what}, whatever its name says); "
+        "use a JPEG, PNG, WebP, TIFF or BMP file"
+    )
 
 
 # Peak memory of open_photo + encoder_input, measured on a 20 MP JPEG: the decoded photo, its RGB copy and
@@ -131,16 +145,19 @@ def unreadable(label: str, data: bytes, error: Exception) -> str:
 ENCODE_BYTES_PER_PIXEL = 30
 
 
-def too_large(label: str, pixels: int, cap: int, *, size: tuple[int, int] | None = None,
-              whose: str = "samtab's") -> str:
+def too_large(
+    label: str, pixels: int, cap: int, *, size: tuple[int, int] | None = None, whose: str = "samtab's"
+) -> str:
     """Why a photo of `pixels` pixels is refused, and what to do."""
     count = f"{size[0]:,}×{size[1]:,} = {pixels:,} pixels" if size else f"{pixels:,} pixels"
     cost = pixels * ENCODE_BYTES_PER_PIXEL
     memory = f"{cost / 1e9:.1f} GB" if cost >= 1e9 else f"{cost / 1e6:.1f} MB"
-    return (f"{label} is too large to open safely: {count}, over {whose} cap of {cap:,}, which keeps memory in "
-            f"bounds (encoding takes about {ENCODE_BYTES_PER_PIXEL} bytes a pixel: {memory} for this photo) and "
-            "guards against decompression bombs, small files that declare huge images; scale it down first, "
-            f"to {cap:,} pixels or fewer")
+    return (
+        f"{label} is too large to open safely: {count}, over {whose} cap of {cap:,}, which keeps memory in "
+        f"bounds (encoding takes about {ENCODE_BYTES_PER_PIXEL} bytes a pixel: {memory} for this photo) and "
+        "guards against decompression bombs, small files that declare huge images; scale it down first, "
+        f"to {cap:,} pixels or fewer"
+    )
 
 
 def pillow_too_large(label: str, error: Image.DecompressionBombError, max_pixels: int) -> str:
@@ -187,8 +204,10 @@ def encoder_input(rgb: Image.Image) -> np.ndarray:
     """
     size = (contract.IMAGE_SIZE, contract.IMAGE_SIZE)
     pixels = np.asarray(rgb, dtype=np.float32) / 255.0
-    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c]), "F").resize(size, Image.BILINEAR))
-              for c in range(3)]
+    planes = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c]), "F").resize(size, Image.BILINEAR))
+        for c in range(3)
+    ]
     stacked = np.stack(planes)
     mean = np.asarray(contract.IMAGENET_MEAN, dtype=np.float32)[:, None, None]
     std = np.asarray(contract.IMAGENET_STD, dtype=np.float32)[:, None, None]

@@ -47,9 +47,18 @@ class ModelInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        data = {"format": FORMAT, "name": self.name, "contract": self.contract, "family": self.family,
-                "config": self.config, "weights": self.weights, "opset": self.opset, "files": self.files,
-                "io": self.io, **self.extra}
+        data = {
+            "format": FORMAT,
+            "name": self.name,
+            "contract": self.contract,
+            "family": self.family,
+            "config": self.config,
+            "weights": self.weights,
+            "opset": self.opset,
+            "files": self.files,
+            "io": self.io,
+            **self.extra,
+        }
         return json.dumps(data, indent=1) + "\n"
 
     def input_names(self, part: str = "decoder") -> list[str]:
@@ -86,8 +95,7 @@ def parse_model_info(data: str | bytes | dict, where: str = "model.json") -> Mod
             raise ModelError(f"{where} must hold a JSON object")
     if data.get("format") != FORMAT:
         raise ModelError(f"{where}: format {data.get('format')!r} is not supported (this samtab reads {FORMAT})")
-    for key, kind in (("name", str), ("family", str), ("weights", str), ("opset", int), ("files", dict),
-                      ("io", dict)):
+    for key, kind in (("name", str), ("family", str), ("weights", str), ("opset", int), ("files", dict), ("io", dict)):
         if not isinstance(data.get(key), kind):
             raise ModelError(f"{where}: '{key}' is missing or not a {kind.__name__}")
     if data.get("contract") != contract.CONTRACT:
@@ -125,6 +133,14 @@ def parse_model_info(data: str | bytes | dict, where: str = "model.json") -> Mod
             if name not in outputs:
                 raise ModelError(f"{where}: {part} has no output {name!r}")
     known = {"format", "name", "contract", "family", "config", "weights", "opset", "files", "io"}
-    return ModelInfo(name=data["name"], family=data["family"], weights=data["weights"], opset=data["opset"],
-                     files=dict(files), io=io, config=data.get("config"), contract=data["contract"],
-                     extra={k: v for k, v in data.items() if k not in known})
+    return ModelInfo(
+        name=data["name"],
+        family=data["family"],
+        weights=data["weights"],
+        opset=data["opset"],
+        files=dict(files),
+        io=io,
+        config=data.get("config"),
+        contract=data["contract"],
+        extra={k: v for k, v in data.items() if k not in known},
+    )

@@ -22,8 +22,9 @@ def _axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     PyTorch's F.interpolate computes them (source = (dst + 0.5)·in/out − 0.5, clamped at 0)."""
     # float32 throughout, as PyTorch computes it, so that the weights (not just the formula) agree.
     scale = np.float32(in_size / out_size)
-    source = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
-                        np.float32(0))
+    source = np.maximum(
+        (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5), np.float32(0)
+    )
     low = np.minimum(np.floor(source).astype(np.intp), in_size - 1)
     high = np.minimum(low + 1, in_size - 1)
     weight = (source - low.astype(np.float32)).astype(np.float32)

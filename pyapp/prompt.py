@@ -17,8 +17,16 @@ from .postprocess import Candidates
 
 # Distinct, colour-blind-friendly colours for objects (Okabe–Ito), cycled; blue first, since the warm
 # colours vanish on skin, wood and food, the things people most often cut out.
-OBJECT_COLOURS = ((0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167), (86, 180, 233), (213, 94, 0),
-                  (240, 228, 66), (0, 0, 0))
+OBJECT_COLOURS = (
+    (0, 114, 178),
+    (230, 159, 0),
+    (0, 158, 115),
+    (204, 121, 167),
+    (86, 180, 233),
+    (213, 94, 0),
+    (240, 228, 66),
+    (0, 0, 0),
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,10 @@ class Prompt:
             raise ValueError("an empty prompt has nothing for the decoder")
         coords, labels = [], []
         if self.box is not None:
-            coords += [mapping.image_to_model(self.box.x0, self.box.y0), mapping.image_to_model(self.box.x1, self.box.y1)]
+            coords += [
+                mapping.image_to_model(self.box.x0, self.box.y0),
+                mapping.image_to_model(self.box.x1, self.box.y1),
+            ]
             labels += [LABEL_BOX_TOP_LEFT, LABEL_BOX_BOTTOM_RIGHT]
         for point in self.points:
             coords.append(mapping.image_to_model(point.x, point.y))
@@ -82,8 +93,10 @@ class Prompt:
         return (np.asarray(coords, dtype=np.float32)[None], np.asarray(labels, dtype=np.float32)[None])
 
     def to_json(self) -> dict:
-        return {"points": [[p.x, p.y, int(p.include)] for p in self.points],
-                "box": None if self.box is None else [self.box.x0, self.box.y0, self.box.x1, self.box.y1]}
+        return {
+            "points": [[p.x, p.y, int(p.include)] for p in self.points],
+            "box": None if self.box is None else [self.box.x0, self.box.y0, self.box.x1, self.box.y1],
+        }
 
 
 @dataclass(eq=False)  # compared by identity: undo and redo keep references to steps
@@ -169,7 +182,6 @@ class SegObject:
 
     def set_box(self, box: Box, *, join: bool | None = False) -> Step | None:
         return self.push(self.prompt.with_box(box), join=join)
-
 
 
 # Undo keeps this many actions (for all objects together). A decoded state holds its three candidates
@@ -354,8 +366,11 @@ class Objects:
         return obj
 
     def _make(self, name: str | None = None) -> SegObject:
-        obj = SegObject(id=self._next_id, name=name or f"Object {self._next_id}",
-                        colour=OBJECT_COLOURS[(self._next_id - 1) % len(OBJECT_COLOURS)])
+        obj = SegObject(
+            id=self._next_id,
+            name=name or f"Object {self._next_id}",
+            colour=OBJECT_COLOURS[(self._next_id - 1) % len(OBJECT_COLOURS)],
+        )
         self._next_id += 1
         self.items.append(obj)
         self.current = obj

@@ -1,4 +1,4 @@
-"""The messages between the page (site/app.js) and the worker (pyapp.session): one dataclass each.
+"""The messages between the page (site/js/) and the worker (pyapp.session): one dataclass each.
 
 The page posts plain objects; `parse` turns one into its dataclass, checking every field (a message with a
 missing or wrong field is refused with a message that names it, rather than failing somewhere inside).
@@ -36,6 +36,7 @@ class Command(Message):
 
 # --- page → worker: opening -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class OpenDemo(Message):
     """A demo; the page passes the bundle's and the decoder's bytes when it has downloaded them."""
@@ -64,6 +65,7 @@ class OpenFiles(Message):
 
 
 # --- page → worker: commands ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Click(Command):
@@ -149,12 +151,14 @@ class View(Command):
 
 @dataclass(frozen=True)
 class Reset(Command):
-    """Every object and the undo history dropped (before restoring saved work over a fresh start)."""
+    """Every object and the undo history dropped (before restoring saved work over a fresh start). The page
+    sends it without a `cmd`: it is not logged, since the log starts again with it."""
 
     kind: ClassVar[str] = "reset"
 
 
 # --- page → worker: the rest ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Replay(Message):
@@ -185,9 +189,29 @@ class HoverEnd(Message):
     kind: ClassVar[str] = "hover-end"
 
 
-INBOUND: dict[str, type[Message]] = {cls.kind: cls for cls in (
-    OpenDemo, OpenFiles, Click, Box, Undo, Redo, Clear, NewObject, Select, Delete, Rename, Candidate, View,
-    Reset, Replay, Export, Hover, HoverEnd)}
+INBOUND: dict[str, type[Message]] = {
+    cls.kind: cls
+    for cls in (
+        OpenDemo,
+        OpenFiles,
+        Click,
+        Box,
+        Undo,
+        Redo,
+        Clear,
+        NewObject,
+        Select,
+        Delete,
+        Rename,
+        Candidate,
+        View,
+        Reset,
+        Replay,
+        Export,
+        Hover,
+        HoverEnd,
+    )
+}
 
 
 def _check(name: str, value: Any, hint: Any) -> Any:
@@ -238,6 +262,7 @@ def parse(message: Any) -> Message:
 
 
 # --- worker → page --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Outbound:

@@ -23,8 +23,10 @@ from .coords import OutsideImage
 from .image import PhotoError, open_photo
 from .stopwatch import Stopwatch
 
-DAMAGED_DECODER_HINT = ("The decoder file is damaged or is not an ONNX model: rebuild the site's models "
-                        "(python tools/demos.py, or tools/serve.py) and reload. Your current photo is kept.")
+DAMAGED_DECODER_HINT = (
+    "The decoder file is damaged or is not an ONNX model: rebuild the site's models "
+    "(python tools/demos.py, or tools/serve.py) and reload. Your current photo is kept."
+)
 KEPT = "Your work so far is kept."
 MAX_MESSAGE = 300  # characters of any text shown to a person: errors from libraries can be kilobytes
 
@@ -55,15 +57,17 @@ def brief(text: str, limit: int = MAX_MESSAGE) -> str:
     """A message for a person: its first line, at most `limit` characters."""
     text = str(text).strip()
     line = text.splitlines()[0] if text else ""
-    return line if len(line) <= limit else line[:limit - 1] + "…"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _and_frame(method):
     """A command that changes what is shown: a frame follows it, and any decode it made necessary."""
+
     def handler(self, message: dict) -> None:
         method(self, message)
         self.frame()
         self.schedule()
+
     return handler
 
 
@@ -97,8 +101,12 @@ class Session:
             message = protocol.parse(raw)
         except protocol.ProtocolError as error:
             cmd = raw.get("cmd") if isinstance(raw, dict) else None
-            self.fail("input", str(error), "Reload the page if this keeps happening. " + KEPT,
-                      refused=cmd if isinstance(cmd, int) else None)
+            self.fail(
+                "input",
+                str(error),
+                "Reload the page if this keeps happening. " + KEPT,
+                refused=cmd if isinstance(cmd, int) else None,
+            )
             return
         if isinstance(message, (protocol.Hover, protocol.HoverEnd)):
             self.hover(message)
@@ -143,15 +151,17 @@ class Session:
         before), refused (nothing to do), or an error that says why (the work so far is kept either way)."""
         cmd = getattr(message, "cmd", None)
         if not self.app.ready:
-            self.fail("input", "Open a photo first.", "Pick a demo or open your own photo and its bundle.",
-                      refused=cmd)
+            self.fail("input", "Open a photo first.", "Pick a demo or open your own photo and its bundle.", refused=cmd)
             return
         try:
             joins = HANDLERS[type(message)](self, message)
         except MemoryError:
-            self.fail(message.kind, "This tab ran out of memory for that (the photo is large): nothing was "
-                      "changed.", "Close other tabs, or scale the photo down and encode it again. " + KEPT,
-                      refused=cmd)
+            self.fail(
+                message.kind,
+                "This tab ran out of memory for that (the photo is large): nothing was changed.",
+                "Close other tabs, or scale the photo down and encode it again. " + KEPT,
+                refused=cmd,
+            )
             return
         except (IndexError, OutsideImage):
             # Nothing to undo, redo or clear; a click just off the photo: nothing to do, nothing pending.
@@ -172,11 +182,19 @@ class Session:
         self.last_input = max(self.last_input, message.id)
         self.click_started = message.t0
         if isinstance(message, protocol.Click):
-            joined = app.click(message.x, message.y, message.css_width, message.css_height, message.include,
-                               join=message.joins)
+            joined = app.click(
+                message.x, message.y, message.css_width, message.css_height, message.include, join=message.joins
+            )
         else:
-            joined = app.box(message.x0, message.y0, message.x1, message.y1, message.css_width,
-                             message.css_height, join=message.joins)
+            joined = app.box(
+                message.x0,
+                message.y0,
+                message.x1,
+                message.y1,
+                message.css_width,
+                message.css_height,
+                join=message.joins,
+            )
         self.hover_step = None
         self.schedule()
         return joined
@@ -301,21 +319,30 @@ class Session:
             if model_name is None:
                 raise BundleError("this bundle does not say which model made it, so samtab cannot pick a decoder")
             if model_name not in models:
-                raise BundleError(f"it was made with the model '{model_name}', which this site does not have "
-                                  f"(it has: {', '.join(models) or 'none'})")
+                raise BundleError(
+                    f"it was made with the model '{model_name}', which this site does not have "
+                    f"(it has: {', '.join(models) or 'none'})"
+                )
             runner = await self.loader.runner(models[model_name], None)
             self._switch(bundle, runner, photo.rgb, photo_name, photo.sha256)
         except (BundleError, PhotoError) as error:
-            self.fail("open", f"{message.bundle_name or 'The bundle'} cannot be used with {photo_name}: "
-                              f"{brief(error)}", "Your current photo and its objects are kept.")
+            self.fail(
+                "open",
+                f"{message.bundle_name or 'The bundle'} cannot be used with {photo_name}: {brief(error)}",
+                "Your current photo and its objects are kept.",
+            )
         except DecoderError as error:
             self.fail("open", f"The files could not be opened: {brief(error)}", DAMAGED_DECODER_HINT)
         except MemoryError:
-            self.fail("open", f"{photo_name} is too large for the memory this tab has; scale it down and "
-                              "encode it again.", "Your current photo and its objects are kept.")
+            self.fail(
+                "open",
+                f"{photo_name} is too large for the memory this tab has; scale it down and encode it again.",
+                "Your current photo and its objects are kept.",
+            )
         except Exception as error:  # noqa: BLE001
-            self.fail("open", f"The files could not be opened: {brief(error)}",
-                      "Your current photo and its objects are kept.")
+            self.fail(
+                "open", f"The files could not be opened: {brief(error)}", "Your current photo and its objects are kept."
+            )
         else:
             self._opened(message.seq, clock.total(), {}, photo.sha256)
 
@@ -332,8 +359,18 @@ class Session:
         width, height = self.app.view_size
         self.seq = seq
         segmenter = self.app.segmenter
-        self.send(protocol.Opened(seq, segmenter.width, segmenter.height, width, height, self.runner.model_name,
-                                  photo_key, {"open_ms": open_ms, **steps}))
+        self.send(
+            protocol.Opened(
+                seq,
+                segmenter.width,
+                segmenter.height,
+                width,
+                height,
+                self.runner.model_name,
+                photo_key,
+                {"open_ms": open_ms, **steps},
+            )
+        )
         self.frame()
 
     # --- decoding -----------------------------------------------------------------------------------
@@ -412,9 +449,15 @@ class Session:
         width, height = self.app.view_size
         mask = self.app.step_mask(step, width, height)
         scale = (self.app.segmenter.width * self.app.segmenter.height) / (width * height)
-        return {"object": decode.obj.id, "clicks": step.prompt.clicks, "mask_index": step.chosen,
-                "iou": round(float(step.candidates.iou[step.chosen]), 4), "area_px": int(round(mask.sum() * scale)),
-                "prompt": step.prompt.to_json(), "refined": bool(decode.feeds.get("has_mask_input", [0])[0])}
+        return {
+            "object": decode.obj.id,
+            "clicks": step.prompt.clicks,
+            "mask_index": step.chosen,
+            "iou": round(float(step.candidates.iou[step.chosen]), 4),
+            "area_px": int(round(mask.sum() * scale)),
+            "prompt": step.prompt.to_json(),
+            "refined": bool(decode.feeds.get("has_mask_input", [0])[0]),
+        }
 
     # --- messages out -------------------------------------------------------------------------------
 
@@ -446,8 +489,12 @@ class Session:
         """Work queued and the steps held (for leak checks)."""
         segmenter = self.app.segmenter
         steps = segmenter.objects.steps() if segmenter else []
-        return {"tasks": len(self.tasks), "queued": len(self.inbox), "steps": len(steps),
-                "decoded_steps": sum(step.decoded for step in steps)}
+        return {
+            "tasks": len(self.tasks),
+            "queued": len(self.inbox),
+            "steps": len(steps),
+            "decoded_steps": sum(step.decoded for step in steps),
+        }
 
     def spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.ensure_future(coroutine)
@@ -458,8 +505,18 @@ class Session:
 
 # What each command does to the session (pyapp.protocol's dataclasses; opening, replays and hovers are
 # handled by `handle` itself, as they change what is applied when).
-HANDLERS = {protocol.Click: Session._input, protocol.Box: Session._input, protocol.Undo: Session._undo,
-            protocol.Redo: Session._redo, protocol.Clear: Session._clear, protocol.NewObject: Session._new_object,
-            protocol.Select: Session._select, protocol.Rename: Session._rename, protocol.Delete: Session._delete,
-            protocol.Candidate: Session._candidate, protocol.View: Session._view, protocol.Reset: Session._reset,
-            protocol.Export: Session._export}
+HANDLERS = {
+    protocol.Click: Session._input,
+    protocol.Box: Session._input,
+    protocol.Undo: Session._undo,
+    protocol.Redo: Session._redo,
+    protocol.Clear: Session._clear,
+    protocol.NewObject: Session._new_object,
+    protocol.Select: Session._select,
+    protocol.Rename: Session._rename,
+    protocol.Delete: Session._delete,
+    protocol.Candidate: Session._candidate,
+    protocol.View: Session._view,
+    protocol.Reset: Session._reset,
+    protocol.Export: Session._export,
+}

@@ -12,17 +12,23 @@ def torch():
     try:
         export_sam2.load_dependencies()
     except export_sam2.MissingDependency as error:
-        pytest.fail("these tests need torch, Meta's sam2 and samexporter: run `bash tools/setup.sh --test`"
-                    f"\n({error})", pytrace=False)
+        pytest.fail(
+            f"these tests need torch, Meta's sam2 and samexporter: run `bash tools/setup.sh --test`\n({error})",
+            pytrace=False,
+        )
     import torch
 
     return torch
 
 
 def pytest_addoption(parser):
-    parser.addoption("--fuzz-cases", type=int, default=None,
-                     help="bundle fuzzer (tests/unit/test_bundle_fuzz.py): generated and mutated bundles in all; "
-                          "default 10,000, or SAMTAB_FUZZ_CASES")
+    parser.addoption(
+        "--fuzz-cases",
+        type=int,
+        default=None,
+        help="bundle fuzzer (tests/unit/test_bundle_fuzz.py): generated and mutated bundles in all; "
+        "default 10,000, or SAMTAB_FUZZ_CASES",
+    )
 
 
 FIGURES = pytest.StashKey[list]()

@@ -70,8 +70,12 @@ OPSET, IR_VERSION = 17, 8  # what onnxruntime-web 1.30 and onnxruntime both acce
 # The three feature grids: the embeddings' sides (256, 128, 64).
 FINE, MID, COARSE = (EMBEDDING_SHAPES[name][-1] for name in ("high_res_feats_0", "high_res_feats_1", "image_embed"))
 # The decoder's prompt inputs (the embeddings come first, as contract.DECODER_INPUTS orders them).
-PROMPT_SHAPES = {"point_coords": [1, "num_points", 2], "point_labels": [1, "num_points"],
-                 "mask_input": [1, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE], "has_mask_input": [1]}
+PROMPT_SHAPES = {
+    "point_coords": [1, "num_points", 2],
+    "point_labels": [1, "num_points"],
+    "mask_input": [1, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE],
+    "has_mask_input": [1],
+}
 LIGHTNESS_WEIGHT = 0.7
 
 # Per candidate (tight, medium, whole): the dearest cell a path from an include point may cross. A cell
@@ -87,7 +91,7 @@ COARSE_STEPS, MID_STEPS, STEP_COST = 64, 32, 0.0002
 TRUST_EDGE = 0.06  # colour change per mid cell at which a cell's colour is trusted 1/e as much
 SAMPLE_SIGMA = 0.7  # cells (of the fine grid, and of the mid grid): the Gaussians a point's colours are averaged under
 SEED_SIGMA = 0.7  # cells: the cells where a Gaussian this wide round a point is ≥ 0.5 are its seeds
-EXCLUDE_MARGIN = 0.02 ** 2  # a cell may join an exclude flood while (nearly) as close to it as to includes
+EXCLUDE_MARGIN = 0.02**2  # a cell may join an exclude flood while (nearly) as close to it as to includes
 BOX_POINTS = 16
 BOX_OUTSET = 12.0  # model pixels outside the box where its surroundings are sampled
 LOCAL_WINDOW = 7  # coarse cells: the window of the local inside/outside means
@@ -135,17 +139,35 @@ class Graph:
         return output
 
     # Shorthands for the operations used most.
-    def add(self, a, b): return self.op("Add", a, b)
-    def sub(self, a, b): return self.op("Sub", a, b)
-    def mul(self, a, b): return self.op("Mul", a, b)
-    def div(self, a, b): return self.op("Div", a, b)
-    def min(self, *xs): return self.op("Min", *xs)
-    def max(self, *xs): return self.op("Max", *xs)
-    def reshape(self, x, *shape): return self.op("Reshape", x, self.i(*shape))
-    def slice(self, x, start, end, axis): return self.op("Slice", x, self.i(start), self.i(end), self.i(axis))
-    def sum(self, x, *axes, keep=1): return self.op("ReduceSum", x, self.i(*axes), keepdims=keep)
+    def add(self, a, b):
+        return self.op("Add", a, b)
 
-    def where(self, condition, a, b): return self.op("Where", condition, a, b)
+    def sub(self, a, b):
+        return self.op("Sub", a, b)
+
+    def mul(self, a, b):
+        return self.op("Mul", a, b)
+
+    def div(self, a, b):
+        return self.op("Div", a, b)
+
+    def min(self, *xs):
+        return self.op("Min", *xs)
+
+    def max(self, *xs):
+        return self.op("Max", *xs)
+
+    def reshape(self, x, *shape):
+        return self.op("Reshape", x, self.i(*shape))
+
+    def slice(self, x, start, end, axis):
+        return self.op("Slice", x, self.i(start), self.i(end), self.i(axis))
+
+    def sum(self, x, *axes, keep=1):
+        return self.op("ReduceSum", x, self.i(*axes), keepdims=keep)
+
+    def where(self, condition, a, b):
+        return self.op("Where", condition, a, b)
 
     def pool(self, kind: str, x, size: int) -> str:
         half = size // 2
@@ -157,15 +179,20 @@ class Graph:
 
     def upsample(self, x, factor: int) -> str:
         """Bilinear, half-pixel centres: the same resampling as the app's (align_corners=False)."""
-        return self.op("Resize", x, "", self.f([1, 1, factor, factor]), mode="linear",
-                       coordinate_transformation_mode="half_pixel")
+        return self.op(
+            "Resize", x, "", self.f([1, 1, factor, factor]), mode="linear", coordinate_transformation_mode="half_pixel"
+        )
 
     def model(self, inputs, outputs) -> bytes:
         import onnx
 
         graph = self.helper.make_graph(self.nodes, self.name, inputs, outputs, initializer=self.initializers)
-        model = self.helper.make_model(graph, opset_imports=[self.helper.make_opsetid("", OPSET)],
-                                       producer_name="samtab", doc_string=__doc__.split("\n\n")[0])
+        model = self.helper.make_model(
+            graph,
+            opset_imports=[self.helper.make_opsetid("", OPSET)],
+            producer_name="samtab",
+            doc_string=__doc__.split("\n\n")[0],
+        )
         model.ir_version = IR_VERSION
         onnx.checker.check_model(model, full_check=True)
         return model.SerializeToString()
@@ -178,6 +205,7 @@ def _tensor(name: str, shape) -> object:
 
 
 # --------------------------------------------------------------------------------------------- encoder
+
 
 def _lab_matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linear RGB → XYZ relative to the D65 white, and cube-rooted XYZ → weighted Lab/100 (matrix, bias)."""
@@ -236,11 +264,14 @@ def build_encoder() -> bytes:
     step = FINE // COARSE
     coarse = g.op("AveragePool", lab, kernel_shape=[step, step], strides=[step, step])
     output("image_embed", g.op("Concat", coarse, _gradient(g, coarse, 3), axis=1), 4)
-    return g.model([_tensor(ENCODER_INPUT, [1, 3, IMAGE_SIZE, IMAGE_SIZE])],
-                   [_tensor(name, shape) for name, shape in EMBEDDING_SHAPES.items()])
+    return g.model(
+        [_tensor(ENCODER_INPUT, [1, 3, IMAGE_SIZE, IMAGE_SIZE])],
+        [_tensor(name, shape) for name, shape in EMBEDDING_SHAPES.items()],
+    )
 
 
 # --------------------------------------------------------------------------------------------- decoder
+
 
 def _box_outline() -> tuple[np.ndarray, ...]:
     """Where the box's surroundings are sampled, as x = ax·x_lo + bx·x_hi + cx (same for y): four points
@@ -315,7 +346,7 @@ class Level:
         g = self.g
         cells = g.f(np.arange(self.size, dtype=np.float32).reshape(1, self.size))
         offset = g.sub(cells, g.op("Unsqueeze", g.sub(g.div(position, g.f(self.cell)), g.f(0.5)), g.i(1)))
-        return g.op("Exp", g.mul(g.mul(offset, offset), g.f(-0.5 / sigma ** 2)))
+        return g.op("Exp", g.mul(g.mul(offset, offset), g.f(-0.5 / sigma**2)))
 
     def sample(self, sigma: float) -> str:
         """(M, 3): each point's colour, averaged under a Gaussian around it."""
@@ -333,8 +364,9 @@ class Level:
         g, n = self.g, self.size
         flat = g.reshape(self.colour, 3, n * n)
         cross = g.mul(g.op("MatMul", point_colour, flat), g.f(2.0))
-        distance = g.op("Relu", g.add(g.sub(g.sum(g.mul(flat, flat), 0), cross),
-                                      g.sum(g.mul(point_colour, point_colour), 1)))
+        distance = g.op(
+            "Relu", g.add(g.sub(g.sum(g.mul(flat, flat), 0), cross), g.sum(g.mul(point_colour, point_colour), 1))
+        )
         self.distance, self.copies = distance, copies
         self.to_include = self.nearest(self.prompt.include)
         self.to_exclude = self.nearest(self.prompt.exclude)
@@ -389,17 +421,22 @@ class Level:
         candidate_cost = g.op("Concat", include_cost, include_cost, g.slice(cost, 1, 2, 1), axis=1)
         tolerance = g.f(np.array(PATH_TOLERANCES, np.float32).reshape(1, 3, 1, 1) * scale)
         # Reached cheaply enough, and more cheaply than from any exclude point.
-        by_points = g.op("And", g.op("LessOrEqual", candidate_cost, tolerance), g.op("Less", include_cost, exclude_cost))
+        by_points = g.op(
+            "And", g.op("LessOrEqual", candidate_cost, tolerance), g.op("Less", include_cost, exclude_cost)
+        )
         if own_colour:
             colour_tolerance = g.f(np.array(COLOUR_TOLERANCES, np.float32).reshape(1, 3, 1, 1) * scale)
             by_points = g.op("And", by_points, g.op("LessOrEqual", g.op("Sqrt", self.to_include), colour_tolerance))
         centres, slack = self.grid(), g.f(self.cell / 2)
 
         def within(lo: str, hi: str) -> str:
-            return g.op("And", g.op("GreaterOrEqual", centres, g.sub(lo, slack)),
-                        g.op("LessOrEqual", centres, g.add(hi, slack)))
+            return g.op(
+                "And", g.op("GreaterOrEqual", centres, g.sub(lo, slack)), g.op("LessOrEqual", centres, g.add(hi, slack))
+            )
 
-        in_box = g.op("And", g.reshape(within(p.y_lo, p.y_hi), 1, 1, n, 1), g.reshape(within(p.x_lo, p.x_hi), 1, 1, 1, n))
+        in_box = g.op(
+            "And", g.reshape(within(p.y_lo, p.y_hi), 1, 1, n, 1), g.reshape(within(p.x_lo, p.x_hi), 1, 1, 1, n)
+        )
         # With a box: also what is inside it, unlike its surroundings and not reached from them.
         unlike_surroundings = g.op("Greater", g.op("Sqrt", self.to_outline), tolerance)
         by_box = g.op("And", g.op("Greater", exclude_cost, tolerance), unlike_surroundings)
@@ -440,21 +477,23 @@ def build_decoder() -> bytes:
         """A coarse cell costs what its cheapest mid cell costs: thin objects stay connected."""
         return g.op("Neg", g.op("MaxPool", g.op("Neg", cost), kernel_shape=[2, 2], strides=[2, 2]))
 
-    coarse_reached = _flood(g, coarse.seeds(), (cheapest_quarter(mid_entering), cheapest_quarter(mid_leaving)),
-                            COARSE_STEPS, STEP_COST)
+    coarse_reached = _flood(
+        g, coarse.seeds(), (cheapest_quarter(mid_entering), cheapest_quarter(mid_leaving)), COARSE_STEPS, STEP_COST
+    )
     # Where a coarse cell's mean colour is close too, it belongs (whatever texture its mid cells have).
     coarse_region = coarse.region(coarse_reached, own_colour=True)  # (1, 3, 64, 64)
     nearest2 = g.f([1, 1, 2, 2])
     # The mid flood starts from the coarse one (no cell cheaper than itself) and refines it.
-    start = g.max(g.min(g.op("Resize", coarse_reached, "", nearest2, mode="nearest"), g.op("Neg", mid_entering)),
-                  mid.seeds())
+    start = g.max(
+        g.min(g.op("Resize", coarse_reached, "", nearest2, mode="nearest"), g.op("Neg", mid_entering)), mid.seeds()
+    )
     mid_reached = _flood(g, start, (mid_entering, mid_leaving), MID_STEPS, STEP_COST / 2)
     region = g.max(mid.region(mid_reached), g.op("Resize", coarse_region, "", nearest2, mode="nearest"))
     region = g.reshape(region, 3, 1, MID, MID)  # candidates as the batch axis from here on
 
     # ---- local inside/outside mean colours → a linear discriminant per pixel at 256×256
     # Cells on an edge mix two colours: they tell little about either side.
-    trust = g.op("Exp", g.op("Neg", g.div(g.mul(mid.edge, mid.edge), g.f(TRUST_EDGE ** 2))))
+    trust = g.op("Exp", g.op("Neg", g.div(g.mul(mid.edge, mid.edge), g.f(TRUST_EDGE**2))))
     inside_w, outside_w = g.mul(region, trust), g.mul(g.sub(one, region), trust)  # (3, 1, 128, 128)
     stack = g.op("Concat", g.mul(inside_w, mid.colour), inside_w, g.mul(outside_w, mid.colour), outside_w, axis=1)
     stack = g.op("AveragePool", stack, kernel_shape=[2, 2], strides=[2, 2])  # (3, 8, 64, 64)
@@ -464,10 +503,13 @@ def build_decoder() -> bytes:
 
     def mean(start: int) -> str:
         """Local mean colour, falling back to the candidate's overall mean where the window is empty."""
-        overall_mean = g.div(g.slice(overall, start, start + 3, 1),
-                             g.add(g.slice(overall, start + 3, start + 4, 1), tiny))
-        return g.div(g.add(g.slice(local, start, start + 3, 1), g.mul(overall_mean, weight_floor)),
-                     g.add(g.slice(local, start + 3, start + 4, 1), weight_floor))
+        overall_mean = g.div(
+            g.slice(overall, start, start + 3, 1), g.add(g.slice(overall, start + 3, start + 4, 1), tiny)
+        )
+        return g.div(
+            g.add(g.slice(local, start, start + 3, 1), g.mul(overall_mean, weight_floor)),
+            g.add(g.slice(local, start + 3, start + 4, 1), weight_floor),
+        )
 
     inside, outside = mean(0), mean(4)  # (3, 3, 64, 64)
     difference = g.sub(inside, outside)
@@ -475,8 +517,9 @@ def build_decoder() -> bytes:
     scale = g.add(contrast, g.f(CONTRAST_FLOOR))
     # |p − out|² − |p − in|² = 2 p·(in − out) + |out|² − |in|², divided by the contrast.
     slope = g.div(g.mul(difference, g.f(2.0 * LOGIT_GAIN)), scale)
-    offset = g.div(g.mul(g.sub(g.sum(g.mul(outside, outside), 1), g.sum(g.mul(inside, inside), 1)),
-                         g.f(LOGIT_GAIN)), scale)
+    offset = g.div(
+        g.mul(g.sub(g.sum(g.mul(outside, outside), 1), g.sum(g.mul(inside, inside), 1)), g.f(LOGIT_GAIN)), scale
+    )
     plane = g.upsample(g.op("Concat", slope, offset, axis=1), FINE // COARSE)  # (3, 4, 256, 256)
     logits = g.add(g.sum(g.mul(g.slice(plane, 0, 3, 1), fine.colour), 1), g.slice(plane, 3, 4, 1))
 
@@ -494,15 +537,19 @@ def build_decoder() -> bytes:
     def inside_by(lo: str, hi: str) -> str:
         return g.min(g.sub(pixels, lo), g.sub(hi, pixels))  # (256,) model pixels, > 0 inside
 
-    box_distance = g.min(g.reshape(inside_by(prompt.y_lo, prompt.y_hi), 1, 1, FINE, 1),
-                         g.reshape(inside_by(prompt.x_lo, prompt.x_hi), 1, 1, 1, FINE))
+    box_distance = g.min(
+        g.reshape(inside_by(prompt.y_lo, prompt.y_hi), 1, 1, FINE, 1),
+        g.reshape(inside_by(prompt.x_lo, prompt.x_hi), 1, 1, 1, FINE),
+    )
     box_bound = g.mul(g.add(box_distance, g.f(2.0)), g.f(2.0))
     box_bound = g.where(g.op("Greater", g.reshape(prompt.has_box, 1, 1, 1, 1), g.f(0.0)), box_bound, g.f(32.0))
     logits = g.reshape(g.min(logits, box_bound), 1, 3, FINE, FINE)
 
     # The previous mask, when given, nudges the logits.
-    previous = g.mul(g.op("Clip", "mask_input", g.f(-MASK_INPUT_CLIP), g.f(MASK_INPUT_CLIP)),
-                     g.mul("has_mask_input", g.f(MASK_INPUT_WEIGHT)))
+    previous = g.mul(
+        g.op("Clip", "mask_input", g.f(-MASK_INPUT_CLIP), g.f(MASK_INPUT_CLIP)),
+        g.mul("has_mask_input", g.f(MASK_INPUT_WEIGHT)),
+    )
     masks, scores = contract.DECODER_OUTPUTS
     logits = g.op("Clip", g.add(logits, previous), g.f(-32.0), g.f(32.0), name=masks)
 
@@ -528,16 +575,22 @@ def build_decoder() -> bytes:
 
     return g.model(
         [_tensor(name, {**EMBEDDING_SHAPES, **PROMPT_SHAPES}[name]) for name in contract.DECODER_INPUTS],
-        [_tensor(masks, [1, MASK_CANDIDATES, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE]),
-         _tensor(scores, [1, MASK_CANDIDATES])])
+        [
+            _tensor(masks, [1, MASK_CANDIDATES, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE]),
+            _tensor(scores, [1, MASK_CANDIDATES]),
+        ],
+    )
 
 
 def build(out_dir: Path, force: bool = False):
     from samtab_tools.modelio import write_model_folder
 
-    return write_model_folder(out_dir, {"encoder": build_encoder(), "decoder": build_decoder()},
-                              {"name": NAME, "family": "baseline", "weights": "built-in", "config": None},
-                              force=force)
+    return write_model_folder(
+        out_dir,
+        {"encoder": build_encoder(), "decoder": build_decoder()},
+        {"name": NAME, "family": "baseline", "weights": "built-in", "config": None},
+        force=force,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,8 +33,10 @@ from samtab_tools.browser import EVENT_RECORDER, SiteServer, launch_args, record
 
 
 def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    return {name: {"median": statistics.median(values), "min": min(values), "max": max(values)}
-            for name, values in samples.items()}
+    return {
+        name: {"median": statistics.median(values), "min": min(values), "max": max(values)}
+        for name, values in samples.items()
+    }
 
 
 def print_table(title: str, summary: dict[str, dict[str, float]], runs: int) -> None:
@@ -55,15 +57,18 @@ def bench_boot(runs: int, demo: str | None = None) -> dict:
             for run in range(runs):
                 context = browser.new_context()
                 page = context.new_page()
-                page.add_init_script(EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "photo", "opened", "mask"'))
+                page.add_init_script(
+                    EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "photo", "opened", "mask"')
+                )
                 page.goto(server.url + (f"?demo={demo}" if demo else ""))
                 if demo:
                     # A person clicks as soon as the photo shows: the click waits for Python, then decodes.
                     page.wait_for_function("window.__samtab_events.some(e => e.name == 'photo')", timeout=120_000)
                     box = page.locator("#canvas").bounding_box()
                     page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.3)
-                    page.wait_for_function("window.__samtab_events.some(e => e.name == 'mask' || e.name == 'error')",
-                                           timeout=180_000)
+                    page.wait_for_function(
+                        "window.__samtab_events.some(e => e.name == 'mask' || e.name == 'error')", timeout=180_000
+                    )
                 state = wait_until_settled(page)
                 if state != "ready":
                     raise SystemExit(f"run {run + 1}: the page ended in {state}: {recorded_events(page, 'error')}")
@@ -91,16 +96,23 @@ def bench_boot(runs: int, demo: str | None = None) -> dict:
                     row["  first mask: decode"] = recorded_events(page, "mask")[0]["detail"]["latency_ms"]["decode"]
                 for name, value in row.items():
                     samples.setdefault(name, []).append(value)
-                print(f"run {run + 1}/{runs}: painted {timings['painted_ms']:.0f} ms, Python {timings['python_ms']:.0f} ms, "
-                      f"ORT {timings['ort_ms']:.0f} ms ({ready['threads']} threads)", flush=True)
+                print(
+                    f"run {run + 1}/{runs}: painted {timings['painted_ms']:.0f} ms, "
+                    f"Python {timings['python_ms']:.0f} ms, ORT {timings['ort_ms']:.0f} ms "
+                    f"({ready['threads']} threads)",
+                    flush=True,
+                )
                 context.close()
             version = browser.version
             browser.close()
     finally:
         server.stop()
     summary = summarize(samples)
-    print_table(f"boot{f' with ?demo={demo}' if demo else ''}, headless Chromium {version}, fresh context per run",
-                summary, runs)
+    print_table(
+        f"boot{f' with ?demo={demo}' if demo else ''}, headless Chromium {version}, fresh context per run",
+        summary,
+        runs,
+    )
     return {"bench": "boot", "chromium": version, "runs": runs, "summary": summary, "samples": samples}
 
 
@@ -116,24 +128,30 @@ def bench_encode(model_dirs: list[Path], runs: int) -> dict:
         encoder = encode.Encoder(model_dir, encode.read_model_folder(model_dir), encode.choose_provider("cpu"))
         samples: dict[str, list[float]] = {}
         with tempfile.TemporaryDirectory() as out:
-            encode.encode_photo(photos[0], encoder, Path(out), dtype="float16", force=True, preview_edge=2048)  # warm-up
+            encode.encode_photo(
+                photos[0], encoder, Path(out), dtype="float16", force=True, preview_edge=2048
+            )  # warm-up
             for _ in range(runs):
                 for photo in photos:
-                    result = encode.encode_photo(photo, encoder, Path(out), dtype="float16", force=True,
-                                                 preview_edge=2048)
+                    result = encode.encode_photo(
+                        photo, encoder, Path(out), dtype="float16", force=True, preview_edge=2048
+                    )
                     total = sum(result.timings_ms.values())
                     for step, value in result.timings_ms.items():
                         samples.setdefault(step, []).append(value)
                     samples.setdefault("total", []).append(total)
-                    samples.setdefault("overhead beyond run (%)", []).append(100 * (total - result.timings_ms["run"]) / total)
+                    samples.setdefault("overhead beyond run (%)", []).append(
+                        100 * (total - result.timings_ms["run"]) / total
+                    )
                     data = result.bundle.read_bytes()
                     started = time.perf_counter()
                     read_bundle(data).embeddings()
                     samples.setdefault("read + expand to float32", []).append((time.perf_counter() - started) * 1000)
                     samples.setdefault("bundle MiB", []).append(len(data) / 2**20)
         summary = summarize(samples)
-        print_table(f"encode with {encoder.info.name} ({len(photos)} photos × {runs} runs, CPU)", summary,
-                    len(photos) * runs)
+        print_table(
+            f"encode with {encoder.info.name} ({len(photos)} photos × {runs} runs, CPU)", summary, len(photos) * runs
+        )
         results[encoder.info.name] = {"summary": summary, "samples": samples}
     return {"bench": "encode", "models": results}
 
@@ -168,8 +186,9 @@ def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]
                     page.add_init_script(recorder)
                     page.add_init_script(LONG_TASKS)
                     page.goto(f"{server.url}?demo={slug}&threads={threads}")
-                    page.wait_for_function("window.__samtab_events.some(e => e.name == 'opened' || e.name == 'error')",
-                                           timeout=180_000)
+                    page.wait_for_function(
+                        "window.__samtab_events.some(e => e.name == 'opened' || e.name == 'error')", timeout=180_000
+                    )
                     ready = recorded_events(page, "ready")
                     used = ready[0]["detail"]["threads"] if ready else "?"
                     box = page.locator("#canvas").bounding_box()
@@ -181,8 +200,9 @@ def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]
                         x = box["x"] + box["width"] * rng.uniform(0.1, 0.9)
                         y = box["y"] + box["height"] * rng.uniform(0.1, 0.9)
                         page.mouse.click(x, y, button="left" if rng.random() < 0.75 else "right")
-                        page.wait_for_function(f"window.__samtab_events.filter(e => e.name == 'mask').length > {index}",
-                                               timeout=120_000)
+                        page.wait_for_function(
+                            f"window.__samtab_events.filter(e => e.name == 'mask').length > {index}", timeout=120_000
+                        )
                     masks = [e["detail"]["latency_ms"] for e in recorded_events(page, "mask")]
                     long_tasks = page.evaluate("window.__longtasks")
                     samples: dict[str, list[float]] = {}
@@ -190,16 +210,22 @@ def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]
                         for step in ("total", "feeds", "decode", "postprocess", "composite", "send", "python", "paint"):
                             samples.setdefault(step, []).append(latency[step])
                     label = f"{slug}, {used} thread{'s' if used != 1 else ''}"
-                    summary = {name: {"median": statistics.median(v), "p90": percentile(v, 0.9)}
-                               for name, v in samples.items()}
+                    summary = {
+                        name: {"median": statistics.median(v), "p90": percentile(v, 0.9)} for name, v in samples.items()
+                    }
                     print(f"\nclick to mask painted: {label} ({len(masks)} clicks, ms)")
                     print(f"{'step':<14}{'median':>10}{'p90':>10}")
                     for name, row in summary.items():
                         print(f"{name:<14}{row['median']:>10.1f}{row['p90']:>10.1f}")
-                    print(f"main-thread long tasks > 50 ms: {sum(d > 50 for d in long_tasks)} "
-                          f"(longest {max(long_tasks, default=0):.0f} ms)")
-                    results[label] = {"summary": summary, "long_tasks_over_50ms": sum(d > 50 for d in long_tasks),
-                                      "longest_task_ms": max(long_tasks, default=0)}
+                    print(
+                        f"main-thread long tasks > 50 ms: {sum(d > 50 for d in long_tasks)} "
+                        f"(longest {max(long_tasks, default=0):.0f} ms)"
+                    )
+                    results[label] = {
+                        "summary": summary,
+                        "long_tasks_over_50ms": sum(d > 50 for d in long_tasks),
+                        "longest_task_ms": max(long_tasks, default=0),
+                    }
                     context.close()
             browser.close()
     finally:
@@ -246,12 +272,14 @@ def bench_pipeline(photo: tuple[int, int], view: int, runs: int, model_dir: Path
 
     for index in range(runs):
         t0 = time.perf_counter()
-        timed("map the click", lambda: app.click(view_w * (0.3 + 0.4 * index / runs), view_h * 0.6, view_w, view_h,
-                                                 include=index % 3 != 2))
+        x, include = view_w * (0.3 + 0.4 * index / runs), index % 3 != 2
+        timed("map the click", lambda x=x, include=include: app.click(x, view_h * 0.6, view_w, view_h, include=include))
         decode = timed("feeds", app.next_decode)
-        timed("take outputs", lambda: app.accept(decode, outputs))
-        timed(f"upsample + threshold at view {view_w}x{view_h}",
-              lambda: app.step_mask(decode.step, view_w, view_h))
+        timed("take outputs", lambda decode=decode: app.accept(decode, outputs))
+        timed(
+            f"upsample + threshold at view {view_w}x{view_h}",
+            lambda decode=decode: app.step_mask(decode.step, view_w, view_h),
+        )
         pixels = timed("composite (overlay + prompt)", app.render)
         timed("frame bytes", pixels.tobytes)
         samples.setdefault("click total (all but the decoder)", []).append((time.perf_counter() - t0) * 1000)
@@ -262,8 +290,12 @@ def bench_pipeline(photo: tuple[int, int], view: int, runs: int, model_dir: Path
         timed("COCO JSON (RLE)", app.export_coco)
     summary = summarize(samples)
     print(f"\nopening the photo (bundle read + expand to float32, view-size photo): {open_ms:.0f} ms")
-    print_table(f"pipeline in CPython (pyapp.app), photo {width}x{height}, view {view_w}x{view_h}, "
-                f"decoder outputs of {info.name}", summary, runs)
+    print_table(
+        f"pipeline in CPython (pyapp.app), photo {width}x{height}, view {view_w}x{view_h}, "
+        f"decoder outputs of {info.name}",
+        summary,
+        runs,
+    )
     return {"bench": "pipeline", "photo": photo, "view": [view_w, view_h], "open_ms": open_ms, "summary": summary}
 
 
@@ -275,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument("--demo", metavar="SLUG", help="open this demo and click as soon as its photo shows")
     boot.add_argument("--json", action="store_true", help="also print the results as JSON")
     encode = sub.add_parser("encode", help="tools/encode.py per photo, by step")
-    encode.add_argument("--model", action="append", type=Path, metavar="DIR",
-                        help="a model folder (default: every folder in models/)")
+    encode.add_argument(
+        "--model", action="append", type=Path, metavar="DIR", help="a model folder (default: every folder in models/)"
+    )
     encode.add_argument("--runs", type=int, default=3, help="passes over the demo photos (default 3)")
     encode.add_argument("--json", action="store_true", help="also print the results as JSON")
     pipeline = sub.add_parser("pipeline", help="a click's cost outside the decoder, in CPython")
@@ -286,8 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.add_argument("--model", type=Path, default=None, help="model folder (default models/baseline)")
     pipeline.add_argument("--json", action="store_true")
     click = sub.add_parser("click", help="click to mask painted in headless Chromium")
-    click.add_argument("--demo", action="append", metavar="SLUG",
-                       help="demo slug (default: shapes with the baseline and with every other model)")
+    click.add_argument(
+        "--demo",
+        action="append",
+        metavar="SLUG",
+        help="demo slug (default: shapes with the baseline and with every other model)",
+    )
     click.add_argument("--clicks", type=int, default=30)
     click.add_argument("--threads", default="1,0", help="comma-separated thread caps; 0 means no cap (default 1,0)")
     click.add_argument("--json", action="store_true")

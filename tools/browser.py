@@ -18,8 +18,14 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("SAMTAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic", "--disable-default-apps",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-default-apps",
 ]
 # Collects every samtab:* event the page dispatches, from before the page's own scripts run.
 EVENT_RECORDER = """
@@ -30,16 +36,19 @@ for (const name of ["boot", "painted", "status", "python", "ready", "error"]) {
 """
 
 # The same, for every event the app dispatches (what a test of the app as a person uses it watches).
-APP_EVENT_RECORDER = EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "mask", "opened", "photo", '
-                                            '"export", "stats"')
+APP_EVENT_RECORDER = EVENT_RECORDER.replace(
+    '"ready", "error"', '"ready", "error", "mask", "opened", "photo", "export", "stats"'
+)
 
 BOOT_TIMEOUT_MS = 120_000
 
 
 def launch_args() -> dict:
     if not Path(CHROMIUM).exists():
-        raise SystemExit(f"Chromium was not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
-                         "(or set SAMTAB_CHROMIUM to a Chromium binary).")
+        raise SystemExit(
+            f"Chromium was not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
+            "(or set SAMTAB_CHROMIUM to a Chromium binary)."
+        )
     return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
@@ -103,8 +112,9 @@ class RequestLog:
 
     def foreign(self, origin: str) -> list[str]:
         allowed = urlsplit(origin).netloc
-        return [url for url in self.urls
-                if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != allowed]
+        return [
+            url for url in self.urls if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != allowed
+        ]
 
 
 class AppPage:
@@ -130,14 +140,20 @@ class AppPage:
         try:
             self.page.wait_for_function(
                 f"window.__samtab_events.filter(e => e.name == '{name}').length > {after} || "
-                "window.__samtab_events.some(e => e.name == 'error' && e.detail.fatal)", timeout=self.timeout_ms)
+                "window.__samtab_events.some(e => e.name == 'error' && e.detail.fatal)",
+                timeout=self.timeout_ms,
+            )
         except PlaywrightTimeout:
-            recent = [(e["name"], {k: v for k, v in e["detail"].items() if k in ("text", "message", "clicks", "slug")})
-                      for e in recorded_events(self.page)[-12:]]
+            recent = [
+                (e["name"], {k: v for k, v in e["detail"].items() if k in ("text", "message", "clicks", "slug")})
+                for e in recorded_events(self.page)[-12:]
+            ]
             state = self.page.evaluate("document.body?.dataset.state")
-            raise AssertionError(f"no samtab:{name} after the first {after} in {self.timeout_ms / 1000:.0f} s; "
-                                 f"page {state}, last events {recent}, "
-                                 f"stats {self.stats_now() if name != 'stats' else '-'}") from None
+            raise AssertionError(
+                f"no samtab:{name} after the first {after} in {self.timeout_ms / 1000:.0f} s; "
+                f"page {state}, last events {recent}, "
+                f"stats {self.stats_now() if name != 'stats' else '-'}"
+            ) from None
         events = recorded_events(self.page, name)
         assert len(events) > after, recorded_events(self.page, "error")
         return events[-1]["detail"]

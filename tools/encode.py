@@ -37,8 +37,7 @@ from samtab_tools.modelio import read_model_folder
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 PROVIDER_PREFERENCE = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider")
-PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-                    "coreml": "CoreMLExecutionProvider"}
+PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "coreml": "CoreMLExecutionProvider"}
 DEFAULT_PREVIEW_EDGE = 2048
 
 
@@ -122,8 +121,9 @@ class Encoder:
 
             options = ort.SessionOptions()
             options.log_severity_level = 3  # SAM2's traced encoder warns about a shape merge it handles fine
-            self._session = ort.InferenceSession(str(self.model_dir / self.info.files["encoder"]), options,
-                                                 providers=[self.provider])
+            self._session = ort.InferenceSession(
+                str(self.model_dir / self.info.files["encoder"]), options, providers=[self.provider]
+            )
         outputs = self._session.run(None, {self.info.input_names("encoder")[0]: encoder_input})
         names = [o.name for o in self._session.get_outputs()]
         return dict(zip(names, outputs))
@@ -171,12 +171,13 @@ def prepare_out(out_dir: Path) -> None:
         os.unlink(probe)
         remove_stale_partials(out_dir)
     except OSError as error:
-        raise UsageError(f"--out {out_dir}: cannot write there ({error.strerror or error}); choose a folder "
-                         "you can write to, or make this one writable") from None
+        raise UsageError(
+            f"--out {out_dir}: cannot write there ({error.strerror or error}); choose a folder "
+            "you can write to, or make this one writable"
+        ) from None
 
 
-def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, force: bool,
-                 preview_edge: int) -> Result:
+def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, force: bool, preview_edge: int) -> Result:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     try:
@@ -195,8 +196,9 @@ def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, fo
     timings["preview"] = (time.perf_counter() - started) * 1000
     # A preview already there is kept unless it is this very one (a run killed between the two writes left it).
     if not force and preview_path.exists() and preview_path.read_bytes() != shown:
-        return Result(photo, "failed", f"{preview_path} exists and is not this photo's preview; "
-                                       "pass --force to replace it")
+        return Result(
+            photo, "failed", f"{preview_path} exists and is not this photo's preview; pass --force to replace it"
+        )
 
     started = time.perf_counter()
     encoder_input = images.encoder_input(opened.rgb)
@@ -206,8 +208,14 @@ def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, fo
     timings["run"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     try:
-        data = bundles.write_bundle(embeddings, width=opened.width, height=opened.height,
-                                    image_sha256=opened.sha256, model_name=encoder.info.name, dtype=dtype)
+        data = bundles.write_bundle(
+            embeddings,
+            width=opened.width,
+            height=opened.height,
+            image_sha256=opened.sha256,
+            model_name=encoder.info.name,
+            dtype=dtype,
+        )
     except bundles.BundleError as error:
         return Result(photo, "failed", str(error))
     # The preview first, the bundle last: a bundle on disk means the photo is done.
@@ -217,28 +225,45 @@ def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, fo
     return Result(photo, "encoded", "", bundle_path, preview_path, timings, len(data))
 
 
-def encode_all(photos: list[Path], model_dir: Path, out_dir: Path, *, dtype: str = "float16",
-               provider: str = "auto", force: bool = False, preview_edge: int = DEFAULT_PREVIEW_EDGE,
-               progress: bool = True) -> list[Result]:
+def encode_all(
+    photos: list[Path],
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    dtype: str = "float16",
+    provider: str = "auto",
+    force: bool = False,
+    preview_edge: int = DEFAULT_PREVIEW_EDGE,
+    progress: bool = True,
+) -> list[Result]:
     info = read_model_folder(model_dir)
     encoder = Encoder(model_dir, info, choose_provider(provider))
     prepare_out(out_dir)
     results = []
     from tqdm import tqdm
 
-    bar = tqdm(photos, unit="photo", disable=not progress or len(photos) < 2, file=sys.stderr,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+    bar = tqdm(
+        photos,
+        unit="photo",
+        disable=not progress or len(photos) < 2,
+        file=sys.stderr,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}",
+    )
     for photo in bar:
         bar.set_postfix_str(photo.name[:40])
         try:
             result = encode_photo(photo, encoder, out_dir, dtype=dtype, force=force, preview_edge=preview_edge)
-        except Exception as error:  # one bad photo (or a model error on it) must not stop the batch
+        except Exception as error:  # noqa: BLE001 - one bad photo (or a model error on it) must not stop the batch
             result = Result(photo, "failed", f"{type(error).__name__}: {error}")
         results.append(result)
-        line = {"encoded": f"encoded {photo.name} in {sum(result.timings_ms.values()) / 1000:.1f} s",
-                "skipped": f"skipped {photo.name}: {result.message}",
-                "failed": f"FAILED {photo.name}: {result.message}"}[result.status]
-        (tqdm.write if progress else print)(f"encode: {line}", file=sys.stderr if result.status == "failed" else sys.stdout)
+        line = {
+            "encoded": f"encoded {photo.name} in {sum(result.timings_ms.values()) / 1000:.1f} s",
+            "skipped": f"skipped {photo.name}: {result.message}",
+            "failed": f"FAILED {photo.name}: {result.message}",
+        }[result.status]
+        (tqdm.write if progress else print)(
+            f"encode: {line}", file=sys.stderr if result.status == "failed" else sys.stdout
+        )
     return results
 
 
@@ -247,29 +272,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="photos, or folders of photos")
     parser.add_argument("--model", required=True, type=Path, help="a model folder (with model.json)")
     parser.add_argument("--out", required=True, type=Path, help="where the bundles and previews go")
-    parser.add_argument("--dtype", choices=sorted(bundles.DTYPES), default="float16",
-                        help="how the bundle stores the embeddings (default float16: half the size)")
-    parser.add_argument("--provider", default="auto",
-                        help="onnxruntime execution provider: auto (default), cpu, cuda, coreml or a full name")
+    parser.add_argument(
+        "--dtype",
+        choices=sorted(bundles.DTYPES),
+        default="float16",
+        help="how the bundle stores the embeddings (default float16: half the size)",
+    )
+    parser.add_argument(
+        "--provider",
+        default="auto",
+        help="onnxruntime execution provider: auto (default), cpu, cuda, coreml or a full name",
+    )
     parser.add_argument("--force", action="store_true", help="replace bundles that already exist")
-    parser.add_argument("--shard", type=parse_shard, metavar="K/N",
-                        help="encode only the K-th of N shares of the photos (to split a collection across machines)")
-    parser.add_argument("--preview-size", type=int, default=DEFAULT_PREVIEW_EDGE, metavar="PX",
-                        help=f"cap on the preview's long edge (default {DEFAULT_PREVIEW_EDGE})")
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        metavar="K/N",
+        help="encode only the K-th of N shares of the photos (to split a collection across machines)",
+    )
+    parser.add_argument(
+        "--preview-size",
+        type=int,
+        default=DEFAULT_PREVIEW_EDGE,
+        metavar="PX",
+        help=f"cap on the preview's long edge (default {DEFAULT_PREVIEW_EDGE})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
         photos = [p for p in collect_photos(args.inputs) if in_shard(p, args.shard)]
         if not photos:
             raise UsageError("no photos to encode" + (" in this shard" if args.shard else ""))
-        results = encode_all(photos, args.model, args.out, dtype=args.dtype, provider=args.provider,
-                             force=args.force, preview_edge=args.preview_size, progress=not args.quiet)
+        results = encode_all(
+            photos,
+            args.model,
+            args.out,
+            dtype=args.dtype,
+            provider=args.provider,
+            force=args.force,
+            preview_edge=args.preview_size,
+            progress=not args.quiet,
+        )
     except (UsageError, FileNotFoundError, ModelError) as error:
         print(f"encode: error: {error}", file=sys.stderr)
         return 2
     counts = {status: sum(r.status == status for r in results) for status in ("encoded", "skipped", "failed")}
-    print(f"encode: {counts['encoded']} encoded, {counts['skipped']} skipped, {counts['failed']} failed "
-          f"-> {args.out}")
+    print(f"encode: {counts['encoded']} encoded, {counts['skipped']} skipped, {counts['failed']} failed -> {args.out}")
     return 1 if counts["failed"] else 0
 
 

@@ -81,18 +81,23 @@ _LOW_RES = (1, contract.MASK_CANDIDATES, contract.LOW_RES_MASK_SIZE, contract.LO
 _IOU = (1, contract.MASK_CANDIDATES)
 ENCODER_OUTPUTS = dict(contract.EMBEDDING_SHAPES)  # image_embed, high_res_feats_0, high_res_feats_1
 DECODER_OUTPUTS = {"masks": _LOW_RES, "iou_predictions": _IOU}
-HIRES_OUTPUTS = {"masks": (1, contract.MASK_CANDIDATES, contract.HIRES_MASK_SIZE, contract.HIRES_MASK_SIZE),
-                 "iou_predictions": _IOU, "low_res_masks": _LOW_RES}
+HIRES_OUTPUTS = {
+    "masks": (1, contract.MASK_CANDIDATES, contract.HIRES_MASK_SIZE, contract.HIRES_MASK_SIZE),
+    "iou_predictions": _IOU,
+    "low_res_masks": _LOW_RES,
+}
 assert tuple(DECODER_OUTPUTS) == contract.DECODER_OUTPUTS
 
 INSTALL_COMMANDS = """\
     .venv/bin/python -m pip install torch==2.13.0 hydra-core==1.3.8 iopath==0.1.10 tqdm==4.70.1
     SAM2_BUILD_CUDA=0 .venv/bin/python -m pip install --no-build-isolation --no-deps sam2==1.1.0
     .venv/bin/python -m pip install --no-deps samexporter==0.5.0"""
-INSTALL_HINT = (f"Install the export dependencies with `bash tools/setup.sh --export` (or --test), or by hand:\n"
-                f"{INSTALL_COMMANDS}\n"
-                "(torch stays pinned: an unpinned torch pulls a multi-GB CUDA build; never install torchvision "
-                "beside it.)")
+INSTALL_HINT = (
+    f"Install the export dependencies with `bash tools/setup.sh --export` (or --test), or by hand:\n"
+    f"{INSTALL_COMMANDS}\n"
+    "(torch stays pinned: an unpinned torch pulls a multi-GB CUDA build; never install torchvision "
+    "beside it.)"
+)
 
 CHECK_TOLERANCE = 1e-3  # --check fails above this (the tests hold the export to 1e-4)
 
@@ -109,12 +114,13 @@ def load_dependencies():
     """Import torch and samexporter's SAM2 wrappers (which import Meta's sam2); return (torch, wrappers
     module). Raises MissingDependency naming what is missing and how to install it."""
     try:
+        import sam2.build_sam  # noqa: F401
         import torch
         from samexporter import export_sam2 as wrappers  # onnx, torch, sam2.build_sam, sam2.modeling only
-        import sam2.build_sam  # noqa: F401
     except ImportError as error:
-        raise MissingDependency(f"the export needs torch, Meta's sam2 and samexporter ({error}).\n"
-                                f"{INSTALL_HINT}") from None
+        raise MissingDependency(
+            f"the export needs torch, Meta's sam2 and samexporter ({error}).\n{INSTALL_HINT}"
+        ) from None
     return torch, wrappers
 
 
@@ -145,13 +151,19 @@ def build_model(config: str = DEFAULT_CONFIG, checkpoint: Path | str | None = No
         torch.manual_seed(seed)
     try:
         with torch.no_grad():
-            return build_sam2(f"configs/sam2.1/{config}.yaml", ckpt_path=str(checkpoint) if checkpoint else None,
-                              device="cpu", mode="eval")
+            return build_sam2(
+                f"configs/sam2.1/{config}.yaml",
+                ckpt_path=str(checkpoint) if checkpoint else None,
+                device="cpu",
+                mode="eval",
+            )
     except (RuntimeError, KeyError, OSError, ValueError) as error:
         if checkpoint is None:
             raise
-        raise ExportError(f"could not load {checkpoint} as a {config} checkpoint ({type(error).__name__}: "
-                          f"{str(error)[:300] or 'missing or unexpected weights'}); does --config match it?") from None
+        raise ExportError(
+            f"could not load {checkpoint} as a {config} checkpoint ({type(error).__name__}: "
+            f"{str(error)[:300] or 'missing or unexpected weights'}); does --config match it?"
+        ) from None
 
 
 def wrappers(model):
@@ -174,10 +186,19 @@ def wrappers(model):
             super().__init__()
             self.decoder = decoder
 
-        def forward(self, image_embed, high_res_feats_0, high_res_feats_1, point_coords, point_labels,
-                    mask_input, has_mask_input):
-            low_res_masks, iou_predictions = self.decoder(image_embed, high_res_feats_0, high_res_feats_1,
-                                                          point_coords, point_labels, mask_input, has_mask_input)
+        def forward(
+            self,
+            image_embed,
+            high_res_feats_0,
+            high_res_feats_1,
+            point_coords,
+            point_labels,
+            mask_input,
+            has_mask_input,
+        ):
+            low_res_masks, iou_predictions = self.decoder(
+                image_embed, high_res_feats_0, high_res_feats_1, point_coords, point_labels, mask_input, has_mask_input
+            )
             size = contract.HIRES_MASK_SIZE
             masks = F.interpolate(low_res_masks, size=(size, size), mode="bilinear", align_corners=False)
             return masks, iou_predictions, low_res_masks
@@ -201,8 +222,9 @@ def example_inputs(seed: int = 1234, points: int = 3):
     return image, prompt
 
 
-def _export(torch, module, inputs: dict, path: Path, outputs: dict[str, tuple[int, ...]], opset: int,
-            dynamic_axes=None) -> None:
+def _export(
+    torch, module, inputs: dict, path: Path, outputs: dict[str, tuple[int, ...]], opset: int, dynamic_axes=None
+) -> None:
     """torch.onnx.export with the given input and output names, then checked, and the outputs' shapes
     (which the tracer leaves symbolic) declared."""
     import warnings
@@ -211,18 +233,27 @@ def _export(torch, module, inputs: dict, path: Path, outputs: dict[str, tuple[in
 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer warnings
-        torch.onnx.export(module, tuple(torch.from_numpy(v) if not isinstance(v, torch.Tensor) else v
-                                        for v in inputs.values()),
-                          str(path), input_names=list(inputs), output_names=list(outputs),
-                          dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True,
-                          export_params=True, dynamo=False)
+        torch.onnx.export(
+            module,
+            tuple(torch.from_numpy(v) if not isinstance(v, torch.Tensor) else v for v in inputs.values()),
+            str(path),
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            export_params=True,
+            dynamo=False,
+        )
     proto = onnx.load(str(path))
     graph = proto.graph
     got_inputs = [i.name for i in graph.input if i.name not in {init.name for init in graph.initializer}]
     got_outputs = [o.name for o in graph.output]
     if got_inputs != list(inputs) or got_outputs != list(outputs):
-        raise ExportError(f"{path.name}: the exporter wrote inputs {got_inputs} and outputs {got_outputs}, "
-                          f"expected {list(inputs)} and {list(outputs)}")
+        raise ExportError(
+            f"{path.name}: the exporter wrote inputs {got_inputs} and outputs {got_outputs}, "
+            f"expected {list(inputs)} and {list(outputs)}"
+        )
     for output in graph.output:
         dims = output.type.tensor_type.shape.dim
         del dims[:]
@@ -243,21 +274,27 @@ def export(model, work: Path, opset: int = DEFAULT_OPSET, hires: bool = False, l
     started = time.perf_counter()
     parts["encoder"] = work / "encoder.onnx"
     _export(torch, encoder, {contract.ENCODER_INPUT: image}, parts["encoder"], ENCODER_OUTPUTS, opset)
-    log(f"exported the encoder ({parts['encoder'].stat().st_size / 1e6:.1f} MB) in "
-        f"{time.perf_counter() - started:.1f} s")
+    log(
+        f"exported the encoder ({parts['encoder'].stat().st_size / 1e6:.1f} MB) in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
 
     # The decoder's graph does not depend on the values it is traced with: random features will do.
     rng = np.random.default_rng(0)
     embeddings = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in ENCODER_OUTPUTS.items()}
     decoder_inputs = {**embeddings, **prompt}
     dynamic = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
-    for part, module, outputs in (("decoder", decoder, DECODER_OUTPUTS),
-                                  ("decoder_hires", decoder_hires, HIRES_OUTPUTS))[: 2 if hires else 1]:
+    for part, module, outputs in (
+        ("decoder", decoder, DECODER_OUTPUTS),
+        ("decoder_hires", decoder_hires, HIRES_OUTPUTS),
+    )[: 2 if hires else 1]:
         started = time.perf_counter()
         parts[part] = work / f"{part}.onnx"
         _export(torch, module, decoder_inputs, parts[part], outputs, opset, dynamic)
-        log(f"exported the {part.replace('_', ' ')} ({parts[part].stat().st_size / 1e6:.1f} MB) in "
-            f"{time.perf_counter() - started:.1f} s")
+        log(
+            f"exported the {part.replace('_', ' ')} ({parts[part].stat().st_size / 1e6:.1f} MB) in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
     return parts
 
 
@@ -287,43 +324,60 @@ def check(model, parts: dict[str, Path], log=print) -> dict[str, float]:
     torch_embeddings = torch_run(encoder, {contract.ENCODER_INPUT: image})
     for name, a, b in zip(ENCODER_OUTPUTS, ort_embeddings, torch_embeddings):
         if not a.shape == b.shape == ENCODER_OUTPUTS[name]:
-            raise ExportError(f"encoder.{name}: onnxruntime gave shape {a.shape}, PyTorch {b.shape}, "
-                              f"the contract needs {ENCODER_OUTPUTS[name]}")
+            raise ExportError(
+                f"encoder.{name}: onnxruntime gave shape {a.shape}, PyTorch {b.shape}, "
+                f"the contract needs {ENCODER_OUTPUTS[name]}"
+            )
         diffs[f"encoder.{name}"] = float(np.abs(a - b).max())
     # The decoders get PyTorch's embeddings, so their differences are their own.
     inputs = {**dict(zip(ENCODER_OUTPUTS, torch_embeddings)), **prompt}
-    for part, module, outputs in (("decoder", decoder, DECODER_OUTPUTS),
-                                  ("decoder_hires", decoder_hires, HIRES_OUTPUTS)):
+    for part, module, outputs in (
+        ("decoder", decoder, DECODER_OUTPUTS),
+        ("decoder_hires", decoder_hires, HIRES_OUTPUTS),
+    ):
         if part not in parts:
             continue
         got = session(part).run(list(outputs), inputs)
         want = torch_run(module, inputs)
         for name, a, b in zip(outputs, got, want):
             if not a.shape == b.shape == outputs[name]:
-                raise ExportError(f"{part}.{name}: onnxruntime gave shape {a.shape}, PyTorch {b.shape}, "
-                                  f"the contract needs {outputs[name]}")
+                raise ExportError(
+                    f"{part}.{name}: onnxruntime gave shape {a.shape}, PyTorch {b.shape}, "
+                    f"the contract needs {outputs[name]}"
+                )
             diffs[f"{part}.{name}"] = float(np.abs(a - b).max())
     return diffs
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Export SAM2.1 to a samtab model folder (encoder.onnx, "
-                                     "decoder.onnx, [decoder_hires.onnx], model.json).")
+    parser = argparse.ArgumentParser(
+        description="Export SAM2.1 to a samtab model folder (encoder.onnx, "
+        "decoder.onnx, [decoder_hires.onnx], model.json)."
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="Meta's SAM2.1 checkpoint, e.g. sam2.1_hiera_large.pt")
-    source.add_argument("--random-init", action="store_true",
-                        help="random weights (for tests): the same --seed gives the same model")
+    source.add_argument(
+        "--random-init", action="store_true", help="random weights (for tests): the same --seed gives the same model"
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed for --random-init (default 0)")
-    parser.add_argument("--config", choices=tuple(CONFIGS), default=None,
-                        help="the model's size, as Meta's checkpoint names it: "
-                        + ", ".join(f"{config} ({ckpt})" for config, (_, ckpt) in CONFIGS.items())
-                        + f"; required with --checkpoint, default {DEFAULT_CONFIG} with --random-init")
+    parser.add_argument(
+        "--config",
+        choices=tuple(CONFIGS),
+        default=None,
+        help="the model's size, as Meta's checkpoint names it: "
+        + ", ".join(f"{config} ({ckpt})" for config, (_, ckpt) in CONFIGS.items())
+        + f"; required with --checkpoint, default {DEFAULT_CONFIG} with --random-init",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the model folder to write")
     parser.add_argument("--hires", action="store_true", help="also write decoder_hires.onnx (512x512 masks)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
-                        help="compare onnxruntime with PyTorch on a random input (default on)")
+    parser.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compare onnxruntime with PyTorch on a random input (default on)",
+    )
     args = parser.parse_args(argv)
     if args.checkpoint is not None:
         if args.config is None:
@@ -383,12 +437,17 @@ def main(argv=None) -> int:
                 worst = max(diffs.values())
                 log(f"checked in {time.perf_counter() - started:.1f} s: max abs diff {worst:.2e}")
                 if not worst <= CHECK_TOLERANCE:  # also catches NaN
-                    return fail(f"onnxruntime differs from PyTorch by {worst:.2e} (more than {CHECK_TOLERANCE}); "
-                                "nothing was written")
+                    return fail(
+                        f"onnxruntime differs from PyTorch by {worst:.2e} (more than {CHECK_TOLERANCE}); "
+                        "nothing was written"
+                    )
             started = time.perf_counter()
             info = modelio.write_model_folder(
-                args.out, parts, {"name": name, "family": "sam2.1", "config": args.config, "weights": weights},
-                force=args.force)
+                args.out,
+                parts,
+                {"name": name, "family": "sam2.1", "config": args.config, "weights": weights},
+                force=args.force,
+            )
             log(f"wrote {args.out} in {time.perf_counter() - started:.1f} s")
     except modelio.ModelFolderExists as error:
         return fail(str(error))

@@ -68,8 +68,7 @@ def preprocess(rgb: np.ndarray):
     x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
     # torchvision.transforms.Resize((1024, 1024)) on a float tensor (antialias=True, its default since 0.17):
     # torchvision's _functional_tensor.resize adds a batch dimension and calls F.interpolate like this.
-    x = F.interpolate(x[None], size=[IMAGE_SIZE, IMAGE_SIZE], mode="bilinear", align_corners=False,
-                      antialias=True)[0]
+    x = F.interpolate(x[None], size=[IMAGE_SIZE, IMAGE_SIZE], mode="bilinear", align_corners=False, antialias=True)[0]
     # Normalize(mean, std): tensor.sub_(mean).div_(std) with float32 mean and std of shape (3, 1, 1).
     mean = torch.as_tensor(MEAN, dtype=x.dtype)[:, None, None]
     std = torch.as_tensor(STD, dtype=x.dtype)[:, None, None]
@@ -120,8 +119,10 @@ class MetaPredictor:
             # Add no_mem_embed, which is added to the lowest-resolution feature map during training on videos.
             if model.directly_add_no_mem_embed:
                 vision_feats[-1] = vision_feats[-1] + model.no_mem_embed
-            feats = [feat.permute(1, 2, 0).view(1, -1, *feat_size)
-                     for feat, feat_size in zip(vision_feats[::-1], BACKBONE_FEATURE_SIZES[::-1])][::-1]
+            feats = [
+                feat.permute(1, 2, 0).view(1, -1, *feat_size)
+                for feat, feat_size in zip(vision_feats[::-1], BACKBONE_FEATURE_SIZES[::-1])
+            ][::-1]
         self.features = {"image_embed": feats[-1], "high_res_feats": feats[:-1]}
         self.orig_hw = orig_hw
 
@@ -130,8 +131,10 @@ class MetaPredictor:
         e.g. samtab's, to compare the decoding paths alone."""
         torch = _torch()
         as_tensor = lambda name: torch.as_tensor(np.asarray(embeddings[name], dtype=np.float32))  # noqa: E731
-        self.features = {"image_embed": as_tensor("image_embed"),
-                         "high_res_feats": [as_tensor("high_res_feats_0"), as_tensor("high_res_feats_1")]}
+        self.features = {
+            "image_embed": as_tensor("image_embed"),
+            "high_res_feats": [as_tensor("high_res_feats_0"), as_tensor("high_res_feats_1")],
+        }
         self.orig_hw = orig_hw
 
     def embeddings(self) -> dict[str, np.ndarray]:
@@ -139,13 +142,24 @@ class MetaPredictor:
         if self.features is None:
             raise RuntimeError("set an image first")
         high_res_0, high_res_1 = self.features["high_res_feats"]
-        return {"image_embed": self.features["image_embed"].numpy(), "high_res_feats_0": high_res_0.numpy(),
-                "high_res_feats_1": high_res_1.numpy()}
+        return {
+            "image_embed": self.features["image_embed"].numpy(),
+            "high_res_feats_0": high_res_0.numpy(),
+            "high_res_feats_1": high_res_1.numpy(),
+        }
 
     # --- predict ----------------------------------------------------------------------------------------------
 
-    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None,
-                multimask_output: bool = True, return_logits: bool = False, normalize_coords: bool = True):
+    def predict(
+        self,
+        point_coords=None,
+        point_labels=None,
+        box=None,
+        mask_input=None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+        normalize_coords: bool = True,
+    ):
         """SAM2ImagePredictor.predict: (masks (C, H, W), iou_predictions (C,), low_res_logits (C, 256, 256)),
         numpy. Points (N, 2) and the box [x0, y0, x1, y1] are in the photo's pixels; mask_input is a previous
         answer's low-res logits, (1, 256, 256)."""
@@ -153,12 +167,17 @@ class MetaPredictor:
         if self.features is None:
             raise RuntimeError("An image must be set with .set_image(...) before mask prediction.")
         with torch.no_grad():
-            mask_input, coords, labels, box = self._prep_prompts(point_coords, point_labels, box, mask_input,
-                                                                 normalize_coords)
-            masks, iou_predictions, low_res_masks = self._predict(coords, labels, box, mask_input,
-                                                                  multimask_output, return_logits)
-        return (masks.squeeze(0).float().numpy(), iou_predictions.squeeze(0).float().numpy(),
-                low_res_masks.squeeze(0).float().numpy())
+            mask_input, coords, labels, box = self._prep_prompts(
+                point_coords, point_labels, box, mask_input, normalize_coords
+            )
+            masks, iou_predictions, low_res_masks = self._predict(
+                coords, labels, box, mask_input, multimask_output, return_logits
+            )
+        return (
+            masks.squeeze(0).float().numpy(),
+            iou_predictions.squeeze(0).float().numpy(),
+            low_res_masks.squeeze(0).float().numpy(),
+        )
 
     def prompt(self, point_coords=None, point_labels=None, box=None, normalize_coords: bool = True):
         """The points predict's arguments become, as its prompt encoder gets them (before the padding point):
@@ -207,19 +226,23 @@ class MetaPredictor:
             box_coords = boxes.reshape(-1, 2, 2)
             box_labels = torch.tensor([[2, 3]], dtype=torch.int).repeat(boxes.size(0), 1)
             if concat_points is not None:
-                concat_points = (torch.cat([box_coords, concat_points[0]], dim=1),
-                                 torch.cat([box_labels, concat_points[1]], dim=1))
+                concat_points = (
+                    torch.cat([box_coords, concat_points[0]], dim=1),
+                    torch.cat([box_labels, concat_points[1]], dim=1),
+                )
             else:
                 concat_points = (box_coords, box_labels)
         return concat_points
 
-    def _predict(self, point_coords, point_labels, boxes=None, mask_input=None, multimask_output=True,
-                 return_logits=False):
+    def _predict(
+        self, point_coords, point_labels, boxes=None, mask_input=None, multimask_output=True, return_logits=False
+    ):
         model = self.model
         concat_points = self.prompt_points(point_coords, point_labels, boxes)
         # boxes=None: the prompt encoder pads the points with (0, 0, label -1), box or no box.
-        sparse_embeddings, dense_embeddings = model.sam_prompt_encoder(points=concat_points, boxes=None,
-                                                                       masks=mask_input)
+        sparse_embeddings, dense_embeddings = model.sam_prompt_encoder(
+            points=concat_points, boxes=None, masks=mask_input
+        )
         batched_mode = concat_points is not None and concat_points[0].shape[0] > 1  # multi-object prediction
         high_res_features = [feat_level[-1].unsqueeze(0) for feat_level in self.features["high_res_feats"]]
         low_res_masks, iou_predictions, _, _ = model.sam_mask_decoder(

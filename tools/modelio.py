@@ -38,7 +38,9 @@ def describe(model) -> dict[str, list[dict]]:
                 continue
             tensor = value.type.tensor_type
             shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
-            out.append({"name": value.name, "shape": shape, "dtype": ONNX_DTYPES.get(tensor.elem_type, str(tensor.elem_type))})
+            out.append(
+                {"name": value.name, "shape": shape, "dtype": ONNX_DTYPES.get(tensor.elem_type, str(tensor.elem_type))}
+            )
         return out
 
     return {"inputs": rows(model.graph.input), "outputs": rows(model.graph.output)}
@@ -78,8 +80,15 @@ def write_model_folder(out_dir: Path, parts: dict[str, Path | bytes], info: dict
                 shutil.copyfile(source, target)
             files[part] = name
             io[part] = describe(target)
-        data = {"format": 1, "contract": "sam2", "config": None, **info, "files": files, "io": io,
-                "opset": opset_of(staging / "decoder.onnx")}
+        data = {
+            "format": 1,
+            "contract": "sam2",
+            "config": None,
+            **info,
+            "files": files,
+            "io": io,
+            "opset": opset_of(staging / "decoder.onnx"),
+        }
         model_info = parse_model_info(data, where=f"{out_dir}/model.json")  # never write a folder we'd refuse
         (staging / "model.json").write_text(model_info.to_json())
         for path in staging.iterdir():
@@ -105,8 +114,10 @@ def read_model_folder(model_dir: Path, parts: tuple[str, ...] | None = None) -> 
     model_dir = Path(model_dir)
     path = model_dir / "model.json"
     if not path.exists():
-        raise FileNotFoundError(f"{model_dir} is not a model folder: it has no model.json "
-                                "(make one with tools/baseline_model.py or tools/export_sam2.py)")
+        raise FileNotFoundError(
+            f"{model_dir} is not a model folder: it has no model.json "
+            "(make one with tools/baseline_model.py or tools/export_sam2.py)"
+        )
     info = parse_model_info(path.read_bytes(), where=str(path))  # bytes: a non-UTF-8 file is "not valid JSON"
     for part, name in info.files.items():
         if (parts is None or part in parts) and not (model_dir / name).exists():

@@ -36,10 +36,12 @@ def main(argv: list[str] | None = None) -> int:
             page.wait_for_function("window.__samtab_events.some(e => e.name == 'opened')", timeout=180_000)
             box = page.locator("#canvas").bounding_box()
             for index, (x, y, button) in enumerate(CLICKS):
-                page.mouse.click(box["x"] + (x + 0.5) * box["width"] / 600, box["y"] + (y + 0.5) * box["height"] / 400,
-                                 button=button)
-                page.wait_for_function(f"window.__samtab_events.filter(e => e.name == 'mask').length > {index}",
-                                       timeout=60_000)
+                page.mouse.click(
+                    box["x"] + (x + 0.5) * box["width"] / 600, box["y"] + (y + 0.5) * box["height"] / 400, button=button
+                )
+                page.wait_for_function(
+                    f"window.__samtab_events.filter(e => e.name == 'mask').length > {index}", timeout=60_000
+                )
             page.mouse.move(0, 0)
             for view in ("overlay", "cutout", "erase"):
                 page.click(f"#view-{view}")

@@ -70,8 +70,10 @@ def read_demo(demo: Path) -> tuple[Path, Path]:
         raise DemoError(f"{path} must hold a JSON object with 'bundle' and 'model'")
     for key, what in (("bundle", "the bundle file"), ("model", "the model folder")):
         if not isinstance(entry.get(key), str) or not entry[key].strip():
-            raise DemoError(f"{path}: '{key}' ({what}, relative to the demo folder) is missing or not text; "
-                            "tools/demos.py writes demo folders, or pass a bundle file and --model DIR")
+            raise DemoError(
+                f"{path}: '{key}' ({what}, relative to the demo folder) is missing or not text; "
+                "tools/demos.py writes demo folders, or pass a bundle file and --model DIR"
+            )
     return demo / entry["bundle"], (demo / entry["model"]).resolve()
 
 
@@ -101,8 +103,17 @@ def prompts(points: list[Point], box: Box | None, all_at_once: bool) -> list[Pro
     return steps
 
 
-def segment(bundle: Bundle, model_dir: Path, points: list[Point], box: Box | None = None, *,
-            all_at_once: bool = False, hires: bool = False, candidate: str = "best", threads: int = 0):
+def segment(
+    bundle: Bundle,
+    model_dir: Path,
+    points: list[Point],
+    box: Box | None = None,
+    *,
+    all_at_once: bool = False,
+    hires: bool = False,
+    candidate: str = "best",
+    threads: int = 0,
+):
     """Run the pipeline; return (segmenter, object, mask at the photo's size)."""
     part = "decoder_hires" if hires else "decoder"
     info = read_model_folder(model_dir, parts=(part,))  # only the decoder that runs: no encoder is needed
@@ -110,7 +121,7 @@ def segment(bundle: Bundle, model_dir: Path, points: list[Point], box: Box | Non
         raise ModelError(f"{model_dir} has no hi-res decoder; export it with tools/export_sam2.py --hires")
     try:
         runner = OnnxRuntimeRunner(model_dir / info.files[part], threads=threads)
-    except Exception as error:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, ...) share no base
+    except Exception as error:  # noqa: BLE001 - onnxruntime's exception classes (InvalidProtobuf, Fail, ...) share no base
         raise ModelError(f"onnxruntime cannot load {model_dir / info.files[part]}: {error}") from None
     segmenter = Segmenter(bundle, info.name, runner.input_names)  # refuses a bundle of another model
     obj = segmenter.objects.new()
@@ -130,8 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--box", type=parse_box, metavar="X0,Y0,X1,Y1")
     parser.add_argument("--out", required=True, type=Path, help="where to write the mask PNG")
     parser.add_argument("--all-at-once", action="store_true", help="one decode with every prompt")
-    parser.add_argument("--candidate", choices=["best", "0", "1", "2"], default="best",
-                        help="which of the three candidate masks to write (default: the best-scored)")
+    parser.add_argument(
+        "--candidate",
+        choices=["best", "0", "1", "2"],
+        default="best",
+        help="which of the three candidate masks to write (default: the best-scored)",
+    )
     parser.add_argument("--hires", action="store_true", help="use the model's hi-res decoder")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: its choice)")
     args = parser.parse_args(argv)
@@ -145,8 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = args.model or demo_model
         if model_dir is None:
             raise ModelError(f"{args.demo} does not name its model: pass --model DIR")
-        segmenter, obj, mask = segment(bundle, model_dir, args.point, args.box, all_at_once=args.all_at_once,
-                                       hires=args.hires, candidate=args.candidate, threads=args.threads)
+        segmenter, obj, mask = segment(
+            bundle,
+            model_dir,
+            args.point,
+            args.box,
+            all_at_once=args.all_at_once,
+            hires=args.hires,
+            candidate=args.candidate,
+            threads=args.threads,
+        )
         data = png(mask)
     except (BundleError, DemoError, ModelError, OutsideImage) as error:
         return fail(str(error))
@@ -155,21 +178,36 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         if bundle is None:
             return fail(f"out of memory while reading {args.demo}: is it really a bundle (a few MB)?")
-        return fail(f"out of memory: the bundle declares a {bundle.width}x{bundle.height} photo "
-                    f"({bundle.width * bundle.height / 1e6:,.0f} MP), whose full-size mask does not fit in this "
-                    "machine's memory. If the photo is not that large, the bundle is wrong: encode the photo "
-                    "again with tools/encode.py")
+        return fail(
+            f"out of memory: the bundle declares a {bundle.width}x{bundle.height} photo "
+            f"({bundle.width * bundle.height / 1e6:,.0f} MP), whose full-size mask does not fit in this "
+            "machine's memory. If the photo is not that large, the bundle is wrong: encode the photo "
+            "again with tools/encode.py"
+        )
     try:
         write_atomic(args.out, data)
     except (FileExistsError, NotADirectoryError):  # from making the folder: a file stands in its path
         return fail(f"cannot write the mask to {args.out}: part of its folder path is a file, not a folder")
     except OSError as error:
-        return fail(f"cannot write the mask to {args.out}: {error.strerror or error}. "
-                    "Give --out a file in a folder you can write")
+        return fail(
+            f"cannot write the mask to {args.out}: {error.strerror or error}. "
+            "Give --out a file in a folder you can write"
+        )
     step = obj.current
-    print(json.dumps({"out": str(args.out), "width": segmenter.width, "height": segmenter.height,
-                      "mask_index": step.chosen, "iou": [round(float(v), 4) for v in step.candidates.iou],
-                      "area_px": int(mask.sum()), "decodes": len(prompts(args.point, args.box, args.all_at_once)), "prompt": step.prompt.to_json()}))
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "width": segmenter.width,
+                "height": segmenter.height,
+                "mask_index": step.chosen,
+                "iou": [round(float(v), 4) for v in step.candidates.iou],
+                "area_px": int(mask.sum()),
+                "decodes": len(prompts(args.point, args.box, args.all_at_once)),
+                "prompt": step.prompt.to_json(),
+            }
+        )
+    )
     return 0
 
 

@@ -32,8 +32,12 @@ def expected(x: np.ndarray) -> np.ndarray:
 
 def boot_check() -> dict:
     """What the page feeds the model at boot and the output it must get back (as JSON-ready lists)."""
-    return {"input_name": "x", "output_name": "y", "input": BOOT_INPUT.tolist(),
-            "expected": expected(BOOT_INPUT).tolist()}
+    return {
+        "input_name": "x",
+        "output_name": "y",
+        "input": BOOT_INPUT.tolist(),
+        "expected": expected(BOOT_INPUT).tolist(),
+    }
 
 
 def build() -> bytes:

@@ -149,9 +149,12 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
             self.send_error(400, "Bad Host", "the Host header is not a host name or address")
             return False
         if not self.server.serves(name):
-            self.send_error(421, "Misdirected Request",
-                            f"this server does not serve the host {name}; start tools/serve.py with "
-                            "--allow-host NAME to serve a name of your own")
+            self.send_error(
+                421,
+                "Misdirected Request",
+                f"this server does not serve the host {name}; start tools/serve.py with "
+                "--allow-host NAME to serve a name of your own",
+            )
             return False
         return True
 
@@ -208,8 +211,14 @@ class SiteServer(http.server.ThreadingHTTPServer):
         return name in self.host_names or (self.any_ip_address and is_ip_address(name))
 
 
-def make_server(host: str, port: int, verbose: bool = False, security_headers: bool = True,
-                allow_hosts: tuple[str, ...] = (), site: Path = SITE) -> SiteServer:
+def make_server(
+    host: str,
+    port: int,
+    verbose: bool = False,
+    security_headers: bool = True,
+    allow_hosts: tuple[str, ...] = (),
+    site: Path = SITE,
+) -> SiteServer:
     """A server bound to (host, port) (port 0: a free one) that serves `site` (by default site/) under the
     names in the module docstring."""
     server = SiteServer((host, port), partial(SiteHandler, directory=str(site)))
@@ -242,18 +251,34 @@ def port_number(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=port_number, default=None,
-                        help="port to listen on (default: $PORT, else 8000; 0 picks a free one)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1; use 0.0.0.0 to share it on your network)")
-    parser.add_argument("--allow-host", type=allowed_host, action="append", default=[], metavar="NAME",
-                        help="also answer requests for this host name (by default only localhost, 127.0.0.1, "
-                             "[::1], --host and, with --host 0.0.0.0, IP addresses; others get 421). Repeatable")
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=None,
+        help="port to listen on (default: $PORT, else 8000; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; use 0.0.0.0 to share it on your network)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        type=allowed_host,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (by default only localhost, 127.0.0.1, "
+        "[::1], --host and, with --host 0.0.0.0, IP addresses; others get 421). Repeatable",
+    )
     parser.add_argument("--no-build", action="store_true", help="do not run tools/vendor.py first")
     parser.add_argument("--verbose", action="store_true", help="log every request")
-    parser.add_argument("--no-isolation-headers", action="store_true",
-                        help="send none of the security headers, like a static host that cannot set them "
-                             "(the page then isolates itself through its service worker, sw.js)")
+    parser.add_argument(
+        "--no-isolation-headers",
+        action="store_true",
+        help="send none of the security headers, like a static host that cannot set them "
+        "(the page then isolates itself through its service worker, sw.js)",
+    )
     args = parser.parse_args(argv)
     if args.port is None:  # $PORT matters only when --port is not given
         try:
@@ -271,11 +296,12 @@ def main(argv: list[str] | None = None) -> int:
             demos.build()
         site_build.write()  # page files edited since: a new build for the service worker
     try:
-        server = make_server(args.host, args.port, args.verbose, not args.no_isolation_headers,
-                             tuple(args.allow_host))
+        server = make_server(args.host, args.port, args.verbose, not args.no_isolation_headers, tuple(args.allow_host))
     except OSError as error:
-        print(f"serve: cannot listen on {args.host}:{args.port}: {error.strerror}. "
-              "Pick another port with --port.", file=sys.stderr)
+        print(
+            f"serve: cannot listen on {args.host}:{args.port}: {error.strerror}. Pick another port with --port.",
+            file=sys.stderr,
+        )
         return 1
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host

@@ -33,8 +33,13 @@ CACHE = ROOT / ".cache" / "site-build.json"  # {path: [size, mtime_ns, sha256]}:
 
 
 def _files(site: Path) -> list[Path]:
-    return sorted(p for p in site.rglob("*") if p.is_file() and p.relative_to(site).as_posix() not in SKIPPED
-                  and not any(part.startswith(".") for part in p.relative_to(site).parts))
+    return sorted(
+        p
+        for p in site.rglob("*")
+        if p.is_file()
+        and p.relative_to(site).as_posix() not in SKIPPED
+        and not any(part.startswith(".") for part in p.relative_to(site).parts)
+    )
 
 
 def manifest(site: Path = SITE, cache_path: Path | None = CACHE) -> dict:
@@ -78,7 +83,7 @@ def write(site: Path = SITE) -> dict:
 def read(site: Path = SITE) -> dict:
     """The manifest site/build.js holds."""
     text = (site / BUILD_JS).read_text()
-    return json.loads(text[len(PREFIX):].rstrip().rstrip(";"))
+    return json.loads(text[len(PREFIX) :].rstrip().rstrip(";"))
 
 
 def main(argv: list[str] | None = None) -> int:

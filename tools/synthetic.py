@@ -16,8 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-COLOURS = {"red disc": (214, 48, 49), "blue rectangle": (40, 90, 200), "green triangle": (30, 160, 70),
-           "yellow ellipse": (240, 200, 40), "purple ring": (140, 60, 170)}
+COLOURS = {
+    "red disc": (214, 48, 49),
+    "blue rectangle": (40, 90, 200),
+    "green triangle": (30, 160, 70),
+    "yellow ellipse": (240, 200, 40),
+    "purple ring": (140, 60, 170),
+}
 
 
 def _shapes(width: int, height: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -42,8 +47,13 @@ def _shapes(width: int, height: int, rng: np.random.Generator) -> dict[str, np.n
     rx, ry = 0.88 * width + jitter() * 0.3, 0.72 * height + jitter() * 0.3
     radius = np.hypot(xx - rx, yy - ry)
     ring = (radius <= 0.09 * s) & (radius >= 0.05 * s)
-    return {"red disc": disc, "blue rectangle": rectangle, "green triangle": triangle,
-            "yellow ellipse": ellipse, "purple ring": ring}
+    return {
+        "red disc": disc,
+        "blue rectangle": rectangle,
+        "green triangle": triangle,
+        "yellow ellipse": ellipse,
+        "purple ring": ring,
+    }
 
 
 def scene(seed: int = 0, size: tuple[int, int] = (960, 640)) -> tuple[np.ndarray, list[dict]]:
@@ -58,7 +68,7 @@ def scene(seed: int = 0, size: tuple[int, int] = (960, 640)) -> tuple[np.ndarray
     for name, mask in _shapes(width, height, rng).items():
         colour = COLOURS[name]
         shade = 1 + 0.06 * (xx / width - 0.5)  # a slight shading across each shape, like light on it
-        image[mask] = (np.asarray(colour, np.float32)[None] * shade[mask][:, None])
+        image[mask] = np.asarray(colour, np.float32)[None] * shade[mask][:, None]
         objects.append({"name": name, "mask": mask, "colour": colour})
     return np.clip(image, 0, 255).round().astype(np.uint8), objects
 
@@ -86,16 +96,24 @@ def describe(objects: list[dict]) -> list[dict]:
     for obj in objects:
         ys, xs = np.nonzero(obj["mask"])
         box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
-        out.append({"name": obj["name"], "colour": list(obj["colour"]), "box": box,
-                    "point": list(interior_point(obj["mask"])), "area": int(obj["mask"].sum())})
+        out.append(
+            {
+                "name": obj["name"],
+                "colour": list(obj["colour"]),
+                "box": box,
+                "point": list(interior_point(obj["mask"])),
+                "area": int(obj["mask"].sum()),
+            }
+        )
     return out
 
 
 def save_scene(png: Path, truth: Path, seed: int = 0, size: tuple[int, int] = (960, 640)) -> None:
     image, objects = scene(seed, size)
     Image.fromarray(image).save(png)
-    Path(truth).write_text(json.dumps({"seed": seed, "width": size[0], "height": size[1],
-                                       "objects": describe(objects)}, indent=1) + "\n")
+    Path(truth).write_text(
+        json.dumps({"seed": seed, "width": size[0], "height": size[1], "objects": describe(objects)}, indent=1) + "\n"
+    )
 
 
 def main() -> None:

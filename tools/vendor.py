@@ -60,8 +60,14 @@ SOURCE_DATE_EPOCH = "1700000000"
 PYODIDE_CORE = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip")
 # The WASM build, and the WebGPU build the worker imports instead when the browser has a WebGPU adapter
 # (onnxruntime-web 1.30's WebGPU bundle runs on the asyncify WASM binary).
-ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
-             "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
+ORT_FILES = (
+    "ort.wasm.min.mjs",
+    "ort-wasm-simd-threaded.mjs",
+    "ort-wasm-simd-threaded.wasm",
+    "ort.webgpu.min.mjs",
+    "ort-wasm-simd-threaded.asyncify.mjs",
+    "ort-wasm-simd-threaded.asyncify.wasm",
+)
 NPM_VERSIONS = {"pyodide": PYODIDE_VERSION, "@pyscript/core": "0.6.66", "onnxruntime-web": "1.30.0"}
 
 
@@ -82,6 +88,7 @@ def sha256_of(path: Path) -> str:
 
 
 # --- npm ---------------------------------------------------------------------------------------------
+
 
 def installed_npm_version(name: str) -> str | None:
     try:
@@ -111,17 +118,21 @@ def ensure_npm_packages() -> None:
         )
     for name, version in NPM_VERSIONS.items():
         if installed_npm_version(name) != version:
-            raise VendorError(f"npm installed {name} {installed_npm_version(name)}, expected {version}; "
-                              "package.json and package-lock.json disagree with tools/vendor.py")
+            raise VendorError(
+                f"npm installed {name} {installed_npm_version(name)}, expected {version}; "
+                "package.json and package-lock.json disagree with tools/vendor.py"
+            )
 
 
 # --- Pyodide wheels ----------------------------------------------------------------------------------
 
+
 def official_lock() -> dict:
     lock = json.loads((NODE_MODULES / "pyodide" / "pyodide-lock.json").read_text())
     if lock["info"]["version"] != PYODIDE_VERSION:
-        raise VendorError(f"node_modules/pyodide is {lock['info']['version']}, expected {PYODIDE_VERSION}; "
-                          "run `npm ci`")
+        raise VendorError(
+            f"node_modules/pyodide is {lock['info']['version']}, expected {PYODIDE_VERSION}; run `npm ci`"
+        )
     return lock
 
 
@@ -156,7 +167,8 @@ def download_bundle(spec: str) -> Path | None:
     before = set(folder.glob("*.whl"))
     result = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", str(folder), spec],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         say(f"  could not download {spec}: {result.stderr.strip().splitlines()[-1] if result.stderr else '?'}")
@@ -173,8 +185,9 @@ def gather_official_wheels(lock: dict, extra_folders: list[Path]) -> dict[str, P
     wanted = {lock["packages"][name]["file_name"]: lock["packages"][name]["sha256"] for name in OFFICIAL_WHEELS}
 
     def missing() -> dict[str, str]:
-        return {f: h for f, h in wanted.items()
-                if not ((wheels_cache / f).exists() and sha256_of(wheels_cache / f) == h)}
+        return {
+            f: h for f, h in wanted.items() if not ((wheels_cache / f).exists() and sha256_of(wheels_cache / f) == h)
+        }
 
     for folder in extra_folders:
         for file_name, sha256 in missing().items():
@@ -211,18 +224,34 @@ def build_msgpack_wheel() -> Path:
     if not sdist.exists():
         say(f"downloading the msgpack {MSGPACK_VERSION} sdist from PyPI")
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(out),
-             f"msgpack=={MSGPACK_VERSION}"], capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                str(out),
+                f"msgpack=={MSGPACK_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0 or not sdist.exists():
-            raise VendorError(f"could not download the msgpack {MSGPACK_VERSION} sdist from PyPI; check that PyPI "
-                              f"is reachable, or put msgpack-{MSGPACK_VERSION}.tar.gz in {out}")
+            raise VendorError(
+                f"could not download the msgpack {MSGPACK_VERSION} sdist from PyPI; check that PyPI "
+                f"is reachable, or put msgpack-{MSGPACK_VERSION}.tar.gz in {out}"
+            )
     build_env = CACHE / "build-env"
     python = build_env / "bin" / "python"
     if not python.exists():
         say(f"creating a build environment with {', '.join(MSGPACK_BUILD_REQUIRES)}")
         subprocess.run([sys.executable, "-m", "venv", str(build_env)], check=True)
-        result = subprocess.run([str(python), "-m", "pip", "install", "-q", *MSGPACK_BUILD_REQUIRES],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *MSGPACK_BUILD_REQUIRES], capture_output=True, text=True
+        )
         if result.returncode != 0:
             shutil.rmtree(build_env, ignore_errors=True)
             raise VendorError("could not install the msgpack build backend: " + result.stderr[-1000:])
@@ -232,8 +261,21 @@ def build_msgpack_wheel() -> Path:
             archive.extractall(tmp, filter="data")
         env = dict(os.environ, MSGPACK_PUREPYTHON="1", SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH, PYTHONHASHSEED="0")
         result = subprocess.run(
-            [str(python), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(Path(tmp) / "dist"),
-             str(Path(tmp) / f"msgpack-{MSGPACK_VERSION}")], env=env, capture_output=True, text=True)
+            [
+                str(python),
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "-w",
+                str(Path(tmp) / "dist"),
+                str(Path(tmp) / f"msgpack-{MSGPACK_VERSION}"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         built = Path(tmp) / "dist" / wheel.name
         if result.returncode != 0 or not built.exists():
             raise VendorError("building the msgpack wheel failed:\n" + (result.stderr or result.stdout)[-2000:])
@@ -245,14 +287,21 @@ def trimmed_lock(lock: dict, msgpack_wheel: Path) -> dict:
     """The official lock with only the packages we serve, plus our msgpack wheel, with its real hash."""
     packages = {name: lock["packages"][name] for name in OFFICIAL_WHEELS}
     packages["msgpack"] = {
-        "name": "msgpack", "version": MSGPACK_VERSION, "file_name": msgpack_wheel.name,
-        "install_dir": "site", "sha256": sha256_of(msgpack_wheel), "package_type": "package",
-        "imports": ["msgpack"], "depends": [], "unvendored_tests": False,
+        "name": "msgpack",
+        "version": MSGPACK_VERSION,
+        "file_name": msgpack_wheel.name,
+        "install_dir": "site",
+        "sha256": sha256_of(msgpack_wheel),
+        "package_type": "package",
+        "imports": ["msgpack"],
+        "depends": [],
+        "unvendored_tests": False,
     }
     return {"info": lock["info"], "packages": packages}
 
 
 # --- assembly ----------------------------------------------------------------------------------------
+
 
 def pyapp_zip() -> bytes:
     """The pyapp package as a zip with fixed timestamps, so an unchanged package gives the same bytes."""
@@ -271,8 +320,12 @@ def page_constants() -> bytes:
     import importlib
 
     lines = ["// Made by tools/vendor.py from pyapp: do not edit.", ""]
-    for module, name in (("app", "VIEWS"), ("app", "MAX_VIEW_EDGE"), ("bundle", "MAX_BUNDLE_BYTES"),
-                         ("session", "MAX_MESSAGE")):
+    for module, name in (
+        ("app", "VIEWS"),
+        ("app", "MAX_VIEW_EDGE"),
+        ("bundle", "MAX_BUNDLE_BYTES"),
+        ("session", "MAX_MESSAGE"),
+    ):
         value = getattr(importlib.import_module(f"pyapp.{module}"), name)
         literal = f"Object.freeze({json.dumps(list(value))})" if isinstance(value, tuple) else json.dumps(value)
         lines.append(f"export const {name} = {literal}; // pyapp.{module}.{name}")
@@ -325,10 +378,18 @@ def assemble(extra_folders: list[Path] = (), force: bool = False) -> dict:
             known = old.get(relative)
             # Sources in node_modules and the cache are immutable for a given name; skip re-hashing them
             # when the served copy has the recorded size.
-            sha256 = known["sha256"] if known and known["size"] == size and target.exists() and not force \
-                and target.stat().st_size == size else sha256_of(source)
-        up_to_date = (not force and target.exists() and relative in old and old[relative]["sha256"] == sha256
-                      and target.stat().st_size == size)
+            sha256 = (
+                known["sha256"]
+                if known and known["size"] == size and target.exists() and not force and target.stat().st_size == size
+                else sha256_of(source)
+            )
+        up_to_date = (
+            not force
+            and target.exists()
+            and relative in old
+            and old[relative]["sha256"] == sha256
+            and target.stat().st_size == size
+        )
         if not up_to_date:
             if isinstance(source, bytes):
                 write_atomic(target, source)
@@ -350,8 +411,10 @@ def assemble(extra_folders: list[Path] = (), force: bool = False) -> dict:
 
     site_build.write()  # the service worker's list of what this build serves
     total = sum(f["size"] for f in files.values())
-    say(f"site/vendor: {len(files)} files, {total / 1e6:.1f} MB, {written} written "
-        f"({'up to date' if not written else 'updated'}) in {time.perf_counter() - started:.2f} s")
+    say(
+        f"site/vendor: {len(files)} files, {total / 1e6:.1f} MB, {written} written "
+        f"({'up to date' if not written else 'updated'}) in {time.perf_counter() - started:.2f} s"
+    )
     return manifest
 
 
@@ -366,9 +429,14 @@ def is_assembled() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--wheels", action="append", default=[], metavar="DIR",
-                        help="a folder holding official Pyodide 0.27.7 wheels (e.g. an unpacked Pyodide "
-                             "distribution); searched before PyPI. May be given more than once.")
+    parser.add_argument(
+        "--wheels",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder holding official Pyodide 0.27.7 wheels (e.g. an unpacked Pyodide "
+        "distribution); searched before PyPI. May be given more than once.",
+    )
     parser.add_argument("--force", action="store_true", help="rewrite every file even if it is up to date")
     args = parser.parse_args(argv)
     for folder in args.wheels:

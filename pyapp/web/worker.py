@@ -32,6 +32,7 @@ _xworker = None
 
 # --- plumbing ----------------------------------------------------------------------------------------
 
+
 def _js_object(value):
     return to_js(value, dict_converter=js.Object.fromEntries)
 
@@ -73,6 +74,7 @@ async def fetch_json(url: str, what: str):
 
 # --- onnxruntime-web ---------------------------------------------------------------------------------
 
+
 class Ort:
     """onnxruntime-web, imported once: the WebGPU build when the browser offers a WebGPU adapter, else the
     WASM build (threads when the page is cross-origin isolated)."""
@@ -109,7 +111,8 @@ class Ort:
         """A session on a model given by URL or as bytes (a Uint8Array)."""
         providers = ["webgpu", "wasm"] if self.provider == "webgpu" else ["wasm"]
         return await self.module.InferenceSession.create(
-            model, _js_object({"executionProviders": providers, "graphOptimizationLevel": optimization}))
+            model, _js_object({"executionProviders": providers, "graphOptimizationLevel": optimization})
+        )
 
     def tensor(self, array: np.ndarray):
         array = np.ascontiguousarray(array, dtype=np.float32)
@@ -146,8 +149,7 @@ class OrtWebRunner:
         outputs = {}
         for name in self.output_names:
             tensor = getattr(results, name)
-            outputs[name] = np.frombuffer(tensor.data.to_bytes(), dtype="<f4").reshape(
-                [int(d) for d in tensor.dims])
+            outputs[name] = np.frombuffer(tensor.data.to_bytes(), dtype="<f4").reshape([int(d) for d in tensor.dims])
         return outputs
 
 
@@ -167,8 +169,9 @@ class Loader:
 
         if model_url not in self.runners:
             post({"type": "status", "text": "Loading the decoder…", "phase": "model"})
-            info = parse_model_info(await fetch_json(model_url + "model.json", "The model's description"),
-                                    where=model_url + "model.json")
+            info = parse_model_info(
+                await fetch_json(model_url + "model.json", "The model's description"), where=model_url + "model.json"
+            )
             if decoder is None:
                 decoder = await fetch_bytes(model_url + info.files["decoder"], "The decoder")
             # Measured in onnxruntime-web: SAM2's decoder runs ~25 % faster fully optimised (0.35 s to
@@ -177,8 +180,10 @@ class Loader:
             try:
                 session = await self.ort.session(to_js(decoder), optimization)
             except Exception as error:  # noqa: BLE001 - onnxruntime-web's message, shortened, is the detail
-                raise DecoderError(f"onnxruntime-web could not load the decoder {model_url}{info.files['decoder']} "
-                                   f"({brief(error, 200)})") from None
+                raise DecoderError(
+                    f"onnxruntime-web could not load the decoder {model_url}{info.files['decoder']} "
+                    f"({brief(error, 200)})"
+                ) from None
             self.runners[model_url] = OrtWebRunner(self.ort, session, info.name, model_url)
         return self.runners[model_url]
 
@@ -209,16 +214,28 @@ async def boot(base: str, max_threads: int = 0) -> None:
         selftest = await run_selftest(ort, base)
         versions["onnxruntime_web"] = str(ort.module.env.versions.web)
         versions["pyodide"] = __import__("pyodide").__version__
-        post({"type": "ready", "info": {
-            "versions": versions, "threads": ort.threads,
-            "cross_origin_isolated": bool(getattr(js, "crossOriginIsolated", False)),
-            "execution_provider": ort.provider, "notice": ort.notice, "selftest": selftest,
-            "timings": {"packages_ms": packages_ms, "ort_ms": clock.lap()}}})
+        post(
+            {
+                "type": "ready",
+                "info": {
+                    "versions": versions,
+                    "threads": ort.threads,
+                    "cross_origin_isolated": bool(getattr(js, "crossOriginIsolated", False)),
+                    "execution_provider": ort.provider,
+                    "notice": ort.notice,
+                    "selftest": selftest,
+                    "timings": {"packages_ms": packages_ms, "ort_ms": clock.lap()},
+                },
+            }
+        )
     except Exception as error:  # noqa: BLE001 - anything must reach the page as a message
         where = "Python packages" if phase == "python" else "onnxruntime-web"
-        _session.fail(phase, f"Could not start {where}: {brief(error, 200)}",
-                      "Reload the page. If it happens again, rebuild the runtime with `python tools/vendor.py`.",
-                      fatal=True)
+        _session.fail(
+            phase,
+            f"Could not start {where}: {brief(error, 200)}",
+            "Reload the page. If it happens again, rebuild the runtime with `python tools/vendor.py`.",
+            fatal=True,
+        )
 
 
 def stats() -> dict:
@@ -233,11 +250,15 @@ def stats() -> dict:
     gc.collect()
     module = pyodide_js._module
     tracing = tracemalloc.is_tracing()
-    return {"wasm_heap_bytes": int(module.HEAP8.length),
-            "python_heap_bytes": tracemalloc.get_traced_memory()[0] if tracing else None,
-            "gc_objects": len(gc.get_objects()), "js_refs": int(module._hiwire_num_refs()),
-            "pyproxies": int(module.pyproxy_alloc_map.size) if tracing else None,
-            "runners": len(_loader.runners), **_session.stats()}
+    return {
+        "wasm_heap_bytes": int(module.HEAP8.length),
+        "python_heap_bytes": tracemalloc.get_traced_memory()[0] if tracing else None,
+        "gc_objects": len(gc.get_objects()),
+        "js_refs": int(module._hiwire_num_refs()),
+        "pyproxies": int(module.pyproxy_alloc_map.size) if tracing else None,
+        "runners": len(_loader.runners),
+        **_session.stats(),
+    }
 
 
 BINARY_FIELDS = ("photo", "bundle", "decoder")
@@ -279,6 +300,7 @@ def start(xworker) -> None:
 
 # --- boot checks -------------------------------------------------------------------------------------
 
+
 def check_python_packages() -> dict:
     """Import and exercise numpy, Pillow and msgpack the way the app will; return their versions."""
     import msgpack
@@ -294,8 +316,13 @@ def check_python_packages() -> dict:
     Image.fromarray(np.full((8, 8, 4), 200, np.uint8), "RGBA").save(png, "PNG")
     if Image.open(io.BytesIO(png.getvalue())).size != (8, 8):
         raise RuntimeError("Pillow could not read back the PNG it wrote")
-    return {"python": sys.version.split()[0], "numpy": np.__version__, "pillow": PIL.__version__,
-            "msgpack": ".".join(map(str, msgpack.version)), "msgpack_implementation": msgpack.Unpacker.__module__}
+    return {
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "msgpack": ".".join(map(str, msgpack.version)),
+        "msgpack_implementation": msgpack.Unpacker.__module__,
+    }
 
 
 async def run_selftest(ort: Ort, base: str) -> dict:
@@ -314,5 +341,3 @@ async def run_selftest(ort: Ort, base: str) -> dict:
     if error > 1e-5:
         raise RuntimeError(f"onnxruntime-web returned wrong numbers (max error {error:g})")
     return {"output": y.tolist(), "max_abs_error": error, "session_ms": session_ms, "run_ms": run_ms}
-
-

@@ -41,8 +41,20 @@ def site():
     """tools/serve.py on a free port, with the runtime, the baseline demos and, for the SAM2.1 tests, the
     random-init SAM2.1 tiny (exported here when missing; serve.py then encodes the demos with it too)."""
     if not (SAM2_MODEL / "model.json").exists():
-        subprocess.run([sys.executable, str(ROOT / "tools" / "export_sam2.py"), "--random-init", "--seed", "0",
-                        "--out", str(SAM2_MODEL), "--no-check"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "tools" / "export_sam2.py"),
+                "--random-init",
+                "--seed",
+                "0",
+                "--out",
+                str(SAM2_MODEL),
+                "--no-check",
+            ],
+            check=True,
+            capture_output=True,
+        )
     server = SiteServer()
     yield server
     server.stop()

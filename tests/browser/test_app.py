@@ -162,8 +162,9 @@ def test_views_and_exports_at_the_original_size(app, site, truth):
     document = json.loads(data)
     assert name == "shapes-coco.json" and len(document["annotations"]) == 2
     for annotation, known in zip(document["annotations"], objects[:2]):
-        decoded = coco_mask.decode({"size": annotation["segmentation"]["size"],
-                                    "counts": annotation["segmentation"]["counts"].encode()}).astype(bool)
+        decoded = coco_mask.decode(
+            {"size": annotation["segmentation"]["size"], "counts": annotation["segmentation"]["counts"].encode()}
+        ).astype(bool)
         assert decoded.shape == (height, width) and iou(decoded, known["mask"]) >= 0.95
 
 
@@ -223,14 +224,25 @@ def test_sam2_decoder_in_the_browser_matches_the_headless_pipeline(app, site, tm
     app.open(f"{site.url}?demo={slug}")
     opened = recorded_events(app.page, "opened")[0]["detail"]
     assert opened["model"] == "SAM2.1 tiny (random init, seed 0)"
-    clicks = [(meta["objects"][0]["point"], "left"), (meta["objects"][1]["point"], "right"),
-              ((size[0] * 0.7, size[1] * 0.3), "left")]
+    clicks = [
+        (meta["objects"][0]["point"], "left"),
+        (meta["objects"][1]["point"], "right"),
+        ((size[0] * 0.7, size[1] * 0.3), "left"),
+    ]
     for point, button in clicks:
         detail = app.click(*point, size, button=button)
     browser_mask = app.mask()
     out = tmp_path / "mask.png"
-    args = [sys.executable, str(ROOT / "tools" / "segment.py"), "--demo", str(ROOT / "site" / "demos" / slug),
-            "--model", str(ROOT / "models" / "sam2.1-tiny-random"), "--out", str(out)]
+    args = [
+        sys.executable,
+        str(ROOT / "tools" / "segment.py"),
+        "--demo",
+        str(ROOT / "site" / "demos" / slug),
+        "--model",
+        str(ROOT / "models" / "sam2.1-tiny-random"),
+        "--out",
+        str(out),
+    ]
     for x, y, include in detail["prompt"]["points"]:
         args += ["--point", f"{x},{y},{include}"]
     result = subprocess.run(args, capture_output=True, text=True, check=True)
@@ -265,8 +277,15 @@ def test_a_mismatched_bundle_is_refused_and_the_work_kept(app, site, truth, tmp_
     from pyapp.bundle import read_bundle, write_bundle
 
     real = read_bundle(other_model_bundle.read_bytes())
-    fake.write_bytes(write_bundle(real.embeddings(), width=real.width, height=real.height,
-                                  image_sha256=real.image_sha256, model_name="SAM2.1 large (not on this site)"))
+    fake.write_bytes(
+        write_bundle(
+            real.embeddings(),
+            width=real.width,
+            height=real.height,
+            image_sha256=real.image_sha256,
+            model_name="SAM2.1 large (not on this site)",
+        )
+    )
     app.page.set_input_files("#file-input", [str(photo), str(fake)])
     error = app.wait_for("error", 1)
     assert "SAM2.1 large (not on this site)" in error["message"] and "does not have" in error["message"]
@@ -297,8 +316,11 @@ def test_a_file_too_large_to_be_a_bundle_is_refused_before_it_is_read(app, site,
     photo = ROOT / "site" / "demos" / "shapes" / "shapes.png.preview.png"
     app.page.set_input_files("#file-input", [str(photo), str(bundle)])
     error = app.wait_for("error")
-    assert error["message"] == "huge.png.msgpack is 21.0 MB: a bundle is at most 20.0 MB, so this is not one " \
-        "tools/encode.py made." and "kept" in error["hint"]
+    assert (
+        error["message"]
+        == "huge.png.msgpack is 21.0 MB: a bundle is at most 20.0 MB, so this is not one tools/encode.py made."
+        and "kept" in error["hint"]
+    )
     assert app.stats()["page"]["log"] == 1 and app.ui()["objects"][0]["clicks"] == "1 click"  # the work is kept
 
 

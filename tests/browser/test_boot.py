@@ -39,10 +39,14 @@ def test_page_reaches_ready_with_readable_phases(booted):
 
 def test_the_keyboard_help_and_the_buttons_name_the_keys_of_the_shortcut_table(booted):
     page, _, _ = booted
-    table = page.evaluate("import('./js/keys.js').then((k) => k.SHORTCUTS.map((row) => [k.listed(row.keys), row.does]))")
-    shown = page.evaluate("[...document.querySelectorAll('#shortcuts dt')].map((dt) => "
-                          "[dt.textContent, dt.nextElementSibling.textContent])")
-    assert len(table) >= 12 and shown[-len(table):] == table
+    table = page.evaluate(
+        "import('./js/keys.js').then((k) => k.SHORTCUTS.map((row) => [k.listed(row.keys), row.does]))"
+    )
+    shown = page.evaluate(
+        "[...document.querySelectorAll('#shortcuts dt')].map((dt) => "
+        "[dt.textContent, dt.nextElementSibling.textContent])"
+    )
+    assert len(table) >= 12 and shown[-len(table) :] == table
     assert page.get_attribute("#redo", "title") == "Redo (Ctrl+Shift+Z or Ctrl+Y)"
 
 
@@ -86,11 +90,14 @@ def test_no_request_leaves_the_origin(booted, site):
         assert needle in seen
 
 
-@pytest.mark.parametrize(("missing", "query"), [
-    ("**/vendor/pyodide/pyodide.mjs", ""),
-    ("**/vendor/py*/*", "?demo=shapes"),  # Pyodide and PyScript: the demo's status lines do not hide the error
-    ("**/vendor/**", ""),  # a site deployed without vendor/: the page's modules cannot load
-])
+@pytest.mark.parametrize(
+    ("missing", "query"),
+    [
+        ("**/vendor/pyodide/pyodide.mjs", ""),
+        ("**/vendor/py*/*", "?demo=shapes"),  # Pyodide and PyScript: the demo's status lines do not hide the error
+        ("**/vendor/**", ""),  # a site deployed without vendor/: the page's modules cannot load
+    ],
+)
 def test_missing_runtime_shows_an_error_not_a_blank_page(app, site, missing, query):
     app.route(missing, lambda route: route.fulfill(status=404, body="missing"))
     app.goto(site.url + query)

@@ -50,6 +50,7 @@ class Host:
 
             def fallback_handler(*args, **kwargs):
                 return FallbackHandler(*args, **kwargs, directory=handler.keywords["directory"])
+
             self.server.RequestHandlerClass = fallback_handler
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
@@ -97,10 +98,13 @@ def sha(data: bytes) -> str:
 
 def fetched(page, path: str) -> str:
     """sha256 of what the page gets for `path` (through its service worker)."""
-    return page.evaluate("""async (path) => {
+    return page.evaluate(
+        """async (path) => {
         const buffer = await (await fetch(path)).arrayBuffer();
         const digest = await crypto.subtle.digest("SHA-256", buffer);
-        return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join(""); }""", path)
+        return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join(""); }""",
+        path,
+    )
 
 
 @pytest.fixture
@@ -113,8 +117,9 @@ def folder(tmp_path_factory):
 
 def test_after_a_redeploy_the_offline_copy_is_the_new_builds_alone(browser, folder, figures):
     css = (SITE / "app.css").read_bytes()
-    build_a = deploy(folder, {"app.css": css + b"/* build A */\n",
-                              "demos/shapes/shapes.png.preview.png": preview_with((255, 0, 0))})
+    build_a = deploy(
+        folder, {"app.css": css + b"/* build A */\n", "demos/shapes/shapes.png.preview.png": preview_with((255, 0, 0))}
+    )
     host = Host(folder)
     context = browser.new_context()
     try:
@@ -169,10 +174,12 @@ def test_a_hosts_fallback_page_is_never_kept_for_a_missing_file(browser, folder)
         page.goto(host.url)
         page.wait_for_function("navigator.serviceWorker.controller !== null")
         assert "<title>" in page.evaluate("fetch('./demos/shapes/shapes.png.preview.png').then((r) => r.text())")
-        answer = page.evaluate("""(urls) => new Promise((resolve) => {
+        answer = page.evaluate(
+            """(urls) => new Promise((resolve) => {
             navigator.serviceWorker.addEventListener("message", (e) => e.data?.type === "kept" && resolve(e.data));
             navigator.serviceWorker.controller.postMessage({type: "keep", urls}); })""",
-                               [host.url + "demos/shapes/shapes.png.preview.png", host.url + "app.css"])
+            [host.url + "demos/shapes/shapes.png.preview.png", host.url + "app.css"],
+        )
         assert answer["build"] == build["id"] and answer["counts"]["mismatch"] == 1
         cached = page.evaluate(CACHES)[f"samtab-{build['id']}"]
         assert "/app.css" in cached and "/demos/shapes/shapes.png.preview.png" not in cached

@@ -47,8 +47,12 @@ def headless_mask(slug: str, prompts: list[dict]) -> np.ndarray:
     segmenter = Segmenter(read_bundle((demo / meta["bundle"]).read_bytes()), info.name, runner.input_names)
     obj = segmenter.objects.new()
     for prompt in prompts:
-        obj.push(Prompt(tuple(Point(x, y, bool(include)) for x, y, include in prompt["points"]),
-                        Box(*prompt["box"]) if prompt["box"] else None))
+        obj.push(
+            Prompt(
+                tuple(Point(x, y, bool(include)) for x, y, include in prompt["points"]),
+                Box(*prompt["box"]) if prompt["box"] else None,
+            )
+        )
         segmenter.decode(obj, runner)
     return segmenter.mask(obj)
 
@@ -58,6 +62,7 @@ def errors(page) -> list[dict]:
 
 
 # --- click storms -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("slug", ["shapes", "shapes-sam2.1-tiny-random"])
 def test_a_click_storm_decodes_the_latest_prompt_and_matches_headless(app, site, slug, figures):
@@ -80,7 +85,7 @@ def test_a_click_storm_decodes_the_latest_prompt_and_matches_headless(app, site,
     points = [app.canvas_point(x, y, width, height) for x, y, _ in clicks]
     canvas = app.page.locator("#canvas").bounding_box()
     started = time.perf_counter()
-    for index, (x, y, include) in enumerate(clicks):
+    for index, (_, _, include) in enumerate(clicks):
         app.page.mouse.click(*points[index], button="left" if include else "right")
         pause = started + (index + 1) * 0.02 - time.perf_counter()
         if pause > 0:
@@ -102,9 +107,11 @@ def test_a_click_storm_decodes_the_latest_prompt_and_matches_headless(app, site,
     browser_mask = app.mask()
     headless = headless_mask(slug, [m["prompt"] for m in masks])
     differing = int((browser_mask != headless).sum())
-    figures(f"click storm ({slug}): 100 clicks in {storm_s:.2f} s -> {len(masks)} decodes, settled "
-           f"{settled_s:.2f} s after the last click, final mask differs from headless in {differing} of "
-           f"{headless.size} pixels")
+    figures(
+        f"click storm ({slug}): 100 clicks in {storm_s:.2f} s -> {len(masks)} decodes, settled "
+        f"{settled_s:.2f} s after the last click, final mask differs from headless in {differing} of "
+        f"{headless.size} pixels"
+    )
     assert differing <= headless.size // 1000, differing
     assert settled_s < 2, f"the page took {settled_s:.2f} s to settle after the last click"
 
@@ -156,8 +163,11 @@ def test_switching_demos_while_clicking_ends_on_the_last_demo_without_errors(app
     assert errors(app.page) == []
     assert app.stats()["queued"] == 0
     width, height = photo_size("coffee")
-    points = [p for o in recorded_events(app.page, "mask")[-1:] for p in o["detail"]["prompt"]["points"]] \
-        if app.count("mask") else []
+    points = (
+        [p for o in recorded_events(app.page, "mask")[-1:] for p in o["detail"]["prompt"]["points"]]
+        if app.count("mask")
+        else []
+    )
     on_coffee = [(fx * width - 0.5, fy * height - 0.5) for shown, fx, fy in made[-4:] if shown == "coffee"]
     # Every point of the last mask is one of the clicks made while the coffee photo was shown.
     assert len(points) <= len(on_coffee)
@@ -166,6 +176,7 @@ def test_switching_demos_while_clicking_ends_on_the_last_demo_without_errors(app
 
 
 # --- crashes ------------------------------------------------------------------------------------------
+
 
 def python_worker(page):
     return next(w for w in page.workers if w.url.startswith("blob:"))
@@ -176,7 +187,8 @@ def patch_decoder_run(app: AppPage, body: str) -> None:
     imported: a module is one per URL per realm) with `body`, a function's source."""
     url = f"{app.page.url.split('?')[0]}vendor/ort/ort.wasm.min.mjs"
     python_worker(app.page).evaluate(
-        f"import({json.dumps(url)}).then((ort) => {{ ort.InferenceSession.prototype.run = {body}; }})")
+        f"import({json.dumps(url)}).then((ort) => {{ ort.InferenceSession.prototype.run = {body}; }})"
+    )
 
 
 def two_objects(app: AppPage, truth_points, size) -> None:
@@ -211,8 +223,10 @@ def test_a_worker_lost_mid_decode_is_restarted_with_the_objects_and_clicks(app, 
     problems = errors(app.page)
     assert len(problems) == 1 and not problems[0]["fatal"] and "restarting" in problems[0]["message"]
     assert ("injected failure" in problems[0]["message"]) == (how == "throws")
-    back_s = (recorded_events(app.page, "mask")[-1]["detail"]["t_ms"]
-              - recorded_events(app.page, "error")[0]["detail"]["t_ms"]) / 1000
+    back_s = (
+        recorded_events(app.page, "mask")[-1]["detail"]["t_ms"]
+        - recorded_events(app.page, "error")[0]["detail"]["t_ms"]
+    ) / 1000
     figures(f"worker {how} mid-decode: '{problems[0]['message']}', restarted, mask back {back_s:.1f} s later")
     assert back_s < 15, f"the restart took {back_s:.1f} s"
     assert detail["clicks"] == 2
@@ -233,27 +247,33 @@ def test_a_decoder_that_always_fails_is_not_restarted_forever(app, site, tmp_pat
     info = parse_model_info((ROOT / "site" / "models" / "baseline" / "model.json").read_text())
     real = onnx.load(str(ROOT / "site" / "models" / "baseline" / "decoder.onnx"))
     inputs = list(real.graph.input)
-    nodes = [helper.make_node("Constant", [], ["bad_shape"], value=helper.make_tensor("s", TensorProto.INT64, [1], [7])),
-             helper.make_node("Reshape", ["point_coords", "bad_shape"], ["broken"]),  # never 7 values: fails
-             helper.make_node("ReduceSum", ["broken"], ["iou_predictions"], keepdims=0),
-             helper.make_node("Identity", ["mask_input"], ["masks"])]
-    graph = helper.make_graph(nodes, "always-fails", inputs,
-                              [helper.make_tensor_value_info("masks", TensorProto.FLOAT, None),
-                               helper.make_tensor_value_info("iou_predictions", TensorProto.FLOAT, None)])
+    nodes = [
+        helper.make_node("Constant", [], ["bad_shape"], value=helper.make_tensor("s", TensorProto.INT64, [1], [7])),
+        helper.make_node("Reshape", ["point_coords", "bad_shape"], ["broken"]),  # never 7 values: fails
+        helper.make_node("ReduceSum", ["broken"], ["iou_predictions"], keepdims=0),
+        helper.make_node("Identity", ["mask_input"], ["masks"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "always-fails",
+        inputs,
+        [
+            helper.make_tensor_value_info("masks", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("iou_predictions", TensorProto.FLOAT, None),
+        ],
+    )
     broken = helper.make_model(graph, opset_imports=real.opset_import, ir_version=real.ir_version).SerializeToString()
     assert info.input_names("decoder")
     app.page.route("**/models/baseline/decoder.onnx", lambda route: route.fulfill(body=broken))
     size = photo_size("shapes")
     app.open(f"{site.url}?demo=shapes")
     app.page.mouse.click(*app.canvas_point(480, 320, *size))
-    app.page.wait_for_function("window.__samtab_events.some(e => e.name == 'error' && e.detail.fatal)",
-                               timeout=240_000)
+    app.page.wait_for_function("window.__samtab_events.some(e => e.name == 'error' && e.detail.fatal)", timeout=240_000)
     problems = errors(app.page)
     assert sum("restarting" in p["message"] for p in problems) == 3
     assert "not restarted again" in problems[-1]["message"] and "Reload" in problems[-1]["hint"]
     assert app.page.locator("#status").inner_text().startswith("The worker failed")
     figures(f"decoder that always fails: {len(problems) - 1} restarts, then '{problems[-1]['message']}'")
-
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
@@ -274,6 +294,7 @@ def test_a_damaged_decoder_file_gives_a_message_not_a_blank_page(app, site, dama
 
 # --- hostile data -------------------------------------------------------------------------------------
 
+
 def test_strings_from_files_are_shown_as_text_never_run(browser, site, tmp_path):
     """A bundle, a photo's file name and a demo.json are data: markup in them reaches the page as text, and
     nothing in them runs, even with the page's CSP switched off (the CSP is a second line, not the reason)."""
@@ -286,17 +307,32 @@ def test_strings_from_files_are_shown_as_text_never_run(browser, site, tmp_path)
         # A demo.json with markup in what the page shows, and keys that would pollute Object.prototype if
         # it were merged carelessly.
         demo = json.loads((DEMOS / "shapes" / "demo.json").read_text())
-        evil = {**demo, "title": hostile, "credit": hostile, "__proto__": {"polluted": 1},
-                "preview": "../shapes/" + demo["preview"], "bundle": "../shapes/" + demo["bundle"]}
-        page.route("**/demos/evil/demo.json", lambda route: route.fulfill(body=json.dumps(evil),
-                                                                          content_type="application/json"))
+        evil = {
+            **demo,
+            "title": hostile,
+            "credit": hostile,
+            "__proto__": {"polluted": 1},
+            "preview": "../shapes/" + demo["preview"],
+            "bundle": "../shapes/" + demo["bundle"],
+        }
+        page.route(
+            "**/demos/evil/demo.json",
+            lambda route: route.fulfill(body=json.dumps(evil), content_type="application/json"),
+        )
         app.open(f"{site.url}?demo=demos/evil/")
         assert any(hostile in e["detail"]["text"] for e in recorded_events(page, "status"))  # shown, as text
         real = read_bundle(next((DEMOS / "shapes").glob("*.msgpack")).read_bytes())
         bundle = tmp_path / "shapes.png.msgpack"
-        bundle.write_bytes(write_bundle(real.embeddings(), width=real.width, height=real.height,
-                                        image_sha256=real.image_sha256, model_name=hostile))
-        photo = tmp_path / f'{hostile.replace("/", "_")}.png'
+        bundle.write_bytes(
+            write_bundle(
+                real.embeddings(),
+                width=real.width,
+                height=real.height,
+                image_sha256=real.image_sha256,
+                model_name=hostile,
+            )
+        )
+        photo = tmp_path / f"{hostile.replace('/', '_')}.png"
         photo.write_bytes((DEMOS / "shapes" / demo["preview"]).read_bytes())
         page.set_input_files("#file-input", [str(photo), str(bundle)])
         error = app.wait_for("error")
@@ -314,11 +350,25 @@ def test_a_demo_json_that_names_files_on_another_site_is_refused(app, site, fiel
     """?demo= takes a demo folder of this site only, and what its demo.json names must be on this site too:
     the page would fetch that photo or bundle, and run that decoder."""
     demo = json.loads((DEMOS / "shapes" / "demo.json").read_text())
-    elsewhere = {"preview": "https://evil.example/p.png", "bundle": "//evil.example/b.msgpack",
-                 "model": "https://evil.example/models/"}[field]
-    app.page.route("**/demos/elsewhere/demo.json", lambda route: route.fulfill(
-        body=json.dumps({**demo, "preview": "../shapes/" + demo["preview"], "bundle": "../shapes/" + demo["bundle"],
-                         field: elsewhere}), content_type="application/json"))
+    elsewhere = {
+        "preview": "https://evil.example/p.png",
+        "bundle": "//evil.example/b.msgpack",
+        "model": "https://evil.example/models/",
+    }[field]
+    app.page.route(
+        "**/demos/elsewhere/demo.json",
+        lambda route: route.fulfill(
+            body=json.dumps(
+                {
+                    **demo,
+                    "preview": "../shapes/" + demo["preview"],
+                    "bundle": "../shapes/" + demo["bundle"],
+                    field: elsewhere,
+                }
+            ),
+            content_type="application/json",
+        ),
+    )
     requested = []
     app.page.on("request", lambda request: requested.append(request.url))
     app.page.add_init_script(APP_EVENT_RECORDER)
@@ -331,6 +381,7 @@ def test_a_demo_json_that_names_files_on_another_site_is_refused(app, site, fiel
 
 
 # --- memory over a long session -----------------------------------------------------------------------
+
 
 def test_memory_stays_flat_over_500_clicks_and_20_demo_switches(app, site, figures):
     """20 demo switches, 25 clicks on each photo (new objects, undo, excludes). The worker's figures are
@@ -358,8 +409,12 @@ def test_memory_stays_flat_over_500_clicks_and_20_demo_switches(app, site, figur
                 app.page.keyboard.press("n")
             if index % 10 == 9:
                 app.page.keyboard.press("Control+z")
-            app.click(rng.uniform(0, width - 1), rng.uniform(0, height - 1), (width, height),
-                      button="left" if rng.random() < 0.8 else "right")
+            app.click(
+                rng.uniform(0, width - 1),
+                rng.uniform(0, height - 1),
+                (width, height),
+                button="left" if rng.random() < 0.8 else "right",
+            )
             clicks += 1
         app.wait_until_ready()
         worked.append(app.stats())
@@ -369,12 +424,18 @@ def test_memory_stays_flat_over_500_clicks_and_20_demo_switches(app, site, figur
     bounds = {"wasm_heap_bytes": 0.01, "python_heap_bytes": 0.02, "gc_objects": 0.01, "js_refs": 0.05}
     for samples, when in ((opened, "after a switch"), (worked, "after the clicks")):
         for name, bound in bounds.items():
-            growth = max((samples[k][name] - samples[k - cycle][name]) / max(1, samples[k - cycle][name])
-                         for k in range(2 * cycle, len(samples)))
-            figures(f"memory {name} {when}: after boot {samples[0][name]}, each demo seen once {samples[cycle][name]}, "
-                    f"end {samples[-1][name]}, largest growth between visits of a demo {100 * growth:+.2f} % "
-                    f"(bound {100 * bound:.0f} %)")
+            growth = max(
+                (samples[k][name] - samples[k - cycle][name]) / max(1, samples[k - cycle][name])
+                for k in range(2 * cycle, len(samples))
+            )
+            figures(
+                f"memory {name} {when}: after boot {samples[0][name]}, each demo seen once {samples[cycle][name]}, "
+                f"end {samples[-1][name]}, largest growth between visits of a demo {100 * growth:+.2f} % "
+                f"(bound {100 * bound:.0f} %)"
+            )
             assert growth <= bound, (name, when, growth)
         assert all(sample["pyproxies"] == 0 for sample in samples), [sample["pyproxies"] for sample in samples]
-    figures(f"memory page: log {worked[-1]['page']['log']} commands after a photo's 30, 0 after each switch; "
-            f"JS heap {opened[-1]['page']['js_heap_bytes']} bytes, runners {opened[-1]['runners']}")
+    figures(
+        f"memory page: log {worked[-1]['page']['log']} commands after a photo's 30, 0 after each switch; "
+        f"JS heap {opened[-1]['page']['js_heap_bytes']} bytes, runners {opened[-1]['runners']}"
+    )

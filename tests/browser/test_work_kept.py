@@ -77,7 +77,9 @@ def use_every_control(app: AppPage, size: tuple[int, int]) -> None:
     app.page.click("#view-cutout")
     settle(app)
     app.page.click("#view-overlay")
-    app.page.evaluate("(el => { el.value = '70'; el.dispatchEvent(new Event('input')); })(document.getElementById('opacity'))")
+    app.page.evaluate(
+        "(el => { el.value = '70'; el.dispatchEvent(new Event('input')); })(document.getElementById('opacity'))"
+    )
     settle(app)
 
 

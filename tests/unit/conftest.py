@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def baseline(tmp_path_factory):
     """The built-in classical model (tools/baseline_model.py), built once per session in a fraction of a second."""
     out = tmp_path_factory.mktemp("models") / "baseline"
-    subprocess.run([sys.executable, str(ROOT / "tools" / "baseline_model.py"), "--out", str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "baseline_model.py"), "--out", str(out)], check=True, capture_output=True
+    )
     return out
 
 
@@ -28,5 +29,3 @@ def scene():
     mask = np.zeros((40, 60), bool)
     mask[10:30, 20:40] = True
     return photo, mask
-
-

@@ -16,9 +16,9 @@ from PIL import Image
 
 from pyapp import contract
 from pyapp.app import App
-from pyapp.frames import fit_view
 from pyapp.bundle import BundleError, read_bundle, write_bundle
 from pyapp.coords import OutsideImage
+from pyapp.frames import fit_view
 
 WIDTH, HEIGHT = 1200, 800  # larger than the view, so view and photo sizes differ
 SHA = "12" * 32
@@ -30,8 +30,15 @@ class DiscDecoder:
     fed-back logits instead of nothing (a click refines the mask before it, as SAM's does), so which
     candidate was fed back shows in the next mask."""
 
-    input_names = ["image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels",
-                   "mask_input", "has_mask_input"]
+    input_names = [
+        "image_embed",
+        "high_res_feats_0",
+        "high_res_feats_1",
+        "point_coords",
+        "point_labels",
+        "mask_input",
+        "has_mask_input",
+    ]
 
     def __init__(self):
         self.calls = []
@@ -218,7 +225,9 @@ def test_exports_are_at_the_photos_size(app):
     name, mime, data = app.export_coco()
     document = json.loads(data)
     assert name == "holiday-coco.json" and mime == "application/json"
-    assert document["images"][0]["width"] == WIDTH and document["annotations"][0]["area"] == int((np.asarray(mask) > 0).sum())
+    assert document["images"][0]["width"] == WIDTH and document["annotations"][0]["area"] == int(
+        (np.asarray(mask) > 0).sum()
+    )
 
 
 def test_a_mismatched_bundle_is_refused_and_the_work_kept(app):
@@ -226,14 +235,33 @@ def test_a_mismatched_bundle_is_refused_and_the_work_kept(app):
     app.click(300, 200, 600, 400)
     decode_all(app, decoder)
     before = app.state()
-    other = read_bundle(write_bundle({n: np.zeros(s, np.float32) for n, s in contract.EMBEDDING_SHAPES.items()},
-                                     width=10, height=10, image_sha256=SHA, model_name="other model"))
+    other = read_bundle(
+        write_bundle(
+            {n: np.zeros(s, np.float32) for n, s in contract.EMBEDDING_SHAPES.items()},
+            width=10,
+            height=10,
+            image_sha256=SHA,
+            model_name="other model",
+        )
+    )
     with pytest.raises(BundleError, match="other model"):
         app.open(other, "m", DiscDecoder.input_names, Image.new("RGB", (10, 10)))
     with pytest.raises(BundleError, match="different photo"):
-        app.open(read_bundle(write_bundle({n: np.zeros(s, np.float32) for n, s in contract.EMBEDDING_SHAPES.items()},
-                                          width=10, height=10, image_sha256=SHA, model_name="m")),
-                 "m", DiscDecoder.input_names, Image.new("RGB", (10, 10)), image_sha256="34" * 32)
+        app.open(
+            read_bundle(
+                write_bundle(
+                    {n: np.zeros(s, np.float32) for n, s in contract.EMBEDDING_SHAPES.items()},
+                    width=10,
+                    height=10,
+                    image_sha256=SHA,
+                    model_name="m",
+                )
+            ),
+            "m",
+            DiscDecoder.input_names,
+            Image.new("RGB", (10, 10)),
+            image_sha256="34" * 32,
+        )
     assert app.state() == before
 
 
@@ -349,8 +377,9 @@ def test_a_replayed_session_rebuilds_the_same_steps_and_masks(app):
     bundle = app.segmenter.bundle
     replayed = App()
     replayed.open(bundle, "m", DiscDecoder.input_names, Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)))
-    for (x, y, include), join in zip([(300, 200, True), (330, 200, False), (250, 210, True), (260, 190, True)],
-                                     [False, False, False, True]):
+    for (x, y, include), join in zip(
+        [(300, 200, True), (330, 200, False), (250, 210, True), (260, 190, True)], [False, False, False, True]
+    ):
         replayed.click(x, y, 600, 400, include, join=join)
     calls = len(decoder.calls)
     decode_all(replayed, decoder)

@@ -42,10 +42,12 @@ def runner(model):
 
 def segmenter_for(image: np.ndarray, encoder, runner) -> Segmenter:
     rgb = Image.fromarray(image)
-    outputs = dict(zip([o.name for o in encoder.get_outputs()],
-                       encoder.run(None, {"image": images.encoder_input(rgb)})))
-    bundle = read_bundle(write_bundle(outputs, width=rgb.width, height=rgb.height, image_sha256="0" * 64,
-                                      model_name=baseline_model.NAME))
+    outputs = dict(
+        zip([o.name for o in encoder.get_outputs()], encoder.run(None, {"image": images.encoder_input(rgb)}))
+    )
+    bundle = read_bundle(
+        write_bundle(outputs, width=rgb.width, height=rgb.height, image_sha256="0" * 64, model_name=baseline_model.NAME)
+    )
     return Segmenter(bundle, baseline_model.NAME, runner.input_names)
 
 
@@ -185,8 +187,9 @@ def test_feeding_the_previous_mask_back_keeps_it(encoder, runner):
         feeds = segmenter.feeds(target.current)
         first = runner.run(feeds)
         best = int(np.argmax(first["iou_predictions"][0]))
-        again = runner.run(dict(feeds, mask_input=first["masks"][:, best:best + 1],
-                                has_mask_input=np.ones(1, np.float32)))
+        again = runner.run(
+            dict(feeds, mask_input=first["masks"][:, best : best + 1], has_mask_input=np.ones(1, np.float32))
+        )
         assert iou(again["masks"][0, best] > 0, first["masks"][0, best] > 0) >= 0.99, obj["name"]
 
 
@@ -209,8 +212,11 @@ def test_padding_points_and_mask_input_rules(model, encoder, runner):
     target.add_point(Point(*synthetic.describe(objects)[1]["point"]))
     feeds = segmenter.feeds(target.current)
     plain = runner.run(feeds)
-    padded = dict(feeds, point_coords=np.concatenate([feeds["point_coords"], np.zeros((1, 1, 2), np.float32)], 1),
-                  point_labels=np.concatenate([feeds["point_labels"], -np.ones((1, 1), np.float32)], 1))
+    padded = dict(
+        feeds,
+        point_coords=np.concatenate([feeds["point_coords"], np.zeros((1, 1, 2), np.float32)], 1),
+        point_labels=np.concatenate([feeds["point_labels"], -np.ones((1, 1), np.float32)], 1),
+    )
     np.testing.assert_allclose(runner.run(padded)["masks"], plain["masks"], atol=1e-5)  # padding changes nothing
     noise = np.random.default_rng(0).normal(0, 10, (1, 1, 256, 256)).astype(np.float32)
     ignored = runner.run(dict(feeds, mask_input=noise))  # has_mask_input is 0: mask_input is ignored
@@ -219,11 +225,15 @@ def test_padding_points_and_mask_input_rules(model, encoder, runner):
     assert not np.array_equal(used["masks"], plain["masks"])
     np.testing.assert_array_equal(runner.run(feeds)["masks"], plain["masks"])  # deterministic
     for n in (2, 5):  # the same click repeated: the same answer, for any number of points
-        many = dict(feeds, point_coords=np.repeat(feeds["point_coords"], n, 1),
-                    point_labels=np.repeat(feeds["point_labels"], n, 1))
+        many = dict(
+            feeds,
+            point_coords=np.repeat(feeds["point_coords"], n, 1),
+            point_labels=np.repeat(feeds["point_labels"], n, 1),
+        )
         np.testing.assert_allclose(runner.run(many)["masks"], plain["masks"], atol=1e-5)
-    padding_only = dict(feeds, point_coords=np.full((1, 3, 2), 500, np.float32),
-                        point_labels=-np.ones((1, 3), np.float32))
+    padding_only = dict(
+        feeds, point_coords=np.full((1, 3, 2), 500, np.float32), point_labels=-np.ones((1, 3), np.float32)
+    )
     assert (runner.run(padding_only)["masks"] < 0).all()  # nothing asked, nothing selected
     assert np.abs(plain["masks"]).max() <= 32 and plain["iou_predictions"].shape == (1, 3)
 

@@ -76,8 +76,13 @@ def test_writer_refuses_float16_overflow(embeddings):
 
 def test_writer_refuses_wrong_shapes_and_nan(embeddings):
     with pytest.raises(bundle.BundleError, match="high_res_feats_0 has shape"):
-        bundle.write_bundle(dict(embeddings, high_res_feats_0=np.zeros((1, 32, 128, 128), np.float32)),
-                            width=1, height=1, image_sha256=SHA, model_name="m")
+        bundle.write_bundle(
+            dict(embeddings, high_res_feats_0=np.zeros((1, 32, 128, 128), np.float32)),
+            width=1,
+            height=1,
+            image_sha256=SHA,
+            model_name="m",
+        )
     nan = embeddings["image_embed"].copy()
     nan[0, 0, 0, 0] = np.nan
     with pytest.raises(bundle.BundleError, match="NaN"):
@@ -99,23 +104,28 @@ def mutate(packed, change):
     return repack(doc)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d.update(version=2), "format version 2"),
-    (lambda d: d.pop("format"), "not a samtab bundle"),
-    (lambda d: d["model"].update(contract="sam1"), "contract"),
-    (lambda d: d["model"].pop("name"), "does not name the model"),
-    (lambda d: d["image"].update(width=0), "width 0"),
-    (lambda d: d["image"].update(height=1.5), "height 1.5"),
-    (lambda d: d["image"].update(sha256="xyz"), "sha256"),
-    (lambda d: d["tensors"].pop("image_embed"), "missing image_embed"),
-    (lambda d: d["tensors"].update(extra=d["tensors"]["image_embed"]), "unknown extra"),
-    (lambda d: d["tensors"]["image_embed"].update(shape=[1, 256, 32, 128]), "image_embed has shape"),
-    (lambda d: d["tensors"]["image_embed"].update(dtype="int8"), "dtype 'int8'"),
-    (lambda d: d["tensors"]["image_embed"].update(dtype="float32"), "truncated or mislabelled"),
-    (lambda d: d["tensors"]["high_res_feats_1"].update(data=d["tensors"]["high_res_feats_1"]["data"][:-2]),
-     "truncated"),
-    (lambda d: d["tensors"]["high_res_feats_1"].update(data="text"), "not binary"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.update(version=2), "format version 2"),
+        (lambda d: d.pop("format"), "not a samtab bundle"),
+        (lambda d: d["model"].update(contract="sam1"), "contract"),
+        (lambda d: d["model"].pop("name"), "does not name the model"),
+        (lambda d: d["image"].update(width=0), "width 0"),
+        (lambda d: d["image"].update(height=1.5), "height 1.5"),
+        (lambda d: d["image"].update(sha256="xyz"), "sha256"),
+        (lambda d: d["tensors"].pop("image_embed"), "missing image_embed"),
+        (lambda d: d["tensors"].update(extra=d["tensors"]["image_embed"]), "unknown extra"),
+        (lambda d: d["tensors"]["image_embed"].update(shape=[1, 256, 32, 128]), "image_embed has shape"),
+        (lambda d: d["tensors"]["image_embed"].update(dtype="int8"), "dtype 'int8'"),
+        (lambda d: d["tensors"]["image_embed"].update(dtype="float32"), "truncated or mislabelled"),
+        (
+            lambda d: d["tensors"]["high_res_feats_1"].update(data=d["tensors"]["high_res_feats_1"]["data"][:-2]),
+            "truncated",
+        ),
+        (lambda d: d["tensors"]["high_res_feats_1"].update(data="text"), "not binary"),
+    ],
+)
 def test_reader_names_what_is_wrong(packed, change, message):
     with pytest.raises(bundle.BundleError, match=message):
         bundle.read_bundle(mutate(packed, change))
@@ -131,16 +141,19 @@ def test_reader_refuses_nan_values(packed):
         bundle.read_bundle(mutate(packed, poison))
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "not a readable MessagePack"),
-    (b"\x92\x01\x02", "must be a MessagePack map"),
-    (b"not a bundle at all", "not a readable MessagePack|must be a MessagePack map"),
-    (msgpack.packb({"a": msgpack.ExtType(5, b"x")}), "extension type"),
-    (b"\x82\xa1a\x01\xa1a\x02", "key 'a' twice"),
-    (b"\x91" * 100_000, "nested too deeply|not a readable"),
-    (b"\xdb\xff\xff\xff\xff", "not a readable"),  # a str claiming 4 GiB
-    (b"\x00" * (bundle.MAX_BUNDLE_BYTES + 1), "more than a bundle can be"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "not a readable MessagePack"),
+        (b"\x92\x01\x02", "must be a MessagePack map"),
+        (b"not a bundle at all", "not a readable MessagePack|must be a MessagePack map"),
+        (msgpack.packb({"a": msgpack.ExtType(5, b"x")}), "extension type"),
+        (b"\x82\xa1a\x01\xa1a\x02", "key 'a' twice"),
+        (b"\x91" * 100_000, "nested too deeply|not a readable"),
+        (b"\xdb\xff\xff\xff\xff", "not a readable"),  # a str claiming 4 GiB
+        (b"\x00" * (bundle.MAX_BUNDLE_BYTES + 1), "more than a bundle can be"),
+    ],
+)
 def test_reader_refuses_garbage(data, message):
     with pytest.raises(bundle.BundleError, match=message):
         bundle.read_bundle(data)
@@ -192,14 +205,22 @@ def read_sized(packed, embeddings, layout, width, height) -> bundle.Bundle:
 
 
 def wild_document(embeddings, height=427, width=640):
-    return {"tensors": {n: {"data": a.astype("<f2").tobytes(), "shape": list(a.shape)} for n, a in embeddings.items()},
-            "original_size": [height, width]}
+    return {
+        "tensors": {n: {"data": a.astype("<f2").tobytes(), "shape": list(a.shape)} for n, a in embeddings.items()},
+        "original_size": [height, width],
+    }
 
 
 def test_wild_msgpack_layout(embeddings):
     doc = wild_document(embeddings)
     read = bundle.read_bundle(repack(doc))
-    assert (read.layout, read.width, read.height, read.model_name, read.dtype) == ("wild-msgpack", 640, 427, None, "float16")
+    assert (read.layout, read.width, read.height, read.model_name, read.dtype) == (
+        "wild-msgpack",
+        640,
+        427,
+        None,
+        "float16",
+    )
     read.check_fits("any model")  # it names none, so the caller's model is taken
     doc["tensors"]["image_embed"]["data"] = doc["tensors"]["image_embed"]["data"][:-6]
     with pytest.raises(bundle.BundleError, match="neither float16 nor float32"):
@@ -235,18 +256,24 @@ def test_wild_manifest_refuses_a_dtype_label_other_than_float16_or_float32(embed
     manifest["tensors"]["high_res_feats_0"]["dtype"] = label
     if label is None:
         del manifest["tensors"]["high_res_feats_0"]["dtype"]
-    with pytest.raises(bundle.BundleError, match=r"high_res_feats_0 has dtype .*, but samtab reads float16 or float32 "
-                                                 r"embeddings only; export them as float16 or float32"):
+    with pytest.raises(
+        bundle.BundleError,
+        match=r"high_res_feats_0 has dtype .*, but samtab reads float16 or float32 "
+        r"embeddings only; export them as float16 or float32",
+    ):
         bundle.read_manifest_bundle(json.dumps(manifest), blob)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m, b: (m["tensors"]["image_embed"].update(offset=10**9), b), "outside embedding.bin"),
-    (lambda m, b: (m["tensors"]["image_embed"].update(offset=-4), b), "outside embedding.bin"),
-    (lambda m, b: (m, b[:-100]), "does not hold"),
-    (lambda m, b: (m.update(originalWidth="640"), b), "originalWidth"),
-    (lambda m, b: (m["tensors"].pop("high_res_feats_1"), b), "exactly"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m, b: (m["tensors"]["image_embed"].update(offset=10**9), b), "outside embedding.bin"),
+        (lambda m, b: (m["tensors"]["image_embed"].update(offset=-4), b), "outside embedding.bin"),
+        (lambda m, b: (m, b[:-100]), "does not hold"),
+        (lambda m, b: (m.update(originalWidth="640"), b), "originalWidth"),
+        (lambda m, b: (m["tensors"].pop("high_res_feats_1"), b), "exactly"),
+    ],
+)
 def test_wild_manifest_errors(embeddings, change, message):
     manifest, blob = manifest_layout(embeddings)
     _, blob2 = change(manifest, blob)

@@ -102,8 +102,10 @@ def budget(config: pytest.Config, name: str) -> int:
 
 
 # The MessagePack decoders the reader runs under: {name: (unpackb, the module it must come from)}.
-IMPLEMENTATIONS = {"c": (msgpack.unpackb, "msgpack._cmsgpack"),
-                   "python": (msgpack.fallback.unpackb, "msgpack.fallback")}
+IMPLEMENTATIONS = {
+    "c": (msgpack.unpackb, "msgpack._cmsgpack"),
+    "python": (msgpack.fallback.unpackb, "msgpack.fallback"),
+}
 
 
 @dataclass
@@ -131,6 +133,7 @@ def implementation(request, monkeypatch) -> Decoder:
 
 
 # --- running one case: time limit, traced peak, outcome ------------------------------------------------
+
 
 @dataclass
 class Stats:
@@ -194,7 +197,8 @@ def read_checked(stats: Stats, read, *args, size: int, copies: int, extra: int =
     stats.max_over_copies = max(stats.max_over_copies, peak - copies)
     assert seconds <= CASE_SECONDS, f"the reader took {seconds:.2f} s"
     assert peak <= copies + MASK_BYTES + META_BYTES + extra, (
-        f"the reader allocated {peak / 2**20:.2f} MiB for a {size / 2**20:.2f} MiB input")
+        f"the reader allocated {peak / 2**20:.2f} MiB for a {size / 2**20:.2f} MiB input"
+    )
     if isinstance(result, BundleError):
         assert str(result).strip(), "BundleError without a message"
         stats.refused += 1
@@ -237,13 +241,15 @@ def verdict(stats: Stats, result: Bundle | BundleError, expected: str | None | b
 
 # --- the documents: full-size and small data, the two MessagePack layouts ------------------------------
 
+
 @functools.cache
 def full_data() -> dict[str, dict[str, bytes]]:
     """The encoder outputs of a made-up photo, as float16 and float32 bytes: built once, shared by every case."""
     rng = np.random.default_rng(7)
     arrays = {name: rng.standard_normal(shape, dtype=np.float32) for name, shape in SHAPES.items()}
-    return {dtype: {name: a.astype(f"<f{ITEMSIZE[dtype]}").tobytes() for name, a in arrays.items()}
-            for dtype in ITEMSIZE}
+    return {
+        dtype: {name: a.astype(f"<f{ITEMSIZE[dtype]}").tobytes() for name, a in arrays.items()} for dtype in ITEMSIZE
+    }
 
 
 @functools.cache
@@ -277,22 +283,30 @@ def is_finite(data: bytes | memoryview, dtype: str) -> bool:
 def same_values(array: np.ndarray, data: bytes | memoryview) -> bool:
     """The array holds exactly these bytes (compared as integers: NaN-safe, no copy of the array)."""
     unsigned = f"<u{array.dtype.itemsize}"
-    return (memoryview(data).nbytes == array.nbytes
-            and np.array_equal(array.view(unsigned).ravel(), np.frombuffer(data, unsigned)))
+    return memoryview(data).nbytes == array.nbytes and np.array_equal(
+        array.view(unsigned).ravel(), np.frombuffer(data, unsigned)
+    )
 
 
 def make_document(layout: str, size: str) -> dict:
     """A valid document (or, with small data, one valid but for its tensors' sizes); the bytes are shared."""
     data = base_data(size)["float16"]
     if layout == "wild":
-        return {"tensors": {n: {"data": data[n], "shape": list(s)} for n, s in SHAPES.items()},
-                "original_size": [427, 640]}
-    return {"format": bundle.FORMAT, "version": bundle.VERSION, "model": {"name": "m", "contract": contract.CONTRACT},
-            "image": {"width": 640, "height": 427, "sha256": SHA},
-            "tensors": {n: {"dtype": "float16", "shape": list(s), "data": data[n]} for n, s in SHAPES.items()}}
+        return {
+            "tensors": {n: {"data": data[n], "shape": list(s)} for n, s in SHAPES.items()},
+            "original_size": [427, 640],
+        }
+    return {
+        "format": bundle.FORMAT,
+        "version": bundle.VERSION,
+        "model": {"name": "m", "contract": contract.CONTRACT},
+        "image": {"width": 640, "height": 427, "sha256": SHA},
+        "tensors": {n: {"dtype": "float16", "shape": list(s), "data": data[n]} for n, s in SHAPES.items()},
+    }
 
 
 # --- raw MessagePack ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Raw:
@@ -312,15 +326,17 @@ class Pairs(list):
     """A map as (key, value) pairs: keys may repeat or be Raw, which a dict cannot express."""
 
 
-HEAD = {"str": {"fix": (0xa0, 31), "8": (0xd9, 1), "16": (0xda, 2), "32": (0xdb, 4)},
-        "bin": {"8": (0xc4, 1), "16": (0xc5, 2), "32": (0xc6, 4)},
-        "array": {"fix": (0x90, 15), "16": (0xdc, 2), "32": (0xdd, 4)},
-        "map": {"fix": (0x80, 15), "16": (0xde, 2), "32": (0xdf, 4)}}
+HEAD = {
+    "str": {"fix": (0xA0, 31), "8": (0xD9, 1), "16": (0xDA, 2), "32": (0xDB, 4)},
+    "bin": {"8": (0xC4, 1), "16": (0xC5, 2), "32": (0xC6, 4)},
+    "array": {"fix": (0x90, 15), "16": (0xDC, 2), "32": (0xDD, 4)},
+    "map": {"fix": (0x80, 15), "16": (0xDE, 2), "32": (0xDF, 4)},
+}
 
 
 def forms(kind: str, n: int) -> list[str]:
     """The header forms that can declare `n` (non-canonical wide ones included: they are valid MessagePack)."""
-    return [form for form, (_, size) in HEAD[kind].items() if (n <= size if form == "fix" else n < 256 ** size)]
+    return [form for form, (_, size) in HEAD[kind].items() if (n <= size if form == "fix" else n < 256**size)]
 
 
 def header(kind: str, n: int, form: str) -> bytes:
@@ -348,7 +364,7 @@ def walk_raw(value: Any):
     elif isinstance(value, (dict, Pairs)):
         if isinstance(value, Pairs):
             yield value, False
-        for key, item in (value.items() if isinstance(value, dict) else value):
+        for key, item in value.items() if isinstance(value, dict) else value:
             if isinstance(key, Raw):
                 yield key, True
             yield from walk_raw(item)
@@ -379,6 +395,7 @@ def measure(value: Any) -> tuple[int, int, bool, int]:
 
 
 # --- what docs/bundle-format.md says, read independently of the reader --------------------------------
+
 
 def is_side(value: Any) -> bool:
     return type(value) is int and 1 <= value <= bundle.MAX_IMAGE_SIDE
@@ -496,7 +513,11 @@ def check_matches(result: Bundle, doc: dict) -> None:
     if result.layout == "samtab":
         image = doc["image"]
         assert (result.width, result.height, result.image_sha256, result.model_name) == (
-            image["width"], image["height"], image["sha256"], doc["model"]["name"])
+            image["width"],
+            image["height"],
+            image["sha256"],
+            doc["model"]["name"],
+        )
         assert repr(plain(result.extra)) == repr({k: v for k, v in doc.items() if k not in KNOWN_KEYS})
     else:
         assert [result.height, result.width] == doc["original_size"]
@@ -506,36 +527,141 @@ def check_matches(result: Bundle, doc: dict) -> None:
 
 # --- mutations of a document ---------------------------------------------------------------------------
 
+
 def shape_variants(name: str) -> list:
     shape = list(SHAPES[name])
-    out = [shape, shape[1:], shape + [1], shape[::-1], [], [shape], [True] + shape[1:], [-1] + shape[1:],
-           [2**64 - 1] + shape[1:], shape[:2] + [shape[2] * shape[3]], [COUNT[name]], ",".join(map(str, shape))]
+    out = [
+        shape,
+        shape[1:],
+        shape + [1],
+        shape[::-1],
+        [],
+        [shape],
+        [True] + shape[1:],
+        [-1] + shape[1:],
+        [2**64 - 1] + shape[1:],
+        shape[:2] + [shape[2] * shape[3]],
+        [COUNT[name]],
+        ",".join(map(str, shape)),
+    ]
     for i in range(4):
         for dim in (shape[i] + 1, shape[i] - 1, float(shape[i]), str(shape[i])):
-            out.append(shape[:i] + [dim] + shape[i + 1:])
+            out.append(shape[:i] + [dim] + shape[i + 1 :])
     return out + [list(SHAPES[other]) for other in NAMES if other != name]
 
 
-SIDE_NEAR = [1, 2, 427, 640, 65535, 0, -1, 65536, 2**31, 2**64 - 1, True, False, 1.0, 640.0, 640.5, "640", b"640",
-             None, [640], math.nan, math.inf, 1525, 1526, 10000, 10001]
+SIDE_NEAR = [
+    1,
+    2,
+    427,
+    640,
+    65535,
+    0,
+    -1,
+    65536,
+    2**31,
+    2**64 - 1,
+    True,
+    False,
+    1.0,
+    640.0,
+    640.5,
+    "640",
+    b"640",
+    None,
+    [640],
+    math.nan,
+    math.inf,
+    1525,
+    1526,
+    10000,
+    10001,
+]
 # (width, height) either side of contract.MAX_PHOTO_PIXELS (100 MP): 65535 x 1526 is 100,006,410 pixels
-SIZE_NEAR = [(10000, 10000), (10001, 10000), (10000, 10001), (65535, 1525), (65535, 1526), (1526, 65535),
-             (65535, 65535), (60000, 60000)]
-DTYPE_NEAR = ["float16", "float32", "float64", "int8", "uint16", "bfloat16", "float16 ", "Float16", "FLOAT32", "<f2",
-              "f2", "half", "", b"float16", None, 16, ["float16"], {"name": "float16"}]
+SIZE_NEAR = [
+    (10000, 10000),
+    (10001, 10000),
+    (10000, 10001),
+    (65535, 1525),
+    (65535, 1526),
+    (1526, 65535),
+    (65535, 65535),
+    (60000, 60000),
+]
+DTYPE_NEAR = [
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "uint16",
+    "bfloat16",
+    "float16 ",
+    "Float16",
+    "FLOAT32",
+    "<f2",
+    "f2",
+    "half",
+    "",
+    b"float16",
+    None,
+    16,
+    ["float16"],
+    {"name": "float16"},
+]
 DATA_NEAR = [None, "abc", [0.5, -0.5, 0.0, 1.0], b"", 0, {"data": b"\x00\x00"}]
 NEAR = {
     "samtab": {
-        ("format",): [bundle.FORMAT, "samtab-bundle ", " samtab-bundle", "Samtab-bundle", "samtab-bundle\x00",
-                      "samtab_bundle", "samtab", "", b"samtab-bundle", None, 1],
+        ("format",): [
+            bundle.FORMAT,
+            "samtab-bundle ",
+            " samtab-bundle",
+            "Samtab-bundle",
+            "samtab-bundle\x00",
+            "samtab_bundle",
+            "samtab",
+            "",
+            b"samtab-bundle",
+            None,
+            1,
+        ],
         ("version",): [1, True, 1.0, 2, 0, -1, "1", b"\x01", None, [1], 2**64 - 1],
-        ("model", "name"): ["m", "sam2-hiera-tiny", "", " ", "\t\n", "\u00a0", "\u00e9", "x" * 4096, "x" * 4097, b"m",
-                            None, 0, ["m"]],
+        ("model", "name"): [
+            "m",
+            "sam2-hiera-tiny",
+            "",
+            " ",
+            "\t\n",
+            "\u00a0",
+            "\u00e9",
+            "x" * 4096,
+            "x" * 4097,
+            b"m",
+            None,
+            0,
+            ["m"],
+        ],
         ("model", "contract"): [contract.CONTRACT, "sam1", "SAM2", "sam2 ", "", b"sam2", None, 2],
-        ("image", "width"): SIDE_NEAR, ("image", "height"): SIDE_NEAR,
-        ("image", "sha256"): [SHA, "0" * 64, "f" * 64, SHA.upper(), SHA + "\n", "\n" + SHA, SHA + " ", SHA[:-2],
-                              SHA + "ab", "g" * 64, SHA[:-1], SHA + "\x00", SHA.encode(), None, 0],
-        ("model",): [{}, [], "m", None], ("tensors",): [{}, [], None],
+        ("image", "width"): SIDE_NEAR,
+        ("image", "height"): SIDE_NEAR,
+        ("image", "sha256"): [
+            SHA,
+            "0" * 64,
+            "f" * 64,
+            SHA.upper(),
+            SHA + "\n",
+            "\n" + SHA,
+            SHA + " ",
+            SHA[:-2],
+            SHA + "ab",
+            "g" * 64,
+            SHA[:-1],
+            SHA + "\x00",
+            SHA.encode(),
+            None,
+            0,
+        ],
+        ("model",): [{}, [], "m", None],
+        ("tensors",): [{}, [], None],
         ("image",): [{}, [640, 427], None] + [{"width": w, "height": h, "sha256": SHA} for w, h in SIZE_NEAR],
         **{("tensors", n): [{}, [], None, b""] for n in NAMES},
         **{("tensors", n, "dtype"): DTYPE_NEAR for n in NAMES},
@@ -543,9 +669,26 @@ NEAR = {
         **{("tensors", n, "data"): DATA_NEAR for n in NAMES},
     },
     "wild": {
-        ("original_size",): [[427, 640], [640, 427], [1, 1], [65535, 65535], [0, 640], [427], [427, 640, 3],
-                             [427.0, 640], [True, 640], ["427", 640], [], None, 427, [[427, 640]], [65536, 1],
-                             [-1, 1], {"h": 427}] + [[h, w] for w, h in SIZE_NEAR],
+        ("original_size",): [
+            [427, 640],
+            [640, 427],
+            [1, 1],
+            [65535, 65535],
+            [0, 640],
+            [427],
+            [427, 640, 3],
+            [427.0, 640],
+            [True, 640],
+            ["427", 640],
+            [],
+            None,
+            427,
+            [[427, 640]],
+            [65536, 1],
+            [-1, 1],
+            {"h": 427},
+        ]
+        + [[h, w] for w, h in SIZE_NEAR],
         ("format",): ["other", bundle.FORMAT, None, b"samtab-bundle"],
         ("tensors",): [{}, [], None],
         **{("tensors", n): [{}, [], None, b""] for n in NAMES},
@@ -554,34 +697,81 @@ NEAR = {
         **{("tensors", n, "dtype"): ["float16", "float32", "int8"] for n in NAMES},  # ignored by the layout
     },
 }
-MAPS = {"samtab": [(), ("model",), ("image",), ("tensors",)] + [("tensors", n) for n in NAMES],
-        "wild": [(), ("tensors",)] + [("tensors", n) for n in NAMES]}
+MAPS = {
+    "samtab": [(), ("model",), ("image",), ("tensors",)] + [("tensors", n) for n in NAMES],
+    "wild": [(), ("tensors",)] + [("tensors", n) for n in NAMES],
+}
 DATA_VARIANTS = {
-    "cut1": lambda d, name, size: d[:-1], "cut2": lambda d, name, size: d[:-2], "cut4": lambda d, name, size: d[:-4],
-    "grow1": lambda d, name, size: d + b"\x00", "grow2": lambda d, name, size: d + b"\x00\x00",
-    "half": lambda d, name, size: d[:len(d) // 2], "double": lambda d, name, size: d + d,
-    "empty": lambda d, name, size: b"", "float32": lambda d, name, size: base_data(size)["float32"][name],
+    "cut1": lambda d, name, size: d[:-1],
+    "cut2": lambda d, name, size: d[:-2],
+    "cut4": lambda d, name, size: d[:-4],
+    "grow1": lambda d, name, size: d + b"\x00",
+    "grow2": lambda d, name, size: d + b"\x00\x00",
+    "half": lambda d, name, size: d[: len(d) // 2],
+    "double": lambda d, name, size: d + d,
+    "empty": lambda d, name, size: b"",
+    "float32": lambda d, name, size: base_data(size)["float32"][name],
     "float16": lambda d, name, size: base_data(size)["float16"][name],
     "other": lambda d, name, size: base_data(size)["float16"][NAMES[(NAMES.index(name) + 1) % 3]],
-    "floats": lambda d, name, size: [0.5] * 8, "text": lambda d, name, size: "data",
+    "floats": lambda d, name, size: [0.5] * 8,
+    "text": lambda d, name, size: "data",
 }
 # float16 and float32 bit patterns written into tensor data: the first five must be refused, the rest kept
-PATTERNS = {"nan": (0x7E00, 0x7FC00000), "snan": (0x7C01, 0x7F800001), "-nan": (0xFE00, 0xFFC00000),
-            "inf": (0x7C00, 0x7F800000), "-inf": (0xFC00, 0xFF800000), "-0": (0x8000, 0x80000000),
-            "subnormal": (0x0001, 0x00000001), "-subnormal": (0x83FF, 0x807FFFFF), "max": (0x7BFF, 0x7F7FFFFF),
-            "-max": (0xFBFF, 0xFF7FFFFF)}
+PATTERNS = {
+    "nan": (0x7E00, 0x7FC00000),
+    "snan": (0x7C01, 0x7F800001),
+    "-nan": (0xFE00, 0xFFC00000),
+    "inf": (0x7C00, 0x7F800000),
+    "-inf": (0xFC00, 0xFF800000),
+    "-0": (0x8000, 0x80000000),
+    "subnormal": (0x0001, 0x00000001),
+    "-subnormal": (0x83FF, 0x807FFFFF),
+    "max": (0x7BFF, 0x7F7FFFFF),
+    "-max": (0xFBFF, 0xFF7FFFFF),
+}
 
 JUNK_LEAF = st.one_of(
-    st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1),
-    st.sampled_from([0, 1, -1, 255, 256, 65535, 65536, 2**32, 2**63 - 1, 2**64 - 1, -2**63]),
-    st.floats(), st.sampled_from([0.0, -0.0, 5e-324, 1.5, math.inf, -math.inf, math.nan]),
-    st.text(max_size=12), st.binary(max_size=12))
-JUNK = st.recursive(JUNK_LEAF, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                            max_size=4), max_leaves=10)
-KEYS = st.one_of(st.sampled_from(["x", "extra", "format", "version", "model", "image", "tensors", "original_size",
-                                  "image_embed", "name", "dtype", "data", "shape", "", "Format", "tensors "]),
-                 st.text(max_size=8), st.integers(-2, 2), st.none(), st.binary(max_size=3),
-                 st.sampled_from([1.5, True]))
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.sampled_from([0, 1, -1, 255, 256, 65535, 65536, 2**32, 2**63 - 1, 2**64 - 1, -(2**63)]),
+    st.floats(),
+    st.sampled_from([0.0, -0.0, 5e-324, 1.5, math.inf, -math.inf, math.nan]),
+    st.text(max_size=12),
+    st.binary(max_size=12),
+)
+JUNK = st.recursive(
+    JUNK_LEAF,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=10,
+)
+KEYS = st.one_of(
+    st.sampled_from(
+        [
+            "x",
+            "extra",
+            "format",
+            "version",
+            "model",
+            "image",
+            "tensors",
+            "original_size",
+            "image_embed",
+            "name",
+            "dtype",
+            "data",
+            "shape",
+            "",
+            "Format",
+            "tensors ",
+        ]
+    ),
+    st.text(max_size=8),
+    st.integers(-2, 2),
+    st.none(),
+    st.binary(max_size=3),
+    st.sampled_from([1.5, True]),
+)
 
 
 def at(doc: Any, path) -> Any:
@@ -627,8 +817,8 @@ def apply_document_op(doc: Any, op: list, size: str) -> Any:
             width = 4 if wide and len(data) >= 4 else 2
             index = args[1] % (len(data) // width) * width if len(data) >= width else 0
             poisoned = bytearray(data)
-            poisoned[index:index + width] = PATTERNS[args[2]][width == 4].to_bytes(width, "little")
-            entry["data"] = bytes(poisoned[:len(data)])
+            poisoned[index : index + width] = PATTERNS[args[2]][width == 4].to_bytes(width, "little")
+            entry["data"] = bytes(poisoned[: len(data)])
     elif kind == "all":
         for name in NAMES:
             doc = apply_document_op(doc, ["as", name, args[0]], size)
@@ -656,13 +846,18 @@ def document_ops(layout: str):
     near, maps = NEAR[layout], MAPS[layout]
     return st.one_of(
         st.sampled_from(sorted(near)).flatmap(  # a near miss (or a valid value) for the field
-            lambda path: st.tuples(st.just("set"), st.just(path), st.sampled_from(near[path]))),
+            lambda path: st.tuples(st.just("set"), st.just(path), st.sampled_from(near[path]))
+        ),
         st.tuples(st.just("set"), st.sampled_from(sorted(near)), JUNK),
         st.tuples(st.just("del"), st.sampled_from(sorted(near))),
         st.tuples(st.just("key"), st.sampled_from(maps), KEYS, JUNK),
         st.tuples(st.just("data"), st.sampled_from(NAMES), st.sampled_from(sorted(DATA_VARIANTS))),
-        st.tuples(st.just("poison"), st.sampled_from(NAMES), st.integers(0, 2**22) | st.just(-1),
-                  st.sampled_from(sorted(PATTERNS))),
+        st.tuples(
+            st.just("poison"),
+            st.sampled_from(NAMES),
+            st.integers(0, 2**22) | st.just(-1),
+            st.sampled_from(sorted(PATTERNS)),
+        ),
         st.tuples(st.just("as"), st.sampled_from(NAMES), st.sampled_from(sorted(ITEMSIZE))),
         st.tuples(st.just("all"), st.sampled_from(sorted(ITEMSIZE))),
     ).map(list)
@@ -684,9 +879,15 @@ def as_container(data: bytes | bytearray, container: str):
 
 
 def document_recipes(layout: str, size: str):
-    return st.fixed_dictionaries({
-        "kind": st.just("document"), "layout": st.just(layout), "size": st.just(size),
-        "ops": st.lists(document_ops(layout), max_size=3), "container": st.sampled_from(CONTAINERS)})
+    return st.fixed_dictionaries(
+        {
+            "kind": st.just("document"),
+            "layout": st.just(layout),
+            "size": st.just(size),
+            "ops": st.lists(document_ops(layout), max_size=3),
+            "container": st.sampled_from(CONTAINERS),
+        }
+    )
 
 
 def build_document(recipe: dict) -> tuple[Any, bytes]:
@@ -700,31 +901,55 @@ def build_document(recipe: dict) -> tuple[Any, bytes]:
 
 # --- raw MessagePack strategies ------------------------------------------------------------------------
 
+
 def _raw_str(payload: bytes, form: str) -> Raw:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         text = None
-    return Raw(header("str", len(payload), form) + payload, refused=text is None or len(payload) > bundle.MAX_STR_BYTES,
-               text=text)
+    return Raw(
+        header("str", len(payload), form) + payload,
+        refused=text is None or len(payload) > bundle.MAX_STR_BYTES,
+        text=text,
+    )
 
 
 def _with_form(kind: str, payloads, make):
     return payloads.flatmap(lambda p: st.sampled_from(forms(kind, len(p))).map(lambda form: make(p, form)))
 
 
-FIXED = {0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8}
+FIXED = {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
 RAW_NUMBER = st.one_of(
-    st.integers(-2**63, 2**64 - 1).map(lambda v: Raw(msgpack.packb(v))),
+    st.integers(-(2**63), 2**64 - 1).map(lambda v: Raw(msgpack.packb(v))),
     st.sampled_from(sorted(FIXED)).flatmap(  # every width, non-canonical ones too, any payload (NaN, -0, ...)
-        lambda first: st.binary(min_size=FIXED[first], max_size=FIXED[first]).map(lambda p: Raw(bytes([first]) + p))),
-    st.sampled_from([b"\xc0", b"\xc2", b"\xc3", b"\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00", b"\xca\xff\x80\x00\x00",
-                     b"\xcb\x80\x00\x00\x00\x00\x00\x00\x00"]).map(Raw))
-RAW_STR = _with_form("str", st.one_of(st.text(max_size=16).map(str.encode), st.binary(max_size=16),
-                                      st.sampled_from([4095, 4096, 4097]).map(lambda n: b"a" * n)), _raw_str)
-RAW_BIN = _with_form("bin", st.binary(max_size=16) | st.just(b"\x00" * 5000),
-                     lambda p, form: Raw(header("bin", len(p), form) + p, payload=len(p)))
-EXT_FIXED = {1: 0xd4, 2: 0xd5, 4: 0xd6, 8: 0xd7, 16: 0xd8}
+        lambda first: st.binary(min_size=FIXED[first], max_size=FIXED[first]).map(lambda p: Raw(bytes([first]) + p))
+    ),
+    st.sampled_from(
+        [
+            b"\xc0",
+            b"\xc2",
+            b"\xc3",
+            b"\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00",
+            b"\xca\xff\x80\x00\x00",
+            b"\xcb\x80\x00\x00\x00\x00\x00\x00\x00",
+        ]
+    ).map(Raw),
+)
+RAW_STR = _with_form(
+    "str",
+    st.one_of(
+        st.text(max_size=16).map(str.encode),
+        st.binary(max_size=16),
+        st.sampled_from([4095, 4096, 4097]).map(lambda n: b"a" * n),
+    ),
+    _raw_str,
+)
+RAW_BIN = _with_form(
+    "bin",
+    st.binary(max_size=16) | st.just(b"\x00" * 5000),
+    lambda p, form: Raw(header("bin", len(p), form) + p, payload=len(p)),
+)
+EXT_FIXED = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}
 
 
 @st.composite
@@ -735,7 +960,7 @@ def raw_ext(draw) -> Raw:
     if size in EXT_FIXED and draw(st.booleans()):
         head = bytes([EXT_FIXED[size]])
     else:
-        first, width = draw(st.sampled_from([(0xc7, 1), (0xc8, 2), (0xc9, 4)]).filter(lambda f: size < 256 ** f[1]))
+        first, width = draw(st.sampled_from([(0xC7, 1), (0xC8, 2), (0xC9, 4)]).filter(lambda f: size < 256 ** f[1]))
         head = bytes([first]) + size.to_bytes(width, "big")
     return Raw(head + code.to_bytes(1, "big", signed=True) + payload, refused=True)
 
@@ -747,16 +972,23 @@ def raw_lie(draw) -> Raw:
     payload = draw(st.binary(max_size=8))
     if kind == "number":
         first = draw(st.sampled_from(sorted(FIXED)))
-        return Raw(bytes([first]) + payload[:FIXED[first] - 1], exact=False)
-    declared = draw(st.sampled_from([2**16 - 1, 2**32 - 1, 2**31, bundle.MAX_BUNDLE_BYTES, bundle.MAX_BUNDLE_BYTES + 1,
-                                     65, 4097]) | st.integers(0, 20))
+        return Raw(bytes([first]) + payload[: FIXED[first] - 1], exact=False)
+    declared = draw(
+        st.sampled_from([2**16 - 1, 2**32 - 1, 2**31, bundle.MAX_BUNDLE_BYTES, bundle.MAX_BUNDLE_BYTES + 1, 65, 4097])
+        | st.integers(0, 20)
+    )
     return Raw(header(kind, declared, draw(st.sampled_from(forms(kind, declared)))) + payload, exact=False)
 
 
 @st.composite
 def raw_deep(draw) -> Raw:
-    depth = draw(st.sampled_from([bundle.MAX_DEPTH - 2, bundle.MAX_DEPTH - 1, bundle.MAX_DEPTH, bundle.MAX_DEPTH + 1,
-                                  1000, 1023, 1024, 1025]) | st.integers(1, 40) | st.integers(1000, 3000))
+    depth = draw(
+        st.sampled_from(
+            [bundle.MAX_DEPTH - 2, bundle.MAX_DEPTH - 1, bundle.MAX_DEPTH, bundle.MAX_DEPTH + 1, 1000, 1023, 1024, 1025]
+        )
+        | st.integers(1, 40)
+        | st.integers(1000, 3000)
+    )
     leaf = draw(RAW_NUMBER | RAW_STR)
     if draw(st.booleans()):
         return Raw(b"\x91" * depth + leaf.data, leaf.exact, leaf.refused, depth + leaf.depth, depth + leaf.items)
@@ -767,8 +999,12 @@ def raw_deep(draw) -> Raw:
 def wide(kind: str, n: int, form: str) -> Raw:
     """An array of n nils, or a map of n distinct keys to nil."""
     body = b"\xc0" * n if kind == "array" else b"".join(msgpack.packb(f"k{i}") + b"\xc0" for i in range(n))
-    return Raw(header(kind, n, form) + body, refused=n > bundle.MAX_META_ITEMS, depth=1,
-               items=1 + n * (1 if kind == "array" else 2))
+    return Raw(
+        header(kind, n, form) + body,
+        refused=n > bundle.MAX_META_ITEMS,
+        depth=1,
+        items=1 + n * (1 if kind == "array" else 2),
+    )
 
 
 @st.composite
@@ -788,31 +1024,46 @@ def bomb(levels: int, width: int, leaf: bytes) -> Raw:
     return Raw(data, refused=width > bundle.MAX_META_ITEMS, depth=levels + (leaf[0] in (0x80, 0x90)), items=items)
 
 
-RAW_BOMB = st.builds(bomb, st.integers(2, 3), st.sampled_from([16, 32, 63, 64]),
-                     st.sampled_from([b"\x80", b"\x90", b"\xa1a", b"\xcb" + bytes(8), b"\xc0"]))
+RAW_BOMB = st.builds(
+    bomb,
+    st.integers(2, 3),
+    st.sampled_from([16, 32, 63, 64]),
+    st.sampled_from([b"\x80", b"\x90", b"\xa1a", b"\xcb" + bytes(8), b"\xc0"]),
+)
 RAW_KEY = st.one_of(  # few distinct texts, in every str form, so that duplicates come often
     _with_form("str", st.sampled_from(["a", "b", "format", "tensors", "data", ""]).map(str.encode), _raw_str),
-    RAW_NUMBER, RAW_BIN, st.just(Raw(b"\x91\x01", depth=1, items=2)))
+    RAW_NUMBER,
+    RAW_BIN,
+    st.just(Raw(b"\x91\x01", depth=1, items=2)),
+)
 
 
 def _array(args) -> Raw:
     children, form = args
     form = form if form in forms("array", len(children)) else "16"
-    return Raw(header("array", len(children), form) + b"".join(c.data for c in children),
-               exact=all(c.exact for c in children), refused=any(c.refused for c in children),
-               depth=1 + max((c.depth for c in children), default=0), items=1 + sum(c.items for c in children),
-               payload=sum(c.payload for c in children))
+    return Raw(
+        header("array", len(children), form) + b"".join(c.data for c in children),
+        exact=all(c.exact for c in children),
+        refused=any(c.refused for c in children),
+        depth=1 + max((c.depth for c in children), default=0),
+        items=1 + sum(c.items for c in children),
+        payload=sum(c.payload for c in children),
+    )
 
 
 def _map(args) -> Raw:
     pairs, form = args
     form = form if form in forms("map", len(pairs)) else "16"
     texts = [k.text for k, _ in pairs]
-    refused = (any(k.refused or v.refused for k, v in pairs) or None in texts or len(set(texts)) != len(texts))
-    return Raw(header("map", len(pairs), form) + b"".join(k.data + v.data for k, v in pairs),
-               exact=all(k.exact and v.exact for k, v in pairs), refused=refused,
-               depth=1 + max((max(k.depth, v.depth) for k, v in pairs), default=0),
-               items=1 + sum(k.items + v.items for k, v in pairs), payload=sum(k.payload + v.payload for k, v in pairs))
+    refused = any(k.refused or v.refused for k, v in pairs) or None in texts or len(set(texts)) != len(texts)
+    return Raw(
+        header("map", len(pairs), form) + b"".join(k.data + v.data for k, v in pairs),
+        exact=all(k.exact and v.exact for k, v in pairs),
+        refused=refused,
+        depth=1 + max((max(k.depth, v.depth) for k, v in pairs), default=0),
+        items=1 + sum(k.items + v.items for k, v in pairs),
+        payload=sum(k.payload + v.payload for k, v in pairs),
+    )
 
 
 @functools.cache
@@ -826,11 +1077,19 @@ def strings(n: int, length: int) -> Raw:
 RAW_META = st.builds(strings, st.integers(14, 17), st.sampled_from([3900, 4000, 4096]))
 RAW_LEAF = st.one_of(RAW_NUMBER, RAW_STR, RAW_BIN, raw_ext(), st.just(Raw(b"\xc1", refused=True)), raw_lie())
 RAW = st.one_of(
-    st.recursive(RAW_LEAF, lambda inner: st.one_of(
-        st.tuples(st.lists(inner, max_size=6), st.sampled_from(["fix", "16", "32"])).map(_array),
-        st.tuples(st.lists(st.tuples(RAW_KEY, inner), max_size=5), st.sampled_from(["fix", "16", "32"])).map(_map)),
-        max_leaves=12),
-    raw_deep(), raw_wide(), RAW_BOMB, RAW_META)
+    st.recursive(
+        RAW_LEAF,
+        lambda inner: st.one_of(
+            st.tuples(st.lists(inner, max_size=6), st.sampled_from(["fix", "16", "32"])).map(_array),
+            st.tuples(st.lists(st.tuples(RAW_KEY, inner), max_size=5), st.sampled_from(["fix", "16", "32"])).map(_map),
+        ),
+        max_leaves=12,
+    ),
+    raw_deep(),
+    raw_wide(),
+    RAW_BOMB,
+    RAW_META,
+)
 RAW_SET_PLACES = {
     "samtab": [((), k) for k in ("format", "version", "model", "image", "tensors")]
     + [(("model",), "name"), (("model",), "contract"), (("image",), "width"), (("image",), "sha256")]
@@ -850,8 +1109,14 @@ def raw_recipes(draw) -> dict:
         return {"kind": "raw", "mode": mode, "data": value, "container": draw(st.sampled_from(CONTAINERS))}
     layout = draw(st.sampled_from(["samtab", "samtab", "wild"]))
     size = draw(st.sampled_from(["full", "small", "small"]))
-    recipe = {"kind": "document", "mode": mode, "layout": layout, "size": size,
-              "container": draw(st.sampled_from(CONTAINERS)), "ops": []}
+    recipe = {
+        "kind": "document",
+        "mode": mode,
+        "layout": layout,
+        "size": size,
+        "container": draw(st.sampled_from(CONTAINERS)),
+        "ops": [],
+    }
     if mode == "add":
         key = draw(RAW_ADD_KEY)
         recipe["ops"] = [["raw_add", draw(st.sampled_from(MAPS[layout])), key, value]]
@@ -881,8 +1146,11 @@ def byte_base(name: str) -> tuple[bytes, tuple[int, ...]]:
     """A packed bundle and its interesting positions: every byte outside the tensor payloads, and a few
     bytes either side of each payload's ends."""
     doc, packed = build_document(BYTE_BASES[name])
-    spans = sorted((start, start + len(entry["data"])) for entry in doc["tensors"].values()
-                   for start in [packed.find(entry["data"])])
+    spans = sorted(
+        (start, start + len(entry["data"]))
+        for entry in doc["tensors"].values()
+        for start in [packed.find(entry["data"])]
+    )
     positions, previous_end = [], 0
     for start, end in spans:
         positions += range(previous_end, min(start + 8, end))
@@ -906,20 +1174,53 @@ def apply_byte_ops(data: bytes, ops: list) -> bytearray:
         elif kind == "append":
             out += args[0]
         elif kind == "delete":
-            del out[where:where + args[1]]
+            del out[where : where + args[1]]
         elif kind == "repeat":
-            out[where:where] = out[where:where + args[1]]
+            out[where:where] = out[where : where + args[1]]
         elif kind == "splice":
             other = byte_base(args[1])[0]
-            out[where:] = other[args[2] % (len(other) + 1):]
+            out[where:] = other[args[2] % (len(other) + 1) :]
     return out
 
 
-SPECIAL_BYTES = [0xc1, 0xd6, 0xd7, 0xc7, 0xd4, 0xdb, 0xdd, 0xdf, 0xc6, 0xc4, 0x80, 0x90, 0xa0, 0xcb, 0xca, 0xc0,
-                 0xc2, 0xc3, 0x7f, 0xff, 0x00, 0x91, 0x8f]
-SPECIAL_INSERTS = [b"\xd6\xff\x00\x00\x00\x00", b"\xc7\x0c\xff" + b"\x00" * 12, b"\xdb\xff\xff\xff\xff",
-                   b"\xc6\xff\xff\xff\xff", b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff", b"\x91" * 40,
-                   b"\xc1", b"\x00\x7e", b"\x00\x7c", b"\xa6format"]
+SPECIAL_BYTES = [
+    0xC1,
+    0xD6,
+    0xD7,
+    0xC7,
+    0xD4,
+    0xDB,
+    0xDD,
+    0xDF,
+    0xC6,
+    0xC4,
+    0x80,
+    0x90,
+    0xA0,
+    0xCB,
+    0xCA,
+    0xC0,
+    0xC2,
+    0xC3,
+    0x7F,
+    0xFF,
+    0x00,
+    0x91,
+    0x8F,
+]
+SPECIAL_INSERTS = [
+    b"\xd6\xff\x00\x00\x00\x00",
+    b"\xc7\x0c\xff" + b"\x00" * 12,
+    b"\xdb\xff\xff\xff\xff",
+    b"\xc6\xff\xff\xff\xff",
+    b"\xdd\xff\xff\xff\xff",
+    b"\xdf\xff\xff\xff\xff",
+    b"\x91" * 40,
+    b"\xc1",
+    b"\x00\x7e",
+    b"\x00\x7c",
+    b"\xa6format",
+]
 
 
 @functools.cache
@@ -928,7 +1229,8 @@ def byte_ops(name: str):
     packed, interesting = byte_base(name)
     position = st.sampled_from(interesting) | st.integers(0, len(packed))
     return st.one_of(
-        st.tuples(st.just("truncate"), position), st.tuples(st.just("flip"), position, st.integers(0, 7)),
+        st.tuples(st.just("truncate"), position),
+        st.tuples(st.just("flip"), position, st.integers(0, 7)),
         st.tuples(st.just("byte"), position, st.sampled_from(SPECIAL_BYTES) | st.integers(0, 255)),
         st.tuples(st.just("insert"), position, st.sampled_from(SPECIAL_INSERTS) | st.binary(min_size=1, max_size=8)),
         st.tuples(st.just("delete"), position, st.integers(1, 16)),
@@ -939,17 +1241,27 @@ def byte_ops(name: str):
 
 @st.composite
 def byte_recipes(draw) -> dict:
-    name = draw(st.sampled_from(["samtab-full", "samtab-full", "samtab-full-float32", "samtab-small", "wild-full",
-                                 "wild-small"]))
-    return {"kind": "bytes", "base": name, "ops": draw(st.lists(byte_ops(name), min_size=1, max_size=3)),
-            "container": draw(st.sampled_from(CONTAINERS))}
+    name = draw(
+        st.sampled_from(
+            ["samtab-full", "samtab-full", "samtab-full-float32", "samtab-small", "wild-full", "wild-small"]
+        )
+    )
+    return {
+        "kind": "bytes",
+        "base": name,
+        "ops": draw(st.lists(byte_ops(name), min_size=1, max_size=3)),
+        "container": draw(st.sampled_from(CONTAINERS)),
+    }
 
 
 # --- manifest.json + embedding.bin --------------------------------------------------------------------------
 
-JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), st.text(max_size=8))
-JSON_JUNK = st.recursive(JSON_LEAF, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.text(max_size=6), inner, max_size=3), max_leaves=8)
+JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8))
+JSON_JUNK = st.recursive(
+    JSON_LEAF,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
 OFFSET_NEAR = [-1, -4, 0, 1, 2**31, 2**63, 10**30, 0.0, 1.5, "0", True, False, None, [0], {"offset": 0}, math.nan]
 LABEL_NEAR = ["float16", "float32", "float64", "int8", "Float32", "", [], {}, None, 16, ["float16"]]
 EMBEDDING_VARIANTS = ["cut1", "cut_half", "grow1", "grow4", "empty", "oversize"]
@@ -965,10 +1277,16 @@ def manifest_op():  # built once (below): hypothesis strategies are slow to buil
         st.tuples(st.just("shape"), name, st.sampled_from(shape_variants("image_embed")) | JSON_JUNK),
         st.tuples(st.just("entry"), name, JSON_JUNK),
         st.tuples(st.just("drop"), name),
-        st.tuples(st.just("add"), st.sampled_from(["extra", "image_embed ", "1"]) | st.integers(0, 2) | st.none(),
-                  st.just({"offset": 0, "shape": [1], "dtype": "float16"}) | JSON_JUNK),
-        st.tuples(st.just("side"), st.sampled_from(["originalWidth", "originalHeight"]),
-                  st.sampled_from([v for v in SIDE_NEAR if not isinstance(v, bytes)]) | JSON_JUNK),
+        st.tuples(
+            st.just("add"),
+            st.sampled_from(["extra", "image_embed ", "1"]) | st.integers(0, 2) | st.none(),
+            st.just({"offset": 0, "shape": [1], "dtype": "float16"}) | JSON_JUNK,
+        ),
+        st.tuples(
+            st.just("side"),
+            st.sampled_from(["originalWidth", "originalHeight"]),
+            st.sampled_from([v for v in SIDE_NEAR if not isinstance(v, bytes)]) | JSON_JUNK,
+        ),
         st.tuples(st.just("size"), st.sampled_from(SIZE_NEAR)),
         st.tuples(st.just("unset"), st.sampled_from(["originalWidth", "originalHeight", "tensors"])),
         st.tuples(st.just("tensors"), JSON_JUNK),
@@ -982,14 +1300,29 @@ def text_op():
     cap = bundle.MAX_MANIFEST_BYTES
     return st.one_of(
         st.tuples(st.just("cut"), st.integers(0, 400)),
-        st.tuples(st.just("byte"), st.integers(0, 400), st.sampled_from([0x7b, 0x7d, 0x22, 0x2c, 0x00, 0xff, 0x5b])
-                  | st.integers(0, 255)),
+        st.tuples(
+            st.just("byte"),
+            st.integers(0, 400),
+            st.sampled_from([0x7B, 0x7D, 0x22, 0x2C, 0x00, 0xFF, 0x5B]) | st.integers(0, 255),
+        ),
         st.tuples(st.just("dup"), st.sampled_from(['"originalWidth": 1', '"tensors": {}', '"originalHeight": 427'])),
         st.tuples(st.just("deep"), st.sampled_from([10, 500, 999, 1000, 5000, 30000])),
         st.tuples(st.just("pad_to"), st.sampled_from([cap - 1, cap, cap + 1, 4 * cap])),
-        st.tuples(st.just("replace"), st.sampled_from([("640", "NaN"), ("640", "1e999"), ("640", "6" * 5000),
-                                                       ("640", "640.0"), ("640", "-0"), ("427", "true"),
-                                                       ('"float', '"FLOAT'), ("[1,", "[01,")])),
+        st.tuples(
+            st.just("replace"),
+            st.sampled_from(
+                [
+                    ("640", "NaN"),
+                    ("640", "1e999"),
+                    ("640", "6" * 5000),
+                    ("640", "640.0"),
+                    ("640", "-0"),
+                    ("427", "true"),
+                    ('"float', '"FLOAT'),
+                    ("[1,", "[01,"),
+                ]
+            ),
+        ),
         st.tuples(st.just("garbage"), st.binary(min_size=1, max_size=8)),
     ).map(list)
 
@@ -1005,7 +1338,8 @@ def triple(values):
 def manifest_recipes(draw) -> dict:
     # The layout of embedding.bin: half the time the plain one, so that its bytes are often cached.
     return {
-        "kind": "manifest", "size": draw(st.sampled_from(["full", "small"])),
+        "kind": "manifest",
+        "size": draw(st.sampled_from(["full", "small"])),
         "order": draw(st.just(list(NAMES)) | st.permutations(NAMES)),
         "dtypes": draw(st.sampled_from([["float16"] * 3, ["float32"] * 3]) | triple(["float16", "float32"])),
         "labels": draw(st.just(["same"] * 3) | triple(["same", "float16", "float32"])),
@@ -1031,18 +1365,26 @@ def embedding_bin(size: str, order: tuple, dtypes: tuple, gaps: tuple, lead: int
 
 def build_manifest(recipe: dict) -> tuple[Any, bytes, Any]:
     """(the manifest as passed: dict, str or bytes; embedding.bin's bytes; how it is passed)."""
-    embedding, offsets = embedding_bin(recipe["size"], *map(tuple, (recipe["order"], recipe["dtypes"], recipe["gaps"])),
-                                       recipe["lead"])
-    tensors = {name: {"offset": offset, "shape": list(SHAPES[name]), "dtype": dtype if label == "same" else label}
-               for name, offset, dtype, label in zip(recipe["order"], offsets, recipe["dtypes"], recipe["labels"])}
+    embedding, offsets = embedding_bin(
+        recipe["size"], *map(tuple, (recipe["order"], recipe["dtypes"], recipe["gaps"])), recipe["lead"]
+    )
+    tensors = {
+        name: {"offset": offset, "shape": list(SHAPES[name]), "dtype": dtype if label == "same" else label}
+        for name, offset, dtype, label in zip(recipe["order"], offsets, recipe["dtypes"], recipe["labels"])
+    }
     manifest: Any = {"originalWidth": 640, "originalHeight": 427, "tensors": tensors}
     for kind, *args in recipe["ops"]:
         entries = manifest.get("tensors") if isinstance(manifest, dict) else None
         entry = entries.get(args[0]) if isinstance(entries, dict) and args and args[0] in NAMES else None
         if kind == "embedding":
-            embedding = {"cut1": lambda e: e[:-1], "cut_half": lambda e: e[:len(e) // 2],
-                         "grow1": lambda e: e + b"\x00", "grow4": lambda e: e + b"\x00" * 4, "empty": lambda e: b"",
-                         "oversize": lambda e: e + b"\x00" * (bundle.MAX_BUNDLE_BYTES + 1 - len(e))}[args[0]](embedding)
+            embedding = {
+                "cut1": lambda e: e[:-1],
+                "cut_half": lambda e: e[: len(e) // 2],
+                "grow1": lambda e: e + b"\x00",
+                "grow4": lambda e: e + b"\x00" * 4,
+                "empty": lambda e: b"",
+                "oversize": lambda e: e + b"\x00" * (bundle.MAX_BUNDLE_BYTES + 1 - len(e)),
+            }[args[0]](embedding)
         elif kind == "top":
             manifest = copy.deepcopy(args[0])
         elif kind == "size" and isinstance(manifest, dict):
@@ -1073,16 +1415,16 @@ def build_manifest(recipe: dict) -> tuple[Any, bytes, Any]:
                 width = 4 if entry.get("dtype") == "float32" else 2
                 index = entry["offset"] + args[1] % COUNT[args[0]] * width
                 poisoned = bytearray(embedding)
-                poisoned[index:index + width] = PATTERNS[args[2]][width == 4].to_bytes(width, "little")
-                embedding = bytes(poisoned[:len(embedding)])
+                poisoned[index : index + width] = PATTERNS[args[2]][width == 4].to_bytes(width, "little")
+                embedding = bytes(poisoned[: len(embedding)])
     if recipe["form"] != "dict":
         text = json.dumps(manifest)
         for kind, *args in recipe["text_ops"]:
             if kind == "cut":
-                text = text[:args[0]]
+                text = text[: args[0]]
             elif kind == "byte" and text:
                 where = args[0] % len(text)
-                text = text[:where] + chr(args[1]) + text[where + 1:]
+                text = text[:where] + chr(args[1]) + text[where + 1 :]
             elif kind in ("dup", "deep"):
                 inner = args[0] if kind == "dup" else '"deep": ' + "[" * args[0] + "]" * args[0]
                 text = text.replace("{", "{" + inner + ", ", 1) if text.startswith("{") else inner + text
@@ -1092,9 +1434,12 @@ def build_manifest(recipe: dict) -> tuple[Any, bytes, Any]:
                 text = text.replace(*args[0])
             elif kind == "garbage":
                 text += args[0].decode("latin-1")
-        manifest = {"str": lambda t: t, "bytes": lambda t: t.encode("utf-8", "surrogatepass"),
-                    "utf-16": lambda t: t.encode("utf-16", "surrogatepass"),
-                    "bom": lambda t: b"\xef\xbb\xbf" + t.encode("utf-8", "surrogatepass")}[recipe["form"]](text)
+        manifest = {
+            "str": lambda t: t,
+            "bytes": lambda t: t.encode("utf-8", "surrogatepass"),
+            "utf-16": lambda t: t.encode("utf-16", "surrogatepass"),
+            "bom": lambda t: b"\xef\xbb\xbf" + t.encode("utf-8", "surrogatepass"),
+        }[recipe["form"]](text)
     return manifest, embedding, recipe["container"]
 
 
@@ -1156,13 +1501,14 @@ def spec_manifest(manifest: Any, embedding: bytes) -> tuple[str | None, dict]:
         dims = entries[name].get("shape")
         if not (type(dims) is list and all(type(d) is int for d in dims) and tuple(dims) == SHAPES[name]):
             return f"{name}'s shape", {}
-        if not is_finite(memoryview(embedding)[offsets[name]:offsets[name] + COUNT[name] * ITEMSIZE[dtype]], dtype):
+        if not is_finite(memoryview(embedding)[offsets[name] : offsets[name] + COUNT[name] * ITEMSIZE[dtype]], dtype):
             return f"{name} holds NaN or infinity", {}
         found[name] = (offsets[name], dtype)
     return None, {"size": (manifest["originalWidth"], manifest["originalHeight"]), "tensors": found}
 
 
 # --- one case: the reader's input, what it may allocate, and the oracle -------------------------------------
+
 
 @dataclass
 class Case:
@@ -1180,12 +1526,19 @@ class Case:
 def bundle_case(data: bytes | bytearray, container: str, expected: str | None | bool, doc: Any = None) -> Case:
     """read_bundle on `data`. A valid result holds the document's values where the test knows the document
     exactly (`expected` None), else what msgpack (not the reader) decodes from the same bytes."""
+
     def values(result: Bundle) -> None:
         known = decoded(doc) if expected is None else msgpack.unpackb(bytes(data), raw=False, strict_map_key=False)
         check_matches(result, known)
 
-    return Case(bundle.read_bundle, (as_container(data, container),), len(data), bundle_copies(data, container),
-                expected, values)
+    return Case(
+        bundle.read_bundle,
+        (as_container(data, container),),
+        len(data),
+        bundle_copies(data, container),
+        expected,
+        values,
+    )
 
 
 def manifest_case(manifest: Any, embedding: bytes, container: str) -> Case:
@@ -1198,10 +1551,17 @@ def manifest_case(manifest: Any, embedding: bytes, container: str) -> Case:
         for name, (offset, dtype) in found["tensors"].items():
             size = COUNT[name] * ITEMSIZE[dtype]
             assert result.tensors[name].dtype.name == dtype, (name, result.tensors[name].dtype)
-            assert same_values(result.tensors[name], memoryview(embedding)[offset:offset + size]), name
+            assert same_values(result.tensors[name], memoryview(embedding)[offset : offset + size]), name
 
-    return Case(bundle.read_manifest_bundle, (manifest, passed), len(embedding), embedding_copies(passed), expected,
-                values, MANIFEST_BYTES)
+    return Case(
+        bundle.read_manifest_bundle,
+        (manifest, passed),
+        len(embedding),
+        embedding_copies(passed),
+        expected,
+        values,
+        MANIFEST_BYTES,
+    )
 
 
 def recipe_case(recipe: dict) -> Case:
@@ -1230,6 +1590,7 @@ def run_case(stats: Stats, case: Case, what: str) -> Bundle | BundleError:
 
 # --- the fuzz tests ---------------------------------------------------------------------------------------
 
+
 def fuzz(request: pytest.FixtureRequest, name: str, implementation: Decoder, strategy) -> None:
     """Run max_examples cases drawn from `strategy` under one msgpack implementation, then print and keep the
     summary."""
@@ -1239,9 +1600,19 @@ def fuzz(request: pytest.FixtureRequest, name: str, implementation: Decoder, str
     run_seed = RUN_SEED + sorted(IMPLEMENTATIONS).index(implementation.name)  # the two draw different cases
 
     @seed(run_seed)
-    @settings(max_examples=cases, deadline=None, database=None, derandomize=False, print_blob=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                     HealthCheck.large_base_example, HealthCheck.filter_too_much])
+    @settings(
+        max_examples=cases,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        print_blob=True,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+            HealthCheck.filter_too_much,
+        ],
+    )
     @given(strategy)
     def run(recipe):
         try:
@@ -1254,8 +1625,10 @@ def fuzz(request: pytest.FixtureRequest, name: str, implementation: Decoder, str
     try:
         run()
     except BaseException as error:
-        error.add_note(f"bundle fuzzer seed {RUN_SEED}: replay with SAMTAB_FUZZ_SEED={RUN_SEED} "
-                       f"--fuzz-cases {total_cases(request.config)} -k '{request.node.name}'")
+        error.add_note(
+            f"bundle fuzzer seed {RUN_SEED}: replay with SAMTAB_FUZZ_SEED={RUN_SEED} "
+            f"--fuzz-cases {total_cases(request.config)} -k '{request.node.name}'"
+        )
         raise
     finally:
         stats.seconds = time.perf_counter() - start
@@ -1267,10 +1640,12 @@ def fuzz(request: pytest.FixtureRequest, name: str, implementation: Decoder, str
 
 def summary_line(name: str, stats: Stats) -> str:
     messages = "; ".join(f"{prefix} x{count}" for prefix, count in stats.messages.most_common())
-    return (f"fuzz {name} (seed {RUN_SEED}): {stats.cases} cases, {stats.valid} valid, {stats.refused} refused, "
-            f"{stats.full_size} full-size, {stats.predicted} verdicts predicted; max {stats.max_seconds * 1000:.1f} ms "
-            f"per case, max peak {stats.max_peak / 2**20:.2f} MiB ({stats.max_over_copies / 2**20:.2f} MiB over the "
-            f"input's copies); {stats.seconds:.1f} s ({stats.read_seconds:.1f} s reading) | refusals: {messages}")
+    return (
+        f"fuzz {name} (seed {RUN_SEED}): {stats.cases} cases, {stats.valid} valid, {stats.refused} refused, "
+        f"{stats.full_size} full-size, {stats.predicted} verdicts predicted; max {stats.max_seconds * 1000:.1f} ms "
+        f"per case, max peak {stats.max_peak / 2**20:.2f} MiB ({stats.max_over_copies / 2**20:.2f} MiB over the "
+        f"input's copies); {stats.seconds:.1f} s ({stats.read_seconds:.1f} s reading) | refusals: {messages}"
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -1279,12 +1654,20 @@ def fuzz_report():
     yield
     path = os.environ.get("SAMTAB_FUZZ_REPORT")
     if path and STATS:
-        report = {"seed": RUN_SEED, "cases": sum(stats.cases for stats in STATS.values()),
-                  "seconds": round(sum(stats.seconds for stats in STATS.values()), 1),
-                  "bounds": {"case_seconds": CASE_SECONDS, "mask_bytes": MASK_BYTES, "meta_bytes": META_BYTES,
-                             "manifest_bytes": MANIFEST_BYTES},
-                  "tests": {name: {**asdict(stats), "messages": dict(stats.messages.most_common())}
-                            for name, stats in STATS.items()}}
+        report = {
+            "seed": RUN_SEED,
+            "cases": sum(stats.cases for stats in STATS.values()),
+            "seconds": round(sum(stats.seconds for stats in STATS.values()), 1),
+            "bounds": {
+                "case_seconds": CASE_SECONDS,
+                "mask_bytes": MASK_BYTES,
+                "meta_bytes": META_BYTES,
+                "manifest_bytes": MANIFEST_BYTES,
+            },
+            "tests": {
+                name: {**asdict(stats), "messages": dict(stats.messages.most_common())} for name, stats in STATS.items()
+            },
+        }
         Path(path).write_text(json.dumps(report, indent=2) + "\n")
 
 
@@ -1297,8 +1680,12 @@ def test_fuzz_samtab_full(request, implementation):
 
 
 def test_fuzz_wild(request, implementation):
-    fuzz(request, "wild", implementation,
-         st.sampled_from(["full", "small"]).flatmap(lambda size: document_recipes("wild", size)))
+    fuzz(
+        request,
+        "wild",
+        implementation,
+        st.sampled_from(["full", "small"]).flatmap(lambda size: document_recipes("wild", size)),
+    )
 
 
 def test_fuzz_raw(request, implementation):

@@ -51,8 +51,9 @@ def test_bundle_and_preview_describe_the_upright_photo(baseline, tmp_path):
     np.testing.assert_array_equal(np.asarray(preview.convert("RGB")), np.asarray(opened.rgb))
     # The bundle holds what the encoder gives for pyapp.image's input, to fp16 precision.
     session = ort.InferenceSession(str(baseline / "encoder.onnx"), providers=["CPUExecutionProvider"])
-    outputs = dict(zip([o.name for o in session.get_outputs()],
-                       session.run(None, {"image": images.encoder_input(opened.rgb)})))
+    outputs = dict(
+        zip([o.name for o in session.get_outputs()], session.run(None, {"image": images.encoder_input(opened.rgb)}))
+    )
     for name, array in bundle.embeddings().items():
         np.testing.assert_allclose(array, outputs[name], rtol=2e-3, atol=2e-3)
 
@@ -109,7 +110,9 @@ def test_shards_partition_the_photos(baseline, tmp_path):
     seen = []
     for k in (1, 2):
         out = tmp_path / f"out{k}"
-        result = run(*[tmp_path / f"p{i}.png" for i in range(6)], "--model", baseline, "--out", out, "--shard", f"{k}/2")
+        result = run(
+            *[tmp_path / f"p{i}.png" for i in range(6)], "--model", baseline, "--out", out, "--shard", f"{k}/2"
+        )
         assert result.returncode in (0, 2), result.stderr  # 2 only if a shard happens to be empty
         seen += [p.name for p in out.glob("*.msgpack")] if out.exists() else []
     assert sorted(seen) == sorted(f"p{i}.png.msgpack" for i in range(6))
@@ -142,8 +145,13 @@ def test_two_shards_encode_into_one_folder_at_once(baseline, tmp_path):
     assert shares[1] and shares[2]
     out = tmp_path / "out"
     command = [str(folder), "--model", str(baseline), "--out", str(out), "--quiet"]
-    first = subprocess.Popen([sys.executable, "-c", PAUSED, *ENCODE[1:], *command, "--shard", "1/2"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-c", PAUSED, *ENCODE[1:], *command, "--shard", "1/2"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert first.stdout.readline() == "paused\n"
         [writing] = [name for name in os.listdir(out) if name.endswith(".partial")]
@@ -168,8 +176,15 @@ def test_two_shards_encode_into_one_folder_at_once(baseline, tmp_path):
 def test_only_temporaries_whose_writer_is_gone_are_removed(baseline, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    ended = subprocess.Popen([sys.executable, "-c", "import os, sys; from samtab_tools import files; "
-                              "os.close(files.make_partial(sys.argv[1], 'a.png.msgpack')[0])", out])
+    ended = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys; from samtab_tools import files; "
+            "os.close(files.make_partial(sys.argv[1], 'a.png.msgpack')[0])",
+            out,
+        ]
+    )
     assert ended.wait() == 0
     [killed] = out.iterdir()  # a run of this machine whose process has ended without renaming its temporary
     assert killed.name.startswith(f".a.png.msgpack.{files.this_host()}.{ended.pid}.")
@@ -191,11 +206,14 @@ def test_only_temporaries_whose_writer_is_gone_are_removed(baseline, tmp_path):
     assert sorted(p.name for p in out.glob(".*")) == sorted([Path(writing).name, elsewhere.name])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nope.png", "--model", "{model}", "--out", "{tmp}"], "nope.png: no such file or folder"),
-    (["{photo}", "--model", "{tmp}/no-model", "--out", "{tmp}"], "has no model.json"),
-    (["{photo}", "--model", "{model}", "--out", "{tmp}", "--provider", "quantum"], "onnxruntime here offers only"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope.png", "--model", "{model}", "--out", "{tmp}"], "nope.png: no such file or folder"),
+        (["{photo}", "--model", "{tmp}/no-model", "--out", "{tmp}"], "has no model.json"),
+        (["{photo}", "--model", "{model}", "--out", "{tmp}", "--provider", "quantum"], "onnxruntime here offers only"),
+    ],
+)
 def test_usage_errors(baseline, tmp_path, args, message):
     source = photo(tmp_path / "a.png")
     filled = [a.format(model=baseline, tmp=tmp_path, photo=source) for a in args]

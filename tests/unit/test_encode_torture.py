@@ -38,8 +38,16 @@ PREVIEW_EDGE = 2048  # encode.py's default --preview-size
 TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9-]+\.\d+\.[a-z0-9_]{8}\.partial$")
 
 # EXIF orientation → the transpose that makes the stored pixels upright (the EXIF specification's table).
-UPRIGHT = {1: None, 2: Image.FLIP_LEFT_RIGHT, 3: Image.ROTATE_180, 4: Image.FLIP_TOP_BOTTOM,
-           5: Image.TRANSPOSE, 6: Image.ROTATE_270, 7: Image.TRANSVERSE, 8: Image.ROTATE_90}
+UPRIGHT = {
+    1: None,
+    2: Image.FLIP_LEFT_RIGHT,
+    3: Image.ROTATE_180,
+    4: Image.FLIP_TOP_BOTTOM,
+    5: Image.TRANSPOSE,
+    6: Image.ROTATE_270,
+    7: Image.TRANSVERSE,
+    8: Image.ROTATE_90,
+}
 
 
 def run(*args, timeout=300):
@@ -70,8 +78,11 @@ def noise(width: int, height: int, seed: int) -> Image.Image:
 def smooth(width: int, height: int) -> Image.Image:
     """Gradients: JPEG keeps them well and they compress to little, even at 10000 pixels."""
     y, x = np.mgrid[0:height, 0:width]
-    return Image.fromarray(np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1),
-                                     np.full_like(x, 90)], -1).astype(np.uint8))
+    return Image.fromarray(
+        np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), np.full_like(x, 90)], -1).astype(
+            np.uint8
+        )
+    )
 
 
 def marked(width=48, height=32) -> Image.Image:
@@ -123,6 +134,7 @@ def everything_in(folder: Path) -> list[str]:
 
 # --- 1. bad photos: a clear message each, and nothing written --------------------------------------------
 
+
 def jpeg_parts() -> tuple[bytes, int]:
     data = encoded(smooth(320, 240), "JPEG", quality=90)
     return data, data.index(b"\xff\xda")  # start of scan: the headers end, the compressed pixels begin
@@ -130,24 +142,39 @@ def jpeg_parts() -> tuple[bytes, int]:
 
 def jpeg_cut(where: str) -> bytes:
     data, scan = jpeg_parts()
-    return {"after its first marker": data[:2], "mid-header": data[:scan // 2],
-            "just after the scan header": data[:scan + 20], "mid-scan": data[:(scan + len(data)) // 2],
-            "without its end marker": data[:-2]}[where]
+    return {
+        "after its first marker": data[:2],
+        "mid-header": data[: scan // 2],
+        "just after the scan header": data[: scan + 20],
+        "mid-scan": data[: (scan + len(data)) // 2],
+        "without its end marker": data[:-2],
+    }[where]
 
 
 def png_cut(where: str) -> bytes:
     data = encoded(noise(200, 150, seed=3), "PNG")
     idat = data.index(b"IDAT")
-    return {"after its signature": data[:8], "mid-header": data[:20], "mid-pixels": data[:(idat + len(data)) // 2],
-            "without its end chunk": data[:-12], "without the end of its last chunk": data[:-14]}[where]
+    return {
+        "after its signature": data[:8],
+        "mid-header": data[:20],
+        "mid-pixels": data[: (idat + len(data)) // 2],
+        "without its end chunk": data[:-12],
+        "without the end of its last chunk": data[:-14],
+    }[where]
 
 
 def png_bomb() -> bytes:
     """A complete, valid 30000×30000 1-bit PNG: 900 megapixels in about 110 KB."""
     squeeze = zlib.compressobj(9)
     row = bytes(1 + 30000 // 8)  # filter byte + 3750 bytes of black pixels
-    return png_by_hand(30000, 30000, 1, 0, [], compress=lambda _: b"".join(
-        [squeeze.compress(row * 1000) for _ in range(30)] + [squeeze.flush()]))
+    return png_by_hand(
+        30000,
+        30000,
+        1,
+        0,
+        [],
+        compress=lambda _: b"".join([squeeze.compress(row * 1000) for _ in range(30)] + [squeeze.flush()]),
+    )
 
 
 def band_bomb() -> bytes:
@@ -155,40 +182,83 @@ def band_bomb() -> bytes:
     limit) where Pillow only warns, and over samtab's cap; it costs ~5 GB to encode."""
     squeeze = zlib.compressobj(9)
     row = bytes(1 + (13000 + 7) // 8)
-    return png_by_hand(13000, 13000, 1, 0, [], compress=lambda _: b"".join(
-        [squeeze.compress(row * 1000) for _ in range(13)] + [squeeze.flush()]))
+    return png_by_hand(
+        13000,
+        13000,
+        1,
+        0,
+        [],
+        compress=lambda _: b"".join([squeeze.compress(row * 1000) for _ in range(13)] + [squeeze.flush()]),
+    )
 
 
 def jpeg_bomb() -> bytes:
     """A tiny JPEG whose frame header claims 30000×30000 pixels (a few hundred bytes)."""
     data = encoded(Image.new("RGB", (16, 16), (40, 80, 120)), "JPEG")
     frame = data.index(b"\xff\xc0")
-    return data[:frame + 5] + struct.pack(">HH", 30000, 30000) + data[frame + 9:]
+    return data[: frame + 5] + struct.pack(">HH", 30000, 30000) + data[frame + 9 :]
 
 
-CUT_SHORT = ["is cut short", "the file ends before the photo does", "samtab does not encode part of a photo",
-             "copy it again from the original"]
-TOO_LARGE = ["is too large to open safely", "over samtab's cap of 100,000,000", "keeps memory in bounds",
-             "decompression bombs", "scale it down first, to 100,000,000 pixels or fewer"]
+CUT_SHORT = [
+    "is cut short",
+    "the file ends before the photo does",
+    "samtab does not encode part of a photo",
+    "copy it again from the original",
+]
+TOO_LARGE = [
+    "is too large to open safely",
+    "over samtab's cap of 100,000,000",
+    "keeps memory in bounds",
+    "decompression bombs",
+    "scale it down first, to 100,000,000 pixels or fewer",
+]
 BAD = {
     "empty.jpg": (lambda: b"", ["is empty (0 bytes)", "copy it again from the original"]),
-    **{f"jpeg cut {where}.jpg": (lambda where=where: jpeg_cut(where), CUT_SHORT)
-       for where in ("after its first marker", "mid-header", "just after the scan header", "mid-scan",
-                     "without its end marker")},
-    **{f"png cut {where}.png": (lambda where=where: png_cut(where), CUT_SHORT)
-       for where in ("after its signature", "mid-header", "mid-pixels", "without its end chunk",
-                     "without the end of its last chunk")},
-    "notes.jpg": (lambda: b"shopping: eggs, milk\nthis is a text file, not a photo\n",
-                  ["is not a photo Pillow can read", "it holds text, not an image", "whatever its name says",
-                   "use a JPEG, PNG, WebP, TIFF or BMP file"]),
-    "document.png": (lambda: b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256)) * 4,
-                     ["is not a photo Pillow can read", "its bytes are not a JPEG, PNG, WebP, TIFF, BMP or GIF image",
-                      "use a JPEG, PNG, WebP, TIFF or BMP file"]),
-    "iphone.jpg": (lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200),
-                   ["is a HEIC/HEIF photo", "Pillow cannot read", "convert it to JPEG first"]),
-    "damaged.gif": (lambda: b"GIF89a" + b"\x10\x00\x10\x00" + bytes(5),
-                    ["is a damaged or cut-short GIF file", "copy it again from the original",
-                     "save it again"]),
+    **{
+        f"jpeg cut {where}.jpg": (lambda where=where: jpeg_cut(where), CUT_SHORT)
+        for where in (
+            "after its first marker",
+            "mid-header",
+            "just after the scan header",
+            "mid-scan",
+            "without its end marker",
+        )
+    },
+    **{
+        f"png cut {where}.png": (lambda where=where: png_cut(where), CUT_SHORT)
+        for where in (
+            "after its signature",
+            "mid-header",
+            "mid-pixels",
+            "without its end chunk",
+            "without the end of its last chunk",
+        )
+    },
+    "notes.jpg": (
+        lambda: b"shopping: eggs, milk\nthis is a text file, not a photo\n",
+        [
+            "is not a photo Pillow can read",
+            "it holds text, not an image",
+            "whatever its name says",
+            "use a JPEG, PNG, WebP, TIFF or BMP file",
+        ],
+    ),
+    "document.png": (
+        lambda: b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256)) * 4,
+        [
+            "is not a photo Pillow can read",
+            "its bytes are not a JPEG, PNG, WebP, TIFF, BMP or GIF image",
+            "use a JPEG, PNG, WebP, TIFF or BMP file",
+        ],
+    ),
+    "iphone.jpg": (
+        lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200),
+        ["is a HEIC/HEIF photo", "Pillow cannot read", "convert it to JPEG first"],
+    ),
+    "damaged.gif": (
+        lambda: b"GIF89a" + b"\x10\x00\x10\x00" + bytes(5),
+        ["is a damaged or cut-short GIF file", "copy it again from the original", "save it again"],
+    ),
     "bomb.png": (png_bomb, [*TOO_LARGE, ": 900,000,000 pixels"]),
     "bomb.jpg": (jpeg_bomb, [*TOO_LARGE, ": 900,000,000 pixels"]),
     "band.png": (band_bomb, [*TOO_LARGE, ": 13,000×13,000 = 169,000,000 pixels"]),
@@ -202,25 +272,25 @@ def test_the_bad_photos_are_what_they_claim_to_be():
     assert len(jpeg_cut("just after the scan header")) < len(jpeg_cut("mid-scan")) < len(data) - 2
     whole = encoded(noise(200, 150, seed=3), "PNG")
     assert whole.endswith(chunk(b"IEND", b""))
-    assert png_cut("without its end chunk") == whole[:whole.index(b"IEND") - 4]  # the pixels complete, no end
+    assert png_cut("without its end chunk") == whole[: whole.index(b"IEND") - 4]  # the pixels complete, no end
     assert whole.index(b"IDAT") < len(png_cut("mid-pixels")) < len(png_cut("without the end of its last chunk"))
     bomb = png_bomb()
     assert struct.unpack(">II", bomb[16:24]) == (30000, 30000) and len(bomb) < 150_000
     stream, size = zlib.decompressobj(), 0
-    pixels = bomb[bomb.index(b"IDAT") + 4:-16]
+    pixels = bomb[bomb.index(b"IDAT") + 4 : -16]
     for start in range(0, len(pixels), 4096):
-        size += len(stream.decompress(pixels[start:start + 4096]))
+        size += len(stream.decompress(pixels[start : start + 4096]))
     assert stream.eof and size == 30000 * (1 + 30000 // 8)  # a complete, valid PNG of 900 megapixels
     band = band_bomb()
     assert struct.unpack(">II", band[16:24]) == (13000, 13000) and len(band) < 25_000
     assert Image.MAX_IMAGE_PIXELS < 13000 * 13000 < 2 * Image.MAX_IMAGE_PIXELS  # Pillow alone only warns
     stream = zlib.decompressobj()
-    pixels = band[band.index(b"IDAT") + 4:-16]
-    size = sum(len(stream.decompress(pixels[start:start + 4096])) for start in range(0, len(pixels), 4096))
+    pixels = band[band.index(b"IDAT") + 4 : -16]
+    size = sum(len(stream.decompress(pixels[start : start + 4096])) for start in range(0, len(pixels), 4096))
     assert stream.eof and size == 13000 * (1 + (13000 + 7) // 8)
     bomb = jpeg_bomb()
     frame = bomb.index(b"\xff\xc0")
-    assert struct.unpack(">HH", bomb[frame + 5:frame + 9]) == (30000, 30000) and len(bomb) < 1000
+    assert struct.unpack(">HH", bomb[frame + 5 : frame + 9]) == (30000, 30000) and len(bomb) < 1000
 
 
 @pytest.mark.parametrize("name", BAD)
@@ -242,6 +312,7 @@ def test_a_bad_photo_gets_a_clear_message_and_leaves_nothing(baseline, tmp_path,
 
 # --- 2. odd but good photos: each encodes upright, with a sensible preview --------------------------------
 
+
 def grey16() -> bytes:
     ramp = np.linspace(0, 65535, 256).round().astype(np.uint16)
     image = Image.fromarray(np.tile(ramp, (16, 1)))
@@ -259,8 +330,14 @@ def rgb16(alpha: bool) -> bytes:
     return png_by_hand(256, 16, 16, 6 if alpha else 2, rows)
 
 
-CMYK_PATCHES = [((255, 0, 0, 0), (0, 255, 255)), ((0, 255, 0, 0), (255, 0, 255)), ((0, 0, 255, 0), (255, 255, 0)),
-                ((0, 0, 0, 255), (0, 0, 0)), ((0, 0, 0, 0), (255, 255, 255)), ((0, 128, 255, 0), (255, 127, 0))]
+CMYK_PATCHES = [
+    ((255, 0, 0, 0), (0, 255, 255)),
+    ((0, 255, 0, 0), (255, 0, 255)),
+    ((0, 0, 255, 0), (255, 255, 0)),
+    ((0, 0, 0, 255), (0, 0, 0)),
+    ((0, 0, 0, 0), (255, 255, 255)),
+    ((0, 128, 255, 0), (255, 127, 0)),
+]
 
 
 def cmyk() -> bytes:
@@ -317,19 +394,19 @@ def check_rgb16(shown: np.ndarray, _source: bytes, alpha: bool = False):
 
 def check_cmyk(shown: np.ndarray, _source: bytes):
     for i, (ink, colour) in enumerate(CMYK_PATCHES):
-        centre = shown[12:20, 32 * i + 12:32 * i + 20].reshape(-1, 3).mean(axis=0)
+        centre = shown[12:20, 32 * i + 12 : 32 * i + 20].reshape(-1, 3).mean(axis=0)
         assert np.abs(centre - colour).max() <= 12, (ink, centre, colour)
 
 
 def check_palette(shown: np.ndarray, _source: bytes):
     # pyapp.image.to_rgb: "Transparent pixels are laid on white, as an image viewer shows them."
     for i, (colour, alpha) in enumerate(zip(PALETTE, PALETTE_ALPHA)):
-        assert np.abs(shown[:, 16 * i:16 * i + 16] - on_white(colour, alpha)).max() <= 1, (colour, alpha)
+        assert np.abs(shown[:, 16 * i : 16 * i + 16] - on_white(colour, alpha)).max() <= 1, (colour, alpha)
 
 
 def check_gif(shown: np.ndarray, _source: bytes):
     for i, colour in enumerate(PALETTE):
-        centre = shown[4:12, 16 * i + 4:16 * i + 12].reshape(-1, 3).mean(axis=0)
+        centre = shown[4:12, 16 * i + 4 : 16 * i + 12].reshape(-1, 3).mean(axis=0)
         assert np.abs(centre - on_white(colour, 0 if i == 0 else 255)).max() <= 10  # a JPEG preview
 
 
@@ -338,6 +415,7 @@ def check_half_transparent(grey: bool):
         opaque = np.asarray(Image.new("RGB", (1, 1), (200, 30, 60)).convert("L" if grey else "RGB").convert("RGB"))
         assert (shown[:, :8] == 255).all()
         assert (shown[:, 8:] == opaque[0, 0]).all()
+
     return check
 
 
@@ -359,12 +437,14 @@ def check_oriented(orientation: int, fmt: str):
         mask = mask if UPRIGHT[orientation] is None else mask.transpose(UPRIGHT[orientation])
         expected = np.argwhere(np.asarray(mask))
         assert np.abs(red.mean(axis=0) - expected.mean(axis=0)).max() < 1.5
+
     return check
 
 
 def check_one_pixel(colour, tolerance):
     def check(shown: np.ndarray, _source: bytes):
         assert np.abs(shown[0, 0].astype(int) - colour).max() <= tolerance
+
     return check
 
 
@@ -382,15 +462,30 @@ GOOD = {  # name: (the file's bytes, its upright size, a check of the preview's 
     "palette-trns.gif": (lambda: palette("GIF"), (16 * len(PALETTE), 16), check_gif),
     "rgba.png": (lambda: half_transparent("RGBA"), (16, 16), check_half_transparent(grey=False)),
     "la.png": (lambda: half_transparent("LA"), (16, 16), check_half_transparent(grey=True)),
-    **{f"orientation{o}.{fmt.lower().replace('jpeg', 'jpg')}": (
-        lambda o=o, fmt=fmt: oriented(fmt, o), (48, 32) if o < 5 else (32, 48), check_oriented(o, fmt))
-       for o in range(1, 9) for fmt in ("PNG", "JPEG")},
-    "one-pixel.png": (lambda: encoded(Image.new("RGB", (1, 1), (12, 200, 99)), "PNG"), (1, 1),
-                      check_one_pixel((12, 200, 99), 0)),
-    "one-pixel.jpg": (lambda: encoded(Image.new("RGB", (1, 1), (12, 200, 99)), "JPEG", quality=95), (1, 1),
-                      check_one_pixel((12, 200, 99), 12)),
-    "wide.jpg": (lambda: encoded(smooth(10000, 200), "JPEG", quality=90), (10000, 200),
-                 lambda s, b: check_long(s, b, tolerance=2)),
+    **{
+        f"orientation{o}.{fmt.lower().replace('jpeg', 'jpg')}": (
+            lambda o=o, fmt=fmt: oriented(fmt, o),
+            (48, 32) if o < 5 else (32, 48),
+            check_oriented(o, fmt),
+        )
+        for o in range(1, 9)
+        for fmt in ("PNG", "JPEG")
+    },
+    "one-pixel.png": (
+        lambda: encoded(Image.new("RGB", (1, 1), (12, 200, 99)), "PNG"),
+        (1, 1),
+        check_one_pixel((12, 200, 99), 0),
+    ),
+    "one-pixel.jpg": (
+        lambda: encoded(Image.new("RGB", (1, 1), (12, 200, 99)), "JPEG", quality=95),
+        (1, 1),
+        check_one_pixel((12, 200, 99), 12),
+    ),
+    "wide.jpg": (
+        lambda: encoded(smooth(10000, 200), "JPEG", quality=90),
+        (10000, 200),
+        lambda s, b: check_long(s, b, tolerance=2),
+    ),
     "tall.png": (lambda: encoded(smooth(200, 10000), "PNG"), (200, 10000), check_long),
 }
 
@@ -427,12 +522,16 @@ def test_an_odd_photo_encodes_upright_with_a_sensible_preview(baseline, good_run
 
 # --- 3. a folder with one bad photo among good ones -------------------------------------------------------
 
+
 def test_one_bad_photo_in_a_folder_is_named_and_the_good_ones_encode(baseline, tmp_path):
     folder = tmp_path / "holiday"
     folder.mkdir()
-    good = {"a-beach.jpg": encoded(noise(120, 80, 1), "JPEG"), "b-hills.png": encoded(noise(80, 120, 2), "PNG"),
-            "d-town.webp": encoded(noise(64, 64, 3), "WEBP", lossless=True),
-            "e-dusk.jpg": encoded(marked(), "JPEG", exif=with_orientation(8))}
+    good = {
+        "a-beach.jpg": encoded(noise(120, 80, 1), "JPEG"),
+        "b-hills.png": encoded(noise(80, 120, 2), "PNG"),
+        "d-town.webp": encoded(noise(64, 64, 3), "WEBP", lossless=True),
+        "e-dusk.jpg": encoded(marked(), "JPEG", exif=with_orientation(8)),
+    }
     for name, data in good.items():
         (folder / name).write_bytes(data)
     (folder / "c-harbour.jpg").write_bytes(jpeg_cut("mid-scan"))
@@ -489,7 +588,8 @@ def run_and_kill(command: list[str], out: Path, plan: tuple) -> bool:
     else:  # ("bundle" or "preview", what the temporary's name starts with, seconds to wait once it appears)
         wanted = f".{plan[1]}"
         while process.poll() is None and not any(
-                n.startswith(wanted) and n.endswith(".partial") for n in (os.listdir(out) if out.exists() else [])):
+            n.startswith(wanted) and n.endswith(".partial") for n in (os.listdir(out) if out.exists() else [])
+        ):
             time.sleep(0.0002)
         time.sleep(plan[2])
     killed = process.poll() is None
@@ -521,11 +621,17 @@ def test_a_run_killed_at_any_moment_leaves_no_partial_file(baseline, tmp_path, f
     for photo in KILL_PHOTOS:
         plans += [("preview", f"{photo}.preview", 0.0)]
         plans += [("bundle", f"{photo}.msgpack", rng.uniform(0, 0.004)) for _ in range(2)]
-    tally = {"kills": 0, "finished first": 0, "during a bundle write": 0, "during a preview write": 0,
-             "during the --out check": 0, "bundles left": 0}
+    tally = {
+        "kills": 0,
+        "finished first": 0,
+        "during a bundle write": 0,
+        "during a preview write": 0,
+        "during the --out check": 0,
+        "bundles left": 0,
+    }
     for i, plan in enumerate(plans):
         out = tmp_path / f"out{i}"
-        for attempt in range(3):  # a run that finished before its kill is run again, killed sooner
+        for _attempt in range(3):  # a run that finished before its kill is run again, killed sooner
             shutil.rmtree(out, ignore_errors=True)
             if run_and_kill(command, out, plan):
                 tally["kills"] += 1
@@ -538,8 +644,13 @@ def test_a_run_killed_at_any_moment_leaves_no_partial_file(baseline, tmp_path, f
         tally["bundles left"] += len(done)
         for name in temporaries:
             target = TEMPORARY.match(name)["target"]
-            tally["during a bundle write" if target.endswith(".msgpack") else
-                  "during a preview write" if ".preview." in target else "during the --out check"] += 1
+            tally[
+                "during a bundle write"
+                if target.endswith(".msgpack")
+                else "during a preview write"
+                if ".preview." in target
+                else "during the --out check"
+            ] += 1
         before = {name: (out / f"{name}.msgpack").read_bytes() for name in done}
 
         resumed = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, timeout=300)
@@ -556,6 +667,7 @@ def test_a_run_killed_at_any_moment_leaves_no_partial_file(baseline, tmp_path, f
 
 # --- 5. nothing is replaced without --force; --out that cannot be used -----------------------------------
 
+
 def in_the_way(kind: str, photo: Path, out: Path, model: Path) -> Path:
     """Put something at the path encode.py would write for `photo`; return that path."""
     out.mkdir()
@@ -569,8 +681,9 @@ def in_the_way(kind: str, photo: Path, out: Path, model: Path) -> Path:
         return bundle
     if kind == "a bundle from another model":
         zeros = {name: np.zeros(shape, np.float32) for name, shape in contract.EMBEDDING_SHAPES.items()}
-        bundle.write_bytes(write_bundle(zeros, width=96, height=64, image_sha256=sha256(photo),
-                                        model_name="another model"))
+        bundle.write_bytes(
+            write_bundle(zeros, width=96, height=64, image_sha256=sha256(photo), model_name="another model")
+        )
         return bundle
     if kind == "a corrupt file":
         bundle.write_bytes(b"\x85\xa6format\xa6samtab" + bytes(100))
@@ -579,13 +692,18 @@ def in_the_way(kind: str, photo: Path, out: Path, model: Path) -> Path:
     return preview
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("a bundle of another photo", "exists and it was made from a different photo; pass --force to replace it"),
-    ("a bundle from another model",
-     "exists and it was made with the model 'another model'; pass --force to replace it"),
-    ("a corrupt file", "exists and it is not a valid bundle ("),
-    ("another photo's preview", "exists and is not this photo's preview; pass --force to replace it"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("a bundle of another photo", "exists and it was made from a different photo; pass --force to replace it"),
+        (
+            "a bundle from another model",
+            "exists and it was made with the model 'another model'; pass --force to replace it",
+        ),
+        ("a corrupt file", "exists and it is not a valid bundle ("),
+        ("another photo's preview", "exists and is not this photo's preview; pass --force to replace it"),
+    ],
+)
 def test_nothing_is_replaced_without_force(baseline, tmp_path, kind, message):
     photo = tmp_path / "a.png"
     photo.write_bytes(encoded(noise(96, 64, 1), "PNG"))
@@ -639,13 +757,19 @@ def test_a_read_only_out_folder_gets_a_clear_message(baseline, tmp_path, inside)
     out = locked / inside if inside else locked
     locked.chmod(0o555)
     try:
-        result = subprocess.run([*without_root_override(), *ENCODE, str(photo), "--model", str(baseline),
-                                 "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [*without_root_override(), *ENCODE, str(photo), "--model", str(baseline), "--out", str(out), "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         locked.chmod(0o755)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert (f"encode: error: --out {out}: cannot write there (Permission denied); choose a folder you can write "
-            "to, or make this one writable") in result.stderr
+    assert (
+        f"encode: error: --out {out}: cannot write there (Permission denied); choose a folder you can write "
+        "to, or make this one writable"
+    ) in result.stderr
     assert everything_in(locked) == [".a.png.msgpack.abcd1234.partial"]
 
 

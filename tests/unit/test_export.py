@@ -30,13 +30,18 @@ def test_coco_rle_decodes_to_the_same_pixels_with_pycocotools(seed):
     masks = [rng.random((height, width)) > rng.random() for _ in range(3)]
     masks.append(np.ones((height, width), bool))
     masks.append(np.zeros((height, width), bool))
-    document = export.coco([(f"thing {i % 2}", m) for i, m in enumerate(masks)], width=int(width),
-                           height=int(height), file_name="photo.jpg")
+    document = export.coco(
+        [(f"thing {i % 2}", m) for i, m in enumerate(masks)],
+        width=int(width),
+        height=int(height),
+        file_name="photo.jpg",
+    )
     document = json.loads(json.dumps(document))
     assert [c["name"] for c in document["categories"]] == ["thing 0", "thing 1"]
     for annotation, mask in zip(document["annotations"], masks):
-        decoded = coco_mask.decode({"size": annotation["segmentation"]["size"],
-                                    "counts": annotation["segmentation"]["counts"].encode()})
+        decoded = coco_mask.decode(
+            {"size": annotation["segmentation"]["size"], "counts": annotation["segmentation"]["counts"].encode()}
+        )
         np.testing.assert_array_equal(decoded.astype(bool), mask)
         assert annotation["area"] == int(mask.sum())
         rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))

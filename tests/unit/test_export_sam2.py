@@ -27,10 +27,10 @@ LOW_RES = (1, contract.MASK_CANDIDATES, contract.LOW_RES_MASK_SIZE, contract.LOW
 HIRES = (1, contract.MASK_CANDIDATES, contract.HIRES_MASK_SIZE, contract.HIRES_MASK_SIZE)
 
 
-
 def run_tool(*args, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(TOOL), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,10 @@ def sessions(exported, info):
     out, _ = exported
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    return {part: ort.InferenceSession(str(out / name), options, providers=["CPUExecutionProvider"])
-            for part, name in info.files.items()}
+    return {
+        part: ort.InferenceSession(str(out / name), options, providers=["CPUExecutionProvider"])
+        for part, name in info.files.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +75,12 @@ def reference(torch):
         with torch.no_grad():
             return [t.numpy() for t in module(*(torch.from_numpy(v) for v in inputs.values()))]
 
-    return {"encoder": lambda inputs: run(encoder, inputs), "decoder": lambda inputs: run(decoder, inputs),
-            "decoder_hires": lambda inputs: run(decoder_hires, inputs), "model": model}
+    return {
+        "encoder": lambda inputs: run(encoder, inputs),
+        "decoder": lambda inputs: run(decoder, inputs),
+        "decoder_hires": lambda inputs: run(decoder_hires, inputs),
+        "model": model,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +88,7 @@ def embeddings(sessions, reference):
     """(onnxruntime's, PyTorch's) encoder outputs for a photo-like image: smooth shapes plus noise,
     normalised as the contract says."""
     rng = np.random.default_rng(7)
-    y, x = np.mgrid[0:contract.IMAGE_SIZE, 0:contract.IMAGE_SIZE] / contract.IMAGE_SIZE
+    y, x = np.mgrid[0 : contract.IMAGE_SIZE, 0 : contract.IMAGE_SIZE] / contract.IMAGE_SIZE
     rgb = np.stack([(x - 0.4) ** 2 + (y - 0.5) ** 2 < 0.08, 0.5 + 0.5 * np.sin(9 * x) * np.cos(5 * y), y])
     rgb = np.clip(rgb + rng.normal(0, 0.05, rgb.shape), 0, 1)
     mean = np.array(contract.IMAGENET_MEAN)[:, None, None]
@@ -99,19 +105,26 @@ def prompt(points, labels, mask_input=None) -> dict[str, np.ndarray]:
     return {
         "point_coords": np.asarray(points, np.float32).reshape(1, -1, 2),
         "point_labels": np.asarray(labels, np.float32).reshape(1, -1),
-        "mask_input": (np.zeros((1, 1, size, size), np.float32) if mask_input is None
-                       else np.asarray(mask_input, np.float32).reshape(1, 1, size, size)),
+        "mask_input": (
+            np.zeros((1, 1, size, size), np.float32)
+            if mask_input is None
+            else np.asarray(mask_input, np.float32).reshape(1, 1, size, size)
+        ),
         "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
     }
 
 
 PROMPTS = {
     "one point": ([[512.0, 400.0]], [contract.LABEL_INCLUDE]),
-    "three points, one excluded": ([[380.5, 520.0], [700.0, 250.25], [100.0, 900.0]],
-                                   [contract.LABEL_INCLUDE, contract.LABEL_EXCLUDE, contract.LABEL_INCLUDE]),
+    "three points, one excluded": (
+        [[380.5, 520.0], [700.0, 250.25], [100.0, 900.0]],
+        [contract.LABEL_INCLUDE, contract.LABEL_EXCLUDE, contract.LABEL_INCLUDE],
+    ),
     "a box": ([[150.0, 200.0], [800.0, 760.0]], [contract.LABEL_BOX_TOP_LEFT, contract.LABEL_BOX_BOTTOM_RIGHT]),
-    "a box and a point": ([[150.0, 200.0], [800.0, 760.0], [420.0, 480.0]],
-                          [contract.LABEL_BOX_TOP_LEFT, contract.LABEL_BOX_BOTTOM_RIGHT, contract.LABEL_INCLUDE]),
+    "a box and a point": (
+        [[150.0, 200.0], [800.0, 760.0], [420.0, 480.0]],
+        [contract.LABEL_BOX_TOP_LEFT, contract.LABEL_BOX_BOTTOM_RIGHT, contract.LABEL_INCLUDE],
+    ),
 }
 
 
@@ -121,12 +134,20 @@ def metas_decoder(torch, model, inputs: dict[str, np.ndarray]) -> tuple[np.ndarr
     the three multimask outputs."""
     t = {k: torch.from_numpy(v) for k, v in inputs.items()}
     with torch.no_grad():
-        sparse, dense = model.sam_prompt_encoder(points=(t["point_coords"], t["point_labels"]), boxes=None,
-                                                 masks=t["mask_input"] if inputs["has_mask_input"][0] else None)
+        sparse, dense = model.sam_prompt_encoder(
+            points=(t["point_coords"], t["point_labels"]),
+            boxes=None,
+            masks=t["mask_input"] if inputs["has_mask_input"][0] else None,
+        )
         masks, iou, _, _ = model.sam_mask_decoder(
-            image_embeddings=t["image_embed"], image_pe=model.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
-            repeat_image=False, high_res_features=[t["high_res_feats_0"], t["high_res_feats_1"]])
+            image_embeddings=t["image_embed"],
+            image_pe=model.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+            repeat_image=False,
+            high_res_features=[t["high_res_feats_0"], t["high_res_feats_1"]],
+        )
     return masks.numpy(), iou.numpy()
 
 
@@ -137,6 +158,7 @@ def assert_close(got: np.ndarray, want: np.ndarray, what: str, tolerance: float 
 
 
 # --- the command line, before any work -------------------------------------------------------------------------
+
 
 def test_an_existing_folder_needs_force_and_is_refused_before_any_work(tmp_path):
     out = tmp_path / "model"
@@ -153,28 +175,40 @@ def test_an_existing_folder_needs_force_and_is_refused_before_any_work(tmp_path)
 
 
 def test_a_missing_checkpoint_is_refused(tmp_path):
-    result = run_tool("--checkpoint", tmp_path / "nope.pt", "--config", "sam2.1_hiera_l", "--out", tmp_path / "m",
-                      timeout=60)
+    result = run_tool(
+        "--checkpoint", tmp_path / "nope.pt", "--config", "sam2.1_hiera_l", "--out", tmp_path / "m", timeout=60
+    )
     assert result.returncode == 1 and "not found" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "m").exists()
 
 
 def test_a_missing_dependency_names_the_install_commands(tmp_path):
     # samexporter made unimportable in a child process: the tool must say how to install, and not crash.
-    code = ("import sys; sys.modules['samexporter'] = None; from samtab_tools import export_sam2; "
-            "sys.exit(export_sam2.main(sys.argv[1:]))")
-    result = subprocess.run([sys.executable, "-c", code, "--random-init", "--out", str(tmp_path / "m")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys; sys.modules['samexporter'] = None; from samtab_tools import export_sam2; "
+        "sys.exit(export_sam2.main(sys.argv[1:]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "--random-init", "--out", str(tmp_path / "m")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    for command in ("bash tools/setup.sh --export", "pip install torch==2.13.0",
-                    "SAM2_BUILD_CUDA=0 .venv/bin/python -m pip install --no-build-isolation --no-deps sam2==1.1.0",
-                    "pip install --no-deps samexporter==0.5.0"):
+    for command in (
+        "bash tools/setup.sh --export",
+        "pip install torch==2.13.0",
+        "SAM2_BUILD_CUDA=0 .venv/bin/python -m pip install --no-build-isolation --no-deps sam2==1.1.0",
+        "pip install --no-deps samexporter==0.5.0",
+    ):
         assert command in result.stderr, result.stderr
     assert not (tmp_path / "m").exists()
 
 
 # --- the model builder ---------------------------------------------------------------------------------------------
+
 
 def state_dict(torch, **kwargs) -> dict:
     return export_sam2.build_model("sam2.1_hiera_t", **kwargs).state_dict()
@@ -209,8 +243,9 @@ def test_the_wrappers_compute_what_metas_predictor_computes(torch, reference, em
     with torch.no_grad():
         _, vision_feats, _, sizes = model._prepare_backbone_features(model.forward_image(image))
         vision_feats[-1] = vision_feats[-1] + model.no_mem_embed
-        high_res_0, high_res_1, embed = [f.permute(1, 2, 0).reshape(1, -1, *size)
-                                         for f, size in zip(vision_feats, sizes)]
+        high_res_0, high_res_1, embed = [
+            f.permute(1, 2, 0).reshape(1, -1, *size) for f, size in zip(vision_feats, sizes)
+        ]
     ours = reference["encoder"]({contract.ENCODER_INPUT: image.numpy()})
     for got, want in zip(ours, (embed, high_res_0, high_res_1)):
         np.testing.assert_array_equal(got, want.numpy())
@@ -228,14 +263,18 @@ def test_the_wrappers_compute_what_metas_predictor_computes(torch, reference, em
 
 # --- the exported folder -------------------------------------------------------------------------------------------
 
+
 def test_model_json_follows_the_contract(exported, info):
     out, log = exported
-    assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "decoder_hires.onnx", "encoder.onnx",
-                                                     "model.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "decoder_hires.onnx", "encoder.onnx", "model.json"]
     assert parse_model_info((out / "model.json").read_text()) == info
     assert info.name == "SAM2.1 tiny (random init, seed 0)"
-    assert (info.family, info.config, info.weights, info.opset) == ("sam2.1", "sam2.1_hiera_t",
-                                                                    "random-init, seed 0", 17)
+    assert (info.family, info.config, info.weights, info.opset) == (
+        "sam2.1",
+        "sam2.1_hiera_t",
+        "random-init, seed 0",
+        17,
+    )
     assert info.has_hires
 
     def shapes(part, side):
@@ -244,8 +283,13 @@ def test_model_json_follows_the_contract(exported, info):
     assert shapes("encoder", "inputs") == {contract.ENCODER_INPUT: (1, 3, contract.IMAGE_SIZE, contract.IMAGE_SIZE)}
     assert shapes("encoder", "outputs") == contract.EMBEDDING_SHAPES
     assert [t["name"] for t in info.io["encoder"]["outputs"]] == list(contract.EMBEDDING_SHAPES)
-    decoder_inputs = {**contract.EMBEDDING_SHAPES, "point_coords": (1, "num_points", 2),
-                      "point_labels": (1, "num_points"), "mask_input": (1, 1, 256, 256), "has_mask_input": (1,)}
+    decoder_inputs = {
+        **contract.EMBEDDING_SHAPES,
+        "point_coords": (1, "num_points", 2),
+        "point_labels": (1, "num_points"),
+        "mask_input": (1, 1, 256, 256),
+        "has_mask_input": (1,),
+    }
     for part in ("decoder", "decoder_hires"):
         assert info.input_names(part) == list(contract.DECODER_INPUTS)
         assert shapes(part, "inputs") == decoder_inputs
@@ -283,12 +327,17 @@ def test_the_decoders_clamp_logits_beyond_32_as_metas_predictor_returns_them(tor
     import torch.nn.functional as F
 
     _, features = embeddings
-    inputs = {**features, "high_res_feats_0": features["high_res_feats_0"] * 300,
-              **prompt(*PROMPTS["a box and a point"])}
+    inputs = {
+        **features,
+        "high_res_feats_0": features["high_res_feats_0"] * 300,
+        **prompt(*PROMPTS["a box and a point"]),
+    }
     unclamped, _ = metas_decoder(torch, reference["model"], inputs)
     saturated = np.abs(unclamped) > 32
-    print(f"\nMeta's logits reach {unclamped.min():.1f} .. {unclamped.max():.1f}: {saturated.mean():.1%} of cells "
-          f"past ±32")
+    print(
+        f"\nMeta's logits reach {unclamped.min():.1f} .. {unclamped.max():.1f}: {saturated.mean():.1%} of cells "
+        f"past ±32"
+    )
     assert (unclamped > 32).any() and (unclamped < -32).any(), "the logits must pass ±32 for this test to mean anything"
     want = np.clip(unclamped, -32.0, 32.0)
     # Logits of ±100 carry float32 rounding of about 1e-6 of their size through the graph: a looser tolerance.
@@ -297,11 +346,14 @@ def test_the_decoders_clamp_logits_beyond_32_as_metas_predictor_returns_them(tor
     assert np.array_equal(np.abs(masks[saturated]), np.full(saturated.sum(), 32.0, np.float32))
     hires, _, low_res = sessions["decoder_hires"].run(["masks", "iou_predictions", "low_res_masks"], inputs)
     assert_close(low_res, want, "decoder_hires.onnx low_res_masks against Meta's clamped logits", 1e-3)
-    upsampled = F.interpolate(torch.from_numpy(want), size=contract.HIRES_MASK_SIZE, mode="bilinear",
-                              align_corners=False).numpy()
+    upsampled = F.interpolate(
+        torch.from_numpy(want), size=contract.HIRES_MASK_SIZE, mode="bilinear", align_corners=False
+    ).numpy()
     assert_close(hires, upsampled, "decoder_hires.onnx masks against the clamped logits upsampled", 1e-3)
-    print(f"decoder.onnx against Meta's clamped logits: max abs diff {np.abs(masks - want).max():.2g}; the hi-res "
-          f"masks against them upsampled: {np.abs(hires - upsampled).max():.2g}")
+    print(
+        f"decoder.onnx against Meta's clamped logits: max abs diff {np.abs(masks - want).max():.2g}; the hi-res "
+        f"masks against them upsampled: {np.abs(hires - upsampled).max():.2g}"
+    )
 
 
 def test_decoder_with_a_previous_mask_matches_pytorch(sessions, reference, embeddings):
@@ -344,9 +396,11 @@ def test_hires_decoder_upsamples_the_same_masks(torch, sessions, reference, embe
     plain_masks, plain_iou = sessions["decoder"].run(list(contract.DECODER_OUTPUTS), inputs)
     assert_close(low_res, plain_masks, "low_res_masks against decoder.onnx", 1e-5)
     assert_close(iou, plain_iou, "iou_predictions against decoder.onnx", 1e-5)
-    upsampled = F.interpolate(torch.from_numpy(low_res), size=contract.HIRES_MASK_SIZE, mode="bilinear",
-                              align_corners=False).numpy()
+    upsampled = F.interpolate(
+        torch.from_numpy(low_res), size=contract.HIRES_MASK_SIZE, mode="bilinear", align_corners=False
+    ).numpy()
     assert_close(masks, upsampled, "masks against F.interpolate(low_res_masks)", 1e-5)
-    for got, want, name in zip((masks, iou, low_res), reference["decoder_hires"](inputs),
-                               ("masks", "iou_predictions", "low_res_masks")):
+    for got, want, name in zip(
+        (masks, iou, low_res), reference["decoder_hires"](inputs), ("masks", "iou_predictions", "low_res_masks")
+    ):
         assert_close(got, want, f"hires {name}")

@@ -20,8 +20,16 @@ from pyapp import image as images
 ROOT = Path(__file__).resolve().parents[2]
 
 # EXIF orientation → the transpose that makes the stored pixels upright (the EXIF specification's table).
-UPRIGHT = {1: None, 2: Image.FLIP_LEFT_RIGHT, 3: Image.ROTATE_180, 4: Image.FLIP_TOP_BOTTOM,
-           5: Image.TRANSPOSE, 6: Image.ROTATE_270, 7: Image.TRANSVERSE, 8: Image.ROTATE_90}
+UPRIGHT = {
+    1: None,
+    2: Image.FLIP_LEFT_RIGHT,
+    3: Image.ROTATE_180,
+    4: Image.FLIP_TOP_BOTTOM,
+    5: Image.TRANSPOSE,
+    6: Image.ROTATE_270,
+    7: Image.TRANSVERSE,
+    8: Image.ROTATE_90,
+}
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -51,9 +59,11 @@ def test_every_exif_orientation_is_applied(orientation):
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA", "L", "P", "CMYK", "I;16", "1", "I", "F"])
 def test_any_mode_becomes_rgb(mode):
     # I;16 and I hold a 16-bit photo's 0..65535, F a float photo's 0..1: each full range becomes 0..255.
-    ramp, scale = {"I;16": (np.linspace(0, 65535, 960).astype(np.uint16), 1 / 257),
-                   "I": (np.linspace(0, 65535, 960).astype(np.int32), 1 / 257),
-                   "F": (np.linspace(0, 1, 960).astype(np.float32), 255)}.get(mode, (None, None))
+    ramp, scale = {
+        "I;16": (np.linspace(0, 65535, 960).astype(np.uint16), 1 / 257),
+        "I": (np.linspace(0, 65535, 960).astype(np.int32), 1 / 257),
+        "F": (np.linspace(0, 1, 960).astype(np.float32), 255),
+    }.get(mode, (None, None))
     source = marked().convert(mode) if ramp is None else Image.fromarray(ramp.reshape(24, 40))
     assert source.mode == mode
     fmt = "TIFF" if mode in ("CMYK", "I;16", "I", "F") else "PNG"
@@ -89,10 +99,13 @@ def test_transparency_is_laid_on_white():
     assert images.open_photo(encoded(palette)).rgb.mode == "RGB"
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty"),
-    (b"this is a text file, not a photo", "not a photo Pillow can read"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"this is a text file, not a photo", "not a photo Pillow can read"),
+    ],
+)
 def test_bad_files_get_clear_errors(data, message):
     with pytest.raises(images.PhotoError, match=message):
         images.open_photo(data, name="holiday.jpg")
@@ -109,14 +122,16 @@ def test_truncated_files_are_refused(fmt):
 def blank_png(width: int, height: int, bit_depth: int = 1) -> bytes:
     """A complete, valid greyscale PNG of black pixels, compressed a few rows at a time (the pixels are never
     held): 13,000×13,000 takes 20 KB at 1 bit a pixel, 165 KB at 8 bits."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     squeeze = zlib.compressobj(6)
     row = bytes(1 + (width * bit_depth + 7) // 8)  # filter byte 0, then the row's pixels
     batch = max(1, 4_000_000 // len(row))
-    pixels = b"".join([squeeze.compress(row * min(batch, height - top)) for top in range(0, height, batch)]
-                      + [squeeze.flush()])
+    pixels = b"".join(
+        [squeeze.compress(row * min(batch, height - top)) for top in range(0, height, batch)] + [squeeze.flush()]
+    )
     header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
@@ -128,6 +143,7 @@ class Decoding(Exception):
 @pytest.fixture
 def no_decoding(monkeypatch):
     """Image.load (the decode) raises Decoding: a photo of any size can be opened up to that point for free."""
+
     def load(self):
         raise Decoding(self.size)
 
@@ -144,10 +160,15 @@ def refusal(data: bytes, **options) -> str:
 
 
 def check_refusal(message: str, pixels: str, cap: int, whose: str = "samtab's") -> None:
-    assert message.startswith(f"holiday.png is too large to open safely: {pixels} pixels, over {whose} cap "
-                              f"of {cap:,}, ")
-    for words in ("keeps memory in bounds", "bytes a pixel", "decompression bombs",
-                  f"scale it down first, to {cap:,} pixels or fewer"):
+    assert message.startswith(
+        f"holiday.png is too large to open safely: {pixels} pixels, over {whose} cap of {cap:,}, "
+    )
+    for words in (
+        "keeps memory in bounds",
+        "bytes a pixel",
+        "decompression bombs",
+        f"scale it down first, to {cap:,} pixels or fewer",
+    ):
         assert words in message, message
 
 
@@ -182,15 +203,21 @@ def test_the_pixel_cap_holds_across_pillows_warning_band(no_decoding, width, hei
         assert not seen  # Pillow's warning band is ours to decide: no warning leaks out
         return
     message = refusal(photo)  # no Decoding: refused from the header
-    check_refusal(message, f"{pixels:,}" if refused_by == "Pillow" else f"{width:,}×{height:,} = {pixels:,}",
-                  contract.MAX_PHOTO_PIXELS)
+    check_refusal(
+        message,
+        f"{pixels:,}" if refused_by == "Pillow" else f"{width:,}×{height:,} = {pixels:,}",
+        contract.MAX_PHOTO_PIXELS,
+    )
 
 
-@pytest.mark.parametrize("width, height, max_pixels, refused_by", [
-    (40, 40, 2000, None),  # in Pillow's warning band (1,000 to 2,000), under the cap
-    (45, 40, 1700, "samtab"),  # in Pillow's warning band, over the cap
-    (50, 50, 10_000, "Pillow"),  # over twice Pillow's limit: Pillow's guard is the second line
-])
+@pytest.mark.parametrize(
+    "width, height, max_pixels, refused_by",
+    [
+        (40, 40, 2000, None),  # in Pillow's warning band (1,000 to 2,000), under the cap
+        (45, 40, 1700, "samtab"),  # in Pillow's warning band, over the cap
+        (50, 50, 10_000, "Pillow"),  # over twice Pillow's limit: Pillow's guard is the second line
+    ],
+)
 def test_pillows_own_guard_stays_a_second_line(monkeypatch, width, height, max_pixels, refused_by):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow's limit, scaled down to decode cheaply
     photo = encoded(Image.new("RGB", (width, height), (200, 100, 50)))
@@ -229,13 +256,16 @@ def test_a_photo_over_the_cap_is_refused_before_it_is_decoded(tmp_path, figures)
     bomb, small = tmp_path / "bomb.png", tmp_path / "small.png"
     bomb.write_bytes(blank_png(width, height, bit_depth=8))
     small.write_bytes(encoded(marked()))
-    result = subprocess.run([sys.executable, "-c", MEASURE, str(bomb), str(small)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(bomb), str(small)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0 and result.stdout, result.stderr or "the photo was opened"
     grown, message = result.stdout.split("\n", 1)
     check_refusal(message.strip(), "13,000×13,000 = 169,000,000", contract.MAX_PHOTO_PIXELS)
-    figures(f"a {bomb.stat().st_size / 1000:.0f} KB PNG of {width}×{height} 8-bit pixels is refused with the "
-            f"peak memory {int(grown) / 1e6:.1f} MB higher (decoding it would take {width * height / 1e6:.0f} MB)")
+    figures(
+        f"a {bomb.stat().st_size / 1000:.0f} KB PNG of {width}×{height} 8-bit pixels is refused with the "
+        f"peak memory {int(grown) / 1e6:.1f} MB higher (decoding it would take {width * height / 1e6:.0f} MB)"
+    )
     assert int(grown) < width * height / 8
 
 
@@ -257,7 +287,7 @@ def test_encoder_input_stretches_and_normalises():
     half[:, :100] = 255
     x = images.encoder_input(Image.fromarray(half))
     column = x[0, 0, 512]
-    assert column[: 1024 // 3 - 4].min() > 2.0 and column[1024 // 3 + 4:].max() < -2.0
+    assert column[: 1024 // 3 - 4].min() > 2.0 and column[1024 // 3 + 4 :].max() < -2.0
 
 
 def test_preview_caps_the_long_edge_and_never_enlarges():

@@ -118,8 +118,8 @@ PROMPT_TOLERANCE = 1e-3  # model-space coordinates (0-1024) in float32: rounding
 SCORE_MARGIN = {"float32": 1e-5, "float16": 1e-3}
 
 
-
 # --- the photos ------------------------------------------------------------------------------------------------
+
 
 def _coffee(folder: Path) -> tuple[Path, np.ndarray]:
     from skimage import data
@@ -157,6 +157,7 @@ PHOTOS = {"coffee": _coffee, "chelsea-exif6": _chelsea_exif6, "retina-crop": _re
 
 # --- the prompts -------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PromptSet:
     kind: str
@@ -182,8 +183,10 @@ def prompt_sets(width: int, height: int, seed: int) -> list[PromptSet]:
         return bool(rng.integers(0, 2))
 
     whole = Box(0.0, 0.0, width - 1.0, height - 1.0)
-    sets = [PromptSet("click", (Point(0.0, 0.0),), None, False),  # the corners' pixel centres
-            PromptSet("click", (Point(width - 1.0, height - 1.0),), None, False)]
+    sets = [
+        PromptSet("click", (Point(0.0, 0.0),), None, False),  # the corners' pixel centres
+        PromptSet("click", (Point(width - 1.0, height - 1.0),), None, False),
+    ]
     sets += [PromptSet("click", (point(),), None, False) for _ in range(4)]
     for _ in range(5):
         extra = int(rng.integers(0, 4))  # 2-5 points, the second one excluded
@@ -192,15 +195,27 @@ def prompt_sets(width: int, height: int, seed: int) -> list[PromptSet]:
     sets += [PromptSet("box", (), box(), False) for _ in range(3)]
     for _ in range(3):
         b = box()
-        sets.append(PromptSet("box + points", (point(True, b), *(point(coin(), b)
-                                                                 for _ in range(int(rng.integers(0, 3))))), b, False))
+        sets.append(
+            PromptSet(
+                "box + points", (point(True, b), *(point(coin(), b) for _ in range(int(rng.integers(0, 3))))), b, False
+            )
+        )
     for _ in range(3):
-        sets.append(PromptSet("clicks, refined", (point(), *(point(coin()) for _ in range(int(rng.integers(1, 3))))),
-                              None, True))
+        sets.append(
+            PromptSet(
+                "clicks, refined", (point(), *(point(coin()) for _ in range(int(rng.integers(1, 3))))), None, True
+            )
+        )
     for _ in range(2):
         b = box()
-        sets.append(PromptSet("box then clicks, refined",
-                              (point(True, b), *(point(False, b) for _ in range(int(rng.integers(0, 2))))), b, True))
+        sets.append(
+            PromptSet(
+                "box then clicks, refined",
+                (point(True, b), *(point(False, b) for _ in range(int(rng.integers(0, 2))))),
+                b,
+                True,
+            )
+        )
     return sets
 
 
@@ -217,12 +232,14 @@ def meta_steps(prompt_set: PromptSet) -> list[dict]:
         counts = [len(xy)]
     else:
         counts = ([0] if box is not None else []) + list(range(1, len(xy) + 1))
-    return [{"point_coords": xy[:n] if n else None, "point_labels": labels[:n] if n else None, "box": box}
-            for n in counts]
+    return [
+        {"point_coords": xy[:n] if n else None, "point_labels": labels[:n] if n else None, "box": box} for n in counts
+    ]
 
 
 def min_iou(a: np.ndarray, b: np.ndarray) -> float:
     """min(foreground IoU, background IoU) of two boolean masks (1 when both are empty, or both full)."""
+
     def iou(x, y):
         union = np.logical_or(x, y).sum()
         return 1.0 if union == 0 else float(np.logical_and(x, y).sum() / union)
@@ -232,12 +249,27 @@ def min_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 # --- fixtures: the export, Meta's model, one photo at a time -------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def model_dir(torch, tmp_path_factory):
     out = tmp_path_factory.mktemp("parity") / "sam2.1-tiny"
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "export_sam2.py"), "--random-init", "--seed",
-                             str(SEED), "--out", str(out), "--force", "--no-check"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "export_sam2.py"),
+            "--random-init",
+            "--seed",
+            str(SEED),
+            "--out",
+            str(out),
+            "--force",
+            "--no-check",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return out
 
@@ -307,9 +339,16 @@ def case(request, tmp_path_factory, ours, meta) -> Case:
     result = encode.encode_photo(path, encoder, folder / "bundles", dtype="float32", force=False, preview_edge=512)
     assert result.status == "encoded", result.message
     bundle32 = bundles.read_bundle(result.bundle.read_bytes())
-    bundle16 = bundles.read_bundle(bundles.write_bundle(bundle32.embeddings(), width=bundle32.width,
-                                                        height=bundle32.height, image_sha256=bundle32.image_sha256,
-                                                        model_name=bundle32.model_name, dtype="float16"))
+    bundle16 = bundles.read_bundle(
+        bundles.write_bundle(
+            bundle32.embeddings(),
+            width=bundle32.width,
+            height=bundle32.height,
+            image_sha256=bundle32.image_sha256,
+            model_name=bundle32.model_name,
+            dtype="float16",
+        )
+    )
     assert (bundle32.dtype, bundle16.dtype) == ("float32", "float16")
     photo = images.open_photo(path)
     width, height = photo.width, photo.height
@@ -323,8 +362,10 @@ def case(request, tmp_path_factory, ours, meta) -> Case:
     ours_features = bundle32.embeddings()
     feature_diff = max(float(np.abs(ours_features[n] - meta_features[n]).max()) for n in contract.EMBEDDING_SHAPES)
 
-    segmenters = {dtype: Segmenter(b, info.name, runner.input_names, image_sha256=photo.sha256)
-                  for dtype, b in (("float32", bundle32), ("float16", bundle16))}
+    segmenters = {
+        dtype: Segmenter(b, info.name, runner.input_names, image_sha256=photo.sha256)
+        for dtype, b in (("float32", bundle32), ("float16", bundle16))
+    }
     sets = prompt_sets(width, height, seed=list(PHOTOS).index(request.param))
     decodes, steps, sample = [], [], None
     for prompt_set in sets:
@@ -334,13 +375,19 @@ def case(request, tmp_path_factory, ours, meta) -> Case:
         theirs = meta_steps(prompt_set)
         steps.append((prompt_set.kind, len(ours_steps), len(theirs)))
         for step, (prompt, meta_args) in enumerate(zip(ours_steps, theirs)):
-            masks, scores, low_res = meta.predict(**meta_args, mask_input=previous, multimask_output=True,
-                                                  return_logits=True)
+            masks, scores, low_res = meta.predict(
+                **meta_args, mask_input=previous, multimask_output=True, return_logits=True
+            )
             meta_coords, meta_labels = meta.prompt(**meta_args)
             best = int(np.argmax(scores))
             top = np.sort(scores)
-            record = Decode(prompt_set.kind, step, previous is not None, margin=float(top[-1] - top[-2]),
-                            meta_max_logit=float(np.abs(masks).max()))
+            record = Decode(
+                prompt_set.kind,
+                step,
+                previous is not None,
+                margin=float(top[-1] - top[-2]),
+                meta_max_logit=float(np.abs(masks).max()),
+            )
             sample = low_res if sample is None else sample
             meta_logits_clamped = meta_reference.upsample_logits(low_res, height, width).numpy()
             previous = low_res[best][None]
@@ -349,8 +396,9 @@ def case(request, tmp_path_factory, ours, meta) -> Case:
                 obj.push(prompt)
                 feeds = segmenter.feeds(obj.current)
                 assert feeds["has_mask_input"][0] == (1.0 if record.refined else 0.0)
-                same = (feeds["point_labels"].shape == meta_labels.shape
-                        and np.array_equal(feeds["point_labels"], meta_labels.astype(np.float32)))
+                same = feeds["point_labels"].shape == meta_labels.shape and np.array_equal(
+                    feeds["point_labels"], meta_labels.astype(np.float32)
+                )
                 off = float(np.abs(feeds["point_coords"] - meta_coords).max()) if same else float("inf")
                 record.prompt_diff = max(record.prompt_diff, off)
                 candidates = record_answer(obj.current, runner.run(feeds))
@@ -362,19 +410,34 @@ def case(request, tmp_path_factory, ours, meta) -> Case:
                 record.logits[dtype] = float(np.abs(logits - meta_logits_clamped[chosen]).max())
                 record.low_res[dtype] = float(np.abs(candidates.low_res_logits - low_res).max())
             decodes.append(record)
-    return Case(request.param, width, height, exif_upright, (float(diff.max()), float(diff.mean())), feature_diff,
-                decodes, steps, len(sets), time.perf_counter() - started, sample, meta_features)
+    return Case(
+        request.param,
+        width,
+        height,
+        exif_upright,
+        (float(diff.max()), float(diff.mean())),
+        feature_diff,
+        decodes,
+        steps,
+        len(sets),
+        time.perf_counter() - started,
+        sample,
+        meta_features,
+    )
 
 
 # --- the tests -----------------------------------------------------------------------------------------------------
+
 
 def test_the_photo_is_upright_and_preprocessed_as_meta_does(case):
     assert case.exif_upright, f"{case.name}: open_photo's upright RGB is not the pixels Meta gets"
     if case.name == "chelsea-exif6":
         assert (case.width, case.height) == (300, 451)
     worst, mean = case.input_diff
-    assert worst <= INPUT_TOLERANCE, (f"{case.name}: encoder input differs from Meta's (antialiased bilinear "
-                                      f"resize) by up to {worst:.3g}, mean {mean:.3g}")
+    assert worst <= INPUT_TOLERANCE, (
+        f"{case.name}: encoder input differs from Meta's (antialiased bilinear "
+        f"resize) by up to {worst:.3g}, mean {mean:.3g}"
+    )
     assert case.feature_diff <= FEATURE_TOLERANCE, f"{case.name}: features differ by up to {case.feature_diff:.3g}"
 
 
@@ -392,29 +455,36 @@ def test_each_step_feeds_the_prompt_metas_predictor_gets(case):
     other = [(kind, ours, theirs) for kind, ours, theirs in case.steps if ours != theirs]
     assert not other, f"{case.name}: the replay decoded other steps than its clicks and box make: {other}"
     worst = max(d.prompt_diff for d in case.decodes)
-    print(f"\n{case.name}: the points fed differ from those Meta's prompt encoder gets by up to {worst:.2g} "
-          f"(model space, 0-1024)")
+    print(
+        f"\n{case.name}: the points fed differ from those Meta's prompt encoder gets by up to {worst:.2g} "
+        f"(model space, 0-1024)"
+    )
     for d in case.decodes:
         assert d.prompt_diff <= PROMPT_TOLERANCE, (
             f"{case.name} {d.kind} step {d.step}: the points fed are not Meta's "
-            f"({'other points or labels' if d.prompt_diff == float('inf') else f'off by {d.prompt_diff:.3g}'})")
+            f"({'other points or labels' if d.prompt_diff == float('inf') else f'off by {d.prompt_diff:.3g}'})"
+        )
 
 
-@pytest.mark.parametrize("dtype, required, logits_tolerance", [("float32", IOU_FP32, LOGITS_FP32),
-                                                              ("float16", IOU_FP16, LOGITS_FP16)])
+@pytest.mark.parametrize(
+    "dtype, required, logits_tolerance", [("float32", IOU_FP32, LOGITS_FP32), ("float16", IOU_FP16, LOGITS_FP16)]
+)
 def test_masks_match_metas_predictor(case, dtype, required, logits_tolerance):
     worst_iou, mean_iou, worst_logits = case.figures(dtype)
     chosen = [d.chosen[dtype] for d in case.decodes]
-    print(f"\n{case.name} {case.width}x{case.height} {dtype}: {len(case.decodes)} decodes from {case.prompt_sets} "
-          f"prompt sets; IoU min {worst_iou:.5f} mean {mean_iou:.5f}; upsampled logits max abs diff "
-          f"{worst_logits:.2g}; low-res {max(d.low_res[dtype] for d in case.decodes):.2g}; encoder input diff "
-          f"max {case.input_diff[0]:.2g} mean {case.input_diff[1]:.2g}; features {case.feature_diff:.2g}; "
-          f"{case.seconds:.1f} s; same candidate chosen in {sum(ours == theirs for ours, theirs in chosen)}"
-          f"/{len(chosen)} (Meta's smallest best-to-second score margin {min(d.margin for d in case.decodes):.2g})")
+    print(
+        f"\n{case.name} {case.width}x{case.height} {dtype}: {len(case.decodes)} decodes from {case.prompt_sets} "
+        f"prompt sets; IoU min {worst_iou:.5f} mean {mean_iou:.5f}; upsampled logits max abs diff "
+        f"{worst_logits:.2g}; low-res {max(d.low_res[dtype] for d in case.decodes):.2g}; encoder input diff "
+        f"max {case.input_diff[0]:.2g} mean {case.input_diff[1]:.2g}; features {case.feature_diff:.2g}; "
+        f"{case.seconds:.1f} s; same candidate chosen in {sum(ours == theirs for ours, theirs in chosen)}"
+        f"/{len(chosen)} (Meta's smallest best-to-second score margin {min(d.margin for d in case.decodes):.2g})"
+    )
     for d in case.decodes:
         ours, theirs = d.chosen[dtype]
         assert ours == theirs or d.margin < SCORE_MARGIN[dtype], (
-            f"{case.name} {d.kind} step {d.step}: chose candidate {ours}, Meta {theirs} (score margin {d.margin:.2g})")
+            f"{case.name} {d.kind} step {d.step}: chose candidate {ours}, Meta {theirs} (score margin {d.margin:.2g})"
+        )
         assert d.iou[dtype] >= required, f"{case.name} {d.kind} step {d.step}: min IoU {d.iou[dtype]:.5f} < {required}"
     assert worst_logits <= logits_tolerance, f"{case.name}: upsampled logits differ by up to {worst_logits:.3g}"
 
@@ -433,21 +503,34 @@ def test_the_predictor_path_pads_a_box_as_the_export_does(case, meta, ours, torc
     with torch.no_grad():
         sparse, dense = model.sam_prompt_encoder(points=None, boxes=model_box, masks=None)
         unpadded, _, _, _ = model.sam_mask_decoder(
-            image_embeddings=meta.features["image_embed"], image_pe=model.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
-            repeat_image=False, high_res_features=meta.features["high_res_feats"])
+            image_embeddings=meta.features["image_embed"],
+            image_pe=model.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+            repeat_image=False,
+            high_res_features=meta.features["high_res_feats"],
+        )
     coords = model_box.reshape(1, 2, 2).numpy()
-    feeds = {**case.meta_features, "point_coords": coords,
-             "point_labels": np.array([[contract.LABEL_BOX_TOP_LEFT, contract.LABEL_BOX_BOTTOM_RIGHT]], np.float32),
-             "mask_input": np.zeros((1, 1, 256, 256), np.float32), "has_mask_input": np.zeros(1, np.float32)}
+    feeds = {
+        **case.meta_features,
+        "point_coords": coords,
+        "point_labels": np.array([[contract.LABEL_BOX_TOP_LEFT, contract.LABEL_BOX_BOTTOM_RIGHT]], np.float32),
+        "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+        "has_mask_input": np.zeros(1, np.float32),
+    }
     exported = runner.run(feeds)["masks"][0]
     assert np.abs(exported - predictor_low_res).max() <= LOGITS_FP32
     moved = float(np.abs(unpadded[0].numpy() - predictor_low_res).max())
     best = int(np.argmax(predictor_scores))
-    agreement = min_iou(upsample(unpadded[0, best].numpy(), case.width, case.height) > 0,
-                        upsample(predictor_low_res[best], case.width, case.height) > 0)
-    print(f"\n{case.name}: the boxes= path (no padding point) moves the low-res logits by {moved:.3g} "
-          f"(their range: {np.abs(predictor_low_res).max():.3g}); min IoU of the masks {agreement:.3f}")
+    agreement = min_iou(
+        upsample(unpadded[0, best].numpy(), case.width, case.height) > 0,
+        upsample(predictor_low_res[best], case.width, case.height) > 0,
+    )
+    print(
+        f"\n{case.name}: the boxes= path (no padding point) moves the low-res logits by {moved:.3g} "
+        f"(their range: {np.abs(predictor_low_res).max():.3g}); min IoU of the masks {agreement:.3f}"
+    )
     assert moved > 1e-2
 
 
@@ -462,6 +545,7 @@ def test_clamping_before_upsampling_only_moves_saturated_edges(case):
     meta_mask = meta_reference.upsample_logits(scaled, case.height, case.width).numpy() > 0
     our_mask = upsample(np.clip(scaled, -32, 32), case.width, case.height) > 0
     changed = meta_mask != our_mask
+
     # Each photo pixel blends a 2x2 block of low-res cells (align_corners=False, clamped at the border); as
     # clamping keeps signs, a pixel can only change if its block holds a saturated cell and a cell of the
     # opposite sign: on the mask's edge, next to a logit beyond ±32.
@@ -475,8 +559,10 @@ def test_clamping_before_upsampling_only_moves_saturated_edges(case):
     allowed = ((high > 32) & (low < 0)) | ((low < -32) & (high > 0))
     assert not (changed & ~allowed).any(), f"{case.name}: clamping changed pixels away from saturated edges"
     agreement = min(min_iou(o, m) for o, m in zip(our_mask, meta_mask))
-    print(f"\n{case.name}: with logits scaled to ±100, clamping before upsampling flips {changed.sum()} of "
-          f"{changed.size} pixels ({changed.mean():.2%}); min IoU {agreement:.4f}")
+    print(
+        f"\n{case.name}: with logits scaled to ±100, clamping before upsampling flips {changed.sum()} of "
+        f"{changed.size} pixels ({changed.mean():.2%}); min IoU {agreement:.4f}"
+    )
 
 
 def _sources(out_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -499,8 +585,10 @@ def test_clamping_moves_a_smooth_edge_by_at_most_half_a_cell(torch, slope):
     source_y, source_x = _sources(height)[0], _sources(width)[0]
     off_edge = np.abs(np.hypot(source_y[:, None] - 127.6, source_x[None, :] - 128.2) - radius)
     moved = float(off_edge[changed].max()) if changed.any() else 0.0
-    print(f"\nslope {slope:g}/cell: {changed.sum()} of {changed.size} pixels change, at most {moved:.2f} cells "
-          f"from the edge; min IoU {min_iou(our_mask, meta_mask):.5f}")
-    if slope * 2 ** 0.5 <= 32:
+    print(
+        f"\nslope {slope:g}/cell: {changed.sum()} of {changed.size} pixels change, at most {moved:.2f} cells "
+        f"from the edge; min IoU {min_iou(our_mask, meta_mask):.5f}"
+    )
+    if slope * 2**0.5 <= 32:
         assert not changed.any()
     assert moved <= 0.75

@@ -10,12 +10,14 @@ from pyapp import postprocess
 
 def test_upsample_matches_pytorch_bilinear_align_corners_false():
     import torch  # installed by `bash tools/setup.sh --test` (the export dependencies)
+
     rng = np.random.default_rng(0)
     logits = (rng.standard_normal((3, 256, 256)) * 8).astype(np.float32)
     for width, height in ((1024, 683), (451, 300), (100, 77), (256, 256), (4000, 3)):
         ours = postprocess.upsample(logits, width, height)
-        theirs = torch.nn.functional.interpolate(torch.from_numpy(logits)[None], size=(height, width),
-                                                 mode="bilinear", align_corners=False)[0].numpy()
+        theirs = torch.nn.functional.interpolate(
+            torch.from_numpy(logits)[None], size=(height, width), mode="bilinear", align_corners=False
+        )[0].numpy()
         assert ours.shape == (3, height, width)
         np.testing.assert_allclose(ours, theirs, atol=5e-4)  # float32 rounding of the weights
         assert ((ours > 0) != (theirs > 0)).mean() < 1e-4
@@ -34,8 +36,9 @@ def test_candidates_from_outputs_and_best():
     masks = np.zeros((1, 3, 256, 256), np.float32)
     candidates = postprocess.Candidates.from_outputs({"masks": masks, "iou_predictions": np.array([[0.2, 0.7, 0.5]])})
     assert candidates.best == 1 and candidates.low_res_logits.shape == (3, 256, 256)
-    hires = postprocess.Candidates.from_outputs({"masks": np.zeros((1, 3, 512, 512), np.float32),
-                                                 "iou_predictions": np.zeros((1, 3)), "low_res_masks": masks})
+    hires = postprocess.Candidates.from_outputs(
+        {"masks": np.zeros((1, 3, 512, 512), np.float32), "iou_predictions": np.zeros((1, 3)), "low_res_masks": masks}
+    )
     assert hires.logits.shape == (3, 512, 512) and hires.low_res_logits.shape == (3, 256, 256)
     with pytest.raises(ValueError):
         postprocess.Candidates.from_outputs({"masks": np.zeros((3, 256, 256)), "iou_predictions": np.zeros(3)})

@@ -157,8 +157,12 @@ def test_mask_feedback_is_the_chosen_candidate_of_the_step_refined():
 
 def test_prompt_arrays_put_the_box_first_like_meta():
     mapping = Mapping.for_image(512, 256)
-    prompt = Prompt().with_point(Point(10, 20)).with_point(Point(30, 40, include=False)).with_box(
-        Box.from_corners(100, 200, 50, 60))
+    prompt = (
+        Prompt()
+        .with_point(Point(10, 20))
+        .with_point(Point(30, 40, include=False))
+        .with_box(Box.from_corners(100, 200, 50, 60))
+    )
     coords, labels = prompt.model_arrays(mapping)
     assert coords.shape == (1, 4, 2) and coords.dtype == np.float32 and labels.dtype == np.float32
     np.testing.assert_array_equal(labels, [[2, 3, 1, 0]])

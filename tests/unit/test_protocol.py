@@ -11,36 +11,75 @@ from pyapp import protocol
 
 
 def test_every_message_the_page_sends_is_parsed_into_its_dataclass():
-    click = protocol.parse({"type": "click", "cmd": 3, "id": 2, "x": 10, "y": 20.5, "css_width": 600,
-                            "css_height": 400, "include": False, "t0": 1234.5})
+    click = protocol.parse(
+        {
+            "type": "click",
+            "cmd": 3,
+            "id": 2,
+            "x": 10,
+            "y": 20.5,
+            "css_width": 600,
+            "css_height": 400,
+            "include": False,
+            "t0": 1234.5,
+        }
+    )
     assert click == protocol.Click(10.0, 20.5, 600.0, 400.0, include=False, id=2, t0=1234.5, cmd=3)
     assert isinstance(click.x, float) and click.joins is None
     assert protocol.parse({"type": "undo", "cmd": 4}) == protocol.Undo(cmd=4)
     assert protocol.parse({"type": "rename", "cmd": 5, "id": 1.0, "name": "Cup"}) == protocol.Rename(1, "Cup", cmd=5)
     assert protocol.parse({"type": "view", "cmd": 6, "view": "cutout"}).opacity is None
-    opened = protocol.parse({"type": "open-files", "seq": 2, "photo": memoryview(b"jpeg"), "photo_name": "a.jpg",
-                             "bundle": bytearray(b"msgpack"), "bundle_name": "a.jpg.msgpack"})
+    opened = protocol.parse(
+        {
+            "type": "open-files",
+            "seq": 2,
+            "photo": memoryview(b"jpeg"),
+            "photo_name": "a.jpg",
+            "bundle": bytearray(b"msgpack"),
+            "bundle_name": "a.jpg.msgpack",
+        }
+    )
     assert opened.photo == b"jpeg" and type(opened.bundle) is bytes and opened.models == {}
     replay = protocol.parse({"type": "replay", "messages": [{"type": "undo"}]})
     assert replay.messages == [{"type": "undo"}]  # parsed one by one when applied
-    assert set(protocol.INBOUND) == {"open", "open-files", "click", "box", "undo", "redo", "clear", "new-object",
-                                     "select", "delete", "rename", "candidate", "view", "reset", "replay",
-                                     "export", "hover", "hover-end"}
+    assert set(protocol.INBOUND) == {
+        "open",
+        "open-files",
+        "click",
+        "box",
+        "undo",
+        "redo",
+        "clear",
+        "new-object",
+        "select",
+        "delete",
+        "rename",
+        "candidate",
+        "view",
+        "reset",
+        "replay",
+        "export",
+        "hover",
+        "hover-end",
+    }
 
 
-@pytest.mark.parametrize("message, words", [
-    ("click", "not an object"),
-    ({"x": 1}, "does not know: 'None'"),
-    ({"type": "teleport"}, "does not know: 'teleport'"),
-    ({"type": "click", "x": 1, "y": 2, "css_width": 3}, "needs the field 'css_height'"),
-    ({"type": "click", "x": "1", "y": 2, "css_width": 3, "css_height": 4}, "'x' is str, not float"),
-    ({"type": "click", "x": math.nan, "y": 2, "css_width": 3, "css_height": 4}, "'x' is nan, not a finite number"),
-    ({"type": "select", "id": True}, "'id' is bool, not int"),
-    ({"type": "select", "id": 1.5}, "'id' is float, not int"),
-    ({"type": "candidate", "index": None}, "'index' is NoneType, not int"),
-    ({"type": "open", "seq": 1, "bundle_url": "b", "model_url": "m", "preview_url": 7}, "'preview_url' is int"),
-    ({"type": "undo", "cmd": "3"}, "'cmd' is str, not int or null"),
-])
+@pytest.mark.parametrize(
+    "message, words",
+    [
+        ("click", "not an object"),
+        ({"x": 1}, "does not know: 'None'"),
+        ({"type": "teleport"}, "does not know: 'teleport'"),
+        ({"type": "click", "x": 1, "y": 2, "css_width": 3}, "needs the field 'css_height'"),
+        ({"type": "click", "x": "1", "y": 2, "css_width": 3, "css_height": 4}, "'x' is str, not float"),
+        ({"type": "click", "x": math.nan, "y": 2, "css_width": 3, "css_height": 4}, "'x' is nan, not a finite number"),
+        ({"type": "select", "id": True}, "'id' is bool, not int"),
+        ({"type": "select", "id": 1.5}, "'id' is float, not int"),
+        ({"type": "candidate", "index": None}, "'index' is NoneType, not int"),
+        ({"type": "open", "seq": 1, "bundle_url": "b", "model_url": "m", "preview_url": 7}, "'preview_url' is int"),
+        ({"type": "undo", "cmd": "3"}, "'cmd' is str, not int or null"),
+    ],
+)
 def test_a_message_without_the_fields_its_type_needs_is_refused_saying_which(message, words):
     with pytest.raises(protocol.ProtocolError, match=words):
         protocol.parse(message)
@@ -55,6 +94,11 @@ def test_answers_are_the_plain_objects_the_page_reads():
     assert with_mask["mask"] == {"object": 1} and with_mask["t0"] == 12.5
     assert protocol.Applied(4).to_message() == {"type": "applied", "cmd": 4}
     assert protocol.Applied(4, True).to_message() == {"type": "applied", "cmd": 4, "joins": True}
-    assert protocol.Error("open", "no").to_message() == {"type": "error", "phase": "open", "message": "no",
-                                                         "hint": "", "fatal": False}
+    assert protocol.Error("open", "no").to_message() == {
+        "type": "error",
+        "phase": "open",
+        "message": "no",
+        "hint": "",
+        "fatal": False,
+    }
     assert protocol.Error("decode", "x", refused=7, restart=True).to_message()["restart"] is True

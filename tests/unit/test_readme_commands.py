@@ -28,9 +28,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -40,8 +40,9 @@ PREFIXES = (".venv/bin/python ", ".venv/bin/samtab-", "python tools/", "bash ")
 # README commands that others need first.
 DEMOS_COMMAND = ".venv/bin/samtab-demos"
 BASELINE_COMMAND = ".venv/bin/samtab-baseline --out models/baseline"
-CHECKPOINT_EXPORT = (".venv/bin/samtab-export --checkpoint sam2.1_hiera_large.pt --config sam2.1_hiera_l "
-                     "--out models/sam2.1-large")
+CHECKPOINT_EXPORT = (
+    ".venv/bin/samtab-export --checkpoint sam2.1_hiera_large.pt --config sam2.1_hiera_l --out models/sam2.1-large"
+)
 
 
 def readme_commands(text: str) -> list[str]:
@@ -63,6 +64,7 @@ def readme_commands(text: str) -> list[str]:
 
 # --- how each command is run -------------------------------------------------------------------------------
 
+
 @dataclass
 class Copy:
     """The temporary copy of the repository, the folder for what must not land in it, the environment its
@@ -77,11 +79,14 @@ class Copy:
     def run(self, command: str, *, timeout: float = 300, expect: int = 0, label: str | None = None):
         """`command` through bash in the copy; fails on another exit code, showing its output."""
         started = time.perf_counter()
-        result = subprocess.run(["bash", "-c", command], cwd=self.root, env=self.env, capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            ["bash", "-c", command], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         self.times.append(f"{time.perf_counter() - started:6.1f} s  {label or command}")
-        assert result.returncode == expect, (f"`{command}` exited {result.returncode}, expected {expect}:\n"
-                                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        assert result.returncode == expect, (
+            f"`{command}` exited {result.returncode}, expected {expect}:\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
         return result
 
     def once(self, command: str):
@@ -94,8 +99,14 @@ class Copy:
         """Start a command that serves for ever (on a free port: PORT=0), GET / and check the answer, then
         stop it with Ctrl-C (SIGINT) and expect a clean exit."""
         started = time.perf_counter()
-        process = subprocess.Popen(shlex.split(command), cwd=self.root, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, env={**self.env, "PORT": "0"})
+        process = subprocess.Popen(
+            shlex.split(command),
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**self.env, "PORT": "0"},
+        )
         lines: queue.Queue[str] = queue.Queue()
         reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
         reader.start()
@@ -149,8 +160,11 @@ def checked_setup(copy: Copy, setup: str) -> None:
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
     chromium = os.environ.get("SAMTAB_CHROMIUM", "/usr/bin/chromium")
     if stamp != ["test", wanted] or not shutil.which("npm") or not os.access(chromium, os.X_OK):
-        pytest.fail("this machine is not set up for the tests (.venv from this pyproject.toml, npm, Chromium): "
-                    "run `bash tools/setup.sh --test`", pytrace=False)
+        pytest.fail(
+            "this machine is not set up for the tests (.venv from this pyproject.toml, npm, Chromium): "
+            "run `bash tools/setup.sh --test`",
+            pytrace=False,
+        )
     result = copy.run(setup, timeout=120)
     assert "setup: installing" not in result.stdout and result.stdout.rstrip().endswith("setup: ready"), result.stdout
     refused = copy.run("bash tools/setup.sh --no-such-option", expect=2)
@@ -183,12 +197,23 @@ def export_checkpoint(copy: Copy, command: str) -> Path:
     """A checkpoint saved as Meta's are ({"model": state_dict}) from SAM2.1 tiny with random weights, exported
     with --config sam2.1_hiera_t: the large config takes ~76 s and 4 GB of memory, through the same code."""
     checkpoint = copy.scratch / "sam2.1_hiera_tiny.pt"
-    copy.run(f"{sys.executable} -c {shlex.quote(MAKE_CHECKPOINT)} {shlex.quote(str(checkpoint))}", timeout=300,
-             label=f"(the checkpoint: random-init SAM2.1 tiny, seed 1, as {{'model': state_dict}}: {checkpoint})")
+    copy.run(
+        f"{sys.executable} -c {shlex.quote(MAKE_CHECKPOINT)} {shlex.quote(str(checkpoint))}",
+        timeout=300,
+        label=f"(the checkpoint: random-init SAM2.1 tiny, seed 1, as {{'model': state_dict}}: {checkpoint})",
+    )
     out = copy.scratch / "models" / "sam2.1-large"
-    copy.run(substitute(command, {"--checkpoint sam2.1_hiera_large.pt": f"--checkpoint {checkpoint}",
-                                  "--config sam2.1_hiera_l": "--config sam2.1_hiera_t",
-                                  "--out models/sam2.1-large": f"--out {out}"}), timeout=600)
+    copy.run(
+        substitute(
+            command,
+            {
+                "--checkpoint sam2.1_hiera_large.pt": f"--checkpoint {checkpoint}",
+                "--config sam2.1_hiera_l": "--config sam2.1_hiera_t",
+                "--out models/sam2.1-large": f"--out {out}",
+            },
+        ),
+        timeout=600,
+    )
     info = json.loads((out / "model.json").read_text())
     assert info["weights"] == "sha256:" + hashlib.sha256(checkpoint.read_bytes()).hexdigest(), info["weights"]
     return out
@@ -214,10 +239,19 @@ def encode_photos(copy: Copy, command: str) -> None:
     photos = copy.scratch / "photos"
     (photos / "folder").mkdir(parents=True)
     copy.run(f".venv/bin/python tools/synthetic.py {photos}/shapes.png {photos}/shapes.json")
-    copy.run(f".venv/bin/python tools/synthetic.py {photos}/folder/other.png {photos}/other.json --seed 1 "
-             "--size 320x240")
-    result = copy.run(substitute(command, {"PHOTOS_OR_FOLDERS...": f"{photos}/shapes.png {photos}/folder",
-                                           "--model models/sam2.1-large": f"--model {model}"}), timeout=600)
+    copy.run(
+        f".venv/bin/python tools/synthetic.py {photos}/folder/other.png {photos}/other.json --seed 1 --size 320x240"
+    )
+    result = copy.run(
+        substitute(
+            command,
+            {
+                "PHOTOS_OR_FOLDERS...": f"{photos}/shapes.png {photos}/folder",
+                "--model models/sam2.1-large": f"--model {model}",
+            },
+        ),
+        timeout=600,
+    )
     assert "2 encoded, 0 skipped, 0 failed" in result.stdout, result.stdout
     bundles = sorted(p.name for p in (copy.root / "bundles").glob("*.msgpack"))
     assert bundles == ["other.png.msgpack", "shapes.png.msgpack"], bundles
@@ -239,11 +273,13 @@ def segment_demo(copy: Copy, command: str) -> None:
 def bench(arguments: dict[str, str] | str, expect: str) -> Callable[[Copy, str], None]:
     """A benchmark with the given smaller arguments (each drives what it measures once or twice), after the
     demos are built (bench encode and pipeline use models/baseline, which demos.py makes)."""
+
     def run(copy: Copy, command: str) -> None:
         copy.once(DEMOS_COMMAND)
         smaller = substitute(command, arguments) if isinstance(arguments, dict) else f"{command} {arguments}"
         result = copy.run(smaller, timeout=300)
         assert expect in result.stdout, result.stdout[-2000:]
+
     return run
 
 
@@ -285,76 +321,109 @@ class Way:
 COMMANDS: dict[str, Way] = {
     "bash tools/setup.sh && .venv/bin/python tools/serve.py": Way(
         "setup.sh as written (its skip path: CI runs setup before the tests) and `--no-such-option` (exit 2); "
-        "then serve.py as written with PORT=0, GET / answers 200, Ctrl-C stops it", setup_and_serve),
+        "then serve.py as written with PORT=0, GET / answers 200, Ctrl-C stops it",
+        setup_and_serve,
+    ),
     "bash tools/setup.sh --test && .venv/bin/python -m pytest": Way(
         "setup.sh --test as written (skip path) and a bad option; pytest is not run: it is this very suite, "
-        "which CI runs with this command (.ci/run)", setup_for_tests),
+        "which CI runs with this command (.ci/run)",
+        setup_for_tests,
+    ),
     ".venv/bin/samtab-screenshots": Way("as written (Chromium, ~12 s)", screenshots),
     BASELINE_COMMAND: Way(
         "as written it must refuse (exit 1: models/baseline exists by then, as serve.py built the demos), "
-        "and with --out in a scratch folder it builds the model", make_baseline),
+        "and with --out in a scratch folder it builds the model",
+        make_baseline,
+    ),
     CHECKPOINT_EXPORT: Way(
         "a checkpoint saved as Meta's are, {'model': state_dict}, of a random-init SAM2.1 tiny, with "
         "--config sam2.1_hiera_t (the large one takes ~76 s and 4 GB, through the same code); --out outside "
-        "models/, so that demos.py does not encode every demo with it too", export_checkpoint),
+        "models/, so that demos.py does not encode every demo with it too",
+        export_checkpoint,
+    ),
     ".venv/bin/samtab-export --random-init --seed 0 --out models/sam2.1-tiny-random": Way(
         "--out outside models/ (as above) and --no-check (the check, ~26 s, runs in the export just above "
-        "and in test_export_sam2.py)", export_random_init),
+        "and in test_export_sam2.py)",
+        export_random_init,
+    ),
     ".venv/bin/samtab-encode PHOTOS_OR_FOLDERS... --model models/sam2.1-large --out bundles/": Way(
-        "a photo and a folder holding another; --model the export above", encode_photos),
+        "a photo and a folder holding another; --model the export above", encode_photos
+    ),
     DEMOS_COMMAND: Way("as written", build_demos),
-    ".venv/bin/samtab-segment --demo site/demos/shapes --point 120,200 --point 300,90,0 --out mask.png":
-        Way("as written, after samtab-demos", segment_demo),
+    ".venv/bin/samtab-segment --demo site/demos/shapes --point 120,200 --point 300,90,0 --out mask.png": Way(
+        "as written, after samtab-demos", segment_demo
+    ),
     ".venv/bin/python -m pytest tests/unit/test_bundle_fuzz.py --fuzz-cases 50000": Way(
         "--fuzz-cases 1000, ~7 s (the suite itself runs 10,000; at 200 the fuzzer's own check that every "
-        "msgpack was reached fails about one run in six)", fuzz_bundles),
+        "msgpack was reached fails about one run in six)",
+        fuzz_bundles,
+    ),
     "python tools/vendor.py": Way("with .venv/bin/python", vendor),
     "python tools/site_build.py": Way("with .venv/bin/python; build.js lists app.js by its size", site_build),
     "python tools/serve.py --no-isolation-headers": Way(
-        "with .venv/bin/python and PORT=0; GET / has no COOP header; Ctrl-C", serve_without_headers),
+        "with .venv/bin/python and PORT=0; GET / has no COOP header; Ctrl-C", serve_without_headers
+    ),
     ".venv/bin/samtab-bench boot --runs 5": Way(
-        "--runs 1 (Chromium, ~10 s)", bench({"--runs 5": "--runs 1"}, "ORT ready")),
-    ".venv/bin/samtab-bench boot --demo shapes": Way(
-        "--runs 1 (~15 s)", bench("--runs 1", "first mask painted")),
+        "--runs 1 (Chromium, ~10 s)", bench({"--runs 5": "--runs 1"}, "ORT ready")
+    ),
+    ".venv/bin/samtab-bench boot --demo shapes": Way("--runs 1 (~15 s)", bench("--runs 1", "first mask painted")),
     ".venv/bin/samtab-bench click": Way(
         "--demo shapes --clicks 2 --threads 1 (~15 s)",
-        bench("--demo shapes --clicks 2 --threads 1", "click to mask painted")),
+        bench("--demo shapes --clicks 2 --threads 1", "click to mask painted"),
+    ),
     ".venv/bin/samtab-bench encode": Way(
-        "--runs 1 (models/ of the copy holds the baseline only)", bench("--runs 1", "encode with")),
+        "--runs 1 (models/ of the copy holds the baseline only)", bench("--runs 1", "encode with")
+    ),
     ".venv/bin/samtab-bench pipeline": Way(
         "--photo 960x640 --runs 1 (at the default 12 MP photo it takes ~14 s)",
-        bench("--photo 960x640 --runs 1", "pipeline in CPython")),
+        bench("--photo 960x640 --runs 1", "pipeline in CPython"),
+    ),
 }
 
 
 # --- the tests ---------------------------------------------------------------------------------------------
 
+
 def test_every_readme_command_is_known():
     shown = readme_commands(README.read_text())
     unknown = [command for command in shown if command not in COMMANDS]
-    assert not unknown, ("README.md shows commands this test does not know how to run; add each to COMMANDS "
-                         "in tests/unit/test_readme_commands.py:\n" + "\n".join(unknown))
+    assert not unknown, (
+        "README.md shows commands this test does not know how to run; add each to COMMANDS "
+        "in tests/unit/test_readme_commands.py:\n" + "\n".join(unknown)
+    )
     gone = [command for command in COMMANDS if command not in shown]
     assert not gone, "COMMANDS lists commands README.md no longer shows:\n" + "\n".join(gone)
 
 
 def test_the_readme_parser_finds_indented_fenced_and_inline_commands():
-    text = ("Run `.venv/bin/python tools/a.py --x 1` or `python -c 1`.\n\n"
-            "    bash tools/setup.sh && .venv/bin/python tools/b.py   # a comment\n"
-            "    .venv/bin/samtab-d --z   # an installed command\n"
-            "    not a command\n\n```\n$ .venv/bin/python tools/c.py  --y\n```\n")
-    assert readme_commands(text) == [".venv/bin/python tools/a.py --x 1",
-                                     "bash tools/setup.sh && .venv/bin/python tools/b.py",
-                                     ".venv/bin/samtab-d --z",
-                                     ".venv/bin/python tools/c.py --y"]
+    text = (
+        "Run `.venv/bin/python tools/a.py --x 1` or `python -c 1`.\n\n"
+        "    bash tools/setup.sh && .venv/bin/python tools/b.py   # a comment\n"
+        "    .venv/bin/samtab-d --z   # an installed command\n"
+        "    not a command\n\n```\n$ .venv/bin/python tools/c.py  --y\n```\n"
+    )
+    assert readme_commands(text) == [
+        ".venv/bin/python tools/a.py --x 1",
+        "bash tools/setup.sh && .venv/bin/python tools/b.py",
+        ".venv/bin/samtab-d --z",
+        ".venv/bin/python tools/c.py --y",
+    ]
 
 
 @pytest.fixture(scope="module")
 def copy(tmp_path_factory):
     """The repository's tracked and new (not ignored) files, copied; .venv and node_modules linked."""
     root = tmp_path_factory.mktemp("readme") / "samtab"
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():  # a file deleted but not yet committed is listed too

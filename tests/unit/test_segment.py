@@ -71,8 +71,20 @@ class Direct:
 def sam2(tmp_path_factory):
     """The random-init SAM2.1 tiny (exported when missing) and the synthetic scene encoded with it."""
     if not (SAM2_MODEL / "model.json").exists():
-        export = subprocess.run([sys.executable, str(ROOT / "tools" / "export_sam2.py"), "--random-init", "--seed",
-                                 "0", "--out", str(SAM2_MODEL), "--no-check"], capture_output=True, text=True)
+        export = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "tools" / "export_sam2.py"),
+                "--random-init",
+                "--seed",
+                "0",
+                "--out",
+                str(SAM2_MODEL),
+                "--no-check",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert export.returncode == 0, export.stdout + export.stderr
     folder = tmp_path_factory.mktemp("segment-sam2")
     photo = folder / "shapes.png"
@@ -116,8 +128,11 @@ def test_points_give_the_object(scene, tmp_path):
 
 def test_replay_decodes_click_by_click_keeping_every_point(sam2, tmp_path):
     direct, described = sam2
-    a, b, c = (Point(*described[0]["point"]), Point(*described[3]["point"], include=False),
-               Point(*described[1]["point"]))
+    a, b, c = (
+        Point(*described[0]["point"]),
+        Point(*described[3]["point"], include=False),
+        Point(*described[1]["point"]),
+    )
     args = [arg for p in (a, b, c) for arg in ("--point", f"{p.x:g},{p.y:g},{int(p.include)}")]
     replayed, _ = direct.run([Prompt((a,)), Prompt((a, b)), Prompt((a, b, c))])
     at_once, _ = direct.run([Prompt((a, b, c))])
@@ -143,8 +158,9 @@ def test_the_chosen_candidate_is_the_mask_written(sam2, tmp_path):
     others = [k for k in range(3) if differ(masks[k], masks[best]) > 100]
     assert others, "the three candidates should differ for this click"
     for candidate in [*others, best]:
-        mask, summary = run_sam2(direct, tmp_path, "--point", "{},{}".format(*described[2]["point"]),
-                                 "--candidate", candidate)
+        mask, summary = run_sam2(
+            direct, tmp_path, "--point", "{},{}".format(*described[2]["point"]), "--candidate", candidate
+        )
         assert summary["mask_index"] == candidate
         assert differ(mask, masks[candidate]) == 0, f"--candidate {candidate} wrote another mask"
     mask, summary = run_sam2(direct, tmp_path, "--point", "{},{}".format(*described[2]["point"]))
@@ -157,14 +173,16 @@ def test_a_box_is_given_by_any_two_opposite_corners_and_stays_with_the_points(sa
     box = Box(x - 3, y - 3, x + w + 3, y + h + 3)
     point = Point(*described[2]["point"])
     wanted, _ = direct.run([Prompt(box=box), Prompt((point,), box)])
-    as_dragged, _ = direct.run([Prompt(box=Box(box.x1, box.y0, box.x0, box.y1)),
-                                Prompt((point,), Box(box.x1, box.y0, box.x0, box.y1))])
+    as_dragged, _ = direct.run(
+        [Prompt(box=Box(box.x1, box.y0, box.x0, box.y1)), Prompt((point,), Box(box.x1, box.y0, box.x0, box.y1))]
+    )
     box_dropped, _ = direct.run([Prompt(box=box), Prompt((point,))])
     assert differ(wanted, as_dragged) > 100 and differ(wanted, box_dropped) > 100
 
     for corners in ((box.x1, box.y1, box.x0, box.y0), (box.x1, box.y0, box.x0, box.y1)):  # dragged up-left, down-left
-        mask, summary = run_sam2(direct, tmp_path, "--box", ",".join(f"{v:g}" for v in corners),
-                                 "--point", f"{point.x:g},{point.y:g}")
+        mask, summary = run_sam2(
+            direct, tmp_path, "--box", ",".join(f"{v:g}" for v in corners), "--point", f"{point.x:g},{point.y:g}"
+        )
         assert summary["prompt"] == {"points": [[point.x, point.y, 1]], "box": [box.x0, box.y0, box.x1, box.y1]}
         assert summary["decodes"] == 2
         assert differ(mask, wanted) == 0, f"{differ(mask, wanted)} pixels differ for the corners {corners}"
@@ -196,10 +214,13 @@ def assert_refused(result, out: Path, message: str) -> None:
         assert not list(out.parent.glob(f".{out.name}.*")), "a partial file was left behind"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--point", "5000,10"], "outside"),
-    (["--point", "10,10", "--model", "{folder}/nope"], "no model.json"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--point", "5000,10"], "outside"),
+        (["--point", "10,10", "--model", "{folder}/nope"], "no model.json"),
+    ],
+)
 def test_errors_are_clear(scene, tmp_path, args, message):
     folder, model, bundle, _, _ = scene
     filled = [a.format(folder=folder) for a in args]
@@ -209,19 +230,22 @@ def test_errors_are_clear(scene, tmp_path, args, message):
     assert_refused(result, tmp_path / "m.png", message)
 
 
-@pytest.mark.parametrize("demo_json, message", [
-    (b"{not json", "demo.json is not valid JSON"),
-    (b"\xc3\x28{}", "demo.json is not valid JSON"),  # not UTF-8
-    (b"[1, 2]", "must hold a JSON object"),
-    (b'{"bundle": "shapes.png.msgpack"}', "'model' (the model folder"),
-    (b'{"bundle": 5, "model": "../baseline"}', "'bundle' (the bundle file"),
-    (b'{"bundle": "shapes.png.msgpack", "model": ["../baseline"]}', "'model' (the model folder"),
-    (b'{"bundle": "", "model": "../baseline"}', "'bundle' (the bundle file"),
-    (b'{"bundle": ".", "model": "../baseline"}', "Is a directory"),
-    (b'{"bundle": "nope.msgpack", "model": "../baseline"}', "No such file"),
-    (b'{"bundle": "demo.json", "model": "../baseline"}', "MessagePack"),
-    (b'{"bundle": "shapes.png.msgpack", "model": "../nope"}', "no model.json"),
-])
+@pytest.mark.parametrize(
+    "demo_json, message",
+    [
+        (b"{not json", "demo.json is not valid JSON"),
+        (b"\xc3\x28{}", "demo.json is not valid JSON"),  # not UTF-8
+        (b"[1, 2]", "must hold a JSON object"),
+        (b'{"bundle": "shapes.png.msgpack"}', "'model' (the model folder"),
+        (b'{"bundle": 5, "model": "../baseline"}', "'bundle' (the bundle file"),
+        (b'{"bundle": "shapes.png.msgpack", "model": ["../baseline"]}', "'model' (the model folder"),
+        (b'{"bundle": "", "model": "../baseline"}', "'bundle' (the bundle file"),
+        (b'{"bundle": ".", "model": "../baseline"}', "Is a directory"),
+        (b'{"bundle": "nope.msgpack", "model": "../baseline"}', "No such file"),
+        (b'{"bundle": "demo.json", "model": "../baseline"}', "MessagePack"),
+        (b'{"bundle": "shapes.png.msgpack", "model": "../nope"}', "no model.json"),
+    ],
+)
 def test_an_invalid_demo_json_is_refused_with_a_message(scene, tmp_path, demo_json, message):
     folder, _, bundle, _, _ = scene
     demo = tmp_path / "demo"
@@ -251,13 +275,16 @@ def without_root_override() -> list[str]:
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
-@pytest.mark.parametrize("out, message", [
-    ("{tmp}", "is a folder"),
-    ("{tmp}/locked/mask.png", "Permission denied"),  # a read-only folder
-    ("{tmp}/locked/new/mask.png", "Permission denied"),  # a missing parent that cannot be made
-    ("{tmp}/a-file.txt/mask.png", "part of its folder path is a file"),
-    ("{tmp}/a-file.txt/more/mask.png", "part of its folder path is a file"),
-])
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("{tmp}", "is a folder"),
+        ("{tmp}/locked/mask.png", "Permission denied"),  # a read-only folder
+        ("{tmp}/locked/new/mask.png", "Permission denied"),  # a missing parent that cannot be made
+        ("{tmp}/a-file.txt/mask.png", "part of its folder path is a file"),
+        ("{tmp}/a-file.txt/more/mask.png", "part of its folder path is a file"),
+    ],
+)
 def test_an_out_that_cannot_be_written_is_refused_with_a_message(scene, tmp_path, out, message):
     _, model, bundle, _, _ = scene
     (tmp_path / "a-file.txt").write_text("mine\n")
@@ -266,8 +293,23 @@ def test_an_out_that_cannot_be_written_is_refused_with_a_message(scene, tmp_path
     locked.chmod(0o555)
     out = Path(out.format(tmp=tmp_path))
     try:
-        result = subprocess.run([*without_root_override(), *SEGMENT, "--demo", str(bundle), "--model", str(model),
-                                 "--point", "10,10", "--out", str(out)], capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [
+                *without_root_override(),
+                *SEGMENT,
+                "--demo",
+                str(bundle),
+                "--model",
+                str(model),
+                "--point",
+                "10,10",
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         locked.chmod(0o755)
     if out == tmp_path:
@@ -285,8 +327,10 @@ def limit_memory() -> None:
 
 
 # segment.py with the bundle reader's pixel cap lifted: what a cap too high, or none, would leave to memory.
-WITHOUT_PIXEL_CAP = ("import sys; from pyapp import contract; contract.MAX_PHOTO_PIXELS = 1 << 40; "
-                     "from samtab_tools import segment; sys.exit(segment.main(sys.argv[1:]))")
+WITHOUT_PIXEL_CAP = (
+    "import sys; from pyapp import contract; contract.MAX_PHOTO_PIXELS = 1 << 40; "
+    "from samtab_tools import segment; sys.exit(segment.main(sys.argv[1:]))"
+)
 
 
 @pytest.mark.parametrize("cap", ["as it is", "pixel cap lifted"])
@@ -301,8 +345,9 @@ def test_a_bundle_that_declares_a_huge_photo_gets_a_message(scene, tmp_path, cap
     huge.write_bytes(msgpack.packb(document, use_bin_type=True))
     args = ["--demo", huge, "--model", model, "--point", "100,100", "--out", tmp_path / "m.png"]
     command = SEGMENT if cap == "as it is" else [sys.executable, "-c", WITHOUT_PIXEL_CAP]
-    result = subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=300,
-                            preexec_fn=limit_memory)
+    result = subprocess.run(
+        [*command, *map(str, args)], capture_output=True, text=True, timeout=300, preexec_fn=limit_memory
+    )
     assert_refused(result, tmp_path / "m.png", "declares a 60000x60000 photo")
     if cap == "pixel cap lifted":
         assert "out of memory" in result.stderr
@@ -312,17 +357,21 @@ def raise_memory_error(*args, **kwargs):
     raise MemoryError
 
 
-@pytest.mark.parametrize("where, message", [
-    ("read_bundle", "out of memory while reading"),
-    ("Segmenter.mask", "out of memory: the bundle declares a 960x640 photo"),
-    ("png", "out of memory: the bundle declares a 960x640 photo"),
-])
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        ("read_bundle", "out of memory while reading"),
+        ("Segmenter.mask", "out of memory: the bundle declares a 960x640 photo"),
+        ("png", "out of memory: the bundle declares a 960x640 photo"),
+    ],
+)
 def test_running_out_of_memory_anywhere_gets_a_message(scene, tmp_path, monkeypatch, capsys, where, message):
     _, model, bundle, _, _ = scene
     owner, _, name = where.rpartition(".")
     monkeypatch.setattr(getattr(segment, owner) if owner else segment, name, raise_memory_error)
-    code = segment.main(["--demo", str(bundle), "--model", str(model), "--point", "10,10",
-                         "--out", str(tmp_path / "m.png")])
+    code = segment.main(
+        ["--demo", str(bundle), "--model", str(model), "--point", "10,10", "--out", str(tmp_path / "m.png")]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("segment: error: ") and message in err, err
     assert not (tmp_path / "m.png").exists()

@@ -48,11 +48,19 @@ def test_every_response_carries_the_isolation_and_security_headers(server):
             assert response.getheader(name) == value, (path, name)
 
 
-@pytest.mark.parametrize("suffix, mime", [
-    (".mjs", "text/javascript"), (".js", "text/javascript"), (".wasm", "application/wasm"),
-    (".onnx", "application/octet-stream"), (".msgpack", "application/vnd.msgpack"),
-    (".toml", "application/toml"), (".py", "text/x-python"), (".json", "application/json"),
-])
+@pytest.mark.parametrize(
+    "suffix, mime",
+    [
+        (".mjs", "text/javascript"),
+        (".js", "text/javascript"),
+        (".wasm", "application/wasm"),
+        (".onnx", "application/octet-stream"),
+        (".msgpack", "application/vnd.msgpack"),
+        (".toml", "application/toml"),
+        (".py", "text/x-python"),
+        (".json", "application/json"),
+    ],
+)
 def test_mime_types(server, tmp_path, suffix, mime):
     name = f"mime-test{suffix}"
     target = serve.SITE / name
@@ -65,12 +73,26 @@ def test_mime_types(server, tmp_path, suffix, mime):
     assert response.getheader("Content-Type").split(";")[0] == mime
 
 
-@pytest.mark.parametrize("path", [
-    "/../pyproject.toml", "/%2e%2e/pyproject.toml", "/%2E%2E%2Fpyproject.toml", "/..%2fpyproject.toml",
-    "/vendor/../../pyproject.toml", "//etc/passwd", "/%2Fetc%2Fpasswd", "/..\\pyproject.toml",
-    "/%5c..%5cpyproject.toml", "/%00index.html", "/%ff%fe", "/%252e%252e/pyproject.toml",
-    "http://127.0.0.1/../pyproject.toml", "/./../pyproject.toml", "/vendor/%2e%2e/%2e%2e/pyproject.toml",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../pyproject.toml",
+        "/%2e%2e/pyproject.toml",
+        "/%2E%2E%2Fpyproject.toml",
+        "/..%2fpyproject.toml",
+        "/vendor/../../pyproject.toml",
+        "//etc/passwd",
+        "/%2Fetc%2Fpasswd",
+        "/..\\pyproject.toml",
+        "/%5c..%5cpyproject.toml",
+        "/%00index.html",
+        "/%ff%fe",
+        "/%252e%252e/pyproject.toml",
+        "http://127.0.0.1/../pyproject.toml",
+        "/./../pyproject.toml",
+        "/vendor/%2e%2e/%2e%2e/pyproject.toml",
+    ],
+)
 def test_paths_outside_site_are_refused(server, path):
     response, body = get(server, path)
     assert response.status == 404
@@ -94,6 +116,7 @@ def test_no_directory_listing(server):
 
 
 # --- the security headers: every place that states them, and the policy itself ---------------------------
+
 
 def netlify_headers() -> dict[str, str]:
     headers = {}
@@ -189,8 +212,12 @@ def test_csp_allows_only_the_page_origin_directive_by_directive(source):
 
 
 def test_cli_binds_loopback_prints_the_url_and_stops_on_ctrl_c():
-    process = subprocess.Popen([sys.executable, str(ROOT / "tools" / "serve.py"), "--port", "0", "--no-build"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "serve.py"), "--port", "0", "--no-build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         assert line.startswith("serve: samtab at http://127.0.0.1:"), line
@@ -211,8 +238,12 @@ def test_cli_reports_a_busy_port():
     httpd = serve.make_server("127.0.0.1", 0)
     try:
         port = httpd.server_address[1]
-        result = subprocess.run([sys.executable, str(ROOT / "tools" / "serve.py"), "--port", str(port), "--no-build"],
-                                capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "serve.py"), "--port", str(port), "--no-build"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         httpd.server_close()
     assert result.returncode == 1
@@ -227,8 +258,13 @@ def test_a_bad_port_in_the_environment_matters_only_without_port():
         assert f"PORT='{value}' is not a port number" in result.stderr and "--port" in result.stderr
     result = subprocess.run([*tool, "--port", "99999"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "'99999' is not a port number" in result.stderr
-    process = subprocess.Popen([*tool, "--port", "0"], env={**os.environ, "PORT": "abc"}, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [*tool, "--port", "0"],
+        env={**os.environ, "PORT": "abc"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         assert line.startswith("serve: samtab at http://127.0.0.1:"), line
@@ -240,6 +276,7 @@ def test_a_bad_port_in_the_environment_matters_only_without_port():
 
 
 # --- connections: each request must arrive in time, and a thread is held only while it does ---------------
+
 
 @pytest.fixture
 def own_server():
@@ -298,8 +335,10 @@ def test_idle_connections_are_closed_after_the_request_timeout_and_their_threads
             sock.close()
     wait_for(lambda: handler_threads() == 0)
     assert handler_threads() == 0, f"{handler_threads()} handler threads remain"
-    figures(f"50 idle connections held {held} threads; all closed {closed_s:.1f} s later "
-            f"(timeout {serve.REQUEST_TIMEOUT_S} s); threads {before} before, {threading.active_count()} after")
+    figures(
+        f"50 idle connections held {held} threads; all closed {closed_s:.1f} s later "
+        f"(timeout {serve.REQUEST_TIMEOUT_S} s); threads {before} before, {threading.active_count()} after"
+    )
 
 
 def test_an_http_0_9_request_line_is_answered_at_once(own_server, figures):
@@ -311,19 +350,34 @@ def test_an_http_0_9_request_line_is_answered_at_once(own_server, figures):
 
 # --- host names: only those it serves (DNS rebinding), and no redirect to another host ----------------------
 
+
 def request_with_host(server, host: str | None, path: str = "/") -> tuple[int, bytes]:
     head = f"GET {path} HTTP/1.1\r\n" + (f"Host: {host}\r\n" if host is not None else "") + "\r\n"
     response = raw_request(server, head.encode("latin-1"))
     return int(response.split(b" ", 2)[1]), response
 
 
-@pytest.mark.parametrize("host, status", [
-    ("127.0.0.1:{port}", 200), ("localhost:{port}", 200), ("[::1]:{port}", 200), ("LocalHost.", 200),
-    ("[0:0:0:0:0:0:0:1]", 200), ("127.0.0.1:1234", 200),  # the port is not checked (forwarded ports)
-    ("evil.example:{port}", 421), ("evil.example", 421), ("localhost.evil.example:{port}", 421),
-    ("127.0.0.1.evil.example", 421), ("10.0.0.7:{port}", 421),  # loopback-bound: no other address
-    (None, 400), ("", 400), ("evil.example@127.0.0.1", 400), ("127.0.0.1:{port}/x", 400), ("a b", 400),
-])
+@pytest.mark.parametrize(
+    "host, status",
+    [
+        ("127.0.0.1:{port}", 200),
+        ("localhost:{port}", 200),
+        ("[::1]:{port}", 200),
+        ("LocalHost.", 200),
+        ("[0:0:0:0:0:0:0:1]", 200),
+        ("127.0.0.1:1234", 200),  # the port is not checked (forwarded ports)
+        ("evil.example:{port}", 421),
+        ("evil.example", 421),
+        ("localhost.evil.example:{port}", 421),
+        ("127.0.0.1.evil.example", 421),
+        ("10.0.0.7:{port}", 421),  # loopback-bound: no other address
+        (None, 400),
+        ("", 400),
+        ("evil.example@127.0.0.1", 400),
+        ("127.0.0.1:{port}/x", 400),
+        ("a b", 400),
+    ],
+)
 def test_only_the_host_names_it_serves_are_answered(own_server, host, status):
     host = host if host is None else host.format(port=own_server.server_address[1])
     got, response = request_with_host(own_server, host)
@@ -334,16 +388,27 @@ def test_only_the_host_names_it_serves_are_answered(own_server, host, status):
 
 def test_two_host_headers_are_refused(own_server):
     port = own_server.server_address[1]
-    response = raw_request(own_server, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\n\r\n"
-                           .encode())
+    response = raw_request(
+        own_server, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\n\r\n".encode()
+    )
     assert response.startswith(b"HTTP/1.0 400 ")
 
 
 def test_allow_host_adds_a_name_and_all_addresses_serve_any_ip_address():
     for host, allow, answers in (
-            ("127.0.0.1", ("mybox.lan",), {"mybox.lan:8000": 200, "MyBox.LAN": 200, "evil.example": 421}),
-            ("0.0.0.0", (), {"192.0.2.7:8000": 200, "[2001:db8::7]": 200, "localhost": 200,
-                             "evil.example": 421, "192.0.2.7.evil.example": 421})):
+        ("127.0.0.1", ("mybox.lan",), {"mybox.lan:8000": 200, "MyBox.LAN": 200, "evil.example": 421}),
+        (
+            "0.0.0.0",
+            (),
+            {
+                "192.0.2.7:8000": 200,
+                "[2001:db8::7]": 200,
+                "localhost": 200,
+                "evil.example": 421,
+                "192.0.2.7.evil.example": 421,
+            },
+        ),
+    ):
         httpd = serve.make_server(host, 0, allow_hosts=allow)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         try:
@@ -360,20 +425,35 @@ def test_allow_host_adds_a_name_and_all_addresses_serve_any_ip_address():
 
 
 def test_allow_host_takes_a_name_without_a_port():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "serve.py"), "--no-build", "--port", "0",
-                             "--allow-host", "mybox.lan:8000"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "serve.py"),
+            "--no-build",
+            "--port",
+            "0",
+            "--allow-host",
+            "mybox.lan:8000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and "without a port" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("target, status, location", [
-    ("http://evil.example/vendor", 421, None),  # its authority is its host: not served
-    ("http://evil.example:{port}/vendor?x=1", 421, None),
-    ("http://127.0.0.1:{port}/vendor", 301, "/vendor/"),
-    ("http://localhost//evil.example/../vendor", 301, "/evil.example/../vendor/"),  # a path, not //evil.example
-    ("http://127.0.0.1:{port}/vendor?x=1", 301, "/vendor/?x=1"),
-    ("https://127.0.0.1:{port}/vendor", 400, None),
-    ("/vendor", 301, "/vendor/"),
-])
+@pytest.mark.parametrize(
+    "target, status, location",
+    [
+        ("http://evil.example/vendor", 421, None),  # its authority is its host: not served
+        ("http://evil.example:{port}/vendor?x=1", 421, None),
+        ("http://127.0.0.1:{port}/vendor", 301, "/vendor/"),
+        ("http://localhost//evil.example/../vendor", 301, "/evil.example/../vendor/"),  # a path, not //evil.example
+        ("http://127.0.0.1:{port}/vendor?x=1", 301, "/vendor/?x=1"),
+        ("https://127.0.0.1:{port}/vendor", 400, None),
+        ("/vendor", 301, "/vendor/"),
+    ],
+)
 def test_a_folder_redirect_points_to_a_path_never_to_a_host(own_server, target, status, location):
     """The standard library builds a folder's redirect from the request target as given, so an absolute
     target (GET http://evil.example/vendor) used to redirect to http://evil.example/vendor/."""

@@ -1,7 +1,7 @@
 """pyapp.session: what the worker does with the page's messages, driven in CPython as the browser drives it.
 
 The page's side is played by `Page` below: it numbers commands, keeps the log of those the worker applied
-(with whether each click joined the step before) and drops those it refused, as site/app.js does; a
+(with whether each click joined the step before) and drops those it refused, as the page does (site/js/worker.js); a
 restarted worker gets that log as one replay. Decoders: a numpy stand-in whose answer depends on every
 input (points, labels, the fed-back mask), with decodes that a test can hold and release; and the built-in
 baseline ONNX model in onnxruntime.
@@ -25,8 +25,15 @@ from pyapp.session import MAX_MESSAGE, DecoderError, Session
 
 WIDTH, HEIGHT = 1200, 800
 CSS = (600, 400)  # the canvas as the page shows it: half the photo's size
-INPUTS = ["image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels", "mask_input",
-          "has_mask_input"]
+INPUTS = [
+    "image_embed",
+    "high_res_feats_0",
+    "high_res_feats_1",
+    "point_coords",
+    "point_labels",
+    "mask_input",
+    "has_mask_input",
+]
 
 
 class Discs:
@@ -66,8 +73,10 @@ class Discs:
                 elif label == 0:
                     logits = np.minimum(logits, distance - 10)
             masks.append(logits + 0.5 * feeds["has_mask_input"][0] * feeds["mask_input"][0, 0])
-        return {"masks": np.stack(masks)[None].astype(np.float32),
-                "iou_predictions": np.array([[0.5, 0.9, 0.7]], np.float32)}
+        return {
+            "masks": np.stack(masks)[None].astype(np.float32),
+            "iou_predictions": np.array([[0.5, 0.9, 0.7]], np.float32),
+        }
 
     def forget_photo(self):
         pass
@@ -96,7 +105,9 @@ class Loader:
 
     async def runner(self, model_url, decoder):
         if model_url == "broken/":
-            raise DecoderError("onnxruntime-web could not load the decoder broken/decoder.onnx (protobuf parsing failed)")
+            raise DecoderError(
+                "onnxruntime-web could not load the decoder broken/decoder.onnx (protobuf parsing failed)"
+            )
         return self._runner
 
     async def fetch(self, url, what):
@@ -116,12 +127,18 @@ def photo_files(model_name: str, width=WIDTH, height=HEIGHT, seed=0, name="photo
 
 
 def open_message(seq=1, name="photo"):
-    return {"type": "open", "seq": seq, "model_url": "model/", "bundle_url": f"{name}.msgpack",
-            "preview_url": f"{name}.png", "name": name}
+    return {
+        "type": "open",
+        "seq": seq,
+        "model_url": "model/",
+        "bundle_url": f"{name}.msgpack",
+        "preview_url": f"{name}.png",
+        "name": name,
+    }
 
 
 class Page:
-    """The page's side of the protocol, as site/app.js plays it."""
+    """The page's side of the protocol, as the page (site/js/) plays it."""
 
     def __init__(self, runner, files=None):
         self.runner = runner
@@ -144,8 +161,9 @@ class Page:
         self.session.handle(message)
 
     def click(self, x, y, include=True):
-        self.send({"type": "click", "x": x, "y": y, "css_width": CSS[0], "css_height": CSS[1], "include": include,
-                   "t0": 0})
+        self.send(
+            {"type": "click", "x": x, "y": y, "css_width": CSS[0], "css_height": CSS[1], "include": include, "t0": 0}
+        )
 
     def receive(self) -> None:
         """Read what the worker posted: answers move commands into the log, or drop them."""
@@ -210,8 +228,18 @@ def test_a_session_that_used_every_control_is_rebuilt_exactly_after_a_restart():
         page.send({"type": "rename", "id": 1, "name": "Cup"})
         page.send({"type": "rename", "id": 1, "name": "   "})  # refused: an object needs a name
         page.send({"type": "new-object"})
-        page.send({"type": "box", "x0": 50, "y0": 50, "x1": 150, "y1": 120, "css_width": CSS[0],
-                   "css_height": CSS[1], "t0": 0})
+        page.send(
+            {
+                "type": "box",
+                "x0": 50,
+                "y0": 50,
+                "x1": 150,
+                "y1": 120,
+                "css_width": CSS[0],
+                "css_height": CSS[1],
+                "t0": 0,
+            }
+        )
         await page.settle()
         page.click(900, 900)  # off the canvas: refused quietly
         page.send({"type": "new-object"})
@@ -264,14 +292,35 @@ def test_a_session_that_used_every_control_is_rebuilt_exactly_after_a_restart():
     assert page.state()["objects"] == []
 
 
-@pytest.mark.parametrize("messages, objects, clicks", [
-    # The issue's cases: a replay that stopped at its first failing message lost everything after it.
-    ([{"type": "click", "x": 300, "y": 200}, {"type": "candidate", "index": 1}, {"type": "new-object"},
-      {"type": "click", "x": 100, "y": 100}], 2, [1, 1]),
-    ([{"type": "undo"}, {"type": "click", "x": 300, "y": 200}, {"type": "click", "x": 310, "y": 200}], 1, [2]),
-    ([{"type": "click", "x": 300, "y": 200}, {"type": "rename", "id": 1, "name": ""}, {"type": "select", "id": 7},
-      {"type": "what-is-this"}, {"type": "click", "x": 9999, "y": 1}, {"type": "click", "x": 320, "y": 200}], 1, [2]),
-])
+@pytest.mark.parametrize(
+    "messages, objects, clicks",
+    [
+        # The issue's cases: a replay that stopped at its first failing message lost everything after it.
+        (
+            [
+                {"type": "click", "x": 300, "y": 200},
+                {"type": "candidate", "index": 1},
+                {"type": "new-object"},
+                {"type": "click", "x": 100, "y": 100},
+            ],
+            2,
+            [1, 1],
+        ),
+        ([{"type": "undo"}, {"type": "click", "x": 300, "y": 200}, {"type": "click", "x": 310, "y": 200}], 1, [2]),
+        (
+            [
+                {"type": "click", "x": 300, "y": 200},
+                {"type": "rename", "id": 1, "name": ""},
+                {"type": "select", "id": 7},
+                {"type": "what-is-this"},
+                {"type": "click", "x": 9999, "y": 1},
+                {"type": "click", "x": 320, "y": 200},
+            ],
+            1,
+            [2],
+        ),
+    ],
+)
 def test_a_replay_skips_what_fails_and_applies_the_rest(messages, objects, clicks):
     async def scenario():
         page = Page(Discs())
@@ -288,6 +337,7 @@ def test_a_replay_skips_what_fails_and_applies_the_rest(messages, objects, click
         assert [o["clicks"] for o in state["objects"]] == clicks and len(state["objects"]) == objects
         assert page.of("frame")[-1]["state"] == state  # one frame after the replay shows it
         assert all(o["has_mask"] for o in state["objects"])
+
     run(scenario())
 
 
@@ -311,6 +361,7 @@ def test_clicks_during_a_decode_are_decoded_together_once_and_say_they_joined():
         assert len(runner.calls) == 2 and [m["clicks"] for m in masks] == [1, 4]
         assert masks[-1]["refined"] and masks[-1]["input"] == 4
         assert page.of("settled")[-1]["input"] == 4
+
     run(scenario())
 
 
@@ -324,13 +375,17 @@ def test_messages_sent_while_a_photo_opens_wait_and_are_applied_to_it_in_order()
         assert page.session.stats()["queued"] == 4  # the open, not begun yet, and the three
         await page.settle()
         assert [o["clicks"] for o in page.state()["objects"]] == [1, 1] and page.of("error") == []
+
     run(scenario())
 
 
 def test_of_several_photos_chosen_quickly_only_the_last_is_opened():
     async def scenario():
-        files = {**photo_files("stand-in", name="a", seed=1), **photo_files("stand-in", 640, 480, 2, "b"),
-                 **photo_files("stand-in", 800, 600, 3, "c")}
+        files = {
+            **photo_files("stand-in", name="a", seed=1),
+            **photo_files("stand-in", 640, 480, 2, "b"),
+            **photo_files("stand-in", 800, 600, 3, "c"),
+        }
         page = Page(Discs(), files)
         page.send(open_message(1, "a"))
         page.send(open_message(2, "b"))
@@ -341,6 +396,7 @@ def test_of_several_photos_chosen_quickly_only_the_last_is_opened():
         assert opened[-1]["seq"] == 3 and (opened[-1]["width"], opened[-1]["height"]) == (800, 600)
         assert 2 not in [m["seq"] for m in opened]  # superseded before it began
         assert page.state()["objects"][0]["clicks"] == 1
+
     run(scenario())
 
 
@@ -359,6 +415,7 @@ def test_a_decode_that_ends_after_another_photo_opened_paints_nothing_on_it():
         await page.settle()
         assert [f for f in page.of("frame") if "mask" in f] == []
         assert page.of("frame")[-1]["seq"] == 2 and page.state()["objects"] == []
+
     run(scenario())
 
 
@@ -382,6 +439,7 @@ def test_hover_previews_before_the_first_click_only():
         page.send({"type": "hover", "x": 100, "y": 100, "css_width": CSS[0], "css_height": CSS[1]})
         await page.settle()
         assert len(page.runner.calls) == calls  # after the first click, no preview
+
     run(scenario())
 
 
@@ -394,6 +452,7 @@ def test_a_failing_decoder_asks_for_a_restart_with_a_short_message():
         await page.settle()
         [error] = page.of("error")
         assert error["restart"] and len(error["message"]) <= MAX_MESSAGE
+
     run(scenario())
 
 
@@ -412,6 +471,7 @@ def test_opening_errors_are_messages_and_keep_the_photo():
         page.send({**open_message(3), "bundle_url": "missing.msgpack"})
         await page.settle()
         assert "HTTP 404" in page.of("error")[-1]["message"] and page.state()["objects"][0]["clicks"] == 1
+
     run(scenario())
 
 
@@ -425,13 +485,28 @@ def test_a_persons_photo_must_have_the_size_its_bundle_declares():
         photo = io.BytesIO()
         Image.new("RGB", (600, 400)).save(photo, "PNG")
         embeddings = {n: np.zeros(s, np.float32) for n, s in contract.EMBEDDING_SHAPES.items()}
-        bundle = write_bundle(embeddings, width=60000, height=1600, model_name="stand-in",
-                              image_sha256=hashlib.sha256(photo.getvalue()).hexdigest())
-        page.send({"type": "open-files", "seq": 1, "photo": photo.getvalue(), "photo_name": "mine.png",
-                   "bundle": bundle, "bundle_name": "mine.png.msgpack", "models": {"stand-in": "m/"}})
+        bundle = write_bundle(
+            embeddings,
+            width=60000,
+            height=1600,
+            model_name="stand-in",
+            image_sha256=hashlib.sha256(photo.getvalue()).hexdigest(),
+        )
+        page.send(
+            {
+                "type": "open-files",
+                "seq": 1,
+                "photo": photo.getvalue(),
+                "photo_name": "mine.png",
+                "bundle": bundle,
+                "bundle_name": "mine.png.msgpack",
+                "models": {"stand-in": "m/"},
+            }
+        )
         await page.settle()
         [error] = page.of("error")
         assert "60000×1600" in error["message"] and "600×400" in error["message"] and not page.session.app.ready
+
     run(scenario())
 
 
@@ -447,9 +522,12 @@ def test_replay_with_the_baseline_model_rebuilds_the_same_masks(baseline):
         runner = OnnxRunner(baseline)
         encoder = encode.Encoder(baseline, encode.read_model_folder(baseline), "CPUExecutionProvider")
         features = encoder.run(images.encoder_input(images.open_photo(preview.getvalue()).rgb))
-        files = {"photo.png": preview.getvalue(),
-                 "photo.msgpack": write_bundle(features, width=960, height=640, image_sha256="ab" * 32,
-                                               model_name=runner.model_name)}
+        files = {
+            "photo.png": preview.getvalue(),
+            "photo.msgpack": write_bundle(
+                features, width=960, height=640, image_sha256="ab" * 32, model_name=runner.model_name
+            ),
+        }
         page = Page(runner, files)
         page.send(open_message())
         await page.settle()
@@ -466,4 +544,5 @@ def test_replay_with_the_baseline_model_rebuilds_the_same_masks(baseline):
         assert again.state() == page.state() and len(page.masks()) == 3 and page.masks()[2] is None
         for before, after in zip(page.masks(), again.masks(), strict=True):
             np.testing.assert_array_equal(before, after)
+
     run(scenario())

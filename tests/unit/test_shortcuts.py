@@ -35,8 +35,13 @@ def press(name: str) -> dict:
     *modifiers, key = name.split("+")
     shift = "Shift" in modifiers
     value = KEY_VALUES.get(key, key.upper() if shift else key.lower())
-    return {"key": value, "ctrlKey": "Ctrl" in modifiers, "metaKey": False, "shiftKey": shift,
-            "altKey": "Alt" in modifiers}
+    return {
+        "key": value,
+        "ctrlKey": "Ctrl" in modifiers,
+        "metaKey": False,
+        "shiftKey": shift,
+        "altKey": "Alt" in modifiers,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +82,9 @@ def test_the_readme_lists_the_keys_of_the_table(shortcuts):
         names = [f"`{key}`" for key in keys]
         return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
-    expected = ("- **Keyboard** (listed in the page too): "
-                + "; ".join(f"{listed(row['keys'])} {row['does']}" for row in shortcuts) + ".")
+    expected = (
+        "- **Keyboard** (listed in the page too): "
+        + "; ".join(f"{listed(row['keys'])} {row['does']}" for row in shortcuts)
+        + "."
+    )
     assert readme_keyboard_line() == expected, f"the README's Keyboard bullet should read:\n{expected}"

@@ -126,8 +126,11 @@ def test_missing_npm_is_named(monkeypatch):
 
 
 def test_cli_refuses_a_missing_wheels_folder(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "vendor.py"), "--wheels", str(tmp_path / "nope")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "vendor.py"), "--wheels", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "no such folder" in result.stderr
 
@@ -143,19 +146,27 @@ def test_the_pages_constants_are_pyapps(manifest):
     assert "constants.js" in manifest["files"]
     node = shutil.which("node")
     assert node, "this test needs Node.js: run `bash tools/setup.sh`, which installs it"
-    script = (f"const m = await import({json.dumps((vendor.VENDOR / 'constants.js').as_uri())});"
-              "console.log(JSON.stringify(m));")
+    script = (
+        f"const m = await import({json.dumps((vendor.VENDOR / 'constants.js').as_uri())});"
+        "console.log(JSON.stringify(m));"
+    )
     result = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"VIEWS": list(app.VIEWS), "MAX_VIEW_EDGE": app.MAX_VIEW_EDGE,
-                                         "MAX_BUNDLE_BYTES": bundle.MAX_BUNDLE_BYTES,
-                                         "MAX_MESSAGE": session.MAX_MESSAGE}
+    assert json.loads(result.stdout) == {
+        "VIEWS": list(app.VIEWS),
+        "MAX_VIEW_EDGE": app.MAX_VIEW_EDGE,
+        "MAX_BUNDLE_BYTES": bundle.MAX_BUNDLE_BYTES,
+        "MAX_MESSAGE": session.MAX_MESSAGE,
+    }
 
 
 def test_the_page_declares_none_of_pyapps_constants_itself():
     """One source: the page's modules import these from vendor/constants.js, never restate them."""
     sources = sorted((ROOT / "site").glob("*.js")) + sorted((ROOT / "site" / "js").glob("*.js"))
     pattern = re.compile(rf"\b({'|'.join(PYAPP_CONSTANTS)})\s*=(?!=)")
-    restated = [f"{path.relative_to(ROOT)}: {match.group(0)}" for path in sources
-                for match in pattern.finditer(path.read_text())]
+    restated = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in sources
+        for match in pattern.finditer(path.read_text())
+    ]
     assert len(sources) > 5 and restated == []
