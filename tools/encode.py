@@ -25,13 +25,13 @@ import hashlib
 import io
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyapp import bundle as bundles
 from pyapp import image as images
 from pyapp.model import ModelError, ModelInfo
+from pyapp.stopwatch import Stopwatch
 from samtab_tools.files import make_partial, remove_stale_partials, write_atomic
 from samtab_tools.modelio import read_model_folder
 
@@ -179,34 +179,32 @@ def prepare_out(out_dir: Path) -> None:
 
 def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, force: bool, preview_edge: int) -> Result:
     timings: dict[str, float] = {}
-    started = time.perf_counter()
+    clock = Stopwatch()
     try:
         opened = images.open_photo(photo, name=photo.name)
     except images.PhotoError as error:
         return Result(photo, "failed", str(error))
-    timings["load"] = (time.perf_counter() - started) * 1000
+    timings["load"] = clock.lap()
     bundle_path, preview_path = output_paths(photo, out_dir, opened.source_format)
     verdict = existing_verdict(bundle_path, encoder.info.name, opened.sha256)
     if verdict == "same" and not force:
         return Result(photo, "skipped", "already encoded with this model", bundle_path, preview_path)
     if verdict not in (None, "same") and not force:
         return Result(photo, "failed", f"{bundle_path} exists and {verdict}; pass --force to replace it")
-    started = time.perf_counter()
+    clock.lap()  # (the checks above are not timed)
     shown = preview_bytes(opened.rgb, preview_path.suffix, preview_edge)
-    timings["preview"] = (time.perf_counter() - started) * 1000
+    timings["preview"] = clock.lap()
     # A preview already there is kept unless it is this very one (a run killed between the two writes left it).
     if not force and preview_path.exists() and preview_path.read_bytes() != shown:
         return Result(
             photo, "failed", f"{preview_path} exists and is not this photo's preview; pass --force to replace it"
         )
 
-    started = time.perf_counter()
+    clock.lap()
     encoder_input = images.encoder_input(opened.rgb)
-    timings["preprocess"] = (time.perf_counter() - started) * 1000
-    started = time.perf_counter()
+    timings["preprocess"] = clock.lap()
     embeddings = encoder.run(encoder_input)
-    timings["run"] = (time.perf_counter() - started) * 1000
-    started = time.perf_counter()
+    timings["run"] = clock.lap()
     try:
         data = bundles.write_bundle(
             embeddings,
@@ -221,7 +219,7 @@ def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, fo
     # The preview first, the bundle last: a bundle on disk means the photo is done.
     write_atomic(preview_path, shown)
     write_atomic(bundle_path, data)
-    timings["write"] = (time.perf_counter() - started) * 1000
+    timings["write"] = clock.lap()
     return Result(photo, "encoded", "", bundle_path, preview_path, timings, len(data))
 
 
