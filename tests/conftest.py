@@ -1,6 +1,12 @@
 """Shared test set-up. The tests import the installed project: `pyapp` and the tools as `samtab_tools`."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +54,28 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.section("samtab figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+SAM2_MODEL = ROOT / "models" / "sam2.1-tiny-random"
+
+
+@pytest.fixture(scope="session")
+def sam2_model():
+    """The random-init SAM2.1 tiny in models/ (where tools/demos.py finds it), exported when missing."""
+    if not (SAM2_MODEL / "model.json").exists():
+        export = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "tools" / "export_sam2.py"),
+                "--random-init",
+                "--seed",
+                "0",
+                "--out",
+                str(SAM2_MODEL),
+                "--no-check",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert export.returncode == 0, export.stdout + export.stderr
+    return SAM2_MODEL

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,6 @@ def browser_type_launch_args(browser_type_launch_args):
 
 
 ROOT = HERE.parent.parent
-SAM2_MODEL = ROOT / "models" / "sam2.1-tiny-random"
 
 
 @pytest.fixture(scope="session")
@@ -37,24 +34,9 @@ def browser_context_args(browser_context_args):
 
 
 @pytest.fixture(scope="session")
-def site():
+def site(sam2_model):
     """tools/serve.py on a free port, with the runtime, the baseline demos and, for the SAM2.1 tests, the
-    random-init SAM2.1 tiny (exported here when missing; serve.py then encodes the demos with it too)."""
-    if not (SAM2_MODEL / "model.json").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "tools" / "export_sam2.py"),
-                "--random-init",
-                "--seed",
-                "0",
-                "--out",
-                str(SAM2_MODEL),
-                "--no-check",
-            ],
-            check=True,
-            capture_output=True,
-        )
+    random-init SAM2.1 tiny (serve.py encodes the demos with it too)."""
     server = SiteServer()
     yield server
     server.stop()

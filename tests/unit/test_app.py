@@ -30,15 +30,7 @@ class DiscDecoder:
     fed-back logits instead of nothing (a click refines the mask before it, as SAM's does), so which
     candidate was fed back shows in the next mask."""
 
-    input_names = [
-        "image_embed",
-        "high_res_feats_0",
-        "high_res_feats_1",
-        "point_coords",
-        "point_labels",
-        "mask_input",
-        "has_mask_input",
-    ]
+    input_names = list(contract.DECODER_INPUTS)
 
     def __init__(self):
         self.calls = []

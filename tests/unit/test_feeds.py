@@ -9,15 +9,7 @@ from pyapp import contract, feeds
 from pyapp.coords import Mapping
 from pyapp.prompt import Point, Prompt
 
-NAMES = [
-    "image_embed",
-    "high_res_feats_0",
-    "high_res_feats_1",
-    "point_coords",
-    "point_labels",
-    "mask_input",
-    "has_mask_input",
-]
+NAMES = list(contract.DECODER_INPUTS)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ from samtab_tools.modelio import read_model_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 SEGMENT = [sys.executable, str(ROOT / "tools" / "segment.py")]
-SAM2_MODEL = ROOT / "models" / "sam2.1-tiny-random"  # shared with the browser tests, which export it the same way
 
 
 @pytest.fixture(scope="module")
@@ -68,30 +67,14 @@ class Direct:
 
 
 @pytest.fixture(scope="module")
-def sam2(tmp_path_factory):
+def sam2(tmp_path_factory, sam2_model):
     """The random-init SAM2.1 tiny (exported when missing) and the synthetic scene encoded with it."""
-    if not (SAM2_MODEL / "model.json").exists():
-        export = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "tools" / "export_sam2.py"),
-                "--random-init",
-                "--seed",
-                "0",
-                "--out",
-                str(SAM2_MODEL),
-                "--no-check",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert export.returncode == 0, export.stdout + export.stderr
     folder = tmp_path_factory.mktemp("segment-sam2")
     photo = folder / "shapes.png"
     synthetic.save_scene(photo, folder / "truth.json")
-    [result] = encode.encode_all([photo], SAM2_MODEL, folder / "out", progress=False)
+    [result] = encode.encode_all([photo], sam2_model, folder / "out", progress=False)
     _, objects = synthetic.scene()
-    return Direct(SAM2_MODEL, result.bundle), synthetic.describe(objects)
+    return Direct(sam2_model, result.bundle), synthetic.describe(objects)
 
 
 def run(*args, **kwargs):

@@ -10,7 +10,7 @@ from pyapp.bundle import BundleError, read_bundle, write_bundle
 from pyapp.prompt import Point, Prompt
 from pyapp.segmenter import Segmenter, record
 
-NAMES = [*contract.EMBEDDING_SHAPES, "point_coords", "point_labels", "mask_input", "has_mask_input"]
+NAMES = list(contract.DECODER_INPUTS)
 
 
 def bundle(model="m", sha="ab" * 32):

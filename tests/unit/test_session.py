@@ -25,15 +25,7 @@ from pyapp.session import MAX_MESSAGE, DecoderError, Session
 
 WIDTH, HEIGHT = 1200, 800
 CSS = (600, 400)  # the canvas as the page shows it: half the photo's size
-INPUTS = [
-    "image_embed",
-    "high_res_feats_0",
-    "high_res_feats_1",
-    "point_coords",
-    "point_labels",
-    "mask_input",
-    "has_mask_input",
-]
+INPUTS = list(contract.DECODER_INPUTS)
 
 
 class Discs:
