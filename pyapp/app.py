@@ -190,12 +190,23 @@ class App:
         """The decode failed: its step waits again, to be decoded by the next attempt."""
         decode.step.in_flight = False
 
-    def hover(self, x: float, y: float, css_width: float, css_height: float) -> Decode:
-        """Feeds for what a first click at (x, y) would select (nothing is recorded)."""
+    def speculate(self, x: float, y: float, css_width: float, css_height: float, include: bool = True) -> Decode | None:
+        """Feeds for what a click at CSS (x, y) would make of the current object: its prompt plus that point,
+        refining its current mask; nothing is recorded (see adopt). Decode.obj is the current object (None
+        if there is none yet). None while the current state still waits for its decode (the answer would
+        refine a mask not known yet); OutsideImage off the photo."""
         segmenter = self._require()
-        step = Step(Prompt((Point(*self._image_point(x, y, css_width, css_height)),)))
-        obj = SegObject(id=0, name="hover", colour=(255, 255, 255), current=step)
+        point = Point(*self._image_point(x, y, css_width, css_height), include)
+        obj = segmenter.objects.current
+        base = obj.current if obj is not None else None
+        if base is not None and not base.prompt.empty and base.candidates is None:
+            return None
+        step = Step(base.prompt.with_point(point) if base is not None else Prompt((point,)), previous=base)
         return Decode(obj, step, segmenter.feeds(step))
+
+    def adopt(self, step: Step) -> None:
+        """Make a speculated step the current object's next state (see Objects.adopt)."""
+        self._require().objects.adopt(step)
 
     # --- pixels -------------------------------------------------------------------------------------
 

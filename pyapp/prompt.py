@@ -393,6 +393,22 @@ class Objects:
             self._record(changes, before)
         return replaced is None
 
+    def adopt(self, step: Step) -> None:
+        """Make `step`, a state made ahead of time from the current object's current state (a decode
+        speculated while the pointer rested), that object's next state, as the click it answers would (one
+        action; the object is made on the first click)."""
+        before = self.current
+        changes: list[Change] = []
+        obj = self.current
+        if obj is None:
+            obj = self._make()
+            changes.append(Added(obj, len(self.items) - 1))
+        if step.candidates is None:
+            step.previous = obj.current  # (the same mask input: it was made from this state, or from nothing)
+        changes.append(Stepped(obj, obj.current, step))
+        obj.current = step
+        self._record(changes, before)
+
     def choose(self, index: int) -> None:
         """Show the current object's candidate `index` (its current step must be decoded)."""
         obj = self.current

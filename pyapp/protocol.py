@@ -177,11 +177,15 @@ class Export(Message):
 
 @dataclass(frozen=True)
 class Hover(Message):
+    """The pointer rests at CSS (x, y) (still for a moment): what a click there would make is decoded ahead
+    of the click; include: the label such a click would have (the exclude mode)."""
+
     kind: ClassVar[str] = "hover"
     x: float
     y: float
     css_width: float
     css_height: float
+    include: bool = True
 
 
 @dataclass(frozen=True)
@@ -299,16 +303,21 @@ class Opened(Outbound):
 
 @dataclass(frozen=True)
 class Applied(Outbound):
-    """A command took effect; joins (clicks and boxes): whether it joined the step before."""
+    """A command took effect; joins (clicks and boxes): whether it joined the step before; at (a click that
+    took the decode speculated where the pointer rested): the rested CSS point it committed, which the page
+    logs instead of the click's own (at most 3 px away) so that a replay decodes the same prompt."""
 
     kind: ClassVar[str] = "applied"
     cmd: int | None
     joins: bool | None = None
+    at: tuple[float, float] | None = None
 
     def to_message(self) -> dict:
         message = {"type": self.kind, "cmd": self.cmd}
         if self.joins is not None:
             message["joins"] = self.joins
+        if self.at is not None:
+            message["x"], message["y"] = self.at
         return message
 
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 from collections import deque
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 
 from . import protocol
-from .app import App
+from .app import App, Decode
 from .bundle import BundleError, read_bundle
 from .coords import OutsideImage
 from .image import PhotoError, open_photo
+from .prompt import SegObject, Step
 from .stopwatch import Stopwatch
 
 DAMAGED_DECODER_HINT = (
@@ -29,6 +32,41 @@ DAMAGED_DECODER_HINT = (
 )
 KEPT = "Your work so far is kept."
 MAX_MESSAGE = 300  # characters of any text shown to a person: errors from libraries can be kilobytes
+
+
+# A click this close (CSS pixels) to where the pointer rested is the click that was speculated on: it takes the
+# rested point and its decode (issue 13). Farther, it is decoded as made.
+SPECULATION_RADIUS_CSS = 3.0
+
+
+@dataclass
+class Speculation:
+    """A decode of what a click at the resting pointer would make of the current object (its prompt plus that
+    point, refining its current mask), started before the click. Valid while the current object and its
+    current state (and the candidate chosen on it) are those it was made from."""
+
+    decode: Decode
+    rest: protocol.Hover
+    base: Step | None  # the current object's state it refines (None: there was no object yet)
+    chosen: int
+    adopted: protocol.Click | None = None  # the click that took it
+
+    @property
+    def preview(self) -> bool:
+        """Before the object's first click the speculation is shown (the hover preview); after it, not until
+        the click."""
+        return self.base is None or self.base.prompt.empty
+
+    def answers(self, click: protocol.Click, obj: SegObject | None) -> bool:
+        """Whether `click`, made on the current object `obj`, is the click this decode was made for."""
+        rest = self.rest
+        return (
+            click.include == rest.include
+            and (click.css_width, click.css_height) == (rest.css_width, rest.css_height)
+            and math.hypot(click.x - rest.x, click.y - rest.y) <= SPECULATION_RADIUS_CSS
+            and (obj.current if obj is not None else None) is self.base
+            and (self.base is None or self.base.chosen == self.chosen)
+        )
 
 
 class DecoderError(Exception):
@@ -86,8 +124,9 @@ class Session:
         self._loop: asyncio.Task | None = None
         self.decode_failed = False
         self.replaying = False  # no frames while a replay rebuilds the state
-        self.hover_request: tuple | None = None
-        self.hover_step = None
+        self.rest: protocol.Hover | None = None  # where the pointer rests, not yet speculated on
+        self.speculation: Speculation | None = None  # the latest, in flight or decoded
+        self.hover_step = None  # the speculation shown as the hover preview
         self.click_started: float | None = None
         self.last_input = 0  # the id of the last click or box applied to the prompt
         self.tasks: set[asyncio.Task] = set()
@@ -138,13 +177,21 @@ class Session:
                 self.command(message)
 
     def hover(self, message: protocol.Hover | protocol.HoverEnd) -> None:
+        """The pointer rests (the page sends this once it has been still for a moment) or left the photo."""
         if isinstance(message, protocol.HoverEnd):
-            self.hover_request, self.hover_step = None, None
+            self._forget_speculation()
             if self.app.ready and not self.busy:
                 self.frame()
         elif self.app.ready and not self.busy:
-            self.hover_request = (message.x, message.y, message.css_width, message.css_height)
+            self.rest = message
             self.schedule()
+
+    def _forget_speculation(self) -> None:
+        """A speculation in flight is not stopped (a WASM run cannot be): its answer is dropped."""
+        self.rest = None
+        if self.speculation is not None and self.speculation.adopted is None:
+            self.speculation = None
+        self.hover_step = None
 
     def command(self, message: protocol.Message) -> None:
         """Apply one command (or export) and answer it: applied (with whether a click joined the step
@@ -154,7 +201,7 @@ class Session:
             self.fail("input", "Open a photo first.", "Pick a demo or open your own photo and its bundle.", refused=cmd)
             return
         try:
-            joins = HANDLERS[type(message)](self, message)
+            result = HANDLERS[type(message)](self, message)
         except MemoryError:
             self.fail(
                 message.kind,
@@ -173,14 +220,35 @@ class Session:
             self.fail(message.kind, brief(error) or type(error).__name__, KEPT, refused=cmd)
             return
         if isinstance(message, protocol.Command) and cmd is not None:
-            self.send(protocol.Applied(cmd, joins))
+            joins, at = result if isinstance(result, tuple) else (result, None)
+            self.send(protocol.Applied(cmd, joins, at))
 
     # --- commands -----------------------------------------------------------------------------------
 
-    def _input(self, message: protocol.Click | protocol.Box) -> bool:
+    def _input(self, message: protocol.Click | protocol.Box) -> bool | tuple[bool, tuple[float, float]]:
+        """Returns whether the input joined the step before, and for a click that took a speculation the
+        rested point it committed (the page logs that point, so a replay decodes exactly this prompt)."""
         app = self.app
         self.last_input = max(self.last_input, message.id)
         self.click_started = message.t0
+        spec, self.speculation, self.rest = self.speculation, None, None
+        if (
+            isinstance(message, protocol.Click)
+            and message.joins is None
+            and not self.replaying
+            and spec is not None
+            and spec.adopted is None
+            and spec.answers(message, app.segmenter.objects.current)
+        ):
+            app.adopt(spec.decode.step)
+            spec.adopted = message
+            spec.decode = replace(spec.decode, obj=app.segmenter.objects.current)
+            self.hover_step = None
+            if spec.decode.step.decoded:
+                self.spawn(self._show_adopted(spec))  # after the page has its answer to the click
+            else:
+                self.speculation = spec  # the decode loop shows it when its run ends
+            return False, (spec.rest.x, spec.rest.y)
         if isinstance(message, protocol.Click):
             joined = app.click(
                 message.x, message.y, message.css_width, message.css_height, message.include, join=message.joins
@@ -353,7 +421,7 @@ class Session:
             previous.forget_photo()
         runner.forget_photo()
         self.runner = runner
-        self.hover_request = self.hover_step = None
+        self.rest = self.speculation = self.hover_step = None
 
     def _opened(self, seq: int, open_ms: float, steps: dict, photo_key: str | None) -> None:
         width, height = self.app.view_size
@@ -391,13 +459,15 @@ class Session:
 
     async def decode_loop(self) -> None:
         """Decode until the state needs nothing more. Clicks that arrive during a decode only change the
-        prompt; the next pass decodes the latest prompt once (latest wins, nothing piles up)."""
+        prompt; the next pass decodes the latest prompt once (latest wins, nothing piles up). With nothing
+        else to do, what a click at the resting pointer would make is decoded ahead of the click (one run at
+        a time: a real click or box always goes next)."""
         try:
             while True:
                 clock = Stopwatch()
                 decode = self.app.next_decode()
-                hover = None if decode or self.replaying else self._hover_decode()
-                job = decode or hover
+                spec = None if decode or self.replaying else self._speculate()
+                job = decode or (spec.decode if spec else None)
                 if job is None:
                     break
                 timings = {"feeds": clock.lap()}
@@ -421,7 +491,10 @@ class Session:
                         detail = {**self._mask_detail(job), "input": covered}
                         timings["postprocess"] = clock.lap()
                         self.frame(mask=detail, t0=t0, timings=timings)
-                else:
+                elif spec.adopted is not None:
+                    self.speculation = None
+                    self._show_mask(spec, timings)
+                elif spec is self.speculation and spec.preview:
                     self.hover_step = job.step
                     self.frame()
             if not self.replaying:
@@ -432,17 +505,37 @@ class Session:
             self.decode_failed = True
             self.send(protocol.Error("decode", f"the decoder failed ({brief(error, 200)})", restart=True))
 
-    def _hover_decode(self):
-        if self.hover_request is None:
-            return None
-        obj = self.app.segmenter.objects.current
-        request, self.hover_request = self.hover_request, None
-        if obj is not None and not obj.prompt.empty:
+    def _speculate(self) -> Speculation | None:
+        """Start the decode of what a click where the pointer rests would make (None if it would make
+        nothing: off the photo, or the current state not decoded yet)."""
+        rest, self.rest = self.rest, None
+        if rest is None:
             return None
         try:
-            return self.app.hover(*request)
-        except ValueError:
+            decode = self.app.speculate(rest.x, rest.y, rest.css_width, rest.css_height, rest.include)
+        except ValueError:  # OutsideImage
             return None
+        if decode is None:
+            return None
+        base = decode.obj.current if decode.obj is not None else None
+        spec = Speculation(decode, rest, base, base.chosen if base is not None else 0)
+        decode.step.in_flight = True
+        self.speculation = spec
+        return spec
+
+    async def _show_adopted(self, spec: Speculation) -> None:
+        self._show_mask(spec, {"feeds": 0.0, "decode": 0.0})
+        if not self.decoding:
+            self.send(protocol.Settled(self.last_input))
+
+    def _show_mask(self, spec: Speculation, timings: dict) -> None:
+        """The mask of a click answered by a speculation (decoded before the click, or while it came)."""
+        clock = Stopwatch()
+        step, obj = spec.decode.step, spec.decode.obj
+        covered = spec.adopted.id if step is obj.current else 0
+        detail = {**self._mask_detail(spec.decode), "input": covered, "speculated": True}
+        timings["postprocess"] = clock.lap()
+        self.frame(mask=detail, t0=spec.adopted.t0, timings=timings)
 
     def _mask_detail(self, decode) -> dict:
         step = decode.step
@@ -486,10 +579,13 @@ class Session:
         self.send(protocol.Error(phase, brief(message), brief(hint), fatal, refused))
 
     def stats(self) -> dict:
-        """Work queued and the steps held (for leak checks)."""
+        """Work queued and the steps held (for leak checks), and the speculation (none, running, decoded)."""
         segmenter = self.app.segmenter
         steps = segmenter.objects.steps() if segmenter else []
+        spec = self.speculation
         return {
+            "decoding": self.decoding,
+            "speculation": "none" if spec is None else "decoded" if spec.decode.step.decoded else "running",
             "tasks": len(self.tasks),
             "queued": len(self.inbox),
             "steps": len(steps),

@@ -10,6 +10,10 @@ import { canSend, command, send } from "./worker.js";
 
 const DRAG_THRESHOLD_PX = 6;
 const LONG_PRESS_MS = 550;
+// The pointer counts as resting once it has been still this long: the worker then decodes what a click there
+// would make, so that the click, when it comes, is already answered. Shorter would start decodes for a
+// pointer only slowing down on its way (a WASM run cannot be stopped); much longer would start too late.
+const REST_MS = 60;
 
 /** @type {HTMLCanvasElement} */
 const canvas = $("canvas");
@@ -116,9 +120,8 @@ function cssPoint(/** @type {PointerEvent} */ event) {
  *   photo: import("./state.js").Photo | null, timer?: ReturnType<typeof setTimeout>} | null}
  */
 let press = null;
-let hoverFrame = 0;
-/** @type {CssPoint | null} */
-let hoverPoint = null;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let restTimer;
 
 /** @returns {Click} */
 function clickMessage(/** @type {CssPoint} */ point, /** @type {boolean} */ include) {
@@ -148,6 +151,7 @@ function showBox(/** @type {CssPoint} */ a, /** @type {CssPoint} */ b) {
 canvas.addEventListener("contextmenu", (event) => event.preventDefault());
 
 canvas.addEventListener("pointerdown", (event) => {
+  clearTimeout(restTimer);
   if (!state.photo || (event.button !== 0 && event.button !== 2)) return;
   canvas.setPointerCapture(event.pointerId);
   press = {
@@ -175,29 +179,24 @@ canvas.addEventListener("pointermove", (event) => {
     if (press.moved) showBox(press.start, point);
     return;
   }
-  // Hover preview: at most one request per animation frame, and only before the object's first click.
+  // The pointer rests: the worker decodes what a click here would make (shown before the object's first
+  // click, the hover preview; after it, kept for the click). Nothing is sent while the pointer moves.
+  clearTimeout(restTimer);
   if (!hoverPreview.checked || event.pointerType !== "mouse" || !state.opened) return;
-  const controls = state.controls;
-  const current = controls?.open ? controls.objects.find((o) => o.id === controls.current) : null;
-  if (current && current.clicks > 0) return;
-  hoverPoint = point;
-  if (!hoverFrame) {
-    hoverFrame = requestAnimationFrame(() => {
-      hoverFrame = 0;
-      if (hoverPoint && canSend()) {
-        const { x, y, w, h } = hoverPoint;
-        send({ type: "hover", x, y, css_width: w, css_height: h });
-      }
-    });
-  }
+  restTimer = setTimeout(() => {
+    if (press || !canSend()) return;
+    const include = !state.excludeMode;
+    send({ type: "hover", x: point.x, y: point.y, css_width: point.w, css_height: point.h, include });
+  }, REST_MS);
 });
 
 canvas.addEventListener("pointerleave", () => {
-  hoverPoint = null;
+  clearTimeout(restTimer);
   if (canSend() && hoverPreview.checked) send({ type: "hover-end" });
 });
 
 hoverPreview.addEventListener("change", () => {
+  clearTimeout(restTimer);
   if (!hoverPreview.checked && state.opened) send({ type: "hover-end" });
 });
 
@@ -208,7 +207,6 @@ canvas.addEventListener("pointerup", (event) => {
   const { start, moved, button, longPress, photo: pressedOn } = press;
   press = null;
   boxRect.hidden = true;
-  hoverPoint = null;
   if (longPress) return;
   // A click lands on the photo that was on the canvas when the button went down, or nowhere: not on a
   // photo chosen meanwhile whose pixels are not showing yet.

@@ -33,7 +33,7 @@ const HANDLERS = {
   },
 
   applied(data) {
-    acknowledge(data.cmd, data.joins);
+    acknowledge(data);
     restored();
   },
 

@@ -79,7 +79,8 @@
  * @typedef {{type: "replay", messages: Command[]}} Replay  commands applied before, applied again in order
  * @typedef {{type: "reset"}} Reset  every object and the undo history dropped (sent without a cmd: not logged)
  * @typedef {{type: "export", what: "mask" | "cutout" | "coco"}} Export
- * @typedef {{type: "hover", x: number, y: number, css_width: number, css_height: number}} Hover
+ * @typedef {{type: "hover", x: number, y: number, css_width: number, css_height: number, include: boolean}} Hover
+ *   the pointer rests there: what a click there would make is decoded ahead of the click
  * @typedef {{type: "hover-end"}} HoverEnd
  * @typedef {{type: "boot", base: string, threads: number, diagnostics: boolean}} Boot
  * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong
@@ -129,6 +130,7 @@
  * @property {object} prompt
  * @property {boolean} refined
  * @property {number} input
+ * @property {boolean} [speculated]  the click took the decode made while the pointer rested where it came
  * @property {Record<string, number>} latency_ms
  */
 
@@ -149,7 +151,8 @@
  * @typedef {{type: "ready", info: ReadyInfo}} Ready
  * @typedef {{type: "opened", seq: number, width: number, height: number, view_width: number,
  *   view_height: number, model_name: string, photo_key: string, timings: Record<string, number>}} Opened
- * @typedef {{type: "applied", cmd: number, joins?: boolean}} Applied  a command took effect
+ * @typedef {{type: "applied", cmd: number, joins?: boolean, x?: number, y?: number}} Applied  a command took
+ *   effect; x, y: the rested point a click committed (it took the decode speculated there)
  * @typedef {{type: "refused", cmd: number}} Refused  a command had nothing to do
  * @typedef {{type: "frame", seq: number, width: number, height: number, pixels: ArrayBuffer,
  *   state: Controls, mask?: Mask, t0?: number | null}} Frame  RGBA pixels, ready to paint

@@ -185,12 +185,20 @@ export function resume() {
   flushOutbox();
 }
 
-/** The worker applied command `cmd`: it joins the log (a click or box saying whether it joined the step before). */
-export function acknowledge(/** @type {number} */ cmd, /** @type {boolean | undefined} */ joins) {
+/**
+ * The worker applied a command: it joins the log (a click or box saying whether it joined the step before; a
+ * click that took a speculated decode, at the rested point it committed).
+ * @param {import("./protocol.js").Applied} applied
+ */
+export function acknowledge({ cmd, joins, x, y }) {
   const message = state.unacked.get(cmd);
   if (!message) return; // a replayed command, already in the log
   state.unacked.delete(cmd);
-  state.log.push(joins === undefined ? message : /** @type {Command} */ ({ ...message, joins }));
+  /** @type {Record<string, unknown>} */
+  const answered = {};
+  if (joins !== undefined) answered.joins = joins;
+  if (x !== undefined && y !== undefined) Object.assign(answered, { x, y });
+  state.log.push(/** @type {Command} */ ({ ...message, ...answered }));
 }
 
 /** The worker refused command `cmd` (or it failed): forgotten. */

@@ -254,6 +254,44 @@ def test_sam2_decoder_in_the_browser_matches_the_headless_pipeline(app, site, tm
     assert min(foreground, background) >= 0.999, (foreground, background)
 
 
+def rest(app, point, size) -> None:
+    """Move the pointer to `point` and keep it there until the worker has decoded a click there."""
+    app.page.mouse.move(*app.canvas_point(*point, *size))
+    for _ in range(300):
+        if app.stats()["speculation"] == "decoded":
+            return
+        app.page.wait_for_timeout(50)
+    raise AssertionError(f"nothing was decoded where the pointer rested: {app.stats_now()}")
+
+
+def test_a_click_where_the_pointer_rested_paints_the_mask_decoded_before_it(app, site, truth):
+    image, _, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(f"{site.url}?demo=shapes-sam2.1-tiny-random")
+    app.click(*meta["objects"][0]["point"], size)
+    target = (size[0] * 0.7, size[1] * 0.3)
+    rest(app, target, size)
+    assert app.count("mask") == 1  # after the first click, nothing shows before the click
+    speculated = app.click(*target, size)
+    assert speculated.get("speculated") and speculated["latency_ms"]["decode"] == 0
+    assert speculated["clicks"] == 2 and speculated["refined"]
+    pixels, mask = app.canvas_pixels(), app.mask()
+    # The same click again, decoded when it is made: the same mask, to the pixel.
+    app.page.keyboard.press("Control+z")
+    app.page.uncheck("#hover-preview")
+    fresh = app.click(*target, size)
+    assert not fresh.get("speculated") and fresh["latency_ms"]["decode"] > 0
+    for key in ("prompt", "mask_index", "iou", "area_px"):
+        assert fresh[key] == speculated[key], key
+    np.testing.assert_array_equal(app.canvas_pixels(), pixels)
+    np.testing.assert_array_equal(app.mask(), mask)
+    # A click elsewhere than where the pointer rested is decoded as made.
+    app.page.check("#hover-preview")
+    rest(app, (size[0] * 0.3, size[1] * 0.7), size)
+    elsewhere = app.click(size[0] * 0.5, size[1] * 0.5, size)
+    assert not elsewhere.get("speculated") and elsewhere["latency_ms"]["decode"] > 0 and elsewhere["clicks"] == 3
+
+
 def test_a_mismatched_bundle_is_refused_and_the_work_kept(app, site, truth, tmp_path):
     image, _, meta = truth
     size = (image.shape[1], image.shape[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from samtab_tools.browser import AppPage, recorded_events
@@ -28,11 +29,13 @@ def photo_size(slug: str) -> tuple[int, int]:
 
 
 def settle(app: AppPage) -> None:
-    """Until nothing is being decoded and the worker has answered every command."""
+    """Until nothing is being decoded and the worker has answered every command (a restarted worker decodes
+    the last replayed edit after the page shows ready: the worker's own figures say when it is done)."""
     app.wait_until_ready()
     for _ in range(100):
-        page = app.stats()["page"]
-        if page["unacked"] == 0 and page["outbox"] == 0:
+        stats = app.stats()
+        page = stats["page"]
+        if page["unacked"] == 0 and page["outbox"] == 0 and not stats["decoding"]:
             return
         app.page.wait_for_timeout(100)
     raise AssertionError(f"commands left unanswered: {page}")
@@ -114,6 +117,40 @@ def test_a_worker_killed_after_a_session_that_used_every_control_brings_it_all_b
     assert "restarting" in problems[-1]["message"] and not problems[-1]["fatal"]
     assert app.page.evaluate("document.body.dataset.state") == "ready" and app.stats()["page"]["log"] == log
     figures(f"restart after every control: {log} commands replayed, controls, COCO and canvas identical")
+
+
+def test_a_storm_of_moves_rests_and_clicks_ends_on_the_masks_a_fresh_worker_decodes(app, site):
+    """Clicks made while the pointer passes, nearly rests and rests (decodes speculated ahead of clicks, taken
+    or dropped, clicks joining decodes under way): the end state is what a fresh worker decodes from the log."""
+    size = photo_size(DEMO)
+    app.open(f"{site.url}?demo={DEMO}")
+    rng = np.random.default_rng(3)
+    mouse, clicks = app.page.mouse, 0
+    for index in range(16):
+        x, y = rng.uniform(0.1, 0.9) * size[0], rng.uniform(0.1, 0.9) * size[1]
+        mouse.move(*app.canvas_point(x, y, *size), steps=int(rng.integers(1, 6)))
+        if index == 8:  # at least one click certainly answered ahead
+            for _ in range(200):
+                if app.stats()["speculation"] == "decoded":
+                    break
+                app.page.wait_for_timeout(50)
+        else:
+            app.page.wait_for_timeout(int(rng.choice([0, 30, 80, 200])))  # passing, nearly resting, resting
+        if index == 8 or rng.random() < 0.6:
+            mouse.click(*app.canvas_point(x + rng.choice([0, 1]), y, *size), button=rng.choice(["left", "right"]))
+            clicks += 1
+        if index == 11:
+            key(app, "n")
+    settle(app)
+    masks = [e["detail"] for e in recorded_events(app.page, "mask")]
+    assert any(m.get("speculated") for m in masks)
+    assert sum(int(o["clicks"].split()[0]) for o in app.ui()["objects"]) == clicks  # no click lost or doubled
+    before = snapshot(app)
+    restarted = app.count("opened")
+    python_worker(app.page).evaluate("close()")
+    app.wait_for("opened", restarted)
+    settle(app)
+    assert_same(before, snapshot(app))
 
 
 def test_work_is_saved_and_restored_after_a_reload(app, site, figures):

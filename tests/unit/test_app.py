@@ -257,12 +257,19 @@ def test_a_mismatched_bundle_is_refused_and_the_work_kept(app):
     assert app.state() == before
 
 
-def test_hover_records_nothing(app):
+def test_speculating_records_nothing_and_adopting_is_the_click(app):
     decoder = DiscDecoder()
-    job = app.hover(300, 200, 600, 400)
+    job = app.speculate(300, 200, 600, 400)
     app.accept(job, decoder.run(job.feeds))
-    assert app.segmenter.objects.items == []
+    assert app.segmenter.objects.items == [] and job.obj is None
     assert app.render(hover=job.step).shape == (683, 1024, 4)
+    app.adopt(job.step)  # the click came where the pointer rested: no decode
+    obj = app.segmenter.objects.current
+    assert obj.current is job.step and obj.prompt.clicks == 1 and app.state()["can_undo"]
+    second = app.speculate(320, 210, 600, 400, include=False)
+    assert second.feeds["has_mask_input"][0] == 1 and second.step.prompt.points[-1].include is False
+    app.click(330, 200, 600, 400)
+    assert app.speculate(340, 200, 600, 400) is None  # the click waits for its decode: nothing to refine yet
 
 
 def other_photo(width: int, height: int):

@@ -157,13 +157,16 @@ class Page:
             {"type": "click", "x": x, "y": y, "css_width": CSS[0], "css_height": CSS[1], "include": include, "t0": 0}
         )
 
+    def rest(self, x, y, include=True):
+        """The pointer has been still at (x, y) for a moment (the page's rest timer fired)."""
+        self.send({"type": "hover", "x": x, "y": y, "css_width": CSS[0], "css_height": CSS[1], "include": include})
+
     def receive(self) -> None:
         """Read what the worker posted: answers move commands into the log, or drop them."""
         for message in self.posted:
             if message["type"] == "applied" and message["cmd"] in self.sent:
                 entry = self.sent.pop(message["cmd"])
-                if "joins" in message:
-                    entry = {**entry, "joins": message["joins"]}
+                entry.update((key, message[key]) for key in ("joins", "x", "y") if key in message)
                 self.log.append(entry)
             elif message["type"] in ("refused", "error") and message.get("refused") in self.sent:
                 self.sent.pop(message["refused"])
@@ -417,7 +420,7 @@ def test_hover_previews_before_the_first_click_only():
         page.send(open_message())
         await page.settle()
         plain = page.of("frame")[-1]["pixels"]
-        page.send({"type": "hover", "x": 300, "y": 200, "css_width": CSS[0], "css_height": CSS[1]})
+        page.rest(300, 200)
         await page.settle()
         hovered = page.of("frame")[-1]
         changed = (hovered["pixels"] != plain).any(axis=-1)
@@ -427,12 +430,205 @@ def test_hover_previews_before_the_first_click_only():
         np.testing.assert_array_equal(page.of("frame")[-1]["pixels"], plain)
         page.click(300, 200)
         await page.settle()
-        calls = len(page.runner.calls)
-        page.send({"type": "hover", "x": 100, "y": 100, "css_width": CSS[0], "css_height": CSS[1]})
+        frames, calls = len(page.of("frame")), len(page.runner.calls)
+        page.rest(100, 100)
         await page.settle()
-        assert len(page.runner.calls) == calls  # after the first click, no preview
+        assert len(page.runner.calls) == calls + 1  # after the first click, the click is decoded ahead...
+        assert len(page.of("frame")) == frames  # ...but nothing is shown until it comes
+        assert page.state()["objects"][0]["clicks"] == 1
 
     run(scenario())
+
+
+def fresh(clicks: list[tuple[float, float, bool]]) -> Page:
+    """A page given the same clicks with no pointer resting anywhere (every click decoded as made)."""
+
+    async def scenario():
+        page = Page(Discs())
+        page.send(open_message())
+        await page.settle()
+        for x, y, include in clicks:
+            page.click(x, y, include)
+            await page.settle()
+        return page
+
+    return run(scenario())
+
+
+def rebuilt(page: Page) -> Page:
+    """A restarted worker given the page's log (see restarted), once it has replayed it."""
+
+    async def scenario():
+        again = restarted(page, Discs())
+        await again.settle()
+        return again
+
+    return run(scenario())
+
+
+def mask_frames(page: Page) -> list[dict]:
+    return [f["mask"] for f in page.of("frame") if "mask" in f]
+
+
+@pytest.mark.parametrize("include", [True, False])
+def test_a_click_where_the_pointer_rested_paints_the_speculated_decode(include):
+    async def scenario():
+        page = Page(Discs())
+        page.send(open_message())
+        await page.settle()
+        page.click(300, 200)
+        await page.settle()
+        page.rest(400, 250, include)
+        await page.settle()
+        calls = len(page.runner.calls)
+        page.click(401.5, 251.5, include)  # within 3 CSS px of the rested point
+        await page.settle()
+        assert len(page.runner.calls) == calls  # answered by the decode made before the click
+        mask = mask_frames(page)[-1]
+        assert mask["speculated"] and mask["input"] == 2 and mask["clicks"] == 2 and mask["refined"]
+        assert mask["latency_ms"]["decode"] == 0
+        assert (page.log[-1]["x"], page.log[-1]["y"]) == (400, 250)  # the rested point is what was committed
+        assert page.of("settled")[-1]["input"] == 2 and page.state()["can_undo"]
+        return page
+
+    page = run(scenario())
+    # The same as a fresh decode of that prompt: mask, candidates, and what the decoder was fed.
+    made = fresh([(300, 200, True), (400, 250, include)])
+    assert page.state() == made.state()
+    np.testing.assert_array_equal(page.masks()[0], made.masks()[0])
+    for name in ("point_coords", "point_labels", "mask_input", "has_mask_input"):
+        np.testing.assert_array_equal(page.runner.calls[-1][name], made.runner.calls[-1][name])
+    np.testing.assert_array_equal(page.of("frame")[-1]["pixels"], made.of("frame")[-1]["pixels"])
+    # And a restarted worker rebuilds it from the page's log.
+    again = rebuilt(page)
+    assert again.state() == page.state()
+    np.testing.assert_array_equal(again.masks()[0], page.masks()[0])
+
+
+def test_the_first_click_where_the_pointer_rested_takes_the_hover_preview():
+    async def scenario():
+        page = Page(Discs())
+        page.send(open_message())
+        await page.settle()
+        page.rest(300, 200)
+        await page.settle()
+        page.click(300, 200)
+        await page.settle()
+        assert len(page.runner.calls) == 1 and mask_frames(page)[-1]["speculated"]
+        assert [o["clicks"] for o in page.state()["objects"]] == [1]
+        page.send({"type": "undo"})
+        await page.settle()
+        assert page.state()["objects"] == [] and page.state()["can_redo"]  # one action, made by the click
+        page.send({"type": "redo"})
+        await page.settle()
+        return page
+
+    page, made = run(scenario()), fresh([(300, 200, True)])
+    assert page.state() == made.state()
+    np.testing.assert_array_equal(page.masks()[0], made.masks()[0])
+
+
+def test_clicks_the_speculation_does_not_answer_are_decoded_as_made():
+    async def scenario():
+        page = Page(Discs())
+        page.send(open_message())
+        await page.settle()
+        page.click(300, 200)
+        await page.settle()
+        cases = [
+            ("farther than 3 px", lambda: None, (404, 250, True)),
+            ("the other label", lambda: None, (400, 250, False)),
+            ("another candidate chosen", lambda: page.send({"type": "candidate", "index": 0}), (400, 250, True)),
+            ("another object", lambda: page.send({"type": "new-object"}), (400, 250, True)),
+        ]
+        for why, meanwhile, (x, y, include) in cases:
+            page.rest(400, 250)
+            await page.settle()
+            calls = len(page.runner.calls)
+            meanwhile()
+            await page.settle()
+            page.click(x, y, include)
+            await page.settle()
+            assert len(page.runner.calls) == calls + 1, why
+            assert not mask_frames(page)[-1].get("speculated") and (page.log[-1]["x"], page.log[-1]["y"]) == (x, y)
+            page.send({"type": "undo"})
+            await page.settle()
+
+    run(scenario())
+
+
+def test_a_click_during_the_speculated_decode_takes_it_when_it_ends():
+    async def scenario():
+        runner = Discs(held=True)
+        page = Page(runner)
+        page.send(open_message())
+        await page.settle()
+        page.click(300, 200)
+        await asyncio.sleep(0.01)
+        runner.release()
+        await page.settle()
+        page.rest(400, 250)
+        await asyncio.sleep(0.01)  # the speculation runs...
+        page.click(400, 250)  # ...when the click comes
+        page.click(200, 300)  # and a click after that waits for it, then refines its answer
+        page.receive()
+        assert [entry.get("joins") for entry in page.log] == [False, False, False]
+        for _ in range(2):
+            runner.release()
+            await asyncio.sleep(0.01)
+        await page.settle()
+        assert len(runner.calls) == 3
+        masks = mask_frames(page)
+        assert [(m["clicks"], m.get("speculated", False)) for m in masks] == [(1, False), (2, True), (3, False)]
+        return page
+
+    page = run(scenario())
+    made = fresh([(300, 200, True), (400, 250, True), (200, 300, True)])
+    assert page.state() == made.state()
+    np.testing.assert_array_equal(page.masks()[0], made.masks()[0])
+
+
+def test_a_storm_of_rests_and_clicks_ends_on_the_mask_of_the_clicks_made():
+    async def scenario():
+        runner = Discs(held=True)
+        page = Page(runner)
+        page.send(open_message())
+        await page.settle()
+        rng = np.random.default_rng(7)
+        for index in range(40):
+            x, y = float(rng.uniform(10, 590)), float(rng.uniform(10, 390))
+            action = rng.integers(0, 5)
+            if action == 0:
+                page.rest(x, y)
+            elif action == 1:
+                page.rest(x, y)
+                for _ in range(3):
+                    await asyncio.sleep(0)  # the speculation may start (if no decode runs)
+                page.click(x + 1, y)
+            elif action == 2:
+                page.click(x, y, bool(rng.integers(0, 2)))
+            elif action == 3:
+                page.send({"type": "hover-end"})
+            else:
+                page.send({"type": "new-object"} if index % 7 == 0 else {"type": "undo"})
+            if rng.integers(0, 2):
+                runner.release()
+            await asyncio.sleep(0)
+        runner.held = False
+        runner.release()
+        await page.settle()
+        assert page.of("error") == []
+        return page
+
+    page = run(scenario())
+    speculated = sum(bool(m.get("speculated")) for m in mask_frames(page))
+    again = rebuilt(page)
+    assert again.state() == page.state() and speculated > 0
+    for before, after in zip(page.masks(), again.masks(), strict=True):
+        if before is None:
+            assert after is None
+        else:
+            np.testing.assert_array_equal(before, after)
 
 
 def test_a_failing_decoder_asks_for_a_restart_with_a_short_message():
