@@ -81,6 +81,10 @@ class Runner(Protocol):
 
     async def run(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> dict[str, np.ndarray]: ...
 
+    async def warm(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> None:
+        """Run once on a new photo, the answer unused, so that the runtime's first-run costs (the embedding
+        tensors, buffers) are paid before the first click, not by it."""
+
     def forget_photo(self) -> None: ...
 
 
@@ -123,6 +127,7 @@ class Session:
         self._pump: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
         self.decode_failed = False
+        self.cold = False  # the decoder has not run on the open photo yet (see Runner.warm)
         self.replaying = False  # no frames while a replay rebuilds the state
         self.rest: protocol.Hover | None = None  # where the pointer rests, not yet speculated on
         self.speculation: Speculation | None = None  # the latest, in flight or decoded
@@ -373,6 +378,7 @@ class Session:
             self.fail("open", f"The demo could not be opened: {brief(error)}", "Check the connection and try again.")
         else:
             self._opened(message.seq, clock.total(), steps, bundle.image_sha256 or message.name)
+            self.schedule()  # the warm-up
 
     async def open_files(self, message: protocol.OpenFiles) -> None:
         clock = Stopwatch()
@@ -413,6 +419,7 @@ class Session:
             )
         else:
             self._opened(message.seq, clock.total(), {}, photo.sha256)
+            self.schedule()  # the warm-up
 
     def _switch(self, bundle, runner: Runner, photo, name: str, sha256: str | None) -> None:
         previous = self.runner
@@ -422,6 +429,7 @@ class Session:
         runner.forget_photo()
         self.runner = runner
         self.rest = self.speculation = self.hover_step = None
+        self.cold = True
 
     def _opened(self, seq: int, open_ms: float, steps: dict, photo_key: str | None) -> None:
         width, height = self.app.view_size
@@ -466,6 +474,10 @@ class Session:
             while True:
                 clock = Stopwatch()
                 decode = self.app.next_decode()
+                if decode is None and self.cold and not self.replaying:
+                    await self._warm()
+                    continue
+                self.cold = self.cold and decode is None
                 spec = None if decode or self.replaying else self._speculate()
                 job = decode or (spec.decode if spec else None)
                 if job is None:
@@ -504,6 +516,14 @@ class Session:
             # this worker: the page restarts it and replays the work into a fresh one.
             self.decode_failed = True
             self.send(protocol.Error("decode", f"the decoder failed ({brief(error, 200)})", restart=True))
+
+    async def _warm(self) -> None:
+        """A decode of a click at the photo's centre, dropped: off the click path, before anyone clicks."""
+        self.cold = False
+        width, height = self.app.view_size
+        job = self.app.speculate(width / 2, height / 2, width, height)
+        if job is not None:
+            await self.runner.warm(job.feeds, set(self.app.segmenter.embeddings))
 
     def _speculate(self) -> Speculation | None:
         """Start the decode of what a click where the pointer rests would make (None if it would make

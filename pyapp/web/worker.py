@@ -143,6 +143,10 @@ class OrtWebRunner:
     def forget_photo(self) -> None:
         self._cached.clear()
 
+    async def warm(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> None:
+        """One run on a new photo: its embedding tensors are made, and onnxruntime-web's first run paid."""
+        await self.run(feeds, embeddings)
+
     async def run(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> dict[str, np.ndarray]:
         tensors = {name: self._tensor(name, value, name in embeddings) for name, value in feeds.items()}
         results = await self.session.run(_js_object(tensors))

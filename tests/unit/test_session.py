@@ -38,6 +38,7 @@ class Discs:
 
     def __init__(self, held: bool = False, fail: Exception | None = None):
         self.calls: list[dict] = []
+        self.warmed = 0
         self.held = held  # decodes wait for release()
         self.fail = fail
         self._gate = asyncio.Event()
@@ -70,6 +71,9 @@ class Discs:
             "iou_predictions": np.array([[0.5, 0.9, 0.7]], np.float32),
         }
 
+    async def warm(self, feeds, embeddings):
+        self.warmed += 1
+
     def forget_photo(self):
         pass
 
@@ -86,6 +90,9 @@ class OnnxRunner:
     async def run(self, feeds, embeddings):
         await asyncio.sleep(0)
         return self.runner.run(feeds)
+
+    async def warm(self, feeds, embeddings):
+        await self.run(feeds, embeddings)
 
     def forget_photo(self):
         pass
@@ -629,6 +636,26 @@ def test_a_storm_of_rests_and_clicks_ends_on_the_mask_of_the_clicks_made():
             assert after is None
         else:
             np.testing.assert_array_equal(before, after)
+
+
+def test_the_decoder_runs_once_on_each_photo_before_the_first_click():
+    async def scenario():
+        files = {**photo_files("stand-in", name="a", seed=1), **photo_files("stand-in", 640, 480, 2, "b")}
+        runner = Discs()
+        page = Page(runner, files)
+        page.send(open_message(1, "a"))
+        await page.settle()
+        assert runner.warmed == 1 and runner.calls == []  # warmed, nothing shown, nothing recorded
+        assert page.state()["objects"] == [] and page.of("frame")[-1].get("mask") is None
+        page.click(300, 200)
+        await page.settle()
+        assert runner.warmed == 1 and len(runner.calls) == 1
+        page.send(open_message(2, "b"))
+        page.click(100, 100)  # a click waiting for the photo is decoded at once: it is the warm-up
+        await page.settle()
+        assert runner.warmed == 1 and len(runner.calls) == 2
+
+    run(scenario())
 
 
 def test_a_failing_decoder_asks_for_a_restart_with_a_short_message():
