@@ -4,6 +4,8 @@
     python tools/bench.py encode [--model DIR ...] [--runs 3] [--json]
     python tools/bench.py pipeline [--photo WxH] [--view PX] [--runs 50] [--json]
     python tools/bench.py click [--demo SLUG ...] [--clicks 30] [--threads 1,0] [--json]
+    python tools/bench.py click --vs-js [--demo rocket-sam2.1-tiny-random] [--clicks 24] [--rounds 3]
+                                [--threads 2] [--pattern plain|rest|rest-away] [--hover|--no-hover] [--json]
 
 boot   Cold start in headless Chromium (Debian's, as in the tests): each run is a fresh browser context (no
        HTTP cache, no IndexedDB), timed from navigation start to the image area painted, Python ready
@@ -15,6 +17,13 @@ click  Click to mask painted in headless Chromium, on real mouse events: median 
        split into feeds, decode, post-process, composite, send and paint (the worker's own timings), for
        each demo (default: the shapes demo with the baseline and with every other model) at 1 thread and
        at the most threads the page may use (0); plus main-thread long tasks over 50 ms while decoding.
+       --vs-js: samtab against ../shared/jsref (a plain-JS page: one onnxruntime-web session, tensors built
+       once; read its README) on the same decoder file, bundle and thread count, the two alternating in one
+       browser, each run in a fresh context: both medians and p90s per round and over all rounds, the ratio
+       samtab/jsref, how many clicks a speculation answered, and samtab's steps. --pattern is how samtab's
+       pointer moves: plain (move and click at once; hover preview off unless --hover), rest (rest 300 ms
+       on the point, then click it) or rest-away (rest 300 ms, then click at once 40-120 CSS px away); the
+       hover preview is on for both, since the speculation needs it. jsref clicks on its own.
 pipeline  Everything a click costs except the decoder run, in CPython: feeds, taking the outputs,
        upsampling and thresholding at the view size, compositing the overlay, and (at the photo's full
        size) the mask, the cutout PNG and COCO export. The decoder's outputs come from one real run.
@@ -29,7 +38,15 @@ import sys
 import time
 from pathlib import Path
 
-from samtab_tools.browser import EVENT_RECORDER, SiteServer, launch_args, recorded_events, wait_until_settled
+from samtab_tools.browser import (
+    EVENT_RECORDER,
+    ROOT,
+    JsRefServer,
+    SiteServer,
+    launch_args,
+    recorded_events,
+    wait_until_settled,
+)
 
 
 def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -168,9 +185,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]) -> dict:
+def click_plan(clicks: int, seed: int = 0):
+    """The benchmarks' clicks, the same every run: (start a fresh object first, x and y as fractions of the
+    canvas, mouse button). A fresh object every 5 clicks, so first clicks and refinements both count; a
+    quarter of the clicks are right-clicks (exclude)."""
     import random
 
+    rng = random.Random(seed)
+    for index in range(clicks):
+        fresh = index % 5 == 0 and index > 0
+        x, y = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9)
+        yield fresh, x, y, "left" if rng.random() < 0.75 else "right"
+
+
+CLICK_STEPS = ("total", "feeds", "decode", "postprocess", "composite", "send", "python", "paint")
+
+
+def print_steps(title: str, latencies: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Median and p90 of each step of the mask events' latency_ms (ms), printed as a table and returned."""
+    samples: dict[str, list[float]] = {}
+    for latency in latencies:
+        for step in CLICK_STEPS:
+            samples.setdefault(step, []).append(latency[step])
+    summary = {name: {"median": statistics.median(v), "p90": percentile(v, 0.9)} for name, v in samples.items()}
+    print(f"\n{title}")
+    print(f"{'step':<14}{'median':>10}{'p90':>10}")
+    for name, row in summary.items():
+        print(f"{name:<14}{row['median']:>10.1f}{row['p90']:>10.1f}")
+    return summary
+
+
+def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]) -> dict:
     from playwright.sync_api import sync_playwright
 
     recorder = EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "mask", "opened"')
@@ -192,31 +237,18 @@ def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]
                     ready = recorded_events(page, "ready")
                     used = ready[0]["detail"]["threads"] if ready else "?"
                     box = page.locator("#canvas").bounding_box()
-                    rng = random.Random(0)
                     page.evaluate("window.__longtasks = []")
-                    for index in range(clicks):
-                        if index % 5 == 0 and index:
-                            page.keyboard.press("n")  # a fresh object now and then: first clicks and refinements
-                        x = box["x"] + box["width"] * rng.uniform(0.1, 0.9)
-                        y = box["y"] + box["height"] * rng.uniform(0.1, 0.9)
-                        page.mouse.click(x, y, button="left" if rng.random() < 0.75 else "right")
+                    for index, (fresh, fx, fy, button) in enumerate(click_plan(clicks)):
+                        if fresh:
+                            page.keyboard.press("n")
+                        page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, button=button)
                         page.wait_for_function(
                             f"window.__samtab_events.filter(e => e.name == 'mask').length > {index}", timeout=120_000
                         )
                     masks = [e["detail"]["latency_ms"] for e in recorded_events(page, "mask")]
                     long_tasks = page.evaluate("window.__longtasks")
-                    samples: dict[str, list[float]] = {}
-                    for latency in masks:
-                        for step in ("total", "feeds", "decode", "postprocess", "composite", "send", "python", "paint"):
-                            samples.setdefault(step, []).append(latency[step])
                     label = f"{slug}, {used} thread{'s' if used != 1 else ''}"
-                    summary = {
-                        name: {"median": statistics.median(v), "p90": percentile(v, 0.9)} for name, v in samples.items()
-                    }
-                    print(f"\nclick to mask painted: {label} ({len(masks)} clicks, ms)")
-                    print(f"{'step':<14}{'median':>10}{'p90':>10}")
-                    for name, row in summary.items():
-                        print(f"{name:<14}{row['median']:>10.1f}{row['p90']:>10.1f}")
+                    summary = print_steps(f"click to mask painted: {label} ({len(masks)} clicks, ms)", masks)
                     print(
                         f"main-thread long tasks > 50 ms: {sum(d > 50 for d in long_tasks)} "
                         f"(longest {max(long_tasks, default=0):.0f} ms)"
@@ -231,6 +263,210 @@ def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]
     finally:
         server.stop()
     return {"bench": "click", "results": results}
+
+
+PATTERNS = {
+    "plain": "move and click at once",
+    "rest": "move to the point, rest 300 ms, click there",
+    "rest-away": "move to a point, rest 300 ms, click at once 40-120 CSS px away",
+}
+REST_MS = 300
+
+
+def demo_files(slug: str) -> tuple[Path, Path, Path]:
+    """A built demo's bundle, preview and the decoder file its page loads."""
+    from samtab_tools import demos, modelio
+
+    index = json.loads((demos.DEMOS / "index.json").read_text())
+    entry = next((d for d in index["demos"] if d["slug"] == slug), None)
+    if entry is None:
+        raise SystemExit(f"There is no demo {slug!r}; the demos are: {', '.join(d['slug'] for d in index['demos'])}.")
+    model_dir = (demos.DEMOS / entry["model"]).resolve()
+    info = modelio.read_model_folder(model_dir, parts=("decoder",))
+    return demos.DEMOS / entry["bundle"], demos.DEMOS / entry["preview"], model_dir / info.files["decoder"]
+
+
+def jsref_round(browser, jsref: JsRefServer, threads: int, clicks: int, timeout_s: float = 180) -> dict:
+    """One run of the yardstick page in a fresh context: its RESULT line (ms: click_median_ms, click_p90_ms,
+    decode_median_ms, ready_ms, ...)."""
+    context = browser.new_context()
+    page = context.new_page()
+    lines: list[str] = []
+    page.on("console", lambda message: lines.append(message.text))
+    page.on("pageerror", lambda error: lines.append(f"page error: {error}"))
+    page.goto(jsref.page_url(threads, clicks))
+    deadline = time.monotonic() + timeout_s
+    while not any(line.startswith(("RESULT ", "page error: ")) for line in lines):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"jsref gave no RESULT in {timeout_s:.0f} s; its console said: {lines[-8:]}")
+        page.wait_for_timeout(100)
+    context.close()
+    found = next(line for line in lines if line.startswith(("RESULT ", "page error: ")))
+    if not found.startswith("RESULT "):
+        raise SystemExit(f"jsref failed: {found}")
+    result = json.loads(found.removeprefix("RESULT "))
+    if not result["coi"]:
+        raise SystemExit("jsref's page was not cross-origin isolated (COOP/COEP), so it ran without threads.")
+    return result
+
+
+def away_point(x: float, y: float, box: dict, rng) -> tuple[float, float]:
+    """A point of the canvas 40-120 CSS px from (x, y), where the pointer rests before clicking at (x, y)."""
+    import math
+
+    while True:
+        angle, distance = rng.uniform(0, 2 * math.pi), rng.uniform(40, 120)
+        ax, ay = x + distance * math.cos(angle), y + distance * math.sin(angle)
+        if box["x"] + 2 < ax < box["x"] + box["width"] - 2 and box["y"] + 2 < ay < box["y"] + box["height"] - 2:
+            return ax, ay
+
+
+def samtab_round(browser, server: SiteServer, slug: str, threads: int, clicks: int, pattern: str, hover: bool):
+    """One run of samtab in a fresh context with real mouse events in `pattern`: the mask events' details
+    and the thread count the page reports."""
+    import random
+
+    from samtab_tools.browser import AppPage
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    app = AppPage(context.new_page())
+    page = app.page
+    try:
+        app.open(f"{server.url}?demo={slug}&threads={threads}")
+        page.set_checked("#hover-preview", hover)
+        box = page.locator("#canvas").bounding_box()
+        rng = random.Random(1)  # the resting points only: the clicks are click_plan's, as in every pattern
+        for index, (fresh, fx, fy, button) in enumerate(click_plan(clicks)):
+            if fresh:
+                page.keyboard.press("n")
+            x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+            if pattern == "plain":
+                page.mouse.click(x, y, button=button)
+            elif pattern == "rest":
+                page.mouse.move(x, y)
+                page.wait_for_timeout(REST_MS)
+                page.mouse.down(button=button)
+                page.mouse.up(button=button)
+            else:
+                page.mouse.move(*away_point(x, y, box, rng))
+                page.wait_for_timeout(REST_MS)
+                page.mouse.click(x, y, button=button)
+            app.wait_for("mask", index)
+        masks = [event["detail"] for event in recorded_events(page, "mask")]
+        used = recorded_events(page, "ready")[0]["detail"]["threads"]
+    except AssertionError as error:  # AppPage's account of what the page did instead
+        raise SystemExit(f"samtab did not answer a click: {error}") from None
+    finally:
+        context.close()
+    return masks, used
+
+
+def bench_vs_js(slug: str, clicks: int, rounds: int, threads: int, pattern: str, hover: bool) -> dict:
+    """samtab against the plain-JS yardstick page (../shared/jsref) on the same decoder file, bundle and
+    thread count, alternating in one browser, each run in a fresh context."""
+    from playwright.sync_api import sync_playwright
+
+    from pyapp.bundle import BundleError, read_bundle
+
+    server = SiteServer()  # builds what is missing first: the vendored onnxruntime-web, the demos
+    try:
+        bundle_path, preview, decoder = demo_files(slug)
+        try:
+            bundle = read_bundle(bundle_path.read_bytes())
+        except BundleError as error:
+            raise SystemExit(f"{bundle_path}: {error}") from None
+        with JsRefServer(bundle, preview, decoder) as jsref, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(**launch_args())
+            print(
+                f"click --vs-js: demo {slug} ({bundle.width}x{bundle.height}, {bundle.dtype} bundle), "
+                f"decoder {decoder.relative_to(ROOT)}, {threads} threads, {clicks} clicks x {rounds} "
+                f"round{'s' if rounds != 1 else ''}, headless Chromium {browser.version}\n"
+                f"samtab's pointer: {pattern} ({PATTERNS[pattern]}), hover preview {'on' if hover else 'off'}\n"
+                "latency: samtab = pointerup -> mask painted (the animation frame after the mask is drawn);\n"
+                "         jsref = postMessage to its worker -> after the next requestAnimationFrame (its own clicks:\n"
+                "         3 per object, no previous-mask refinement, a 256-px mask scaled)",
+                flush=True,
+            )
+            runs = []
+            for index in range(rounds):
+                order = ("jsref", "samtab") if index % 2 == 0 else ("samtab", "jsref")  # neither always first
+                run: dict = {}
+                for which in order:
+                    if which == "jsref":
+                        run["jsref"] = jsref_round(browser, jsref, threads, clicks)
+                    else:
+                        masks, used = samtab_round(browser, server, slug, threads, clicks, pattern, hover)
+                        totals = [m["latency_ms"]["total"] for m in masks]
+                        run["samtab"] = {
+                            "median": statistics.median(totals),
+                            "p90": percentile(totals, 0.9),
+                            "threads": used,
+                            "speculated": sum(bool(m.get("speculated")) for m in masks),
+                            "speculated_clicks": [bool(m.get("speculated")) for m in masks],
+                            "latency_ms": [m["latency_ms"] for m in masks],
+                        }
+                js, st = run["jsref"], run["samtab"]
+                print(
+                    f"round {index + 1}/{rounds}: jsref median {js['click_median_ms']:.1f} p90 "
+                    f"{js['click_p90_ms']:.1f} ms (decode {js['decode_median_ms']:.1f}, ready {js['ready_ms']:.0f}) | "
+                    f"samtab median {st['median']:.1f} p90 {st['p90']:.1f} ms ({st['threads']} threads, "
+                    f"speculated {st['speculated']}/{clicks})",
+                    flush=True,
+                )
+                runs.append(run)
+            browser.close()
+    finally:
+        server.stop()
+    summary = {
+        "jsref": {
+            "median": statistics.median(r["jsref"]["click_median_ms"] for r in runs),
+            "p90": statistics.median(r["jsref"]["click_p90_ms"] for r in runs),
+            "decode_median": statistics.median(r["jsref"]["decode_median_ms"] for r in runs),
+        },
+        "samtab": {
+            "median": statistics.median(r["samtab"]["median"] for r in runs),
+            "p90": statistics.median(r["samtab"]["p90"] for r in runs),
+        },
+        "speculated": sum(r["samtab"]["speculated"] for r in runs),
+    }
+    summary["ratio_median"] = summary["samtab"]["median"] / summary["jsref"]["median"]
+    summary["ratio_p90"] = summary["samtab"]["p90"] / summary["jsref"]["p90"]
+    print(f"\nover {rounds} round{'s' if rounds != 1 else ''} (the median of the rounds' figures, ms)")
+    print(f"{'page':<10}{'median':>10}{'p90':>10}")
+    for page in ("jsref", "samtab"):
+        print(f"{page:<10}{summary[page]['median']:>10.1f}{summary[page]['p90']:>10.1f}")
+    target = {"plain": "target <= 1.05x", "rest": "target <= 0.3x", "rest-away": "no target of its own"}[pattern]
+    print(f"samtab / jsref, median: {summary['ratio_median']:.2f}x ({target})")
+    if pattern == "rest-away":
+        print(
+            f"samtab / jsref, p90: {summary['ratio_p90']:.2f}x "
+            "(target: p90 <= 1.3x samtab's plain click; `--pattern plain` measures that)"
+        )
+    print(f"clicks answered from a speculation: {summary['speculated']} of {clicks * rounds}")
+    # Apart: a speculated click's decode ran before the click, so its steps do not add up to its total.
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        for latency, speculated in zip(run["samtab"]["latency_ms"], run["samtab"]["speculated_clicks"], strict=True):
+            groups.setdefault("answered from a speculation" if speculated else "decoded at the click", []).append(
+                latency
+            )
+    steps = {
+        group: print_steps(f"samtab, click to mask painted, {group}, all rounds ({len(rows)} clicks, ms)", rows)
+        for group, rows in groups.items()
+    }
+    return {
+        "bench": "click-vs-js",
+        "demo": slug,
+        "decoder": str(decoder.relative_to(ROOT)),
+        "bundle_dtype": bundle.dtype,
+        "threads": threads,
+        "clicks": clicks,
+        "pattern": pattern,
+        "hover_preview": hover,
+        "rounds": runs,
+        "summary": summary,
+        "samtab_steps": steps,
+    }
 
 
 def bench_pipeline(photo: tuple[int, int], view: int, runs: int, model_dir: Path) -> dict:
@@ -325,15 +561,45 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SLUG",
         help="demo slug (default: shapes with the baseline and with every other model)",
     )
-    click.add_argument("--clicks", type=int, default=30)
-    click.add_argument("--threads", default="1,0", help="comma-separated thread caps; 0 means no cap (default 1,0)")
+    click.add_argument("--clicks", type=int, help="clicks per run (default 30; with --vs-js 24)")
+    click.add_argument(
+        "--threads",
+        help="comma-separated thread caps; 0 means no cap (default 1,0); with --vs-js one count, default 2",
+    )
+    click.add_argument(
+        "--vs-js", action="store_true", help="against the plain-JS page ../shared/jsref, same decoder and bundle"
+    )
+    click.add_argument("--rounds", type=int, default=3, help="with --vs-js: runs of each page (default 3)")
+    click.add_argument(
+        "--pattern",
+        choices=list(PATTERNS),
+        default="plain",
+        help="with --vs-js, samtab's pointer: " + "; ".join(f"{k}: {v}" for k, v in PATTERNS.items()),
+    )
+    click.add_argument(
+        "--hover",
+        action=argparse.BooleanOptionalAction,
+        help="with --vs-js: the hover preview (default off for plain, on for rest and rest-away)",
+    )
     click.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if args.bench == "click":
+    if args.bench == "click" and args.vs_js:
+        if args.demo and len(args.demo) > 1:
+            parser.error("--vs-js compares one demo: give --demo once")
+        try:
+            threads = int(args.threads or 2)
+        except ValueError:
+            parser.error(f"--vs-js runs both pages at one thread count, not {args.threads!r}: give e.g. --threads 2")
+        if threads < 1 or (args.clicks is not None and args.clicks < 1) or args.rounds < 1:
+            parser.error("--threads, --clicks and --rounds must be at least 1 with --vs-js")
+        hover = args.hover if args.hover is not None else args.pattern != "plain"
+        slug = args.demo[0] if args.demo else "rocket-sam2.1-tiny-random"
+        result = bench_vs_js(slug, args.clicks or 24, args.rounds, threads, args.pattern, hover)
+    elif args.bench == "click":
         from samtab_tools import demos
 
         slugs = args.demo or ["shapes"] + [f"shapes-{m.name}" for m in demos.model_folders()[1:]]
-        result = bench_click(slugs, args.clicks, [int(t) for t in args.threads.split(",")])
+        result = bench_click(slugs, args.clicks or 30, [int(t) for t in (args.threads or "1,0").split(",")])
     elif args.bench == "pipeline":
         from samtab_tools import demos
 

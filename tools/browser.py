@@ -2,20 +2,37 @@
 
 Playwright's own browser download (`playwright install`) cannot work here, so Chromium is launched from
 /usr/bin/chromium (override with SAMTAB_CHROMIUM) with flags that keep it off the network.
+
+JsRefServer serves the plain-JavaScript yardstick page (../shared/jsref, outside the repository and never
+part of site/) that `tools/bench.py click --vs-js` measures samtab against.
 """
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
+import posixpath
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pyapp.bundle import Bundle
 
 ROOT = Path(__file__).resolve().parent.parent
+JSREF = ROOT.parent / "shared" / "jsref"  # beside the repository, as the issue that asked for it says
+ORT_DIST = ROOT / "site" / "vendor" / "ort"  # tools/vendor.py's copy of onnxruntime-web's dist/
 CHROMIUM = os.environ.get("SAMTAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -87,6 +104,109 @@ class SiteServer:
                 self.process.kill()
                 self.process.wait()
         self.process.stdout.close()
+
+
+def jsref_layout(bundle: Bundle) -> tuple[dict, bytes]:
+    """A bundle in jsref's folder layout: manifest.json's JSON (originalWidth, originalHeight,
+    tensors: {name: {offset, shape, dtype}}) and embedding.bin's bytes, the tensors' stored values (fp16 stays
+    fp16) little-endian and back to back in the contract's order; offsets count bytes from the file's start."""
+    tensors, chunks, offset = {}, [], 0
+    for name, array in bundle.tensors.items():
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        tensors[name] = {"offset": offset, "shape": list(array.shape), "dtype": array.dtype.name}
+        chunks.append(data)
+        offset += len(data)
+    manifest = {"originalWidth": bundle.width, "originalHeight": bundle.height, "tensors": tensors}
+    return manifest, b"".join(chunks)
+
+
+class JsRefServer:
+    """jsref on a free port of 127.0.0.1, in a thread of this process: the page at /, onnxruntime-web's dist/
+    (the site's vendored copy) at /ort/, and a temporary folder at /demo/ holding one photo in jsref's layout
+    (manifest.json, embedding.bin, preview.jpg) and the decoder (decoder.onnx, served from where it lies).
+    Every response is cross-origin isolated (COOP + COEP), so onnxruntime-web can run threads.
+
+    Use it as a context manager, or call stop()."""
+
+    def __init__(self, bundle: Bundle, preview: Path, decoder: Path, jsref: Path = JSREF, ort: Path = ORT_DIST):
+        if not (jsref / "index.html").is_file() or not (jsref / "worker.mjs").is_file():
+            raise SystemExit(
+                f"The plain-JavaScript yardstick page was not found at {jsref} (index.html and worker.mjs): "
+                "it lives beside the repository, in ../shared/jsref; put it there to compare with it."
+            )
+        if not (ort / "ort.wasm.min.mjs").is_file():
+            raise SystemExit(f"onnxruntime-web is not vendored at {ort}: run `python tools/vendor.py` first.")
+        if not decoder.is_file():
+            raise SystemExit(f"The decoder {decoder} does not exist: build the demos with `python tools/demos.py`.")
+        self._folder = tempfile.TemporaryDirectory(prefix="samtab-jsref-")
+        folder = Path(self._folder.name)
+        manifest, embedding = jsref_layout(bundle)
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        (folder / "embedding.bin").write_bytes(embedding)
+        if preview.suffix.lower() in (".jpg", ".jpeg"):
+            shutil.copyfile(preview, folder / "preview.jpg")
+        else:
+            from PIL import Image
+
+            with Image.open(preview) as picture:
+                picture.convert("RGB").save(folder / "preview.jpg", quality=92)
+        # Longest prefix first; a file is served at its URL only, a folder below its prefix.
+        routes = {"/demo/decoder.onnx": decoder, "/demo/": folder, "/ort/": ort, "/": jsref}
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _jsref_handler(routes))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="jsref-server", daemon=True)
+        self._thread.start()
+
+    def page_url(self, threads: int, clicks: int, flavour: str = "tuned") -> str:
+        """index.html with jsref's URL parameters (its README lists them)."""
+        return (
+            f"{self.url}index.html?flavour={flavour}&threads={threads}&clicks={clicks}"
+            "&demo=/demo&decoder=/demo/decoder.onnx"
+        )
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join()
+        self._folder.cleanup()
+
+    def __enter__(self) -> JsRefServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _jsref_handler(routes: dict[str, Path]) -> type[http.server.SimpleHTTPRequestHandler]:
+    from samtab_tools.serve import MIME_TYPES
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
+
+        def translate_path(self, path: str) -> str:
+            # `..` is resolved before routing, so no path leaves its route's folder; a file route is its URL only.
+            path = posixpath.normpath(unquote(urlsplit(path).path))
+            for prefix, target in routes.items():
+                if target.is_file() and path == prefix:
+                    return str(target)
+                if target.is_dir() and (path == prefix.rstrip("/") or path.startswith(prefix)):
+                    return str(target / path[len(prefix) :])
+            return ""  # no route: a 404
+
+        def list_directory(self, path):
+            self.send_error(404, "No listing")
+
+        def end_headers(self) -> None:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+            self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+            self.send_header("Cache-Control", "no-store")
+            super().end_headers()
+
+        def log_message(self, *args) -> None:  # the benchmark's output is its figures
+            pass
+
+    return Handler
 
 
 def wait_until_settled(page, timeout_ms: float = BOOT_TIMEOUT_MS) -> str:
