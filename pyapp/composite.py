@@ -44,14 +44,36 @@ _ALPHA = _word((0, 0, 0), 255)
 _RGB = np.uint32(~int(_ALPHA) & 0xFFFFFFFF)
 
 
+_BYTE = np.uint64(8)
+_LAST_BYTE = np.uint64(56)
+
+
 def edges(mask: np.ndarray) -> np.ndarray:
-    """The mask's pixels that touch a pixel outside it (4-neighbourhood): its visible outline."""
-    inner = mask.copy()
-    inner[1:, :] &= mask[:-1, :]
-    inner[:-1, :] &= mask[1:, :]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    return mask & ~inner
+    """The mask's pixels that touch a pixel outside it (4-neighbourhood; the frame's border is not an
+    outside): its visible outline.
+
+    Eight pixels at a time, as the bytes of 64-bit words (in Pyodide a bool array's neighbours compared one
+    byte at a time cost 6 ms per 1024-px frame, this 1 ms): the mask with its border rows and columns
+    repeated, rows padded to whole words; a word's left and right neighbours are itself shifted by a byte,
+    with the byte carried in from the next word."""
+    height, width = mask.shape
+    stride = (width + 2 + 7) // 8 * 8
+    padded = np.empty((height + 2, stride), np.uint8)
+    padded[1:-1, 1 : width + 1] = mask
+    padded[1:-1, 0] = mask[:, 0]
+    padded[1:-1, width + 1 :] = mask[:, -1:]
+    padded[0], padded[-1] = padded[1], padded[-2]
+    words = padded.view(np.uint64)  # byte k of word j is column 8j + k
+    later, earlier = (np.left_shift, np.right_shift) if _LITTLE else (np.right_shift, np.left_shift)
+    centre = words[1:-1]
+    inner = centre & words[:-2] & words[2:]
+    left = later(centre, _BYTE)  # each byte's left neighbour, moved into its place
+    left[:, 1:] |= earlier(centre[:, :-1], _LAST_BYTE)
+    right = earlier(centre, _BYTE)
+    right[:, :-1] |= later(centre[:, 1:], _LAST_BYTE)
+    inner &= left
+    inner &= right
+    return (centre & ~inner).view(np.uint8)[:, 1 : width + 1].view(bool)
 
 
 def _bounds(mask: np.ndarray) -> tuple[slice, slice] | None:

@@ -24,6 +24,20 @@ def test_cutout_and_erase_are_complements(scene):
     assert (cut[..., :3] == photo).all()
 
 
+def test_edges_are_the_pixels_with_a_neighbour_outside_for_any_shape():
+    rng = np.random.default_rng(5)
+    for height, width in [(1, 1), (1, 9), (9, 1), (7, 8), (8, 7), (15, 17), (40, 63), (33, 1024)]:
+        for density in (0.2, 0.6, 0.95, 1.0):
+            mask = rng.random((height, width)) < density
+            # The definition, one neighbour at a time (a neighbour beyond the frame does not count).
+            inner = mask.copy()
+            inner[1:, :] &= mask[:-1, :]
+            inner[:-1, :] &= mask[1:, :]
+            inner[:, 1:] &= mask[:, :-1]
+            inner[:, :-1] &= mask[:, 1:]
+            np.testing.assert_array_equal(composite.edges(mask), mask & ~inner, err_msg=f"{height}x{width}")
+
+
 def test_edges_of_a_square():
     mask = np.zeros((10, 10), bool)
     mask[2:8, 2:8] = True
