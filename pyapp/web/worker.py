@@ -119,6 +119,25 @@ class Ort:
         data = js.Float32Array.new(to_js(memoryview(array).cast("B")).buffer)  # one copy into JS
         return self.module.Tensor.new("float32", data, to_js(list(array.shape)))
 
+    def resident_tensor(self, array: np.ndarray):
+        """A tensor that stays where the decoder runs: with WebGPU, in a GPU buffer written once (the
+        embeddings, 16 MB, are otherwise uploaded on every run), as onnxruntime-web's IO-binding guide does;
+        with WASM, a CPU tensor. Returns (tensor, buffer to destroy when the photo goes, or None).
+        Not measured here: this machine's Chromium has no WebGPU adapter (README, "Speed")."""
+        tensor = self.tensor(array)
+        device = getattr(self.module.env.webgpu, "device", None) if self.provider == "webgpu" else None
+        if device is None:
+            return tensor, None
+        try:
+            usage = js.GPUBufferUsage.STORAGE | js.GPUBufferUsage.COPY_SRC | js.GPUBufferUsage.COPY_DST
+            size = (tensor.data.byteLength + 15) // 16 * 16
+            buffer = device.createBuffer(_js_object({"usage": usage, "size": size}))
+            device.queue.writeBuffer(buffer, 0, tensor.data)
+            options = _js_object({"dataType": "float32", "dims": list(array.shape)})
+            return self.module.Tensor.fromGpuBuffer(buffer, options), buffer
+        except Exception:  # noqa: BLE001 - a CPU tensor still works (uploaded per run)
+            return tensor, None
+
 
 class OrtWebRunner:
     """A decoder session in onnxruntime-web with pyapp.runner's shape (but asynchronous). The embedding
@@ -128,19 +147,24 @@ class OrtWebRunner:
         self.ort, self.session, self.model_name, self.url = ort, session, model_name, url
         self.input_names = [str(n) for n in session.inputNames]
         self.output_names = [str(n) for n in session.outputNames]
-        self._cached: dict[str, tuple[int, object]] = {}
+        self._cached: dict[str, tuple[int, object, object]] = {}  # name: (id of the array, tensor, GPU buffer)
 
     def _tensor(self, name: str, array: np.ndarray, reuse: bool):
         if reuse:
             cached = self._cached.get(name)
             if cached is not None and cached[0] == id(array):
                 return cached[1]
-            tensor = self.ort.tensor(array)
-            self._cached[name] = (id(array), tensor)
+            if cached is not None and cached[2] is not None:
+                cached[2].destroy()
+            tensor, buffer = self.ort.resident_tensor(array)
+            self._cached[name] = (id(array), tensor, buffer)
             return tensor
         return self.ort.tensor(array)
 
     def forget_photo(self) -> None:
+        for _, _, buffer in self._cached.values():
+            if buffer is not None:
+                buffer.destroy()
         self._cached.clear()
 
     async def warm(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> None:
