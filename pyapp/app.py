@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -195,14 +195,21 @@ class App:
         refining its current mask; nothing is recorded (see adopt). Decode.obj is the current object (None
         if there is none yet). None while the current state still waits for its decode (the answer would
         refine a mask not known yet); OutsideImage off the photo."""
-        segmenter = self._require()
-        point = Point(*self._image_point(x, y, css_width, css_height), include)
-        obj = segmenter.objects.current
+        obj = self._require().objects.current
         base = obj.current if obj is not None else None
         if base is not None and not base.prompt.empty and base.candidates is None:
             return None
-        step = Step(base.prompt.with_point(point) if base is not None else Prompt((point,)), previous=base)
-        return Decode(obj, step, segmenter.feeds(step))
+        return replace(self.detached(x, y, css_width, css_height, include, base), obj=obj)
+
+    def detached(
+        self, x: float, y: float, css_width: float, css_height: float, include: bool, previous: Step | None
+    ) -> Decode:
+        """Feeds for a step of no object: `previous`'s prompt (if any) plus a click at CSS (x, y), refining
+        its mask. Decode.obj is None."""
+        segmenter = self._require()
+        point = Point(*self._image_point(x, y, css_width, css_height), include)
+        step = Step(previous.prompt.with_point(point) if previous is not None else Prompt((point,)), previous=previous)
+        return Decode(None, step, segmenter.feeds(step))
 
     def adopt(self, step: Step) -> None:
         """Make a speculated step the current object's next state (see Objects.adopt)."""

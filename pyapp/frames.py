@@ -38,8 +38,7 @@ class Frames:
         self._masks: dict[tuple, np.ndarray] = {}  # by (candidates, chosen)
         self._base: np.ndarray | None = None  # the part of the frame only other objects change
         self._base_key: tuple | None = None
-        self._tint: np.ndarray | None = None  # the base tinted with the current object's colour
-        self._tint_key: tuple | None = None
+        self._tints: dict[tuple, np.ndarray] = {}  # the base tinted in a colour (the current object's, the hover's)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -49,7 +48,8 @@ class Frames:
     def forget(self) -> None:
         """Drop what is kept (the objects were replaced)."""
         self._masks.clear()
-        self._base_key = self._tint_key = None
+        self._base_key = None
+        self._tints.clear()
 
     def mask(self, step: Step) -> np.ndarray | None:
         """The step's chosen mask at view size (None before decoding); each is upsampled once."""
@@ -85,9 +85,12 @@ class Frames:
             self._base_key = key
         mine = self.mask(current.current) if current is not None else None
         if view == "overlay":
+            # The tint in the colour of the object clicks go to, made when the base changes (a photo opened,
+            # another object selected or made) rather than on the click that shows its first mask.
+            tinted = self._tinted(current.colour if current is not None else objects.next_colour, opacity)
             pixels = self._base.copy()
             if mine is not None:
-                composite.paint(pixels, self._tinted(current.colour, opacity), mine, current.colour)
+                composite.paint(pixels, tinted, mine, current.colour)
             hovered = self.mask(hover) if hover is not None else None
             if hovered is not None:
                 composite.paint(pixels, self._tinted(HOVER_COLOUR, opacity), hovered, HOVER_COLOUR)
@@ -101,9 +104,12 @@ class Frames:
     def _tinted(self, colour: tuple[int, int, int], opacity: float) -> np.ndarray:
         """The frame's base tinted with `colour`, made once per base and colour."""
         key = (self._base_key, colour)
-        if self._tint_key != key:
-            self._tint, self._tint_key = composite.tint(self._base, colour, opacity), key
-        return self._tint
+        tinted = self._tints.get(key)
+        if tinted is None:
+            if len(self._tints) >= 2:  # another base: the others are of no more use
+                self._tints = {k: v for k, v in self._tints.items() if k[0] == self._base_key}
+            tinted = self._tints[key] = composite.tint(self._base, colour, opacity)
+        return tinted
 
     def _mark(self, pixels: np.ndarray, prompt: Prompt) -> None:
         """The clicks and the box, where they were made (photo → view pixels)."""

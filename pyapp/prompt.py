@@ -369,12 +369,17 @@ class Objects:
         obj = SegObject(
             id=self._next_id,
             name=name or f"Object {self._next_id}",
-            colour=OBJECT_COLOURS[(self._next_id - 1) % len(OBJECT_COLOURS)],
+            colour=self.next_colour,
         )
         self._next_id += 1
         self.items.append(obj)
         self.current = obj
         return obj
+
+    @property
+    def next_colour(self) -> tuple[int, int, int]:
+        """The colour the next object made will have."""
+        return OBJECT_COLOURS[(self._next_id - 1) % len(OBJECT_COLOURS)]
 
     def edit(self, prompt_of, *, join: bool | None = False) -> bool:
         """Change the current object's prompt to `prompt_of(its prompt)` (the object is made on the first

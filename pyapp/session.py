@@ -34,6 +34,7 @@ KEPT = "Your work so far is kept."
 MAX_MESSAGE = 300  # characters of any text shown to a person: errors from libraries can be kilobytes
 
 
+WARM_RUNS = 2  # decodes made when a photo opens, before anyone clicks (see Session._warm)
 # A click this close (CSS pixels) to where the pointer rested is the click that was speculated on: it takes the
 # rested point and its decode (issue 13). Farther, it is decoded as made.
 SPECULATION_RADIUS_CSS = 3.0
@@ -81,9 +82,8 @@ class Runner(Protocol):
 
     async def run(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> dict[str, np.ndarray]: ...
 
-    async def warm(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> None:
-        """Run once on a new photo, the answer unused, so that the runtime's first-run costs (the embedding
-        tensors, buffers) are paid before the first click, not by it."""
+    async def warm(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> dict[str, np.ndarray]:
+        """A run whose answer nobody sees (the warm-up when a photo opens: see Session._warm)."""
 
     def forget_photo(self) -> None: ...
 
@@ -127,7 +127,9 @@ class Session:
         self._pump: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
         self.decode_failed = False
-        self.cold = False  # the decoder has not run on the open photo yet (see Runner.warm)
+        self.warm_left = 0  # runs of the warm-up still to make on the open photo (see _warm)
+        self.warm_step = None  # the warm-up's first step, which its second refines
+        self.warm_ms: list[float] = []  # how long the open photo's warm-up runs took
         self.replaying = False  # no frames while a replay rebuilds the state
         self.rest: protocol.Hover | None = None  # where the pointer rests, not yet speculated on
         self.speculation: Speculation | None = None  # the latest, in flight or decoded
@@ -429,7 +431,7 @@ class Session:
         runner.forget_photo()
         self.runner = runner
         self.rest = self.speculation = self.hover_step = None
-        self.cold = True
+        self.warm_left, self.warm_step, self.warm_ms = WARM_RUNS, None, []
 
     def _opened(self, seq: int, open_ms: float, steps: dict, photo_key: str | None) -> None:
         width, height = self.app.view_size
@@ -474,10 +476,11 @@ class Session:
             while True:
                 clock = Stopwatch()
                 decode = self.app.next_decode()
-                if decode is None and self.cold and not self.replaying:
+                if decode is None and self.warm_left and not self.replaying:
                     await self._warm()
                     continue
-                self.cold = self.cold and decode is None
+                if decode is not None:
+                    self.warm_left = 0  # a real decode warms as well, and goes first
                 spec = None if decode or self.replaying else self._speculate()
                 job = decode or (spec.decode if spec else None)
                 if job is None:
@@ -496,6 +499,8 @@ class Session:
                 if self.app.segmenter is not segmenter:
                     continue  # another photo was opened during the decode: its answer is for nothing shown
                 timings["decode"] = clock.lap()
+                # The edge's split of it (onnxruntime-web: tensors in, the run, outputs back), if it has one.
+                timings.update((f"decode.{k}", v) for k, v in getattr(self.runner, "timings", {}).items())
                 self.app.accept(job, outputs)
                 if decode:
                     self.hover_step = None
@@ -518,12 +523,27 @@ class Session:
             self.send(protocol.Error("decode", f"the decoder failed ({brief(error, 200)})", restart=True))
 
     async def _warm(self) -> None:
-        """A decode of a click at the photo's centre, dropped: off the click path, before anyone clicks."""
-        self.cold = False
+        """One run of the warm-up: decodes nobody sees, made when a photo opens and nothing else waits, so
+        that the first click does not pay first-run costs (onnxruntime-web makes its tensors and buffers;
+        WebAssembly compiles the hot code of onnxruntime, numpy and the compositor with its optimising tier).
+        Each run is one pass of the decode loop, so a click goes first: a click at the photo's centre (its
+        mask upsampled and composited, not shown), then an exclude click refining it, the path of every
+        later click."""
+        self.warm_left -= 1
         width, height = self.app.view_size
-        job = self.app.speculate(width / 2, height / 2, width, height)
-        if job is not None:
-            await self.runner.warm(job.feeds, set(self.app.segmenter.embeddings))
+        first = self.warm_step is None
+        job = self.app.detached(
+            width * (0.5 if first else 0.3), height * 0.5, width, height, include=first, previous=self.warm_step
+        )
+        segmenter, clock = self.app.segmenter, Stopwatch()
+        outputs = await self.runner.warm(job.feeds, set(segmenter.embeddings))
+        if self.app.segmenter is not segmenter:
+            return
+        self.app.accept(job, outputs)
+        if first:
+            self.app.render(hover=job.step)
+        self.warm_ms.append(clock.total())
+        self.warm_step = job.step if self.warm_left else None
 
     def _speculate(self) -> Speculation | None:
         """Start the decode of what a click where the pointer rests would make (None if it would make
@@ -585,7 +605,7 @@ class Session:
         packed, state = self.pack(pixels), self.app.state()
         if mask is not None:
             timings = {**(timings or {}), "composite": composite_ms, "send": clock.lap()}
-            timings["python"] = round(sum(v for k, v in timings.items() if k != "decode"), 1)
+            timings["python"] = round(sum(v for k, v in timings.items() if not k.startswith("decode")), 1)
             mask["latency_ms"] = timings
         self.send(protocol.Frame(self.seq, width, height, packed, state, mask, t0 if mask is not None else None))
 
@@ -605,6 +625,7 @@ class Session:
         spec = self.speculation
         return {
             "decoding": self.decoding,
+            "warm_ms": self.warm_ms,
             "speculation": "none" if spec is None else "decoded" if spec.decode.step.decoded else "running",
             "tasks": len(self.tasks),
             "queued": len(self.inbox),

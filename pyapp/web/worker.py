@@ -148,6 +148,7 @@ class OrtWebRunner:
         self.input_names = [str(n) for n in session.inputNames]
         self.output_names = [str(n) for n in session.outputNames]
         self._cached: dict[str, tuple[int, object, object]] = {}  # name: (id of the array, tensor, GPU buffer)
+        self.timings: dict[str, float] = {}  # the last run's: making tensors, onnxruntime-web's run, outputs
 
     def _tensor(self, name: str, array: np.ndarray, reuse: bool):
         if reuse:
@@ -167,17 +168,22 @@ class OrtWebRunner:
                 buffer.destroy()
         self._cached.clear()
 
-    async def warm(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> None:
-        """One run on a new photo: its embedding tensors are made, and onnxruntime-web's first run paid."""
-        await self.run(feeds, embeddings)
+    async def warm(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> dict[str, np.ndarray]:
+        """A run nobody sees, when a photo opens: its embedding tensors are made, and first runs paid."""
+        return await self.run(feeds, embeddings)
 
     async def run(self, feeds: dict[str, np.ndarray], embeddings: set[str]) -> dict[str, np.ndarray]:
+        clock = Stopwatch()
         tensors = {name: self._tensor(name, value, name in embeddings) for name, value in feeds.items()}
-        results = await self.session.run(_js_object(tensors))
+        inputs = _js_object(tensors)
+        self.timings = {"tensors": clock.lap()}
+        results = await self.session.run(inputs)
+        self.timings["run"] = clock.lap()
         outputs = {}
         for name in self.output_names:
             tensor = getattr(results, name)
             outputs[name] = np.frombuffer(tensor.data.to_bytes(), dtype="<f4").reshape([int(d) for d in tensor.dims])
+        self.timings["outputs"] = clock.lap()
         return outputs
 
 

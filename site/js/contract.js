@@ -25,10 +25,26 @@ export function emit(name, detail = {}) {
   window.dispatchEvent(new CustomEvent(`samtab:${name}`, { detail: { ...detail, t_ms: now() } }));
 }
 
+// Busy for this long, the status's ring starts spinning (app.css: spinning costs the decoder CPU).
+const SLOW_MS = 400;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let slowTimer;
+
 export function updateState() {
   if (state.error) return; // an error stays on show until the person does something
   const busy = state.opening || state.covered < state.inputSeq;
-  document.body.dataset.state = !state.workerReady ? "booting" : busy ? "busy" : "ready";
+  const body = document.body;
+  body.dataset.state = !state.workerReady ? "booting" : busy ? "busy" : "ready";
+  if (body.dataset.state !== "busy") {
+    clearTimeout(slowTimer);
+    slowTimer = undefined;
+    delete body.dataset.slow;
+  } else if (slowTimer === undefined && body.dataset.slow === undefined) {
+    slowTimer = setTimeout(() => {
+      slowTimer = undefined;
+      if (body.dataset.state === "busy") body.dataset.slow = "";
+    }, SLOW_MS);
+  }
 }
 
 export function clearError() {
