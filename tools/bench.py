@@ -203,7 +203,19 @@ def click_plan(clicks: int, seed: int = 0, per_object: int = 5):
         yield fresh, x, y, button
 
 
-CLICK_STEPS = ("total", "feeds", "decode", "postprocess", "composite", "send", "python", "paint")
+CLICK_STEPS = (
+    "total",
+    "feeds",
+    "decode",
+    "decode.tensors",  # the edge's split of the decode: tensors in, onnxruntime-web's run, outputs back
+    "decode.run",
+    "decode.outputs",
+    "postprocess",
+    "composite",
+    "send",
+    "python",
+    "paint",
+)
 
 
 def print_steps(title: str, latencies: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -211,7 +223,8 @@ def print_steps(title: str, latencies: list[dict[str, float]]) -> dict[str, dict
     samples: dict[str, list[float]] = {}
     for latency in latencies:
         for step in CLICK_STEPS:
-            samples.setdefault(step, []).append(latency[step])
+            if step in latency:
+                samples.setdefault(step, []).append(latency[step])
     summary = {name: {"median": statistics.median(v), "p90": percentile(v, 0.9)} for name, v in samples.items()}
     print(f"\n{title}")
     print(f"{'step':<14}{'median':>10}{'p90':>10}")
@@ -329,6 +342,17 @@ def away_point(x: float, y: float, box: dict, rng) -> tuple[float, float]:
             return ax, ay
 
 
+# The next samtab:mask event, awaited without polling the page: Playwright's wait_for_function polls on
+# every animation frame, which keeps the page's frame clock running (a mask's own requestAnimationFrame then
+# waits for its tick, 8 ms on average, measured) and costs CPU during the decode. jsref's page is not polled.
+NEXT_MASK = """({mask: new Promise((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error("no samtab:mask in 120 s")), 120000);
+  addEventListener("samtab:mask", (event) => { clearTimeout(timer); resolve(event.detail.clicks); }, {once: true});
+  addEventListener("samtab:error", (event) => { clearTimeout(timer); reject(new Error(event.detail.message)); },
+    {once: true});
+})})"""
+
+
 def samtab_round(browser, server: SiteServer, slug: str, threads: int, clicks: int, pattern: str, hover: bool):
     """One run of samtab in a fresh context with real mouse events in `pattern`: the mask events' details
     and the thread count the page reports."""
@@ -347,10 +371,12 @@ def samtab_round(browser, server: SiteServer, slug: str, threads: int, clicks: i
         page.wait_for_timeout(FIRST_LOOK_MS)
         page.evaluate("window.__longtasks = []")
         rng = random.Random(1)  # the resting points only: the clicks are click_plan's, as in every pattern
-        for index, (fresh, fx, fy, button) in enumerate(click_plan(clicks, per_object=3)):
+        for fresh, fx, fy, button in click_plan(clicks, per_object=3):
             if fresh:
                 page.keyboard.press("n")
+                app.wait_until_ready()
             x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+            next_mask = page.evaluate_handle(NEXT_MASK)
             if pattern == "plain":
                 page.mouse.click(x, y, button=button)
             elif pattern == "rest":
@@ -362,7 +388,7 @@ def samtab_round(browser, server: SiteServer, slug: str, threads: int, clicks: i
                 page.mouse.move(*away_point(x, y, box, rng))
                 page.wait_for_timeout(REST_MS)
                 page.mouse.click(x, y, button=button)
-            app.wait_for("mask", index)
+            next_mask.evaluate("waiting => waiting.mask")
         masks = [event["detail"] for event in recorded_events(page, "mask")]
         used = recorded_events(page, "ready")[0]["detail"]["threads"]
         long_tasks = page.evaluate("window.__longtasks")

@@ -4,7 +4,7 @@ import { paintFrame } from "./canvas.js";
 import { clearError, emit, fail, now, setStatus, updateState } from "./contract.js";
 import { renderControls } from "./controls.js";
 import { keysOf } from "./keys.js";
-import { keepForOffline, keepPreviousPhoto, openInWorker } from "./photos.js";
+import { keepPreviousPhoto, openInWorker, scheduleKeep } from "./photos.js";
 import { offerRestore, restored } from "./saves.js";
 import { state } from "./state.js";
 import { acknowledge, flushOutbox, forget, onWorkerCrash, resume } from "./worker.js";
@@ -88,7 +88,7 @@ const HANDLERS = {
       model: data.model_name,
       timings: data.timings,
     });
-    keepForOffline();
+    scheduleKeep();
   },
 
   frame(data) {

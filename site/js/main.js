@@ -4,7 +4,7 @@
 import { paintPlaceholder } from "./canvas.js";
 import { emit, fail, now, setDetail } from "./contract.js";
 import { onWorkerMessage } from "./handlers.js";
-import { demoFromQuery, keepForOffline, loadGallery, openDemo } from "./photos.js";
+import { demoFromQuery, loadGallery, openDemo, scheduleKeep } from "./photos.js";
 import { state } from "./state.js";
 import { send, startWorker } from "./worker.js";
 
@@ -24,7 +24,7 @@ addEventListener("py:progress", (event) => {
 });
 // A new build's service worker took over (the site was redeployed): it keeps its own copies.
 navigator.serviceWorker?.addEventListener("controllerchange", () => {
-  if (state.opened) keepForOffline();
+  if (state.opened) scheduleKeep();
 });
 
 async function boot() {
