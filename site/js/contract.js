@@ -25,7 +25,7 @@ export function emit(name, detail = {}) {
   window.dispatchEvent(new CustomEvent(`samtab:${name}`, { detail: { ...detail, t_ms: now() } }));
 }
 
-// Busy for this long, the status's ring starts spinning (app.css: spinning costs the decoder CPU).
+// Busy for this long, the status shows its (spinning) ring: a click's mask comes before (app.css says why).
 const SLOW_MS = 400;
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let slowTimer;
@@ -95,5 +95,6 @@ export function fail(phase, message, hint = "", fatal = true) {
   statusDetail.classList.remove("notice");
   state.error = fatal || state.error === "fatal" ? "fatal" : "kept";
   document.body.dataset.state = "error";
+  delete document.body.dataset.slow;
   emit("error", { phase, message: text, hint: help, fatal });
 }
