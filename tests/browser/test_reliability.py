@@ -70,9 +70,10 @@ CLICK_INTERVAL_S = 0.008
 @pytest.mark.parametrize("slug", ["shapes", "shapes-sam2.1-tiny-random"])
 def test_a_click_storm_decodes_the_latest_prompt_and_matches_headless(app, site, slug, figures):
     """100 clicks in under a second (8 ms apart: several to a decode even for the baseline model, whose
-    click takes ~25 ms end to end since issue 13; at 20 ms apart it made 56 decodes): no error, every click in the final prompt, decodes far fewer than clicks
-    (latest wins: clicks made during a decode are decoded together), nothing left queued, the page back to
-    ready, and the final mask what CPython computes for the same steps."""
+    click takes ~25 ms end to end since issue 13; at 20 ms apart it made 56 decodes): no error, every click
+    in the final prompt, decodes far fewer than clicks (latest wins: clicks made during a decode are decoded
+    together), nothing left queued, the page back to ready, and the final mask what CPython computes for the
+    same steps."""
     width, height = photo_size(slug)
     app.open(f"{site.url}?demo={slug}")
     # As an impatient person would: includes on one object, excludes on the others and the background.
