@@ -381,16 +381,19 @@ class Objects:
         """The colour the next object made will have."""
         return OBJECT_COLOURS[(self._next_id - 1) % len(OBJECT_COLOURS)]
 
+    def _edited(self) -> tuple[SegObject, list[Change]]:
+        """The object a click or box goes to, made on the first one, and the change that made it, if any."""
+        if self.current is not None:
+            return self.current, []
+        obj = self._make()
+        return obj, [Added(obj, len(self.items) - 1)]
+
     def edit(self, prompt_of, *, join: bool | None = False) -> bool:
         """Change the current object's prompt to `prompt_of(its prompt)` (the object is made on the first
         click); `join` as in SegObject.push. One action, unless the edit joined a step still waiting for its
         decode: returns whether it did (a replay must rebuild the same steps)."""
         before = self.current
-        changes: list[Change] = []
-        obj = self.current
-        if obj is None:
-            obj = self._make()
-            changes.append(Added(obj, len(self.items) - 1))
+        obj, changes = self._edited()
         replaced = obj.push(prompt_of(obj.prompt), join=join)
         if replaced is not None:
             changes.append(Stepped(obj, replaced, obj.current))
@@ -403,11 +406,7 @@ class Objects:
         speculated while the pointer rested), that object's next state, as the click it answers would (one
         action; the object is made on the first click)."""
         before = self.current
-        changes: list[Change] = []
-        obj = self.current
-        if obj is None:
-            obj = self._make()
-            changes.append(Added(obj, len(self.items) - 1))
+        obj, changes = self._edited()
         if step.candidates is None:
             step.previous = obj.current  # (the same mask input: it was made from this state, or from nothing)
         changes.append(Stepped(obj, obj.current, step))
