@@ -203,6 +203,14 @@ class Page:
         return [obj.current.mask(*app.view_size) for obj in app.segmenter.objects.items]
 
 
+async def opened(runner) -> Page:
+    """A page with the photo open in a worker using `runner`, settled."""
+    page = Page(runner)
+    page.send(open_message())
+    await page.settle()
+    return page
+
+
 def restarted(page: Page, runner=None) -> Page:
     """A fresh worker given the photo and the page's log, as the page does after a crash."""
     again = Page(runner or type(page.runner)(), page.loader.files)
@@ -221,9 +229,7 @@ def run(coroutine):
 
 def test_a_session_that_used_every_control_is_rebuilt_exactly_after_a_restart():
     async def scenario():
-        page = Page(Discs())
-        page.send(open_message())
-        await page.settle()
+        page = await opened(Discs())
         page.click(300, 200)
         page.send({"type": "candidate", "index": 2})  # before its decode: refused, and not logged
         await page.settle()
@@ -329,9 +335,7 @@ def test_a_session_that_used_every_control_is_rebuilt_exactly_after_a_restart():
 )
 def test_a_replay_skips_what_fails_and_applies_the_rest(messages, objects, clicks):
     async def scenario():
-        page = Page(Discs())
-        page.send(open_message())
-        await page.settle()
+        page = await opened(Discs())
         replay = []
         for n, message in enumerate(messages, 1):
             if message["type"] == "click":
@@ -350,9 +354,7 @@ def test_a_replay_skips_what_fails_and_applies_the_rest(messages, objects, click
 def test_clicks_during_a_decode_are_decoded_together_once_and_say_they_joined():
     async def scenario():
         runner = Discs(held=True)
-        page = Page(runner)
-        page.send(open_message())
-        await page.settle()
+        page = await opened(runner)
         page.click(300, 200)
         await asyncio.sleep(0)
         for x in (310, 320, 330):
@@ -427,9 +429,7 @@ def test_a_decode_that_ends_after_another_photo_opened_paints_nothing_on_it():
 
 def test_hover_previews_before_the_first_click_only():
     async def scenario():
-        page = Page(Discs())
-        page.send(open_message())
-        await page.settle()
+        page = await opened(Discs())
         plain = page.of("frame")[-1]["pixels"]
         page.rest(300, 200)
         await page.settle()
@@ -455,9 +455,7 @@ def fresh(clicks: list[tuple[float, float, bool]]) -> Page:
     """A page given the same clicks with no pointer resting anywhere (every click decoded as made)."""
 
     async def scenario():
-        page = Page(Discs())
-        page.send(open_message())
-        await page.settle()
+        page = await opened(Discs())
         for x, y, include in clicks:
             page.click(x, y, include)
             await page.settle()
@@ -484,9 +482,7 @@ def mask_frames(page: Page) -> list[dict]:
 @pytest.mark.parametrize("include", [True, False])
 def test_a_click_where_the_pointer_rested_paints_the_speculated_decode(include):
     async def scenario():
-        page = Page(Discs())
-        page.send(open_message())
-        await page.settle()
+        page = await opened(Discs())
         page.click(300, 200)
         await page.settle()
         page.rest(400, 250, include)
@@ -518,9 +514,7 @@ def test_a_click_where_the_pointer_rested_paints_the_speculated_decode(include):
 
 def test_the_first_click_where_the_pointer_rested_takes_the_hover_preview():
     async def scenario():
-        page = Page(Discs())
-        page.send(open_message())
-        await page.settle()
+        page = await opened(Discs())
         page.rest(300, 200)
         await page.settle()
         page.click(300, 200)
@@ -541,9 +535,7 @@ def test_the_first_click_where_the_pointer_rested_takes_the_hover_preview():
 
 def test_clicks_the_speculation_does_not_answer_are_decoded_as_made():
     async def scenario():
-        page = Page(Discs())
-        page.send(open_message())
-        await page.settle()
+        page = await opened(Discs())
         page.click(300, 200)
         await page.settle()
         cases = [
@@ -571,9 +563,7 @@ def test_clicks_the_speculation_does_not_answer_are_decoded_as_made():
 def test_a_click_during_the_speculated_decode_takes_it_when_it_ends():
     async def scenario():
         runner = Discs(held=True)
-        page = Page(runner)
-        page.send(open_message())
-        await page.settle()
+        page = await opened(runner)
         page.click(300, 200)
         await asyncio.sleep(0.01)
         runner.release()
@@ -602,9 +592,7 @@ def test_a_click_during_the_speculated_decode_takes_it_when_it_ends():
 def test_a_storm_of_rests_and_clicks_ends_on_the_mask_of_the_clicks_made():
     async def scenario():
         runner = Discs(held=True)
-        page = Page(runner)
-        page.send(open_message())
-        await page.settle()
+        page = await opened(runner)
         rng = np.random.default_rng(7)
         for index in range(40):
             x, y = float(rng.uniform(10, 590)), float(rng.uniform(10, 390))
@@ -678,9 +666,7 @@ def test_a_failing_decoder_asks_for_a_restart_with_a_short_message():
 
 def test_opening_errors_are_messages_and_keep_the_photo():
     async def scenario():
-        page = Page(Discs())
-        page.send(open_message())
-        await page.settle()
+        page = await opened(Discs())
         page.click(300, 200)
         await page.settle()
         page.send({**open_message(2), "model_url": "broken/"})
