@@ -59,9 +59,10 @@ export function clearError() {
  */
 export function setStatus(text, phase, detail = "", notice = false) {
   if (state.error === "fatal") return; // what stopped the page stays on show
-  statusLine.textContent = text;
-  statusDetail.textContent = detail;
-  statusDetail.classList.toggle("notice", notice);
+  // Written only when changed: every click sets the status, and each write restyles and lays it out again.
+  if (statusLine.textContent !== text) statusLine.textContent = text;
+  if (statusDetail.textContent !== detail) statusDetail.textContent = detail;
+  if (statusDetail.classList.contains("notice") !== notice) statusDetail.classList.toggle("notice", notice);
   emit("status", { text, phase });
 }
 

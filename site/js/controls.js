@@ -35,72 +35,116 @@ export function renderControls(/** @type {Controls | null} */ controls) {
     state.view = open.view;
     state.opacity = open.opacity;
     pressView(open.view);
-    opacityInput.value = String(Math.round(open.opacity * 100));
+    put(opacityInput, "value", String(Math.round(open.opacity * 100)));
   }
   if (open) scheduleSave(); // every change the worker applied ends in a frame with its state
-  undoButton.disabled = !open?.can_undo;
-  redoButton.disabled = !open?.can_redo;
+  put(undoButton, "disabled", !open?.can_undo);
+  put(redoButton, "disabled", !open?.can_redo);
   const current = open?.objects.find((o) => o.id === open.current);
-  clearButton.disabled = !current || current.clicks === 0;
-  newObjectButton.disabled = !open;
-  exportButtons.mask.disabled = !current?.has_mask;
-  exportButtons.cutout.disabled = !current?.has_mask;
-  exportButtons.coco.disabled = !open?.objects.some((o) => o.has_mask);
-  const candidateKeys = SHORTCUTS.find((row) => row.action === "candidate")?.keys ?? [];
-  $("candidates").replaceChildren(
-    ...(open?.candidates ?? []).map((score, index) => {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.id = `candidate-${index}`;
-      button.textContent = `${index + 1}: ${score.toFixed(2)}`;
-      const key = candidateKeys[index] ? ` (key ${candidateKeys[index]})` : "";
-      button.title = `Candidate mask ${index + 1}, predicted IoU ${score.toFixed(3)}${key}`;
-      button.setAttribute("aria-pressed", String(open.chosen === index));
-      button.addEventListener("click", () => command({ type: "candidate", index }));
-      return button;
-    }),
-  );
-  $("object-list").replaceChildren(...(open?.objects ?? []).map((object) => objectItem(object, open)));
+  put(clearButton, "disabled", !current || current.clicks === 0);
+  put(newObjectButton, "disabled", !open);
+  put(exportButtons.mask, "disabled", !current?.has_mask);
+  put(exportButtons.cutout, "disabled", !current?.has_mask);
+  put(exportButtons.coco, "disabled", !open?.objects.some((o) => o.has_mask));
+  renderCandidates(open);
+  renderObjects(open);
 }
 
-function objectItem(
-  /** @type {import("./protocol.js").ObjectState} */ object,
-  /** @type {import("./protocol.js").OpenControls} */ controls,
-) {
+// Every frame (each click, each hover preview) brings the controls' state. The lists are updated in place,
+// and only what changed is written: a rebuilt name field lost what a person was typing in it (focusing
+// another object's name selects it, and its frame arrived mid-word), and rebuilt lists were restyled, laid
+// out and painted again while the next decode ran beside them on the same cores.
+
+/** Set an element's property only if it changed (a write, even of the same value, makes the page restyle). */
+function put(/** @type {any} */ element, /** @type {string} */ property, /** @type {unknown} */ value) {
+  if (element[property] !== value) element[property] = value;
+}
+
+function putAttribute(/** @type {Element} */ element, /** @type {string} */ name, /** @type {string} */ value) {
+  if (element.getAttribute(name) !== value) element.setAttribute(name, value);
+}
+
+/** Make `parent`'s children exactly `children`, in order, moving only what is out of place. */
+function placeChildren(/** @type {Element} */ parent, /** @type {Element[]} */ children) {
+  children.forEach((child, index) => {
+    if (parent.children[index] !== child) parent.insertBefore(child, parent.children[index] ?? null);
+  });
+  while (parent.children.length > children.length) parent.lastElementChild?.remove();
+}
+
+const candidateList = $("candidates");
+/** @type {HTMLButtonElement[]} */
+const candidateButtons = [];
+
+function renderCandidates(/** @type {import("./protocol.js").OpenControls | null} */ open) {
+  const scores = open?.candidates ?? [];
+  const keys = SHORTCUTS.find((row) => row.action === "candidate")?.keys ?? [];
+  while (candidateButtons.length < scores.length) {
+    const index = candidateButtons.length;
+    const button = Object.assign(document.createElement("button"), { type: "button", id: `candidate-${index}` });
+    button.addEventListener("click", () => command({ type: "candidate", index }));
+    candidateButtons.push(button);
+  }
+  scores.forEach((score, index) => {
+    const button = candidateButtons[index];
+    const key = keys[index] ? ` (key ${keys[index]})` : "";
+    put(button, "textContent", `${index + 1}: ${score.toFixed(2)}`);
+    put(button, "title", `Candidate mask ${index + 1}, predicted IoU ${score.toFixed(3)}${key}`);
+    putAttribute(button, "aria-pressed", String(open?.chosen === index));
+  });
+  placeChildren(candidateList, candidateButtons.slice(0, scores.length));
+}
+
+const objectList = $("object-list");
+/** The list's rows by object id, with the colour and whether current as each last showed (handlers read them).
+ * @type {Map<number, {item: HTMLLIElement, swatch: HTMLElement, name: HTMLInputElement, count: HTMLElement,
+ *   remove: HTMLButtonElement, colour: string, current: boolean}>} */
+const objectRows = new Map();
+
+function renderObjects(/** @type {import("./protocol.js").OpenControls | null} */ open) {
+  const objects = open?.objects ?? [];
+  const ids = new Set(objects.map((object) => object.id));
+  for (const id of objectRows.keys()) if (!ids.has(id)) objectRows.delete(id);
+  const items = objects.map((object) => {
+    const row = objectRows.get(object.id) ?? objectRow(object.id);
+    row.current = object.id === open?.current;
+    putAttribute(row.item, "aria-current", String(row.current));
+    if (row.colour !== object.colour) row.swatch.style.background = row.colour = object.colour;
+    // Not while a person is typing a new name into it (it is sent when they finish).
+    if (document.activeElement !== row.name) put(row.name, "value", object.name);
+    put(row.count, "textContent", `${object.clicks} click${object.clicks === 1 ? "" : "s"}`);
+    put(row.remove, "title", `Delete ${object.name}`);
+    putAttribute(row.remove, "aria-label", `Delete ${object.name}`);
+    return row.item;
+  });
+  placeChildren(objectList, items);
+}
+
+function objectRow(/** @type {number} */ id) {
   const item = document.createElement("li");
-  item.dataset.id = String(object.id);
-  item.setAttribute("aria-current", String(object.id === controls.current));
+  item.dataset.id = String(id);
   const swatch = Object.assign(document.createElement("span"), { className: "swatch" });
-  swatch.style.background = object.colour;
-  const name = Object.assign(document.createElement("input"), { value: object.name, ariaLabel: "Object name" });
-  name.addEventListener("focus", () => object.id !== controls.current && command({ type: "select", id: object.id }));
-  name.addEventListener("change", () => command({ type: "rename", id: object.id, name: name.value }));
+  const name = Object.assign(document.createElement("input"), { ariaLabel: "Object name" });
+  const count = Object.assign(document.createElement("span"), { className: "count" });
+  const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "×" });
+  const row = { item, swatch, name, count, remove, colour: "", current: false };
+  name.addEventListener("focus", () => !row.current && command({ type: "select", id }));
+  name.addEventListener("change", () => command({ type: "rename", id, name: name.value }));
   name.addEventListener("keydown", (event) => {
     if (event.key === "Enter") name.blur();
     event.stopPropagation();
   });
-  const count = Object.assign(document.createElement("span"), {
-    className: "count",
-    textContent: `${object.clicks} click${object.clicks === 1 ? "" : "s"}`,
-  });
-  const remove = Object.assign(document.createElement("button"), {
-    type: "button",
-    textContent: "×",
-    title: `Delete ${object.name}`,
-    ariaLabel: `Delete ${object.name}`,
-  });
-  remove.addEventListener("click", () => command({ type: "delete", id: object.id }));
+  remove.addEventListener("click", () => command({ type: "delete", id }));
   item.addEventListener("click", (event) => {
-    if (event.target === item || event.target === swatch || event.target === count) {
-      command({ type: "select", id: object.id });
-    }
+    if (event.target === item || event.target === swatch || event.target === count) command({ type: "select", id });
   });
   item.append(swatch, name, count, remove);
-  return item;
+  objectRows.set(id, row);
+  return row;
 }
 
 function pressView(/** @type {string} */ view) {
-  for (const name of VIEWS) $(`view-${name}`).setAttribute("aria-pressed", String(name === view));
+  for (const name of VIEWS) putAttribute($(`view-${name}`), "aria-pressed", String(name === view));
 }
 
 function setView(/** @type {string} */ view) {

@@ -330,6 +330,29 @@ def test_a_mismatched_bundle_is_refused_and_the_work_kept(app, site, truth, tmp_
     np.testing.assert_array_equal(app.mask(), before)
 
 
+def test_renaming_another_object_keeps_what_is_typed_while_frames_arrive(app, site, truth):
+    """Focusing another object's name selects it (a frame follows, and more while a decode runs): the field
+    the person types in stays theirs, the list is updated in place, not rebuilt under the cursor."""
+    image, _, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(shapes_url(site))
+    app.click(*meta["objects"][0]["point"], size)
+    app.page.keyboard.press("n")
+    app.click(*meta["objects"][1]["point"], size)
+    first = app.page.locator("#object-list li[data-id='1'] input")
+    first.click()  # object 1 was not current: this selects it, and its frame arrives while typing
+    app.page.wait_for_function("document.querySelector('#object-list li[data-id=\"1\"]').ariaCurrent === 'true'")
+    app.page.keyboard.press("Control+a")  # in the field: its text, not a shortcut
+    first.press_sequentially("Left mug", delay=15)
+    first.press("Enter")
+    app.page.wait_for_function("document.querySelector('#object-list li[data-id=\"1\"] input').value === 'Left mug'")
+    app.wait_until_ready()
+    objects = app.ui()["objects"]
+    assert objects[0]["name"] == "Left mug" and objects[0]["selected"], objects
+    assert objects[1]["name"] == "Object 2" and not objects[1]["selected"]
+    assert app.page.evaluate("document.activeElement.tagName") != "INPUT"  # Enter finished the edit
+
+
 def test_own_photo_and_bundle_open_in_the_tab(app, site, truth):
     image, objects, meta = truth
     size = (image.shape[1], image.shape[0])
