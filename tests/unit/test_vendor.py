@@ -16,7 +16,7 @@ import pytest
 from samtab_tools import vendor
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVED_PACKAGES = {"numpy", "pillow", "micropip", "packaging", "msgpack"}
+SERVED_PACKAGES = {"numpy", "pillow", "msgpack"}
 
 
 def sha256(path: Path) -> str:
