@@ -12,6 +12,12 @@ import { state } from "./state.js";
  */
 export const $ = (id) => /** @type {any} */ (document.getElementById(id));
 
+/** Set an element's property only if it changed: a write, even of the same value, makes the page restyle it,
+ * and the status and the controls are set on every frame. */
+export function put(/** @type {any} */ element, /** @type {string} */ property, /** @type {unknown} */ value) {
+  if (element[property] !== value) element[property] = value;
+}
+
 const statusLine = $("status");
 const statusDetail = $("status-detail");
 
@@ -59,10 +65,9 @@ export function clearError() {
  */
 export function setStatus(text, phase, detail = "", notice = false) {
   if (state.error === "fatal") return; // what stopped the page stays on show
-  // Written only when changed: every click sets the status, and each write restyles and lays it out again.
-  if (statusLine.textContent !== text) statusLine.textContent = text;
-  if (statusDetail.textContent !== detail) statusDetail.textContent = detail;
-  if (statusDetail.classList.contains("notice") !== notice) statusDetail.classList.toggle("notice", notice);
+  put(statusLine, "textContent", text);
+  put(statusDetail, "textContent", detail);
+  statusDetail.classList.toggle("notice", notice); // (a no-op when it already is so)
   emit("status", { text, phase });
 }
 

@@ -2,7 +2,7 @@
 // The controls: the toolbar, the list of objects and the keyboard. The worker says what they show (the
 // state it sends with every frame); what they do goes back to it as commands.
 import { VIEWS } from "../vendor/constants.js";
-import { $ } from "./contract.js";
+import { $, put } from "./contract.js";
 import { comboOf, GESTURES, keysOf, listed, SHORTCUTS, shortcutFor } from "./keys.js";
 import { scheduleSave } from "./saves.js";
 import { state } from "./state.js";
@@ -54,11 +54,6 @@ export function renderControls(/** @type {Controls | null} */ controls) {
 // and only what changed is written: a rebuilt name field lost what a person was typing in it (focusing
 // another object's name selects it, and its frame arrived mid-word), and rebuilt lists were restyled, laid
 // out and painted again while the next decode ran beside them on the same cores.
-
-/** Set an element's property only if it changed (a write, even of the same value, makes the page restyle). */
-function put(/** @type {any} */ element, /** @type {string} */ property, /** @type {unknown} */ value) {
-  if (element[property] !== value) element[property] = value;
-}
 
 function putAttribute(/** @type {Element} */ element, /** @type {string} */ name, /** @type {string} */ value) {
   if (element.getAttribute(name) !== value) element.setAttribute(name, value);
