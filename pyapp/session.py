@@ -35,6 +35,11 @@ MAX_MESSAGE = 300  # characters of any text shown to a person: errors from libra
 
 
 WARM_RUNS = 2  # decodes made when a photo opens, before anyone clicks (see Session._warm)
+# Times the first warm-up run's mask is composited afresh. WebAssembly's optimising tier compiles a function
+# once it has run enough: composited once, Pyodide's and numpy's per-click code was still being compiled,
+# beside the decoder, during the first ~30 clicks (first click 112 ms against 95 with these; bench --vs-js
+# plain 1.10-1.15x -> 1.10-1.11x). About 4 ms each in Pyodide.
+WARM_RENDERS = 20
 # A click this close (CSS pixels) to where the pointer rested is the click that was speculated on: it takes the
 # rested point and its decode (issue 13). Farther, it is decoded as made.
 SPECULATION_RADIUS_CSS = 3.0
@@ -527,8 +532,8 @@ class Session:
         that the first click does not pay first-run costs (onnxruntime-web makes its tensors and buffers;
         WebAssembly compiles the hot code of onnxruntime, numpy and the compositor with its optimising tier).
         Each run is one pass of the decode loop, so a click goes first: a click at the photo's centre (its
-        mask upsampled and composited, not shown), then an exclude click refining it, the path of every
-        later click."""
+        mask upsampled and composited WARM_RENDERS times, not shown), then an exclude click refining it, the
+        path of every later click."""
         self.warm_left -= 1
         width, height = self.app.view_size
         first = self.warm_step is None
@@ -541,7 +546,9 @@ class Session:
             return
         self.app.accept(job, outputs)
         if first:
-            self.app.render(hover=job.step)
+            for _ in range(WARM_RENDERS):
+                self.app.frames.forget()  # each time the whole path: upsampled, tinted, composited, outlined
+                self.app.render(hover=job.step)
         self.warm_ms.append(clock.total())
         self.warm_step = job.step if self.warm_left else None
 
