@@ -626,12 +626,14 @@ class Session:
         self.send(protocol.Error(phase, brief(message), brief(hint), fatal, refused))
 
     def stats(self) -> dict:
-        """Work queued and the steps held (for leak checks), and the speculation (none, running, decoded)."""
+        """Work queued or under way and the steps held (for leak checks), and the speculation (none, running,
+        decoded)."""
         segmenter = self.app.segmenter
         steps = segmenter.objects.steps() if segmenter else []
         spec = self.speculation
         return {
             "decoding": self.decoding,
+            "applying": self.busy,  # a photo opening or a replay under way (between its decodes, too)
             "warm_ms": self.warm_ms,
             "speculation": "none" if spec is None else "decoded" if spec.decode.step.decoded else "running",
             "tasks": len(self.tasks),

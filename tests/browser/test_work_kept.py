@@ -29,13 +29,14 @@ def photo_size(slug: str) -> tuple[int, int]:
 
 
 def settle(app: AppPage) -> None:
-    """Until nothing is being decoded and the worker has answered every command (a restarted worker decodes
-    the last replayed edit after the page shows ready: the worker's own figures say when it is done)."""
+    """Until nothing is being decoded or replayed and the worker has answered every command (a restarted
+    worker replays and decodes after the page shows ready: the worker's own figures say when it is done;
+    between a replay's decodes nothing decodes, yet the replay is not over)."""
     app.wait_until_ready()
     for _ in range(100):
         stats = app.stats()
         page = stats["page"]
-        if page["unacked"] == 0 and page["outbox"] == 0 and not stats["decoding"]:
+        if page["unacked"] == 0 and page["outbox"] == 0 and not stats["decoding"] and not stats["applying"]:
             return
         app.page.wait_for_timeout(100)
     raise AssertionError(f"commands left unanswered: {page}")

@@ -373,6 +373,29 @@ def test_clicks_during_a_decode_are_decoded_together_once_and_say_they_joined():
     run(scenario())
 
 
+def test_the_worker_says_it_is_applying_a_replay_until_the_replay_is_over():
+    """What the page (and a test) may wait on after a restart: the replay is under way, also between its
+    decodes, when nothing decodes."""
+
+    async def scenario():
+        page = await opened(Discs())
+        for x in (300, 310):
+            page.click(x, 200)
+            await page.settle()
+        runner = Discs(held=True)
+        again = await opened(runner)
+        again.session.handle({"type": "replay", "messages": page.log})
+        await asyncio.sleep(0.01)
+        assert again.session.stats()["applying"]
+        while again.session.stats()["applying"]:
+            runner.release()
+            await asyncio.sleep(0.01)
+        await again.settle()
+        assert not again.session.stats()["applying"] and len(runner.calls) == 2
+
+    run(scenario())
+
+
 def test_messages_sent_while_a_photo_opens_wait_and_are_applied_to_it_in_order():
     async def scenario():
         page = Page(Discs())
