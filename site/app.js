@@ -1,6 +1,6 @@
 // @ts-check
 // samtab's main-thread edge. It moves events and pixels and nothing else: every prompt, mask, view and
-// export is computed by Python (pyapp) in the PyScript worker (site/worker.py → pyapp.web.worker), which
+// export is computed by Python (pyapp) in the Python worker (site/pyworker.js → pyapp.web.worker), which
 // sends back ready-to-paint RGBA frames and the state of the controls. Its modules, in js/:
 //
 //   main.js      start-up: the first paint, the worker, the gallery, ?demo=; the window's own events

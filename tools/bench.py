@@ -7,9 +7,12 @@
     python tools/bench.py click --vs-js [--demo rocket-sam2.1-tiny-random] [--clicks 24] [--rounds 3]
                                 [--threads 2] [--pattern plain|rest|rest-away] [--hover|--no-hover] [--json]
 
-boot   Cold start in headless Chromium (Debian's, as in the tests): each run is a fresh browser context (no
-       HTTP cache, no IndexedDB), timed from navigation start to the image area painted, Python ready
-       (numpy, Pillow, msgpack loaded in the worker) and onnxruntime-web ready (self-test model run).
+boot   Start-up in headless Chromium (Debian's, as in the tests): each run is a fresh browser context (no
+       HTTP cache, no IndexedDB: a first visit), then a reload in it (a second visit), timed from navigation
+       start to the image area painted, Python ready (numpy, Pillow, msgpack and pyapp loaded in the
+       worker), onnxruntime-web ready (self-test model run), with the worker's own milestones; with --demo,
+       the photo clicked as soon as it shows, to the first mask painted. A waterfall per run and visit,
+       then the medians.
 encode Per photo (the demo photos), tools/encode.py's time split into load, preprocess, session.run and
        write, for each model folder (default: every one in models/); our overhead beyond session.run;
        bundle bytes; and the time to read a bundle and expand it to float32 (what the app does per photo).
@@ -63,11 +66,57 @@ def print_table(title: str, summary: dict[str, dict[str, float]], runs: int) -> 
         print(f"{name:<34}{row['median']:>10.0f}{row['min']:>10.0f}{row['max']:>10.0f}")
 
 
+def boot_visit(page, url: str, demo: str | None) -> dict[str, float]:
+    """One visit: navigate (or reload), click the photo as soon as it shows, and read every milestone."""
+    page.goto(url)
+    if demo:
+        # A person clicks as soon as the photo shows: the click waits for Python, then decodes.
+        page.wait_for_function("window.__samtab_events.some(e => e.name == 'photo')", timeout=120_000)
+        box = page.locator("#canvas").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.3)
+        page.wait_for_function(
+            "window.__samtab_events.some(e => e.name == 'mask' || e.name == 'error')", timeout=180_000
+        )
+    state = wait_until_settled(page)
+    if state != "ready":
+        raise SystemExit(f"the page ended in {state}: {recorded_events(page, 'error')}")
+    ready = recorded_events(page, "ready")[0]["detail"]
+    python = recorded_events(page, "python")[0]["detail"]
+    navigation = page.evaluate("performance.getEntriesByType('navigation')[0].toJSON()")
+    timings, worker = ready["timings"], python["worker"]
+    row = {
+        "navigation → first byte": navigation["responseStart"],
+        "navigation → DOMContentLoaded": navigation["domContentLoadedEventEnd"],
+        "navigation → image area painted": timings["painted_ms"],
+        "navigation → Python ready": timings["python_ms"],
+        "navigation → ORT ready": timings["ort_ms"],
+        "  worker: snapshot fetched + inflated": worker.get("snapshot_ms", float("nan")),
+        "  worker: Pyodide + packages loaded": worker["interpreter_ms"],
+        "  worker: pyapp imported (Python ready)": worker["python_ms"],
+        "  worker: ORT self-test session made": timings["worker"]["ort_session_ms"],
+        "  worker: ORT session create": ready["selftest"]["session_ms"],
+        "  Python ready → ORT ready": timings["ort_ms"] - timings["python_ms"],
+        "booted from a snapshot (1 = yes)": float(python["snapshot"] == "snapshot"),
+    }
+    if demo:
+        first = {e["name"]: e["detail"]["t_ms"] for e in reversed(recorded_events(page))}
+        row["navigation → photo painted"] = first["photo"]
+        row["navigation → photo opened in the worker"] = first["opened"]
+        row["navigation → first mask painted"] = first["mask"]
+        row["  ORT ready → first mask"] = first["mask"] - timings["ort_ms"]
+        row["  first mask: decode"] = recorded_events(page, "mask")[0]["detail"]["latency_ms"]["decode"]
+    return row
+
+
 def bench_boot(runs: int, demo: str | None = None) -> dict:
+    """Each run: a fresh context (first visit: no HTTP cache, no service worker), then a reload in it (second
+    visit). A waterfall per run and visit, then the medians."""
     from playwright.sync_api import sync_playwright
 
-    samples: dict[str, list[float]] = {}
+    visits = ("first visit", "second visit")
+    samples: dict[str, dict[str, list[float]]] = {visit: {} for visit in visits}
     server = SiteServer()
+    url = server.url + (f"?demo={demo}" if demo else "")
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(**launch_args())
@@ -77,60 +126,26 @@ def bench_boot(runs: int, demo: str | None = None) -> dict:
                 page.add_init_script(
                     EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "photo", "opened", "mask"')
                 )
-                page.goto(server.url + (f"?demo={demo}" if demo else ""))
-                if demo:
-                    # A person clicks as soon as the photo shows: the click waits for Python, then decodes.
-                    page.wait_for_function("window.__samtab_events.some(e => e.name == 'photo')", timeout=120_000)
-                    box = page.locator("#canvas").bounding_box()
-                    page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.3)
-                    page.wait_for_function(
-                        "window.__samtab_events.some(e => e.name == 'mask' || e.name == 'error')", timeout=180_000
-                    )
-                state = wait_until_settled(page)
-                if state != "ready":
-                    raise SystemExit(f"run {run + 1}: the page ended in {state}: {recorded_events(page, 'error')}")
-                ready = recorded_events(page, "ready")[0]["detail"]
-                navigation = page.evaluate("performance.getEntriesByType('navigation')[0].toJSON()")
-                timings = ready["timings"]
-                row = {
-                    "navigation → first byte": navigation["responseStart"],
-                    "navigation → DOMContentLoaded": navigation["domContentLoadedEventEnd"],
-                    "navigation → image area painted": timings["painted_ms"],
-                    "navigation → Python ready": timings["python_ms"],
-                    "navigation → ORT ready": timings["ort_ms"],
-                    "  painted → Python ready": timings["python_ms"] - timings["painted_ms"],
-                    "  Python ready → ORT ready": timings["ort_ms"] - timings["python_ms"],
-                    "  worker: import + check packages": timings["worker"]["packages_ms"],
-                    "  worker: ORT session create": ready["selftest"]["session_ms"],
-                    "  worker: ORT self-test run": ready["selftest"]["run_ms"],
-                }
-                if demo:
-                    first = {e["name"]: e["detail"]["t_ms"] for e in reversed(recorded_events(page))}
-                    row["navigation → photo painted"] = first["photo"]
-                    row["navigation → photo opened in the worker"] = first["opened"]
-                    row["navigation → first mask painted"] = first["mask"]
-                    row["  ORT ready → first mask"] = first["mask"] - timings["ort_ms"]
-                    row["  first mask: decode"] = recorded_events(page, "mask")[0]["detail"]["latency_ms"]["decode"]
-                for name, value in row.items():
-                    samples.setdefault(name, []).append(value)
-                print(
-                    f"run {run + 1}/{runs}: painted {timings['painted_ms']:.0f} ms, "
-                    f"Python {timings['python_ms']:.0f} ms, ORT {timings['ort_ms']:.0f} ms "
-                    f"({ready['threads']} threads)",
-                    flush=True,
-                )
+                for visit in visits:
+                    row = boot_visit(page, url, demo)
+                    for name, value in row.items():
+                        samples[visit].setdefault(name, []).append(value)
+                    print(f"\nrun {run + 1}/{runs}, {visit}:", flush=True)
+                    for name, value in row.items():
+                        print(f"  {name:<44}{value:>8.0f}", flush=True)
                 context.close()
             version = browser.version
             browser.close()
     finally:
         server.stop()
-    summary = summarize(samples)
-    print_table(
-        f"boot{f' with ?demo={demo}' if demo else ''}, headless Chromium {version}, fresh context per run",
-        summary,
-        runs,
-    )
-    return {"bench": "boot", "chromium": version, "runs": runs, "summary": summary, "samples": samples}
+    summaries = {visit: summarize(samples[visit]) for visit in visits}
+    for visit in visits:
+        print_table(
+            f"boot{f' with ?demo={demo}' if demo else ''}, {visit}, headless Chromium {version}",
+            summaries[visit],
+            runs,
+        )
+    return {"bench": "boot", "chromium": version, "runs": runs, "summary": summaries, "samples": samples}
 
 
 def bench_encode(model_dirs: list[Path], runs: int) -> dict:

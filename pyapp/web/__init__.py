@@ -1,1 +1,1 @@
-"""The browser edge: the only part of pyapp that imports js, pyodide or pyscript (Pyodide only)."""
+"""The browser edge: the only part of pyapp that imports js or pyodide (Pyodide only)."""

@@ -4,11 +4,10 @@ One of the few modules that touch `js` or `pyodide`. What a message does is pyap
 CPython), whose docstring has the protocol; this edge adds the messages of start-up and housekeeping:
 
 page → worker
-    {type: "boot", base, threads, diagnostics}            base: the site root's absolute URL, ending in /;
-                                                          threads: a cap on onnxruntime-web's (0: none)
+    {type: "boot", base, diagnostics}                     base: the site root's absolute URL, ending in /
     {type: "ping"}                                        the page's watchdog; answered with {type: "pong"}
     {type: "stats"}                                       answered with {type: "stats", ...}: memory figures
-worker → page
+worker → page (site/pyworker.js posts {type: "python"} or {type: "boot-failed"} before this module runs)
     {type: "ready", info}                                 boot done: versions, threads, provider, timings
 """
 
@@ -16,18 +15,17 @@ from __future__ import annotations
 
 import gc
 import io
-import math
 import sys
 
 import js
 import numpy as np
-from pyodide.ffi import to_js
+from pyodide.ffi import create_proxy, to_js
 
 from pyapp.session import DecoderError, Session, brief
 from pyapp.stopwatch import Stopwatch
 
-MAX_THREADS = 4  # past four, the decoder gains little and the page loses cores
 _xworker = None
+_ort_started = None  # site/pyworker.js's promise of onnxruntime-web
 
 
 # --- plumbing ----------------------------------------------------------------------------------------
@@ -76,36 +74,12 @@ async def fetch_json(url: str, what: str):
 
 
 class Ort:
-    """onnxruntime-web, imported once: the WebGPU build when the browser offers a WebGPU adapter, else the
-    WASM build (threads when the page is cross-origin isolated)."""
+    """onnxruntime-web as site/pyworker.js started it while Python booted: the WebGPU build when the browser
+    offers a WebGPU adapter, else the WASM build (threads when the page is cross-origin isolated)."""
 
-    def __init__(self, module, provider: str, threads: int, notice: str):
-        self.module, self.provider, self.threads, self.notice = module, provider, threads, notice
-
-    @classmethod
-    async def load(cls, base: str, max_threads: int = 0) -> Ort:
-        threads = 1
-        if getattr(js, "crossOriginIsolated", False):
-            threads = max(1, min(max_threads or MAX_THREADS, MAX_THREADS, int(js.navigator.hardwareConcurrency or 1)))
-        provider, notice = "wasm", ""
-        gpu = getattr(js.navigator, "gpu", None)
-        if gpu is None:
-            notice = "WebGPU is not available in this browser"
-        else:
-            try:
-                adapter = await gpu.requestAdapter()
-                provider = "webgpu" if adapter else "wasm"
-                notice = "" if adapter else "this browser has WebGPU but no adapter for it"
-            except Exception as error:  # noqa: BLE001 - any failure means WASM
-                notice = f"WebGPU failed to start ({error})"
-        script = "ort.webgpu.min.mjs" if provider == "webgpu" else "ort.wasm.min.mjs"
-        # A PyScript worker lives at a blob: URL, so the module must be imported by its absolute URL.
-        module = await js.eval(f"import({js.JSON.stringify(base + 'vendor/ort/' + script)})")
-        module.env.wasm.proxy = False  # we already are in a worker
-        module.env.wasm.numThreads = threads
-        if notice:
-            notice += f": using WebAssembly with {threads} thread{'s' if threads > 1 else ''}"
-        return cls(module, provider, threads, notice)
+    def __init__(self, started):
+        self.module, self.provider = started.module, str(started.provider)
+        self.threads, self.notice = int(started.threads), str(started.notice)
 
     async def session(self, model, optimization: str = "all"):
         """A session on a model given by URL or as bytes (a Uint8Array)."""
@@ -228,24 +202,16 @@ _loader = Loader()
 _session = Session(post, _loader, pack=pack)
 
 
-def thread_cap(value) -> int:
-    """?threads=N as the page passes it: a whole number of threads, 0 (no cap) for anything else."""
-    try:
-        number = float(value or 0)
-    except (TypeError, ValueError):
-        return 0
-    return int(number) if math.isfinite(number) and 1 <= number <= 1024 else 0
-
-
-async def boot(base: str, max_threads: int = 0) -> None:
+async def boot(base: str) -> None:
     phase = "python"
     try:
         clock = Stopwatch()
         versions = check_python_packages()
         packages_ms = clock.lap()
         phase = "ort"
-        _loader.ort = ort = await Ort.load(base, max_threads)
-        selftest = await run_selftest(ort, base)
+        started = await _ort_started
+        _loader.ort = ort = Ort(started)
+        selftest = await run_selftest(ort, base, started.selftest, float(started.session_ms))
         versions["onnxruntime_web"] = str(ort.module.env.versions.web)
         versions["pyodide"] = __import__("pyodide").__version__
         post(
@@ -258,7 +224,13 @@ async def boot(base: str, max_threads: int = 0) -> None:
                     "execution_provider": ort.provider,
                     "notice": ort.notice,
                     "selftest": selftest,
-                    "timings": {"packages_ms": packages_ms, "ort_ms": clock.lap()},
+                    # ort_ms: Python's wait for onnxruntime-web; ort_session_ms: when site/pyworker.js had
+                    # made its self-test session, in ms since the worker started
+                    "timings": {
+                        "packages_ms": packages_ms,
+                        "ort_ms": clock.lap(),
+                        "ort_session_ms": float(started.at_ms),
+                    },
                 },
             }
         )
@@ -316,7 +288,7 @@ def on_message(event) -> None:
 
             tracemalloc.start()
             pyodide_js._module.enable_pyproxy_allocation_tracing()
-        _session.spawn(boot(str(data.get("base") or ""), thread_cap(data.get("threads"))))
+        _session.spawn(boot(str(data.get("base") or "")))
     else:
         for name in BINARY_FIELDS:  # ArrayBuffers from the page (JsProxies, or memoryviews after to_py)
             value = data.get(name)
@@ -325,11 +297,12 @@ def on_message(event) -> None:
         _session.handle(data)
 
 
-def start(xworker) -> None:
-    """Called once by site/worker.py with PyScript's xworker: listen for the page's messages."""
-    global _xworker
-    _xworker = xworker
-    xworker.onmessage = on_message
+def start(xworker, ort_started) -> None:
+    """Called once by site/pyworker.js: `xworker` posts to the page and takes its messages (onmessage);
+    `ort_started` is the promise of onnxruntime-web, started meanwhile."""
+    global _xworker, _ort_started
+    _xworker, _ort_started = xworker, ort_started
+    xworker.onmessage = create_proxy(on_message)
 
 
 # --- boot checks -------------------------------------------------------------------------------------
@@ -359,12 +332,11 @@ def check_python_packages() -> dict:
     }
 
 
-async def run_selftest(ort: Ort, base: str) -> dict:
-    """Create a session on the small self-test model and check its output against the known answer."""
+async def run_selftest(ort: Ort, base: str, session, session_ms: float) -> dict:
+    """Run the small self-test model's session (made by site/pyworker.js) and check its output against the
+    known answer."""
     check = await fetch_json(base + "vendor/selftest.json", "The self-test's answer")
     clock = Stopwatch()
-    session = await ort.session(base + "vendor/selftest.onnx")
-    session_ms = clock.lap()
     x = np.asarray(check["input"], dtype=np.float32)
     outputs = await session.run(_js_object({check["input_name"]: ort.tensor(x)}))
     result = getattr(outputs, check["output_name"])

@@ -71,7 +71,7 @@ export function setStatus(text, phase, detail = "", notice = false) {
   emit("status", { text, phase });
 }
 
-/** The detail line alone (a download's progress, PyScript's current step): no event. */
+/** The detail line alone (a download's progress): no event. */
 export function setDetail(/** @type {string} */ text) {
   if (state.error === "fatal") return;
   statusDetail.textContent = text;

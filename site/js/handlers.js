@@ -7,7 +7,7 @@ import { keysOf } from "./keys.js";
 import { keepPreviousPhoto, openInWorker, scheduleKeep } from "./photos.js";
 import { offerRestore, restored } from "./saves.js";
 import { state } from "./state.js";
-import { acknowledge, flushOutbox, forget, onWorkerCrash, resume } from "./worker.js";
+import { acknowledge, explainBootFailure, flushOutbox, forget, onWorkerCrash, resume } from "./worker.js";
 
 /** @typedef {import("./protocol.js").FromWorker} FromWorker */
 /** @typedef {import("./protocol.js").Controls} Controls */
@@ -16,6 +16,17 @@ import { acknowledge, flushOutbox, forget, onWorkerCrash, resume } from "./worke
 /** @type {{[T in FromWorker["type"]]: (data: Extract<FromWorker, {type: T}>) => void}} */
 const HANDLERS = {
   pong() {},
+
+  python(data) {
+    state.timings.python_ms = now();
+    emit("python", { python_ms: state.timings.python_ms, snapshot: data.snapshot, worker: data.timings });
+    setStatus("Loading the decoder…", "ort");
+  },
+
+  async "boot-failed"(data) {
+    const { message, hint } = await explainBootFailure(data.message);
+    fail("python", message, hint);
+  },
 
   stats(data) {
     emit("stats", {

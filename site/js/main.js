@@ -1,8 +1,8 @@
 // @ts-check
 // Start-up: the first paint, the worker, the gallery and the demo the address names; and what the window
-// itself reports (errors, PyScript's progress, requests for the worker's figures, a new service worker).
+// itself reports (errors, requests for the worker's figures, a new service worker).
 import { paintPlaceholder } from "./canvas.js";
-import { emit, fail, now, setDetail } from "./contract.js";
+import { emit, fail, now } from "./contract.js";
 import { onWorkerMessage } from "./handlers.js";
 import { demoFromQuery, loadGallery, openDemo, scheduleKeep } from "./photos.js";
 import { state } from "./state.js";
@@ -18,9 +18,6 @@ addEventListener("unhandledrejection", (event) =>
 // Tests and benchmarks ask the worker for its memory figures; the answer comes as a samtab:stats event.
 addEventListener("samtab:request-stats", () => {
   if (state.workerReady) send({ type: "stats" });
-});
-addEventListener("py:progress", (event) => {
-  if (!state.workerReady && !state.photo) setDetail(String(/** @type {CustomEvent} */ (event).detail));
 });
 // A new build's service worker took over (the site was redeployed): it keeps its own copies.
 navigator.serviceWorker?.addEventListener("controllerchange", () => {

@@ -82,7 +82,7 @@
  * @typedef {{type: "hover", x: number, y: number, css_width: number, css_height: number, include: boolean}} Hover
  *   the pointer rests there: what a click there would make is decoded ahead of the click
  * @typedef {{type: "hover-end"}} HoverEnd
- * @typedef {{type: "boot", base: string, threads: number, diagnostics: boolean}} Boot
+ * @typedef {{type: "boot", base: string, diagnostics: boolean}} Boot
  * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong
  * @typedef {{type: "stats"}} StatsRequest
  */
@@ -143,10 +143,14 @@
  * @property {string} execution_provider
  * @property {string} notice  e.g. why WebGPU is not used ("" for none)
  * @property {object} selftest
- * @property {{packages_ms: number, ort_ms: number}} timings
+ * @property {{packages_ms: number, ort_ms: number, ort_session_ms: number}} timings
  */
 
 /**
+ * @typedef {{type: "python", snapshot: "snapshot" | "fallback" | "none", timings: Record<string, number>}}
+ *   Python  Python runs (site/pyworker.js): booted from the build's memory snapshot, without it because it
+ *   was not valid (fallback), or without it because the build has none; timings: ms since the worker started
+ * @typedef {{type: "boot-failed", message: string}} BootFailed  Python could not start (site/pyworker.js)
  * @typedef {{type: "status", text: string, phase: string}} Status
  * @typedef {{type: "ready", info: ReadyInfo}} Ready
  * @typedef {{type: "opened", seq: number, width: number, height: number, view_width: number,
@@ -165,8 +169,8 @@
  */
 
 /**
- * @typedef {Status | Ready | Opened | Applied | Refused | Frame | Settled | Download | WorkerError | Pong |
- *   Stats} FromWorker
+ * @typedef {Python | BootFailed | Status | Ready | Opened | Applied | Refused | Frame | Settled | Download |
+ *   WorkerError | Pong | Stats} FromWorker
  */
 
 export {};

@@ -58,7 +58,7 @@
 
 export const state = {
   // --- the worker ---
-  /** @type {any} PyScript's PyWorker (a Worker with its own extras) */
+  /** @type {any} the Python worker (site/pyworker.js) */
   worker: null,
   workerReady: false, // Python and onnxruntime-web are ready in it
   /** @type {ReadyInfo | null} what it said when ready */

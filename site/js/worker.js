@@ -3,19 +3,17 @@
 // messages. Commands, what changes the photo's state, are numbered and kept until the worker answers them,
 // so that a restarted worker gets the same work back. What the page does with the worker's messages is
 // handlers.js.
-import { clearError, emit, fail, now, setStatus, updateState } from "./contract.js";
+import { clearError, fail, setStatus, updateState } from "./contract.js";
 import { missing, RUNTIME_MISSING } from "./runtime.js";
 import { state } from "./state.js";
 
 /** @typedef {import("./protocol.js").Command} Command */
 /** @typedef {import("./protocol.js").ToWorker} ToWorker */
 
-const WORKER_SCRIPT = "./worker.py";
-// The worker's PyScript config (the packages from vendor/pyodide's lock, and the pyapp zip). It is passed
-// as an object: PyScript 0.6.66 hands a config given by URL to the worker's Python as a bare string.
-const WORKER_CONFIG = "./worker.json";
+// The worker boots Pyodide itself (from a memory snapshot when the build has one) and starts onnxruntime-web
+// meanwhile: site/pyworker.js.
+const WORKER_SCRIPT = "./pyworker.js";
 const PYODIDE_MODULE = "./vendor/pyodide/pyodide.mjs";
-const PYSCRIPT_MODULE = "./vendor/pyscript/core.js";
 // A worker that has said nothing for this long (it answers a ping every few seconds) has died; while it
 // starts (numpy, Pillow and onnxruntime-web load and compile), it may be silent for longer.
 const WATCHDOG_MS = 10_000;
@@ -29,7 +27,8 @@ const RESTART_WINDOW_MS = 60_000;
 /** @type {(event: MessageEvent) => void} what the page does with the worker's messages (handlers.js) */
 let listener = () => {};
 
-async function explainBootFailure(/** @type {any} */ error) {
+/** What the page says when Python could not start: the runtime missing from the server, or the error. */
+export async function explainBootFailure(/** @type {any} */ error) {
   if (await missing(PYODIDE_MODULE)) return RUNTIME_MISSING;
   return { message: `Python could not start: ${error?.message || error}`, hint: "Reload the page to try again." };
 }
@@ -40,33 +39,19 @@ export async function startWorker(/** @type {(event: MessageEvent) => void} */ o
   state.workerReady = false;
   updateState();
   setStatus(state.restarts ? "Restarting Python…" : "Starting Python…", "python");
+  // ?threads=N caps onnxruntime-web's threads (benchmarks compare 1 thread with many): the worker starts
+  // onnxruntime-web before any message reaches it, so it reads N from its own address.
+  const query = new URLSearchParams(location.search);
+  const script = new URL(WORKER_SCRIPT, document.baseURI);
+  if (query.has("threads")) script.searchParams.set("threads", query.get("threads") || "");
   let worker;
   try {
-    const configRequest = fetch(WORKER_CONFIG).then((response) => {
-      if (!response.ok) throw new Error(`${WORKER_CONFIG}: HTTP ${response.status}`);
-      return response.json();
-    });
-    // (A module's import() resolves against the module's own URL: these paths are the page's.)
-    const { PyWorker } = await import(new URL(PYSCRIPT_MODULE, document.baseURI).href);
-    // PyScript installs its `pyscript` package in a worker through hooks it registers only once its
-    // plugins have loaded, then it defines <py-script>; a PyWorker created before that lacks them.
-    await customElements.whenDefined("py-script");
-    worker = await PyWorker(WORKER_SCRIPT, {
-      config: await configRequest,
-      // A PyScript worker lives at a blob: URL, so the interpreter is named by an absolute URL.
-      version: new URL(PYODIDE_MODULE, document.baseURI).href,
-    });
+    worker = new Worker(script, { type: "module" });
   } catch (error) {
     const { message, hint } = await explainBootFailure(error);
     fail("python", message, hint);
     return;
   }
-  if (state.failedForGood) {
-    worker.terminate();
-    return;
-  }
-  state.timings.python_ms = now();
-  emit("python", { python_ms: state.timings.python_ms });
   state.worker = worker;
   worker.onerror = (/** @type {ErrorEvent} */ event) =>
     onWorkerCrash(event.error?.message || event.message || String(event));
@@ -75,15 +60,10 @@ export async function startWorker(/** @type {(event: MessageEvent) => void} */ o
     listener(event);
   });
   watchWorker(worker);
-  setStatus("Loading the decoder…", "ort");
-  // ?threads=N caps onnxruntime-web's threads (benchmarks compare 1 thread with many).
-  const query = new URLSearchParams(location.search);
-  const threads = Number(query.get("threads")) || 0;
   // ?diagnostics=1 counts live PyProxies for the stats that leak checks read (a little slower).
   send({
     type: "boot",
     base: new URL("./", document.baseURI).href,
-    threads,
     diagnostics: query.get("diagnostics") === "1",
   });
 }

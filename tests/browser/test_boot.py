@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 
 from samtab_tools import selftest_model, serve
-from samtab_tools.browser import EVENT_RECORDER, RequestLog, SiteServer, recorded_events, wait_until_settled
+from samtab_tools.browser import (
+    EVENT_RECORDER,
+    AppPage,
+    RequestLog,
+    SiteServer,
+    recorded_events,
+    wait_until_settled,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +44,44 @@ def test_page_reaches_ready_with_readable_phases(booted):
     # The phases happen in order and the timings say so.
     timings = recorded_events(page, "ready")[0]["detail"]["timings"]
     assert 0 < timings["painted_ms"] < timings["python_ms"] < timings["ort_ms"]
+
+
+def test_python_boots_from_the_builds_memory_snapshot(booted):
+    """The worker's interpreter is restored from vendor/pyodide/snapshot.bin.gz, not started afresh; the
+    worker's own milestones come in order."""
+    page, _, log = booted
+    python = recorded_events(page, "python")[0]["detail"]
+    assert python["snapshot"] == "snapshot"
+    worker = python["worker"]
+    assert 0 < worker["snapshot_ms"] < worker["interpreter_ms"] < worker["python_ms"]
+    assert any(url.endswith("/vendor/pyodide/snapshot.bin.gz") for url in log.urls)
+
+
+def another_builds(route) -> dict:
+    """This build's snapshot with another build id in its header (words 4 to 11)."""
+    data = bytearray(gzip.decompress(route.fetch().body()))
+    data[16] ^= 0xFF
+    return {"status": 200, "body": gzip.compress(bytes(data), compresslevel=1)}
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (another_builds, "fallback"),  # Pyodide refuses it: the worker starts without it
+        (lambda route: {"status": 200, "body": gzip.compress(b"not a snapshot" * 5000)}, "fallback"),
+        (lambda route: {"status": 200, "body": b"not even gzip"}, "fallback"),
+        (lambda route: {"status": 404, "body": "missing"}, "none"),  # a build made without one
+    ],
+    ids=["another-build", "damaged", "not-gzip", "missing"],
+)
+def test_a_bad_or_missing_snapshot_is_ignored_and_python_boots_without_it(app, site, answer, expected):
+    app.route("**/vendor/pyodide/snapshot.bin.gz", lambda route: route.fulfill(**answer(route)))
+    page = AppPage(app)
+    page.open(f"{site.url}?demo=shapes")
+    assert recorded_events(app, "python")[0]["detail"]["snapshot"] == expected
+    assert recorded_events(app, "error") == []
+    mask = page.click(300, 200, (960, 640))  # the app works as it does booted from the snapshot
+    assert mask["area_px"] > 0
 
 
 def test_the_keyboard_help_and_the_buttons_name_the_keys_of_the_shortcut_table(booted):
@@ -94,7 +141,7 @@ def test_no_request_leaves_the_origin(booted, site):
     ("missing", "query"),
     [
         ("**/vendor/pyodide/pyodide.mjs", ""),
-        ("**/vendor/py*/*", "?demo=shapes"),  # Pyodide and PyScript: the demo's status lines do not hide the error
+        ("**/vendor/py*/*", "?demo=shapes"),  # Pyodide: the demo's status lines do not hide the error
         ("**/vendor/**", ""),  # a site deployed without vendor/: the page's modules cannot load
     ],
 )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
@@ -35,6 +37,18 @@ def test_manifest_matches_the_files_served(manifest):
         assert sha256(path) == entry["sha256"], relative
     served = {p.relative_to(vendor.VENDOR).as_posix() for p in vendor.VENDOR.rglob("*") if p.is_file()}
     assert served == set(manifest["files"]) | {"MANIFEST.json"}
+
+
+def test_the_snapshot_is_this_pyodide_builds_memory_in_whole_pages(manifest):
+    """vendor/pyodide/snapshot.bin.gz is a Pyodide memory snapshot (its magic number) of the build served
+    (the build id in its header is pyodide.mjs's: Pyodide refuses any other), padded to whole 64 KiB pages
+    (the worker's memory is made as large as the snapshot)."""
+    data = gzip.decompress((vendor.VENDOR / vendor.SNAPSHOT).read_bytes())
+    words = struct.unpack_from("<12I", data)
+    assert words[0] == 1886286592  # Pyodide 0.27's snapshot magic number
+    build_id = "".join(f"{word:08x}" for word in words[4:12])
+    assert f'BUILD_ID:"{build_id}"' in (vendor.VENDOR / "pyodide" / "pyodide.mjs").read_text()
+    assert len(data) % 65536 == 0 and len(data) >= 20 * 2**20
 
 
 def test_trimmed_lock_lists_exactly_what_is_served_with_correct_hashes(manifest):
