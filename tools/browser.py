@@ -221,6 +221,11 @@ def recorded_events(page, name: str | None = None) -> list[dict]:
     return [event for event in recorded if name is None or event["name"] == name]
 
 
+def python_worker(page):
+    """The page's Python worker (site/pyworker.js), for tests that reach into it."""
+    return next(worker for worker in page.workers if worker.url.split("?")[0].endswith("/pyworker.js"))
+
+
 class RequestLog:
     """Every request the page, its workers and service workers make, in order."""
 
@@ -359,3 +364,16 @@ class AppPage:
         before = self.count("stats")
         self.page.evaluate("dispatchEvent(new CustomEvent('samtab:request-stats'))")
         return self.wait_for("stats", before)
+
+    def settled_stats(self, attempts: int = 100) -> dict:
+        """The figures once the worker is idle: nothing decoding (a photo's warm-up included: the page shows
+        ready before it ends), no opening or replay under way (between a replay's decodes nothing decodes, yet
+        it is not over), every command answered."""
+        self.wait_until_ready()
+        for _ in range(attempts):
+            stats = self.stats()
+            page = stats["page"]
+            if not stats["decoding"] and not stats["applying"] and page["unacked"] == 0 and page["outbox"] == 0:
+                return stats
+            self.page.wait_for_timeout(100)
+        raise AssertionError(f"the worker did not settle: {stats}")

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from samtab_tools import synthetic
-from samtab_tools.browser import APP_EVENT_RECORDER, RequestLog, recorded_events
+from samtab_tools.browser import APP_EVENT_RECORDER, RequestLog, python_worker, recorded_events
 from samtab_tools.browser import AppPage as App
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -441,9 +441,8 @@ def test_a_dead_worker_is_restarted_and_the_clicks_are_kept(app, site, truth):
     size = (image.shape[1], image.shape[0])
     app.open(shapes_url(site))
     app.click(*meta["objects"][0]["point"], size)
-    python_worker = next(w for w in app.page.workers if w.url.startswith("blob:"))
     try:
-        python_worker.evaluate("close()")  # the worker dies without a word
+        python_worker(app.page).evaluate("close()")  # the worker dies without a word
     except Exception:  # noqa: BLE001 - the evaluation dies with it
         pass
     before = app.count("opened")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samtab_tools.browser import AppPage, recorded_events
+from samtab_tools.browser import AppPage, python_worker, recorded_events
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = "coffee-sam2.1-tiny-random"  # SAM2.1's three candidates differ, so a chosen one shows
@@ -29,17 +29,9 @@ def photo_size(slug: str) -> tuple[int, int]:
 
 
 def settle(app: AppPage) -> None:
-    """Until nothing is being decoded or replayed and the worker has answered every command (a restarted
-    worker replays and decodes after the page shows ready: the worker's own figures say when it is done;
-    between a replay's decodes nothing decodes, yet the replay is not over)."""
-    app.wait_until_ready()
-    for _ in range(100):
-        stats = app.stats()
-        page = stats["page"]
-        if page["unacked"] == 0 and page["outbox"] == 0 and not stats["decoding"] and not stats["applying"]:
-            return
-        app.page.wait_for_timeout(100)
-    raise AssertionError(f"commands left unanswered: {page}")
+    """Until the worker is idle and has answered every command (a restarted worker replays and decodes after
+    the page shows ready: the worker's own figures say when it is done)."""
+    app.settled_stats()
 
 
 def key(app: AppPage, keys: str, then=None) -> None:
@@ -195,7 +187,3 @@ def test_nothing_is_offered_for_another_photo_and_dismissing_keeps_the_save(app,
     app.page.reload()
     app.wait_for("opened")
     app.page.wait_for_function("!document.getElementById('restore').hidden")  # still saved
-
-
-def python_worker(page):
-    return next(w for w in page.workers if w.url.startswith("blob:"))
