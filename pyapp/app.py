@@ -7,8 +7,10 @@ drive this same class in CPython with onnxruntime, so everything but the edge is
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import zipfile
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -20,6 +22,10 @@ from .coords import Mapping
 from .frames import MAX_VIEW_EDGE, VIEWS, Frames, fit_view
 from .prompt import Box, Objects, Point, Prompt, SegObject, Step
 from .segmenter import Segmenter, record
+
+# Polygon exports (COCO, YOLO) are simplified within this many pixels (COCO falls back to RLE where a
+# polygon would lose more than 1 % of the area: export.MAX_POLYGON_LOSS).
+POLYGON_TOLERANCE = 1.0
 
 
 @dataclass
@@ -272,8 +278,22 @@ class App:
             height=segmenter.height,
             file_name=self.photo_name,
             score=[float(obj.current.candidates.iou[obj.current.chosen]) for obj, _ in masks],
+            polygon_tolerance=POLYGON_TOLERANCE,
         )
         return f"{self.photo_name}-coco.json", "application/json", json.dumps(document).encode()
+
+    def export_yolo(self) -> tuple[str, str, bytes]:
+        """YOLO segmentation labels as a zip: labels/<photo>.txt (a line per object) and classes.txt."""
+        segmenter = self._require()
+        masks = self._masks(segmenter.width, segmenter.height)
+        if not masks:
+            raise RuntimeError("there is no mask to export yet: click on the photo first")
+        labels, classes = export.yolo([(obj.name, mask) for obj, mask in masks], tolerance=POLYGON_TOLERANCE)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"labels/{self.photo_name}.txt", labels)
+            archive.writestr("classes.txt", classes)
+        return f"{self.photo_name}-yolo.zip", "application/zip", out.getvalue()
 
     # --- what the page shows ------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Exports at the photo's original resolution: mask PNG, cutout PNG, and all objects as COCO JSON with
-run-length encoded masks (the compressed RLE strings pycocotools reads)."""
+"""Exports at the photo's original resolution: mask PNG, cutout PNG, all objects as COCO JSON (polygons, or
+run-length encoded masks: the compressed RLE strings pycocotools reads) and as YOLO segmentation labels."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
+
+from pyapp import polygons
+
+# A polygon stands for a mask in COCO only if it loses at most this share of the mask's area; else RLE.
+MAX_POLYGON_LOSS = 0.01
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -64,9 +69,11 @@ def coco(
     height: int,
     file_name: str,
     score: Sequence[float] | None = None,
+    polygon_tolerance: float | None = None,
 ) -> dict:
     """A COCO-style document for one photo: one category per distinct object name, one annotation per
-    object, its mask as compressed RLE."""
+    object. Its mask as compressed RLE, or with `polygon_tolerance` (pixels) as polygons simplified within
+    it (holes joined by slits), unless they would lose more than MAX_POLYGON_LOSS of the area (then RLE)."""
     names = list(dict.fromkeys(name for name, _ in objects))
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(names)]
     annotations = []
@@ -77,7 +84,7 @@ def coco(
             "id": index + 1,
             "image_id": 1,
             "category_id": names.index(name) + 1,
-            "segmentation": {"size": [height, width], "counts": rle_string(rle_counts(mask))},
+            "segmentation": segmentation(mask, polygon_tolerance),
             "area": int(mask.sum()),
             "bbox": bbox(mask),
             "iscrowd": 0,
@@ -91,3 +98,35 @@ def coco(
         "categories": categories,
         "annotations": annotations,
     }
+
+
+def segmentation(mask: np.ndarray, polygon_tolerance: float | None = None) -> dict | list[list[float]]:
+    """COCO's segmentation of a mask: polygons within `polygon_tolerance` pixels if they keep the area (see
+    coco), else compressed RLE."""
+    height, width = mask.shape
+    if polygon_tolerance is not None and mask.any():
+        shapes = polygons.polygons(mask, polygon_tolerance)
+        lost = np.count_nonzero(polygons.fill(shapes, height, width) != mask)
+        if lost <= MAX_POLYGON_LOSS * np.count_nonzero(mask):
+            return [[round(float(v), 2) for v in shape.ravel()] for shape in shapes]
+    return {"size": [height, width], "counts": rle_string(rle_counts(mask))}
+
+
+def yolo(objects: Sequence[tuple[str, np.ndarray]], *, tolerance: float = 1.0) -> tuple[str, str]:
+    """YOLO segmentation labels for one photo: a line per object, `class x1 y1 x2 y2 ...` in coordinates
+    normalised to the photo's width and height, the object's parts (and holes) joined into one polygon by
+    slits of no width; and the class names, one per line (class 0 first), one class per distinct object
+    name. Objects with an empty mask have no line."""
+    names = list(dict.fromkeys(name for name, _ in objects))
+    lines = []
+    for name, mask in objects:
+        height, width = mask.shape
+        shapes = polygons.polygons(mask, tolerance)
+        if not shapes:
+            continue
+        joined = shapes[0]
+        for shape in shapes[1:]:
+            joined = polygons.keyhole(joined, shape)
+        scaled = (joined / np.array([width, height])).ravel()
+        lines.append(" ".join([str(names.index(name)), *(f"{v:.6f}" for v in scaled)]))
+    return "".join(line + "\n" for line in lines), "".join(name + "\n" for name in names)

@@ -320,7 +320,12 @@ class Session:
         self.app.reset()
 
     def _export(self, message: protocol.Export) -> None:
-        exports = {"mask": self.app.export_mask, "cutout": self.app.export_cutout, "coco": self.app.export_coco}
+        exports = {
+            "mask": self.app.export_mask,
+            "cutout": self.app.export_cutout,
+            "coco": self.app.export_coco,
+            "yolo": self.app.export_yolo,
+        }
         if message.what not in exports:
             raise ValueError(f"there is no export {brief(repr(message.what), 40)}")
         name, mime, data = exports[message.what]()

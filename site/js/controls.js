@@ -22,8 +22,13 @@ const newObjectButton = $("new-object");
 const opacityInput = $("opacity");
 /** @type {HTMLInputElement} */
 const fileInput = $("file-input");
-/** @type {Record<"mask" | "cutout" | "coco", HTMLButtonElement>} */
-const exportButtons = { mask: $("export-mask"), cutout: $("export-cutout"), coco: $("export-coco") };
+/** @type {Record<"mask" | "cutout" | "coco" | "yolo", HTMLButtonElement>} */
+const exportButtons = {
+  mask: $("export-mask"),
+  cutout: $("export-cutout"),
+  coco: $("export-coco"),
+  yolo: $("export-yolo"),
+};
 
 /** Show what the worker says (null: no photo open). */
 export function renderControls(/** @type {Controls | null} */ controls) {
@@ -46,6 +51,7 @@ export function renderControls(/** @type {Controls | null} */ controls) {
   put(exportButtons.mask, "disabled", !current?.has_mask);
   put(exportButtons.cutout, "disabled", !current?.has_mask);
   put(exportButtons.coco, "disabled", !open?.objects.some((o) => o.has_mask));
+  put(exportButtons.yolo, "disabled", exportButtons.coco.disabled);
   renderCandidates(open);
   renderObjects(open);
 }
@@ -172,7 +178,7 @@ opacityInput.addEventListener("input", () => {
   if (state.view === "overlay") command({ type: "view", view: state.view, opacity: state.opacity });
 });
 for (const [what, button] of Object.entries(exportButtons)) {
-  button.addEventListener("click", () => exportFile(/** @type {"mask" | "cutout" | "coco"} */ (what)));
+  button.addEventListener("click", () => exportFile(/** @type {"mask" | "cutout" | "coco" | "yolo"} */ (what)));
 }
 $("open-files").addEventListener("click", () => fileInput.click());
 
@@ -195,6 +201,7 @@ const ACTIONS = {
   "export-mask": () => !exportButtons.mask.disabled && exportFile("mask"),
   "export-cutout": () => !exportButtons.cutout.disabled && exportFile("cutout"),
   "export-coco": () => !exportButtons.coco.disabled && exportFile("coco"),
+  "export-yolo": () => !exportButtons.yolo.disabled && exportFile("yolo"),
   open: () => fileInput.click(),
 };
 // A row without its action would be a key that does nothing: better the page does not start.

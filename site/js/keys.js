@@ -24,6 +24,7 @@ export const SHORTCUTS = Object.freeze([
   { keys: ["M"], does: "export the mask PNG", action: "export-mask" },
   { keys: ["C"], does: "export the cutout PNG", action: "export-cutout" },
   { keys: ["J"], does: "export COCO JSON", action: "export-coco" },
+  { keys: ["Y"], does: "export YOLO labels", action: "export-yolo" },
   { keys: ["O"], does: "open your own photo", action: "open" },
 ]);
 

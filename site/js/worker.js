@@ -141,7 +141,7 @@ export function command(/** @type {Command} */ message) {
 }
 
 // An export changes nothing: it is not numbered, kept or replayed (the worker answers with the file).
-export function exportFile(/** @type {"mask" | "cutout" | "coco"} */ what) {
+export function exportFile(/** @type {"mask" | "cutout" | "coco" | "yolo"} */ what) {
   if (canSend()) send({ type: "export", what });
 }
 

@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -162,10 +163,25 @@ def test_views_and_exports_at_the_original_size(app, site, truth):
     document = json.loads(data)
     assert name == "shapes-coco.json" and len(document["annotations"]) == 2
     for annotation, known in zip(document["annotations"], objects[:2]):
-        decoded = coco_mask.decode(
-            {"size": annotation["segmentation"]["size"], "counts": annotation["segmentation"]["counts"].encode()}
-        ).astype(bool)
+        segmentation = annotation["segmentation"]
+        if isinstance(segmentation, list):  # polygons, united as COCO readers do
+            rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+        else:
+            rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
+        decoded = coco_mask.decode(rle).astype(bool)
         assert decoded.shape == (height, width) and iou(decoded, known["mask"]) >= 0.95
+    # YOLO: a zip of the labels (a line per object, normalised polygon) and the class names.
+    data, name = app.export("yolo")
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert name == "shapes-yolo.zip" and sorted(archive.namelist()) == ["classes.txt", "labels/shapes.txt"]
+    classes = archive.read("classes.txt").decode().splitlines()
+    lines = archive.read("labels/shapes.txt").decode().splitlines()
+    assert len(lines) == 2 and len(classes) == 2
+    for line, known in zip(lines, objects[:2]):
+        fields = line.split()
+        points = np.array([float(v) for v in fields[1:]]).reshape(-1, 2) * [width, height]
+        filled = coco_mask.decode(coco_mask.frPyObjects([points.ravel().tolist()], height, width)[0]).astype(bool)
+        assert iou(filled, known["mask"]) >= 0.95
 
 
 def changed_canvas(app, before: np.ndarray, timeout_s: float = 30) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -220,6 +221,20 @@ def test_exports_are_at_the_photos_size(app):
     assert document["images"][0]["width"] == WIDTH and document["annotations"][0]["area"] == int(
         (np.asarray(mask) > 0).sum()
     )
+    # Polygons (or RLE where a polygon would lose area) that pycocotools reads back as the mask.
+    from pycocotools import mask as coco_mask
+
+    segmentation = document["annotations"][0]["segmentation"]
+    assert isinstance(segmentation, list)
+    read = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(segmentation, HEIGHT, WIDTH))).astype(bool)
+    wanted = np.asarray(mask) > 0
+    assert (read & wanted).sum() / (read | wanted).sum() >= 0.98
+    name, mime, data = app.export_yolo()
+    assert name == "holiday-yolo.zip" and mime == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert sorted(archive.namelist()) == ["classes.txt", "labels/holiday.txt"]
+    assert archive.read("classes.txt") == b"Blue vase\n"
+    assert archive.read("labels/holiday.txt").decode().startswith("0 ")
 
 
 def test_a_mismatched_bundle_is_refused_and_the_work_kept(app):

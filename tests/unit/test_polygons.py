@@ -1,0 +1,129 @@
+"""Masks as polygons (pyapp.polygons) and the exports made of them (COCO polygons, YOLO labels), checked
+with pycocotools and with a YOLO reader written here from the format's description."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from pycocotools import mask as coco_mask
+
+from pyapp import export, polygons
+from samtab_tools import synthetic
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def pycocotools_fill(segmentation, height: int, width: int) -> np.ndarray:
+    """What a COCO reader makes of a segmentation: polygons (united) or RLE."""
+    if isinstance(segmentation, list):
+        rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+    else:
+        rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
+    return coco_mask.decode(rle).astype(bool)
+
+
+def yolo_read(labels: str, classes: str, width: int, height: int) -> list[tuple[str, np.ndarray]]:
+    """A YOLO segmentation reader written from the format's description: `class x1 y1 x2 y2 ...`, the
+    points normalised to the photo's size; each polygon filled by pycocotools."""
+    names = classes.splitlines()
+    out = []
+    for line in labels.splitlines():
+        fields = line.split()
+        points = np.array([float(v) for v in fields[1:]]).reshape(-1, 2) * [width, height]
+        out.append((names[int(fields[0])], pycocotools_fill([points.ravel().tolist()], height, width)))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_exact_polygons_give_back_the_mask_to_the_pixel(seed):
+    """Tolerance 0: the traced polygons (holes joined by slits) filled by pycocotools, and by our own fill,
+    are the mask, whatever its shape: specks, holes, parts touching at a corner, the photo's border."""
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(1, 60, 2))
+    mask = rng.random((height, width)) < rng.uniform(0.05, 0.95)
+    shapes = polygons.polygons(mask)
+    np.testing.assert_array_equal(polygons.fill(shapes, height, width), mask)
+    if mask.any():
+        segmentation = [[float(v) for v in shape.ravel()] for shape in shapes]
+        np.testing.assert_array_equal(pycocotools_fill(segmentation, height, width), mask)
+
+
+def test_a_ring_becomes_one_polygon_with_its_hole_and_parts_stay_apart():
+    ring = np.zeros((9, 9), bool)
+    ring[1:8, 1:8] = True
+    ring[3:6, 3:6] = False
+    assert len(polygons.polygons(ring)) == 1
+    two = np.zeros((5, 9), bool)
+    two[1:4, 1:3] = two[1:4, 5:8] = True
+    assert len(polygons.polygons(two)) == 2
+    outer, hole = sorted(polygons.rings(ring), key=polygons.signed_area, reverse=True)
+    assert polygons.signed_area(outer) == 49 and polygons.signed_area(hole) == -9
+
+
+def test_simplified_polygons_of_the_shapes_scene_keep_iou_098_in_pycocotools():
+    """The default tolerance (1 px) on the shapes demo's known objects: fewer points, IoU >= 0.98 as
+    pycocotools reads them back; the thin ring, which its polygon would shrink by more than 1 %, as RLE."""
+    _, objects = synthetic.scene()
+    for known in objects:
+        mask = known["mask"]
+        height, width = mask.shape
+        document = export.coco([("thing", mask)], width=width, height=height, file_name="x", polygon_tolerance=1.0)
+        segmentation = json.loads(json.dumps(document))["annotations"][0]["segmentation"]
+        assert iou(pycocotools_fill(segmentation, height, width), mask) >= 0.98
+        if known["name"] == "purple ring":  # thin: simplified, it would lose 1.7 % of its area
+            assert isinstance(segmentation, dict)
+            continue
+        assert isinstance(segmentation, list), "a smooth shape is exported as polygons"
+        assert sum(len(polygon) // 2 for polygon in segmentation) <= len(polygons.polygons(mask)[0])
+
+
+def test_coco_falls_back_to_rle_where_a_polygon_would_lose_area():
+    """A one-pixel staircase simplifies to a line of no area: RLE instead, and exact."""
+    stairs = np.eye(40, dtype=bool) | np.eye(40, k=1, dtype=bool)
+    document = export.coco([("stairs", stairs)], width=40, height=40, file_name="x", polygon_tolerance=1.0)
+    segmentation = document["annotations"][0]["segmentation"]
+    assert isinstance(segmentation, dict) and "counts" in segmentation
+    np.testing.assert_array_equal(pycocotools_fill(segmentation, 40, 40), stairs)
+    exact = export.coco([("stairs", stairs)], width=40, height=40, file_name="x", polygon_tolerance=0.0)
+    assert isinstance(exact["annotations"][0]["segmentation"], list)  # exact polygons lose nothing
+
+
+def test_yolo_labels_read_back_by_an_independent_reader():
+    """One line per object (its parts and holes joined into one polygon), classes by name, empty masks
+    skipped; what a reader fills from each line has IoU >= 0.98 with the object's mask."""
+    _, objects = synthetic.scene()
+    height, width = objects[0]["mask"].shape
+    ring = np.zeros((height, width), bool)
+    ring[100:300, 100:300] = True
+    ring[150:250, 150:250] = False
+    ring[400:450, 600:700] = True  # a second part
+    named = [("shape", objects[0]["mask"]), ("ring", ring), ("shape", objects[1]["mask"])]
+    named.append(("nothing", np.zeros((height, width), bool)))
+    labels, classes = export.yolo(named, tolerance=1.0)
+    assert classes == "shape\nring\nnothing\n"
+    read = yolo_read(labels, classes, width, height)
+    assert [name for name, _ in read] == ["shape", "ring", "shape"]
+    for (_, got), (_, mask) in zip(read, named, strict=False):
+        assert iou(got, mask) >= 0.98
+    for line in labels.splitlines():
+        values = [float(v) for v in line.split()[1:]]
+        assert len(values) % 2 == 0 and all(0 <= v <= 1 for v in values)
+
+
+def test_the_apps_exports_use_polygons(tmp_path):
+    """App.export_coco writes polygons; App.export_yolo a zip of labels/<photo>.txt and classes.txt."""
+    from pyapp.app import POLYGON_TOLERANCE
+
+    assert POLYGON_TOLERANCE == 1.0
+    labels, classes = export.yolo([("a", np.pad(np.ones((4, 4), bool), 2))])
+    assert labels.startswith("0 ") and classes == "a\n"
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("classes.txt", classes)
+    assert zipfile.ZipFile(archive).read("classes.txt") == b"a\n"
