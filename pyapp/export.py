@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from pyapp import polygons
+from pyapp.everything import mask_box
 
 # A polygon stands for a mask in COCO only if it loses at most this share of the mask's area; else RLE.
 MAX_POLYGON_LOSS = 0.01
@@ -56,10 +57,10 @@ def rle_string(counts: Sequence[int]) -> str:
 
 def bbox(mask: np.ndarray) -> list[int]:
     """[x, y, width, height] of the mask's pixels, COCO style; zeros for an empty mask."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    if not mask.any():
         return [0, 0, 0, 0]
-    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+    x0, y0, x1, y1 = mask_box(mask)
+    return [x0, y0, x1 - x0 + 1, y1 - y0 + 1]
 
 
 def coco(

@@ -2,6 +2,9 @@
 
     python tools/segment.py --demo DIR_OR_BUNDLE [--model DIR] --point X,Y[,LABEL] ... [--box X0,Y0,X1,Y1]
                             --out mask.png [--all-at-once] [--candidate best|0|1|2] [--hires]
+    python tools/segment.py --demo DIR_OR_BUNDLE [--model DIR] --everything --out DIR
+                            [--points-per-side 32] [--pred-iou-thresh 0.8] [--stability-thresh 0.95]
+                            [--stability-offset 1.0] [--nms-thresh 0.7]
 
 --demo     a demo folder (with demo.json, e.g. site/demos/shapes), a bundle file (.msgpack), or a folder of
            manifest.json + embedding.bin (the in-the-wild layout)
@@ -17,6 +20,11 @@ summary: the photo's size, the candidate written and the scores, the mask's area
 the last decode's prompt ({points: [[x, y, include]], box: [x0, y0, x1, y1] or null}). Of the model folder it
 reads model.json and the one decoder it runs, so a published folder (site/models/NAME/, no encoder) will do.
 Anything wrong (a file, the model, the prompt, --out, memory) is one `segment: error: ...` line and exit 1.
+
+--everything segments the whole photo with no prompt, as Meta's automatic mask generator does (pyapp.everything:
+a grid of points, Meta's filters and names, one decode per point): into the folder --out (new, or empty) it
+writes mask-001.png ... (at the photo's size, best predicted IoU first) and coco.json (the masks as polygons,
+pyapp.export.coco), and prints a JSON summary (masks, decodes, each mask's area, scores and grid point).
 """
 
 from __future__ import annotations
@@ -26,9 +34,10 @@ import json
 import sys
 from pathlib import Path
 
+from pyapp import everything
 from pyapp.bundle import Bundle, BundleError, read_bundle, read_manifest_bundle
 from pyapp.coords import OutsideImage
-from pyapp.export import png
+from pyapp.export import coco, png
 from pyapp.model import ModelError
 from pyapp.prompt import Box, Point, Prompt
 from pyapp.runner import OnnxRuntimeRunner
@@ -149,7 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--hires", action="store_true", help="use the model's hi-res decoder")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: its choice)")
+    parser.add_argument("--everything", action="store_true", help="segment the whole photo (no prompt)")
+    defaults = everything.Settings()
+    parser.add_argument("--points-per-side", type=int, default=defaults.points_per_side)
+    parser.add_argument("--pred-iou-thresh", type=float, default=defaults.pred_iou_thresh)
+    parser.add_argument("--stability-thresh", type=float, default=defaults.stability_score_thresh)
+    parser.add_argument("--stability-offset", type=float, default=defaults.stability_score_offset)
+    parser.add_argument("--nms-thresh", type=float, default=defaults.box_nms_thresh)
     args = parser.parse_args(argv)
+    if args.everything:
+        if args.point or args.box is not None:
+            parser.error("--everything takes no --point or --box")
+        return segment_everything(args)
     if not args.point and args.box is None:
         parser.error("give at least one --point or a --box")
     if args.out.is_dir():
@@ -208,6 +228,65 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     )
+    return 0
+
+
+def segment_everything(args) -> int:
+    """--everything: every mask of the photo into the folder args.out."""
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        return fail(f"--out {args.out} must be a new or empty folder (nothing in it is overwritten)")
+    try:
+        settings = everything.Settings(
+            points_per_side=args.points_per_side,
+            pred_iou_thresh=args.pred_iou_thresh,
+            stability_score_thresh=args.stability_thresh,
+            stability_score_offset=args.stability_offset,
+            box_nms_thresh=args.nms_thresh,
+        )
+        bundle, demo_model = load(args.demo)
+        model_dir = args.model or demo_model
+        if model_dir is None:
+            raise ModelError(f"{args.demo} does not name its model: pass --model DIR")
+        info = read_model_folder(model_dir, parts=("decoder",))
+        runner = OnnxRuntimeRunner(model_dir / info.files["decoder"], threads=args.threads)
+        segmenter = Segmenter(bundle, info.name, runner.input_names)
+        run = everything.Everything(segmenter, settings)
+        while run.pending:
+            run.add(runner.run(run.next_feeds()))
+        found = run.result()
+        names = [f"mask-{index + 1:03d}" for index in range(len(found))]
+        document = coco(
+            [(name, item.mask) for name, item in zip(names, found, strict=True)],
+            width=segmenter.width,
+            height=segmenter.height,
+            file_name=str(args.demo.name),
+            score=[item.predicted_iou for item in found],
+            polygon_tolerance=1.0,
+        )
+        for name, item in zip(names, found, strict=True):
+            write_atomic(args.out / f"{name}.png", png(item.mask))
+        write_atomic(args.out / "coco.json", json.dumps(document).encode())
+    except (BundleError, DemoError, ModelError, ValueError) as error:
+        return fail(str(error))
+    except OSError as error:
+        return fail(f"{error.filename}: {error.strerror}" if error.strerror else str(error))
+    summary = {
+        "out": str(args.out),
+        "width": segmenter.width,
+        "height": segmenter.height,
+        "decodes": run.runs,
+        "masks": [
+            {
+                "file": f"{name}.png",
+                "area_px": item.area,
+                "predicted_iou": round(item.predicted_iou, 4),
+                "stability_score": round(item.stability_score, 4),
+                "point": [round(v, 2) for v in item.point],
+            }
+            for name, item in zip(names, found, strict=True)
+        ],
+    }
+    print(json.dumps(summary))
     return 0
 
 

@@ -387,3 +387,47 @@ def test_point_and_box_arguments_are_checked(scene, tmp_path):
         result = run("--demo", bundle, "--model", model, *bad, "--out", tmp_path / "m.png")
         assert result.returncode == 2 and "expected" in result.stderr
     assert run("--demo", bundle, "--model", model, "--out", tmp_path / "m.png").returncode == 2
+
+
+def test_everything_finds_each_object_of_the_shapes_scene_with_the_baseline(scene, tmp_path):
+    """--everything on the synthetic scene: each known object is one of the masks written (IoU >= 0.9), the
+    masks are PNGs at the photo's size, best first, and coco.json holds them for pycocotools. The baseline
+    scores thin shapes 0.71-0.77 (its ring), so its predicted-IoU threshold is 0.7 here, not Meta's 0.8."""
+    from pycocotools import mask as coco_mask
+
+    folder, model, bundle, objects, _ = scene
+    out = tmp_path / "everything"
+    result = run("--demo", bundle, "--model", model, "--everything", "--points-per-side", 16,
+                 "--pred-iou-thresh", 0.7, "--out", out)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["decodes"] == 256
+    files = [entry["file"] for entry in summary["masks"]]
+    assert sorted(path.name for path in out.iterdir()) == sorted([*files, "coco.json"])
+    scores = [entry["predicted_iou"] for entry in summary["masks"]]
+    assert scores == sorted(scores, reverse=True)
+    masks = [read_mask(out / name) for name in files]
+    for known in objects:
+        best = max((known["mask"] & m).sum() / (known["mask"] | m).sum() for m in masks)
+        assert best >= 0.9, known["name"]
+    document = json.loads((out / "coco.json").read_text())
+    assert len(document["annotations"]) == len(masks)
+    for annotation, mask in zip(document["annotations"], masks, strict=True):
+        height, width = mask.shape
+        segmentation = annotation["segmentation"]
+        if isinstance(segmentation, list):
+            rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+        else:
+            rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
+        read = coco_mask.decode(rle).astype(bool)
+        assert (read & mask).sum() / (read | mask).sum() >= 0.98
+
+
+def test_everything_refuses_a_folder_with_files_and_prompts(scene, tmp_path):
+    folder, model, bundle, _, _ = scene
+    (tmp_path / "kept.txt").write_text("mine")
+    result = run("--demo", bundle, "--model", model, "--everything", "--out", tmp_path)
+    assert result.returncode == 1 and "must be a new or empty folder" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"]
+    result = run("--demo", bundle, "--model", model, "--everything", "--point", "5,5", "--out", tmp_path / "x")
+    assert result.returncode == 2 and "--everything takes no --point" in result.stderr

@@ -1,0 +1,153 @@
+"""Segment everything: masks for a whole photo without a prompt from the person, as Meta's automatic mask
+generator makes them (`sam2/automatic_mask_generator.py`, one crop layer): a grid of single include points,
+each decoded with its three candidates; a candidate is kept if its predicted IoU passes pred_iou_thresh and
+its stability score (the IoU of the mask thresholded at +offset and at -offset) passes
+stability_score_thresh; duplicates go by greedy box NMS ordered by predicted IoU.
+
+Like pyapp.segmenter, the decoder is not called here: `next_feeds()` gives the inputs of the next point and
+`add()` takes the decoder's outputs, so the same loop runs onnxruntime in CPython and onnxruntime-web in the
+worker (one prompt per run; between runs the worker answers the page, and can be told to stop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .feeds import decoder_feeds
+from .postprocess import upsample
+from .prompt import Point, Prompt
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Meta's names and defaults (SAM2AutomaticMaskGenerator), for one crop layer."""
+
+    points_per_side: int = 32
+    pred_iou_thresh: float = 0.8
+    stability_score_thresh: float = 0.95
+    stability_score_offset: float = 1.0
+    box_nms_thresh: float = 0.7
+    mask_threshold: float = 0.0
+
+    def __post_init__(self):
+        if not 1 <= self.points_per_side <= 128:
+            raise ValueError(f"points_per_side must be 1 to 128, not {self.points_per_side}")
+
+
+@dataclass(frozen=True, eq=False)
+class Found:
+    """One mask kept: at the photo's size, with its box (x0, y0, x1, y1: inclusive pixel indices, as Meta's
+    batched_mask_to_box), its scores and the grid point that made it."""
+
+    mask: np.ndarray
+    box: tuple[int, int, int, int]
+    predicted_iou: float
+    stability_score: float
+    point: tuple[float, float]
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.mask))
+
+
+def point_grid(n: int) -> np.ndarray:
+    """(n * n, 2) points (x, y) in [0, 1], rows of x first, cell centres: Meta's build_point_grid."""
+    side = np.linspace(1 / (2 * n), 1 - 1 / (2 * n), n)
+    return np.stack([np.tile(side, n), np.repeat(side, n)], axis=-1)
+
+
+def stability_score(logits: np.ndarray, threshold: float, offset: float) -> float:
+    """The IoU of the mask at threshold + offset and at threshold - offset (the first lies inside the
+    second). Both empty: nan, as in Meta's division, which no threshold passes."""
+    inner = np.count_nonzero(logits > threshold + offset)
+    outer = np.count_nonzero(logits > threshold - offset)
+    return inner / outer if outer else float("nan")
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the mask's pixels, inclusive; zeros for an empty mask (Meta's convention)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    return (int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1]))
+
+
+def box_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """Greedy non-maximum suppression as torchvision's nms: highest score first, dropping every later box
+    whose IoU with a kept one is above threshold (areas as (x1 - x0) * (y1 - y0)). Returns kept indices,
+    best first."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    suppressed = np.zeros(len(boxes), dtype=bool)
+    for i in order.tolist():
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        x0 = np.maximum(boxes[i, 0], boxes[:, 0])
+        y0 = np.maximum(boxes[i, 1], boxes[:, 1])
+        x1 = np.minimum(boxes[i, 2], boxes[:, 2])
+        y1 = np.minimum(boxes[i, 3], boxes[:, 3])
+        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = inter / (area[i] + area - inter)
+        suppressed |= iou > threshold
+    return keep
+
+
+class Everything:
+    """One photo's segment-everything run: `pending` points left; for each, `next_feeds()` then `add()` with
+    the decoder's outputs; `result()` once done (or at any moment: what is kept so far, deduplicated)."""
+
+    def __init__(self, segmenter, settings: Settings | None = None):
+        self.segmenter = segmenter
+        self.settings = settings or Settings()
+        grid = point_grid(self.settings.points_per_side)
+        self.points = grid * np.array([segmenter.width, segmenter.height], dtype=np.float64)
+        self.done = 0
+        self.found: list[Found] = []
+        self.runs = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self.points) - self.done
+
+    def next_feeds(self) -> dict[str, np.ndarray]:
+        """The decoder's inputs for the next grid point (an include click there, nothing to refine)."""
+        x, y = self.points[self.done]
+        prompt = Prompt(points=(Point(float(x), float(y), include=True),))
+        segmenter = self.segmenter
+        return decoder_feeds(segmenter.input_names, segmenter.embeddings, prompt, segmenter.mapping)
+
+    def add(self, outputs: dict[str, np.ndarray]) -> list[Found]:
+        """The decoder's outputs for the point next_feeds() gave: its candidates that pass the filters are
+        kept (and returned)."""
+        settings, segmenter = self.settings, self.segmenter
+        point = tuple(float(v) for v in self.points[self.done])
+        self.done += 1
+        self.runs += 1
+        masks = np.asarray(outputs["masks"], dtype=np.float32)[0]
+        scores = np.asarray(outputs["iou_predictions"], dtype=np.float32).reshape(-1)
+        kept = []
+        for logits, score in zip(masks, scores, strict=True):
+            if not score > settings.pred_iou_thresh:
+                continue
+            full = upsample(logits, segmenter.width, segmenter.height)
+            stability = stability_score(full, settings.mask_threshold, settings.stability_score_offset)
+            if not stability >= settings.stability_score_thresh:
+                continue
+            mask = full > settings.mask_threshold
+            kept.append(Found(mask, mask_box(mask), float(score), float(stability), point))
+        self.found += kept
+        return kept
+
+    def result(self) -> list[Found]:
+        """The masks kept, duplicates removed by box NMS (best predicted IoU first)."""
+        if not self.found:
+            return []
+        boxes = np.array([found.box for found in self.found], dtype=np.float64)
+        scores = np.array([found.predicted_iou for found in self.found])
+        return [self.found[i] for i in box_nms(boxes, scores, self.settings.box_nms_thresh)]
