@@ -26,6 +26,16 @@ from .segmenter import Segmenter, record
 # Polygon exports (COCO, YOLO) are simplified within this many pixels (COCO falls back to RLE where a
 # polygon would lose more than 1 % of the area: export.MAX_POLYGON_LOSS).
 POLYGON_TOLERANCE = 1.0
+MAX_POLYGON_TOLERANCE = 20.0
+
+
+def polygon_tolerance(value: float | None) -> float:
+    """A person's polygon tolerance (pixels), checked; None: POLYGON_TOLERANCE."""
+    if value is None:
+        return POLYGON_TOLERANCE
+    if not 0 <= value <= MAX_POLYGON_TOLERANCE:
+        raise ValueError(f"the polygon tolerance must be 0 to {MAX_POLYGON_TOLERANCE:g} pixels, not {value:g}")
+    return float(value)
 
 
 @dataclass
@@ -267,7 +277,24 @@ class App:
             export.png(composite.cutout(self.full_photo(), [mask])),
         )
 
-    def export_coco(self) -> tuple[str, str, bytes]:
+    def export_masks(self, tolerance: float | None = None) -> tuple[str, str, bytes]:
+        """Every object's mask PNG at the photo's size, zipped (<photo>-<object>-mask.png each)."""
+        segmenter = self._require()
+        masks = self._masks(segmenter.width, segmenter.height)
+        if not masks:
+            raise RuntimeError("there is no mask to export yet: click on the photo first")
+        out = io.BytesIO()
+        names: set[str] = set()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
+            for obj, mask in masks:
+                name = f"{self.photo_name}-{_slug(obj.name)}-mask.png"
+                if name in names:  # two objects of one name: the second gets its id
+                    name = f"{self.photo_name}-{_slug(obj.name)}-{obj.id}-mask.png"
+                names.add(name)
+                archive.writestr(name, export.png(mask))
+        return f"{self.photo_name}-masks.zip", "application/zip", out.getvalue()
+
+    def export_coco(self, tolerance: float | None = None) -> tuple[str, str, bytes]:
         segmenter = self._require()
         masks = self._masks(segmenter.width, segmenter.height)
         if not masks:
@@ -278,17 +305,17 @@ class App:
             height=segmenter.height,
             file_name=self.photo_name,
             score=[float(obj.current.candidates.iou[obj.current.chosen]) for obj, _ in masks],
-            polygon_tolerance=POLYGON_TOLERANCE,
+            polygon_tolerance=polygon_tolerance(tolerance),
         )
         return f"{self.photo_name}-coco.json", "application/json", json.dumps(document).encode()
 
-    def export_yolo(self) -> tuple[str, str, bytes]:
+    def export_yolo(self, tolerance: float | None = None) -> tuple[str, str, bytes]:
         """YOLO segmentation labels as a zip: labels/<photo>.txt (a line per object) and classes.txt."""
         segmenter = self._require()
         masks = self._masks(segmenter.width, segmenter.height)
         if not masks:
             raise RuntimeError("there is no mask to export yet: click on the photo first")
-        labels, classes = export.yolo([(obj.name, mask) for obj, mask in masks], tolerance=POLYGON_TOLERANCE)
+        labels, classes = export.yolo([(obj.name, mask) for obj, mask in masks], tolerance=polygon_tolerance(tolerance))
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(f"labels/{self.photo_name}.txt", labels)

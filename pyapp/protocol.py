@@ -171,8 +171,12 @@ class Replay(Message):
 
 @dataclass(frozen=True)
 class Export(Message):
+    """A download: mask, cutout, masks (every object's mask PNG, zipped), coco or yolo; `tolerance`: the
+    polygons' simplification in pixels (coco, yolo; None: the app's default)."""
+
     kind: ClassVar[str] = "export"
     what: str
+    tolerance: float | None = None
 
 
 @dataclass(frozen=True)

@@ -320,11 +320,13 @@ class Session:
         self.app.reset()
 
     def _export(self, message: protocol.Export) -> None:
+        app = self.app
         exports = {
-            "mask": self.app.export_mask,
-            "cutout": self.app.export_cutout,
-            "coco": self.app.export_coco,
-            "yolo": self.app.export_yolo,
+            "mask": app.export_mask,
+            "cutout": app.export_cutout,
+            "masks": app.export_masks,
+            "coco": lambda: app.export_coco(message.tolerance),
+            "yolo": lambda: app.export_yolo(message.tolerance),
         }
         if message.what not in exports:
             raise ValueError(f"there is no export {brief(repr(message.what), 40)}")

@@ -22,12 +22,19 @@ const newObjectButton = $("new-object");
 const opacityInput = $("opacity");
 /** @type {HTMLInputElement} */
 const fileInput = $("file-input");
-/** @type {Record<"mask" | "cutout" | "coco" | "yolo", HTMLButtonElement>} */
+/** @type {Record<"mask" | "cutout" | "masks" | "coco" | "yolo", HTMLButtonElement>} */
 const exportButtons = {
   mask: $("export-mask"),
   cutout: $("export-cutout"),
+  masks: $("export-masks"),
   coco: $("export-coco"),
   yolo: $("export-yolo"),
+};
+const toleranceInput = /** @type {HTMLInputElement} */ ($("polygon-tolerance"));
+/** The polygon tolerance the person set, in pixels (an unreadable entry: the default, 1). */
+const tolerance = () => {
+  const value = Number(toleranceInput.value);
+  return Number.isFinite(value) && value >= 0 && value <= 20 ? value : 1;
 };
 
 /** Show what the worker says (null: no photo open). */
@@ -52,6 +59,7 @@ export function renderControls(/** @type {Controls | null} */ controls) {
   put(exportButtons.cutout, "disabled", !current?.has_mask);
   put(exportButtons.coco, "disabled", !open?.objects.some((o) => o.has_mask));
   put(exportButtons.yolo, "disabled", exportButtons.coco.disabled);
+  put(exportButtons.masks, "disabled", exportButtons.coco.disabled);
   renderCandidates(open);
   renderObjects(open);
 }
@@ -178,7 +186,9 @@ opacityInput.addEventListener("input", () => {
   if (state.view === "overlay") command({ type: "view", view: state.view, opacity: state.opacity });
 });
 for (const [what, button] of Object.entries(exportButtons)) {
-  button.addEventListener("click", () => exportFile(/** @type {"mask" | "cutout" | "coco" | "yolo"} */ (what)));
+  button.addEventListener("click", () =>
+    exportFile(/** @type {"mask" | "cutout" | "masks" | "coco" | "yolo"} */ (what), tolerance()),
+  );
 }
 $("open-files").addEventListener("click", () => fileInput.click());
 
@@ -200,8 +210,8 @@ const ACTIONS = {
   "next-view": () => setView(VIEWS[(VIEWS.indexOf(state.view) + 1) % VIEWS.length]),
   "export-mask": () => !exportButtons.mask.disabled && exportFile("mask"),
   "export-cutout": () => !exportButtons.cutout.disabled && exportFile("cutout"),
-  "export-coco": () => !exportButtons.coco.disabled && exportFile("coco"),
-  "export-yolo": () => !exportButtons.yolo.disabled && exportFile("yolo"),
+  "export-coco": () => !exportButtons.coco.disabled && exportFile("coco", tolerance()),
+  "export-yolo": () => !exportButtons.yolo.disabled && exportFile("yolo", tolerance()),
   open: () => fileInput.click(),
 };
 // A row without its action would be a key that does nothing: better the page does not start.

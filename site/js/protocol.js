@@ -78,7 +78,8 @@
 /**
  * @typedef {{type: "replay", messages: Command[]}} Replay  commands applied before, applied again in order
  * @typedef {{type: "reset"}} Reset  every object and the undo history dropped (sent without a cmd: not logged)
- * @typedef {{type: "export", what: "mask" | "cutout" | "coco" | "yolo"}} Export
+ * @typedef {{type: "export", what: "mask" | "cutout" | "masks" | "coco" | "yolo", tolerance?: number}} Export
+ *   tolerance: the polygons' simplification in pixels (coco, yolo)
  * @typedef {{type: "hover", x: number, y: number, css_width: number, css_height: number, include: boolean}} Hover
  *   the pointer rests there: what a click there would make is decoded ahead of the click
  * @typedef {{type: "hover-end"}} HoverEnd

@@ -141,8 +141,10 @@ export function command(/** @type {Command} */ message) {
 }
 
 // An export changes nothing: it is not numbered, kept or replayed (the worker answers with the file).
-export function exportFile(/** @type {"mask" | "cutout" | "coco" | "yolo"} */ what) {
-  if (canSend()) send({ type: "export", what });
+// Polygon exports take the tolerance the person set (pixels).
+export function exportFile(/** @type {"mask" | "cutout" | "masks" | "coco" | "yolo"} */ what, tolerance = 1) {
+  if (!canSend()) return;
+  send(what === "coco" || what === "yolo" ? { type: "export", what, tolerance } : { type: "export", what });
 }
 
 export function flushOutbox() {

@@ -182,6 +182,14 @@ def test_views_and_exports_at_the_original_size(app, site, truth):
         points = np.array([float(v) for v in fields[1:]]).reshape(-1, 2) * [width, height]
         filled = coco_mask.decode(coco_mask.frPyObjects([points.ravel().tolist()], height, width)[0]).astype(bool)
         assert iou(filled, known["mask"]) >= 0.95
+    # Every object's mask in a zip; the polygon tolerance set to 0 gives exact polygons (pixel for pixel).
+    data, name = app.export("masks")
+    assert name == "shapes-masks.zip" and len(zipfile.ZipFile(io.BytesIO(data)).namelist()) == 2
+    app.page.fill("#polygon-tolerance", "0")
+    data, _ = app.export("coco")
+    for annotation in json.loads(data)["annotations"]:
+        exact = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(annotation["segmentation"], height, width)))
+        assert int(exact.sum()) == annotation["area"]
 
 
 def changed_canvas(app, before: np.ndarray, timeout_s: float = 30) -> np.ndarray:

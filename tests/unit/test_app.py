@@ -235,6 +235,21 @@ def test_exports_are_at_the_photos_size(app):
     assert sorted(archive.namelist()) == ["classes.txt", "labels/holiday.txt"]
     assert archive.read("classes.txt") == b"Blue vase\n"
     assert archive.read("labels/holiday.txt").decode().startswith("0 ")
+    # Tolerance 0: the exact polygons (every pixel's edge), as many pixels as the mask; out of range: refused.
+    exact = json.loads(app.export_coco(0)[2])["annotations"][0]["segmentation"]
+    read = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(exact, HEIGHT, WIDTH))).astype(bool)
+    np.testing.assert_array_equal(read, wanted)
+    with pytest.raises(ValueError, match="0 to 20 pixels"):
+        app.export_coco(-1)
+    # Every object's mask PNG, zipped; two objects of one name keep both files.
+    app.new_object()
+    app.click(100, 100, 600, 400)
+    decode_all(app, decoder)
+    app.rename(app.segmenter.objects.current.id, "Blue vase")
+    name, mime, data = app.export_masks()
+    files = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert name == "holiday-masks.zip" and mime == "application/zip"
+    assert files[0] == "holiday-blue-vase-mask.png" and len(files) == 2 and files[1] != files[0]
 
 
 def test_a_mismatched_bundle_is_refused_and_the_work_kept(app):
