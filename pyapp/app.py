@@ -27,6 +27,8 @@ from .segmenter import Segmenter, record
 # polygon would lose more than 1 % of the area: export.MAX_POLYGON_LOSS).
 POLYGON_TOLERANCE = 1.0
 MAX_POLYGON_TOLERANCE = 20.0
+# Cutouts (the view and the PNG) fade their edges over this many photo pixels; 0: hard edges.
+MAX_FEATHER = 50.0
 
 
 def polygon_tolerance(value: float | None) -> float:
@@ -55,6 +57,7 @@ class App:
         self.photo_name = "photo"
         self.view = "overlay"
         self.opacity = 0.5
+        self.feather = 0.0  # the cutout's soft edge, in photo pixels (0: hard)
         self._full: np.ndarray | None = None  # the photo at its own size, (H, W, 3) uint8, for exports
         self._photo: Image.Image | None = None
         self.frames: Frames | None = None  # the view, at view size
@@ -171,12 +174,16 @@ class App:
     def choose_candidate(self, index: int) -> None:
         self._require().objects.choose(index)
 
-    def set_view(self, view: str, opacity: float | None = None) -> None:
+    def set_view(self, view: str, opacity: float | None = None, feather: float | None = None) -> None:
         if view not in VIEWS:
             raise ValueError(f"the view must be one of {', '.join(VIEWS)}, not {view!r}")
+        if feather is not None and not 0 <= feather <= MAX_FEATHER:
+            raise ValueError(f"the soft edge must be 0 to {MAX_FEATHER:g} pixels, not {feather:g}")
         self.view = view
         if opacity is not None:
             self.opacity = min(1.0, max(0.0, float(opacity)))
+        if feather is not None:
+            self.feather = float(feather)
 
     # --- decoding -----------------------------------------------------------------------------------
 
@@ -248,7 +255,7 @@ class App:
 
     def render(self, hover: Step | None = None) -> np.ndarray:
         """The current view at view size, (h, w, 4) uint8 RGBA (pyapp.frames)."""
-        return self.frames.render(self._require().objects, self.view, self.opacity, hover)
+        return self.frames.render(self._require().objects, self.view, self.opacity, hover, self.feather)
 
     def full_photo(self) -> np.ndarray:
         if self._full is None:
@@ -274,8 +281,17 @@ class App:
         return (
             f"{self.photo_name}-{_slug(obj.name)}-cutout.png",
             "image/png",
-            export.png(composite.cutout(self.full_photo(), [mask])),
+            export.png(composite.cutout(self.full_photo(), [mask], self._soft_alpha([obj]))),
         )
+
+    def _soft_alpha(self, objects: list[SegObject]) -> np.ndarray | None:
+        """The objects' soft-edged alpha at the photo's size, or None with hard edges (feather 0)."""
+        if not self.feather:
+            return None
+        segmenter = self._require()
+        size = (segmenter.width, segmenter.height)
+        logits = [plane for obj in objects if (plane := obj.current.logits(*size)) is not None]
+        return composite.soft_alpha(logits, self.feather, (segmenter.height, segmenter.width))
 
     def export_masks(self, tolerance: float | None = None) -> tuple[str, str, bytes]:
         """Every object's mask PNG at the photo's size, zipped (<photo>-<object>-mask.png each)."""

@@ -165,9 +165,39 @@ def _keep(photo: np.ndarray, opaque: np.ndarray) -> np.ndarray:
     return out
 
 
-def cutout(photo: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
-    """The selected objects alone, on a transparent background."""
-    return _keep(photo, union(masks, photo.shape[:2]))
+def cutout(photo: np.ndarray, masks: Sequence[np.ndarray], alpha: np.ndarray | None = None) -> np.ndarray:
+    """The selected objects alone, on a transparent background; with `alpha` ((H, W) uint8, soft_alpha's),
+    its opacity instead of the masks' hard edges."""
+    if alpha is None:
+        return _keep(photo, union(masks, photo.shape[:2]))
+    out = np.array(rgba(photo), dtype=np.uint8)
+    out[..., 3] = alpha
+    return out
+
+
+def soft_alpha(logits: Sequence[np.ndarray], feather: float, shape: tuple[int, int]) -> np.ndarray:
+    """An alpha matte (H, W) uint8 from the objects' logits at (H, W): their masks (logits > 0, united), each
+    edge faded over about `feather` pixels, half inside and half outside (two box blurs of feather / 2: a
+    smooth ramp across a straight edge, corners rounded; the photo's border is not an edge). Below 2 pixels:
+    the hard edge."""
+    alpha = np.zeros(shape, dtype=np.float32)
+    for plane in logits:
+        alpha = np.maximum(alpha, np.asarray(plane) > 0)
+    radius = int(round(feather / 4))
+    if radius >= 1:
+        for _ in range(2):
+            alpha = _box_blur(_box_blur(alpha, radius, 0), radius, 1)
+    return np.round(alpha * 255).astype(np.uint8)
+
+
+def _box_blur(values: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """The mean over 2 * radius + 1 values along `axis` (0 or 1), the edge values repeated beyond the ends."""
+    if axis == 1:
+        return _box_blur(values.T, radius, 0).T
+    padded = np.concatenate([np.repeat(values[:1], radius + 1, axis=0), values, np.repeat(values[-1:], radius, axis=0)])
+    sums = np.cumsum(padded, axis=0, dtype=np.float32)  # at most a few thousand values of 0-1: float32 holds
+    window = 2 * radius + 1
+    return (sums[window:] - sums[:-window]) * np.float32(1 / window)
 
 
 def erase(photo: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:

@@ -39,6 +39,7 @@ class Frames:
         self._base: np.ndarray | None = None  # the part of the frame only other objects change
         self._base_key: tuple | None = None
         self._tints: dict[tuple, np.ndarray] = {}  # the base tinted in a colour (the current object's, the hover's)
+        self._soft: tuple[tuple, np.ndarray] | None = None  # the soft-edged cutout's matte, and what it is of
 
     @property
     def size(self) -> tuple[int, int]:
@@ -50,6 +51,7 @@ class Frames:
         self._masks.clear()
         self._base_key = None
         self._tints.clear()
+        self._soft = None
 
     def mask(self, step: Step) -> np.ndarray | None:
         """The step's chosen mask at view size (None before decoding); each is upsampled once."""
@@ -63,11 +65,26 @@ class Frames:
             mask = self._masks[key] = step.mask(*self.size)
         return mask
 
-    def render(self, objects: Objects, view: str, opacity: float, hover: Step | None = None) -> np.ndarray:
+    def render(
+        self, objects: Objects, view: str, opacity: float, hover: Step | None = None, feather: float = 0.0
+    ) -> np.ndarray:
         """The view of these objects, (h, w, 4) uint8 RGBA: every object's mask over the photo, tinted
-        (overlay), the objects alone (cutout) or the photo without them (erase); the current object's clicks
-        and box marked; `hover`, a preview of what a click would select, tinted white."""
+        (overlay), the objects alone (cutout, its edges faded over `feather` photo pixels) or the photo without
+        them (erase); the current object's clicks and box marked; `hover`, a preview of what a click would
+        select, tinted white."""
         width, height = self.size
+        if view == "cutout" and feather > 0:
+            key = (feather, tuple((obj.id, obj.current.candidates, obj.current.chosen) for obj in objects.items))
+            if self._soft is None or self._soft[0] != key:  # the matte is made again only when a mask changes
+                steps = [obj.current for obj in objects.items]
+                logits = [plane for step in steps if (plane := step.logits(width, height)) is not None]
+                alpha = composite.soft_alpha(logits, feather * width / self.image_size[0], (height, width))
+                self._soft = (key, alpha)
+            pixels = composite.cutout(self.shown, [], self._soft[1])
+            current = objects.current
+            if current is not None and not current.prompt.empty:
+                self._mark(pixels, current.prompt)
+            return pixels
         current = objects.current
         others = [
             (obj, mask)

@@ -84,3 +84,6 @@ class Candidates:
 
     def mask(self, index: int, width: int, height: int) -> np.ndarray:
         return to_mask(self.logits[index], width, height)
+
+    def upsampled(self, index: int, width: int, height: int) -> np.ndarray:
+        return upsample(self.logits[index], width, height)

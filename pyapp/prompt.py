@@ -131,6 +131,13 @@ class Step:
             return None
         return self.candidates.mask(self.chosen, width, height)
 
+    def logits(self, width: int, height: int) -> np.ndarray | None:
+        """The chosen candidate's logits upsampled to (height, width), float32 (for soft edges); None before
+        decoding or when empty."""
+        if self.candidates is None or self.prompt.empty:
+            return None
+        return self.candidates.upsampled(self.chosen, width, height)
+
     def next_to_decode(self) -> Step | None:
         """The step to decode so that this one can be shown: itself, or the oldest undecoded step it
         refines (each decode refines the answer of the one before); None if nothing can start now

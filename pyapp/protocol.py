@@ -144,9 +144,12 @@ class Candidate(Command):
 
 @dataclass(frozen=True)
 class View(Command):
+    """The view (overlay, cutout, erase), the overlay's opacity, and the cutout's soft edge in photo pixels."""
+
     kind: ClassVar[str] = "view"
     view: str
     opacity: float | None = None
+    feather: float | None = None
 
 
 @dataclass(frozen=True)

@@ -313,7 +313,7 @@ class Session:
 
     @_and_frame
     def _view(self, message):
-        self.app.set_view(message.view, message.opacity)
+        self.app.set_view(message.view, message.opacity, message.feather)
 
     @_and_frame
     def _reset(self, message):

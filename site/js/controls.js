@@ -30,6 +30,7 @@ const exportButtons = {
   coco: $("export-coco"),
   yolo: $("export-yolo"),
 };
+const featherInput = /** @type {HTMLInputElement} */ ($("feather"));
 const toleranceInput = /** @type {HTMLInputElement} */ ($("polygon-tolerance"));
 /** The polygon tolerance the person set, in pixels (an unreadable entry: the default, 1). */
 const tolerance = () => {
@@ -156,10 +157,19 @@ function pressView(/** @type {string} */ view) {
   for (const name of VIEWS) putAttribute($(`view-${name}`), "aria-pressed", String(name === view));
 }
 
+/** The view as the page has it: which, the overlay's opacity, the cutout's soft edge. */
+const viewMessage = () =>
+  /** @type {import("./protocol.js").View} */ ({
+    type: "view",
+    view: state.view,
+    opacity: state.opacity,
+    feather: state.feather,
+  });
+
 function setView(/** @type {string} */ view) {
   state.view = view;
   pressView(view);
-  command({ type: "view", view, opacity: state.opacity });
+  command(viewMessage());
 }
 
 function setExcludeMode(/** @type {boolean} */ exclude) {
@@ -170,7 +180,7 @@ function setExcludeMode(/** @type {boolean} */ exclude) {
 
 /** The worker's frame again, with the page's view (after the worker went back to an earlier photo). */
 export function requestRedraw() {
-  send({ type: "view", view: state.view, opacity: state.opacity });
+  send(viewMessage());
 }
 
 // --- buttons -------------------------------------------------------------------------------------------
@@ -183,7 +193,11 @@ for (const name of /** @type {const} */ (["undo", "redo", "clear", "new-object"]
 for (const name of VIEWS) $(`view-${name}`).addEventListener("click", () => setView(name));
 opacityInput.addEventListener("input", () => {
   state.opacity = Number(opacityInput.value) / 100;
-  if (state.view === "overlay") command({ type: "view", view: state.view, opacity: state.opacity });
+  if (state.view === "overlay") command(viewMessage());
+});
+featherInput.addEventListener("input", () => {
+  state.feather = Number(featherInput.value);
+  command(viewMessage()); // the cutout PNG has it too, whichever view shows
 });
 for (const [what, button] of Object.entries(exportButtons)) {
   button.addEventListener("click", () =>

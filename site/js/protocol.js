@@ -67,7 +67,8 @@
  * @typedef {{type: "select" | "delete", cmd?: number, id: number}} PickObject
  * @typedef {{type: "rename", cmd?: number, id: number, name: string}} Rename
  * @typedef {{type: "candidate", cmd?: number, index: number}} Candidate
- * @typedef {{type: "view", cmd?: number, view: string, opacity: number}} View
+ * @typedef {{type: "view", cmd?: number, view: string, opacity: number, feather?: number}} View  feather: the
+ *   cutout's soft edge (the view and the PNG), in photo pixels
  */
 
 /**

@@ -105,6 +105,8 @@ export const state = {
   excludeMode: false,
   view: "overlay",
   opacity: 0.5,
+  /** the cutout's soft edge, in photo pixels (0: hard) */
+  feather: 0,
 
   // --- errors ---
   /** @type {"kept" | "fatal" | null} on show: "kept" until the person's next action, "fatal" for good */

@@ -190,6 +190,12 @@ def test_views_and_exports_at_the_original_size(app, site, truth):
     for annotation in json.loads(data)["annotations"]:
         exact = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(annotation["segmentation"], height, width)))
         assert int(exact.sum()) == annotation["area"]
+    # A soft edge (the slider beside the opacity): the cutout PNG's alpha fades at the object's edge.
+    app.page.eval_on_selector("#feather", "(e) => { e.value = '8'; e.dispatchEvent(new Event('input')); }")
+    app.wait_until_ready()
+    data, _ = app.export("cutout")
+    alpha = np.asarray(Image.open(io.BytesIO(data)))[..., 3]
+    assert ((alpha > 0) & (alpha < 255)).sum() > 100 and iou(alpha >= 128, objects[1]["mask"]) >= 0.95
 
 
 def changed_canvas(app, before: np.ndarray, timeout_s: float = 30) -> np.ndarray:

@@ -241,6 +241,18 @@ def test_exports_are_at_the_photos_size(app):
     np.testing.assert_array_equal(read, wanted)
     with pytest.raises(ValueError, match="0 to 20 pixels"):
         app.export_coco(-1)
+    # A soft edge: the cutout PNG's alpha fades at the edge (values between 0 and 255), the view's too.
+    app.set_view("cutout", feather=6)
+    soft = np.asarray(Image.open(io.BytesIO(app.export_cutout()[2])))[..., 3]
+    assert ((soft > 0) & (soft < 255)).sum() > 0 and (soft == 255).sum() > 0
+    shown = app.render()[..., 3]
+    assert ((shown > 0) & (shown < 255)).any()
+    app.set_view("cutout", feather=0)
+    hard = np.asarray(Image.open(io.BytesIO(app.export_cutout()[2])))[..., 3]
+    assert set(np.unique(hard).tolist()) <= {0, 255}
+    with pytest.raises(ValueError, match="soft edge must be 0 to 50"):
+        app.set_view("cutout", feather=51)
+    app.set_view("overlay")
     # Every object's mask PNG, zipped; two objects of one name keep both files.
     app.new_object()
     app.click(100, 100, 600, 400)

@@ -42,3 +42,22 @@ def test_edges_of_a_square():
     mask = np.zeros((10, 10), bool)
     mask[2:8, 2:8] = True
     assert composite.edges(mask).sum() == 6 * 4 - 4
+
+
+def test_soft_alpha_fades_an_edge_over_the_feather_width():
+    """A straight edge at x = 20 (whatever the logits' slope): alpha rises from 0 to 255 over about `feather`
+    pixels centred on it, half-way at the edge; below 2 pixels, and with feather 0, the hard edge."""
+    x = np.arange(60, dtype=np.float32)
+    for slope in (0.05, 1.0, 30.0):
+        logits = np.tile((x - 19.5) * slope, (5, 1))
+        alpha = composite.soft_alpha([logits], 16.0, logits.shape)[2].astype(int)
+        assert alpha[:11].max() == 0 and alpha[29:].min() == 255  # 8 px either side, with the blur's rounding
+        assert (np.diff(alpha[10:30]) >= 0).all() and 100 <= alpha[19] <= 155 and 100 <= alpha[20] <= 155
+        hard = (x >= 20) * 255
+        np.testing.assert_array_equal(composite.soft_alpha([logits], 0, logits.shape)[2], hard)
+        np.testing.assert_array_equal(composite.soft_alpha([logits], 1.5, logits.shape)[2], hard)
+    photo = np.zeros((5, 60, 3), np.uint8)
+    full = np.ones((5, 60), np.float32)  # an object filling the photo: its border is not an edge
+    assert (composite.soft_alpha([full], 16.0, (5, 60)) == 255).all()
+    out = composite.cutout(photo, [], composite.soft_alpha([np.tile(x - 19.5, (5, 1))], 16.0, (5, 60)))
+    assert out.shape == (5, 60, 4) and out[0, 19, 3] not in (0, 255)
