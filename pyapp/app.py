@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from . import composite, export
+from . import composite, everything, export
 from .bundle import Bundle, BundleError
 from .coords import Mapping
 from .frames import MAX_VIEW_EDGE, VIEWS, Frames, fit_view
@@ -233,6 +233,18 @@ class App:
         point = Point(*self._image_point(x, y, css_width, css_height), include)
         step = Step(previous.prompt.with_point(point) if previous is not None else Prompt((point,)), previous=previous)
         return Decode(None, step, segmenter.feeds(step))
+
+    def add_objects(self, found: list[tuple[str, everything.Found]]) -> list[SegObject]:
+        """Objects made from segment-everything masks, named as given, each showing its mask (a step whose
+        prompt is the grid point that made it, decoded: a click on it refines that mask); one undo step."""
+        objects = self._require().objects
+        made = []
+        with objects.action():
+            for name, item in found:
+                obj = objects.new(name)
+                objects.adopt(Step(Prompt((Point(*item.point),)), candidates=item.candidates))
+                made.append(obj)
+        return made
 
     def adopt(self, step: Step) -> None:
         """Make a speculated step the current object's next state (see Objects.adopt)."""

@@ -16,8 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .feeds import decoder_feeds
-from .postprocess import upsample
+from .postprocess import Candidates, upsample
 from .prompt import Point, Prompt
+
+# Candidates kept before deduplication, at most: past it, box NMS runs on what is kept so far (a candidate a
+# later one would have suppressed first may then be missing; Meta's generator has no such cap). Each keeps its
+# logits (256 KB) for the object it may become.
+MAX_FOUND = 400
 
 
 @dataclass(frozen=True)
@@ -38,18 +43,23 @@ class Settings:
 
 @dataclass(frozen=True, eq=False)
 class Found:
-    """One mask kept: at the photo's size, with its box (x0, y0, x1, y1: inclusive pixel indices, as Meta's
-    batched_mask_to_box), its scores and the grid point that made it."""
+    """One candidate kept: its box at the working size (x0, y0, x1, y1: inclusive pixel indices, as Meta's
+    batched_mask_to_box), its scores, the grid point that made it (photo pixels), its area and the decoder's
+    answer for it alone (a Candidates of one mask: what an object made of it shows and refines)."""
 
-    mask: np.ndarray
     box: tuple[int, int, int, int]
     predicted_iou: float
     stability_score: float
     point: tuple[float, float]
+    area: int
+    candidates: Candidates
+    size: tuple[int, int]  # the working size (width, height) the box and area are at
+    threshold: float = 0.0
 
     @property
-    def area(self) -> int:
-        return int(np.count_nonzero(self.mask))
+    def mask(self) -> np.ndarray:
+        """The mask at the working size."""
+        return upsample(self.candidates.logits[0], *self.size) > self.threshold
 
 
 def point_grid(n: int) -> np.ndarray:
@@ -102,9 +112,12 @@ class Everything:
     """One photo's segment-everything run: `pending` points left; for each, `next_feeds()` then `add()` with
     the decoder's outputs; `result()` once done (or at any moment: what is kept so far, deduplicated)."""
 
-    def __init__(self, segmenter, settings: Settings | None = None):
+    def __init__(self, segmenter, settings: Settings | None = None, size: tuple[int, int] | None = None):
+        """`size`: the working (width, height) masks are made at for the filters and boxes (default: the
+        photo's, as Meta's; the page uses its view's)."""
         self.segmenter = segmenter
         self.settings = settings or Settings()
+        self.size = size or (segmenter.width, segmenter.height)
         grid = point_grid(self.settings.points_per_side)
         self.points = grid * np.array([segmenter.width, segmenter.height], dtype=np.float64)
         self.done = 0
@@ -125,23 +138,30 @@ class Everything:
     def add(self, outputs: dict[str, np.ndarray]) -> list[Found]:
         """The decoder's outputs for the point next_feeds() gave: its candidates that pass the filters are
         kept (and returned)."""
-        settings, segmenter = self.settings, self.segmenter
+        settings = self.settings
         point = tuple(float(v) for v in self.points[self.done])
         self.done += 1
         self.runs += 1
-        masks = np.asarray(outputs["masks"], dtype=np.float32)[0]
-        scores = np.asarray(outputs["iou_predictions"], dtype=np.float32).reshape(-1)
+        answer = Candidates.from_outputs(outputs)
         kept = []
-        for logits, score in zip(masks, scores, strict=True):
+        for index, score in enumerate(answer.iou.tolist()):
             if not score > settings.pred_iou_thresh:
                 continue
-            full = upsample(logits, segmenter.width, segmenter.height)
+            full = upsample(answer.logits[index], *self.size)
             stability = stability_score(full, settings.mask_threshold, settings.stability_score_offset)
             if not stability >= settings.stability_score_thresh:
                 continue
             mask = full > settings.mask_threshold
-            kept.append(Found(mask, mask_box(mask), float(score), float(stability), point))
+            one = Candidates(
+                answer.logits[index : index + 1].copy(),
+                answer.iou[index : index + 1].copy(),
+                answer.low_res_logits[index : index + 1].copy(),
+            )
+            area, box, threshold = int(np.count_nonzero(mask)), mask_box(mask), settings.mask_threshold
+            kept.append(Found(box, float(score), float(stability), point, area, one, self.size, threshold))
         self.found += kept
+        if len(self.found) > MAX_FOUND:
+            self.found = self.result()
         return kept
 
     def result(self) -> list[Found]:

@@ -200,6 +200,23 @@ class HoverEnd(Message):
     kind: ClassVar[str] = "hover-end"
 
 
+@dataclass(frozen=True)
+class Everything(Command):
+    """Segment the whole photo (pyapp.everything): a grid of points_per_side x points_per_side single-point
+    prompts; each mask kept becomes an object named "auto N", all of them one undo step. Progress comes as
+    `progress` messages; cancelled (EverythingCancel), nothing is added and the command is refused."""
+
+    kind: ClassVar[str] = "everything"
+    points_per_side: int = 16
+
+
+@dataclass(frozen=True)
+class EverythingCancel(Message):
+    """Stop a segment-everything run between two decodes (a decoder run cannot be interrupted)."""
+
+    kind: ClassVar[str] = "everything-cancel"
+
+
 INBOUND: dict[str, type[Message]] = {
     cls.kind: cls
     for cls in (
@@ -221,6 +238,8 @@ INBOUND: dict[str, type[Message]] = {
         Export,
         Hover,
         HoverEnd,
+        Everything,
+        EverythingCancel,
     )
 }
 
@@ -326,6 +345,17 @@ class Applied(Outbound):
         if self.at is not None:
             message["x"], message["y"] = self.at
         return message
+
+
+@dataclass(frozen=True)
+class Progress(Outbound):
+    """A long job's progress: segment everything's points decoded of all, masks kept so far."""
+
+    kind: ClassVar[str] = "progress"
+    what: str
+    done: int
+    total: int
+    found: int
 
 
 @dataclass(frozen=True)

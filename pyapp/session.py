@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import time
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 
-from . import protocol
+from . import everything, protocol
 from .app import App, Decode
 from .bundle import BundleError, read_bundle
 from .coords import OutsideImage
@@ -34,6 +35,7 @@ KEPT = "Your work so far is kept."
 MAX_MESSAGE = 300  # characters of any text shown to a person: errors from libraries can be kilobytes
 
 
+EVERYTHING_PROGRESS_S = 0.25  # segment everything tells the page its progress at most this often
 WARM_RUNS = 2  # decodes made when a photo opens, before anyone clicks (see Session._warm)
 # Times the first warm-up run's mask is composited afresh. WebAssembly's optimising tier compiles a function
 # once it has run enough: composited once, Pyodide's and numpy's per-click code was still being compiled,
@@ -132,6 +134,7 @@ class Session:
         self._pump: asyncio.Task | None = None
         self._loop: asyncio.Task | None = None
         self.decode_failed = False
+        self.cancelled = False  # a segment-everything run was told to stop
         self.warm_left = 0  # runs of the warm-up still to make on the open photo (see _warm)
         self.warm_step = None  # the warm-up's first step, which its second refines
         self.warm_ms: list[float] = []  # how long the open photo's warm-up runs took
@@ -161,7 +164,11 @@ class Session:
             return
         if isinstance(message, (protocol.Hover, protocol.HoverEnd)):
             self.hover(message)
-        elif self.busy or isinstance(message, (protocol.OpenDemo, protocol.OpenFiles, protocol.Replay)):
+        elif isinstance(message, protocol.EverythingCancel):
+            self.cancelled = True  # seen between two of the run's decodes
+        elif self.busy or isinstance(
+            message, (protocol.OpenDemo, protocol.OpenFiles, protocol.Replay, protocol.Everything)
+        ):
             self.inbox.append(message)
             if not self.busy:
                 self._pump = self.spawn(self._drain())
@@ -185,6 +192,8 @@ class Session:
                 await self.open_files(message)
             elif isinstance(message, protocol.Replay):
                 await self.replay(message.messages)
+            elif isinstance(message, protocol.Everything):
+                await self.everything(message)
             else:
                 self.command(message)
 
@@ -354,11 +363,65 @@ class Session:
                     await self.decoded()
                     if self.decode_failed:
                         return  # the page restarts this worker, and replays into the next one
-                self.command(message)
+                if isinstance(message, protocol.Everything):
+                    await self.everything(message)
+                else:
+                    self.command(message)
         finally:
             self.replaying = False
         self.frame()
         self.schedule()
+
+    # --- segment everything -----------------------------------------------------------------------
+
+    async def everything(self, message: protocol.Everything) -> None:
+        """Segment the whole photo: one decode per grid point, the page told the progress (at most every
+        EVERYTHING_PROGRESS_S), the masks kept added as objects in one undo step at the end. Each decode is one
+        turn of the event loop, so the page's messages (its watchdog's pings, a cancel) are answered between
+        them; clicks wait in the inbox until the run ends."""
+        cmd = message.cmd
+        if not self.app.ready:
+            hint = "Pick a demo or open your own photo and its bundle."
+            self.fail("everything", "Open a photo first.", hint, refused=cmd)
+            return
+        if not 1 <= message.points_per_side <= 64:
+            self.fail("everything", "The grid must have 1 to 64 points a side.", KEPT, refused=cmd)
+            return
+        await self.decoded()  # what was clicked before is decoded first
+        segmenter, runner = self.app.segmenter, self.runner
+        run = everything.Everything(
+            segmenter, everything.Settings(points_per_side=message.points_per_side), size=self.app.view_size
+        )
+        self.cancelled = False
+        total, shown = run.pending, 0.0
+        try:
+            while run.pending:
+                if self.cancelled and not self.replaying:
+                    self.send(protocol.Refused(cmd))
+                    self.status("Segment everything was stopped: nothing was added.", "ready")
+                    return
+                run.add(await runner.run(run.next_feeds(), set(segmenter.embeddings)))
+                if self.app.segmenter is not segmenter:
+                    self.send(protocol.Refused(cmd))  # another photo was opened meanwhile
+                    return
+                if not self.replaying and (time.monotonic() - shown > EVERYTHING_PROGRESS_S or not run.pending):
+                    shown = time.monotonic()
+                    self.send(protocol.Progress("everything", run.done, total, len(run.found)))
+        except Exception as error:  # noqa: BLE001 - as a click's decode: the worker is restarted and replays
+            self.decode_failed = True
+            self.send(protocol.Error("decode", f"the decoder failed ({brief(error, 200)})", restart=True))
+            return
+        found = run.result()
+        self.app.add_objects([(f"auto {index + 1}", item) for index, item in enumerate(found)])
+        if cmd is not None:
+            self.send(protocol.Applied(cmd))
+        self.frame()
+        if not self.replaying:
+            self.status(
+                f"Segment everything: {len(found)} mask{'s' if len(found) != 1 else ''} from {total} points"
+                + ("" if found else " (none passed the filters)"),
+                "ready",
+            )
 
     # --- opening ------------------------------------------------------------------------------------
 

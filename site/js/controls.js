@@ -2,7 +2,7 @@
 // The controls: the toolbar, the list of objects and the keyboard. The worker says what they show (the
 // state it sends with every frame); what they do goes back to it as commands.
 import { VIEWS } from "../vendor/constants.js";
-import { $, put } from "./contract.js";
+import { $, put, setStatus, updateState } from "./contract.js";
 import { comboOf, GESTURES, keysOf, listed, SHORTCUTS, shortcutFor } from "./keys.js";
 import { scheduleSave } from "./saves.js";
 import { state } from "./state.js";
@@ -56,6 +56,7 @@ export function renderControls(/** @type {Controls | null} */ controls) {
   const current = open?.objects.find((o) => o.id === open.current);
   put(clearButton, "disabled", !current || current.clicks === 0);
   put(newObjectButton, "disabled", !open);
+  put(everythingButton, "disabled", !open && !state.everything);
   put(exportButtons.mask, "disabled", !current?.has_mask);
   put(exportButtons.cutout, "disabled", !current?.has_mask);
   put(exportButtons.coco, "disabled", !open?.objects.some((o) => o.has_mask));
@@ -183,6 +184,47 @@ export function requestRedraw() {
   send(viewMessage());
 }
 
+// --- segment everything --------------------------------------------------------------------------------
+
+// The grid the page asks for: 16 x 16 points, one decode each (the decoders here take one prompt a run).
+const EVERYTHING_POINTS_PER_SIDE = 16;
+const everythingButton = $("everything");
+
+/** Start segmenting the whole photo, or stop the run under way (nothing is added then). */
+function toggleEverything() {
+  if (state.everything) {
+    send({ type: "everything-cancel" });
+    return;
+  }
+  if (!state.controls?.open) return false;
+  const total = EVERYTHING_POINTS_PER_SIDE ** 2;
+  command({ type: "everything", points_per_side: EVERYTHING_POINTS_PER_SIDE });
+  state.everything = { cmd: state.cmdSeq, done: 0, total, found: 0 };
+  showEverything();
+}
+
+/** The run's progress on the status line and the button (Stop while it runs). */
+export function showEverything() {
+  const run = state.everything;
+  everythingButton.textContent = run ? "Stop" : "Everything";
+  putAttribute(everythingButton, "aria-pressed", String(!!run));
+  updateState();
+  if (!run) return;
+  const kept = `${run.found} candidate mask${run.found === 1 ? "" : "s"} kept so far`;
+  setStatus(
+    `Segmenting everything: ${run.done} of ${run.total} points, ${kept}`,
+    "everything",
+    "One decoder run per point. Stop (or A) cancels and adds nothing; clicks wait until it ends.",
+  );
+}
+
+/** The run answered (applied: its masks are objects now; refused: stopped, nothing added). */
+export function endEverything(/** @type {number} */ cmd) {
+  if (state.everything?.cmd !== cmd) return;
+  state.everything = null;
+  showEverything();
+}
+
 // --- buttons -------------------------------------------------------------------------------------------
 
 $("mode-include").addEventListener("click", () => setExcludeMode(false));
@@ -191,6 +233,7 @@ for (const name of /** @type {const} */ (["undo", "redo", "clear", "new-object"]
   $(name).addEventListener("click", () => command({ type: name }));
 }
 for (const name of VIEWS) $(`view-${name}`).addEventListener("click", () => setView(name));
+everythingButton.addEventListener("click", () => toggleEverything());
 opacityInput.addEventListener("input", () => {
   state.opacity = Number(opacityInput.value) / 100;
   if (state.view === "overlay") command(viewMessage());
@@ -222,6 +265,7 @@ const ACTIONS = {
       ? command({ type: "candidate", index: Number(key) - 1 })
       : false,
   "next-view": () => setView(VIEWS[(VIEWS.indexOf(state.view) + 1) % VIEWS.length]),
+  everything: () => toggleEverything(),
   "export-mask": () => !exportButtons.mask.disabled && exportFile("mask"),
   "export-cutout": () => !exportButtons.cutout.disabled && exportFile("cutout"),
   "export-coco": () => !exportButtons.coco.disabled && exportFile("coco", tolerance()),

@@ -2,7 +2,7 @@
 // What the page does with each of the worker's messages (protocol.js): one handler per message type.
 import { paintFrame } from "./canvas.js";
 import { clearError, emit, fail, now, setStatus, updateState } from "./contract.js";
-import { renderControls } from "./controls.js";
+import { endEverything, renderControls, showEverything } from "./controls.js";
 import { keysOf } from "./keys.js";
 import { keepPreviousPhoto, openInWorker, scheduleKeep } from "./photos.js";
 import { offerRestore, restored } from "./saves.js";
@@ -45,12 +45,20 @@ const HANDLERS = {
 
   applied(data) {
     acknowledge(data);
+    endEverything(data.cmd);
     restored();
   },
 
   refused(data) {
     forget(data.cmd);
+    endEverything(data.cmd);
     restored();
+  },
+
+  progress(data) {
+    if (data.what !== "everything" || !state.everything) return;
+    Object.assign(state.everything, { done: data.done, total: data.total, found: data.found });
+    showEverything();
   },
 
   settled(data) {

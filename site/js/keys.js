@@ -21,6 +21,7 @@ export const SHORTCUTS = Object.freeze([
   { keys: ["X"], does: "exclude mode", action: "exclude" },
   { keys: ["1", "2", "3"], does: "choose a candidate mask", action: "candidate" },
   { keys: ["V"], does: "next view", action: "next-view" },
+  { keys: ["A"], does: "segment everything (again: stop)", action: "everything" },
   { keys: ["M"], does: "export the mask PNG", action: "export-mask" },
   { keys: ["C"], does: "export the cutout PNG", action: "export-cutout" },
   { keys: ["J"], does: "export COCO JSON", action: "export-coco" },

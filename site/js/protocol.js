@@ -73,7 +73,7 @@
 
 /**
  * What changes the photo's state: numbered, kept until answered, replayed into a restarted worker, saved.
- * @typedef {Click | Box | Plain | PickObject | Rename | Candidate | View} Command
+ * @typedef {Click | Box | Plain | PickObject | Rename | Candidate | View | Everything} Command
  */
 
 /**
@@ -85,11 +85,16 @@
  *   the pointer rests there: what a click there would make is decoded ahead of the click
  * @typedef {{type: "hover-end"}} HoverEnd
  * @typedef {{type: "boot", base: string, diagnostics: boolean}} Boot
+ * @typedef {{type: "everything", cmd?: number, points_per_side: number}} Everything  segment the whole photo
+ * @typedef {{type: "everything-cancel"}} EverythingCancel  stop it between two decodes (nothing is added)
  * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong
  * @typedef {{type: "stats"}} StatsRequest
  */
 
-/** @typedef {OpenDemo | OpenFiles | Command | Replay | Reset | Export | Hover | HoverEnd | Boot | Ping | StatsRequest} ToWorker */
+/**
+ * @typedef {OpenDemo | OpenFiles | Command | Replay | Reset | Export | Hover | HoverEnd | Boot | Ping | StatsRequest |
+ *   EverythingCancel} ToWorker
+ */
 
 // --- worker → page ---------------------------------------------------------------------------------------
 
@@ -154,6 +159,8 @@
  *   was not valid (fallback), or without it because the build has none; timings: ms since the worker started
  * @typedef {{type: "boot-failed", message: string}} BootFailed  Python could not start (site/pyworker.js)
  * @typedef {{type: "status", text: string, phase: string}} Status
+ * @typedef {{type: "progress", what: string, done: number, total: number, found: number}} Progress  a long
+ *   job's progress (segment everything: points decoded of all, masks kept so far)
  * @typedef {{type: "ready", info: ReadyInfo}} Ready
  * @typedef {{type: "opened", seq: number, width: number, height: number, view_width: number,
  *   view_height: number, model_name: string, photo_key: string, timings: Record<string, number>}} Opened
@@ -171,7 +178,7 @@
  */
 
 /**
- * @typedef {Python | BootFailed | Status | Ready | Opened | Applied | Refused | Frame | Settled | Download |
+ * @typedef {Python | BootFailed | Progress | Status | Ready | Opened | Applied | Refused | Frame | Settled | Download |
  *   WorkerError | Pong | Stats} FromWorker
  */
 

@@ -485,3 +485,46 @@ def test_a_dead_worker_is_restarted_and_the_clicks_are_kept(app, site, truth):
     assert detail["clicks"] == 2  # the click before the crash and the one made while it was down
     assert [p[2] for p in detail["prompt"]["points"]] == [1, 0]
     assert iou(app.mask(), objects[0]["mask"]) >= 0.95
+
+
+def test_segment_everything_makes_an_object_of_each_thing_and_one_undo_takes_them_back(app, site, truth):
+    """The Everything button (key A): a progress line while the worker decodes a 16 x 16 grid, then one
+    object per mask kept, named auto 1..n; the shapes scene's objects are among them (the baseline scores its
+    thin ring under Meta's 0.8: four of five); one undo removes them all; Stop adds nothing."""
+    from pycocotools import mask as coco_mask
+
+    image, objects, _ = truth
+    height, width = image.shape[:2]
+    app.open(shapes_url(site))
+    app.page.wait_for_selector("#everything:not([disabled])")  # once the photo's controls have come
+    app.page.keyboard.press("a")
+    app.page.wait_for_function("document.getElementById('status').textContent.startsWith('Segmenting everything')")
+    assert app.page.inner_text("#everything") == "Stop"
+    app.page.wait_for_function("document.getElementById('status').textContent.startsWith('Segment everything:')")
+    app.wait_until_ready()
+    names = [row["name"] for row in app.ui()["objects"]]
+    assert len(names) >= 4 and names == [f"auto {i}" for i in range(1, len(names) + 1)]
+    assert app.page.inner_text("#everything") == "Everything"
+    document = json.loads(app.export("coco")[0])
+    masks = []
+    for annotation in document["annotations"]:
+        segmentation = annotation["segmentation"]
+        if isinstance(segmentation, list):
+            rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+        else:
+            rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
+        masks.append(coco_mask.decode(rle).astype(bool))
+    found = [max(iou(mask, known["mask"]) for mask in masks) for known in objects]
+    assert sum(score >= 0.9 for score in found) >= 4, found
+    app.page.keyboard.press("Control+z")
+    app.wait_until_ready()
+    assert app.ui()["objects"] == []
+    # Started and stopped at once: nothing is added, and a click then works as always.
+    app.page.click("#everything")
+    app.page.click("#everything")
+    app.page.wait_for_function("document.getElementById('status').textContent.includes('nothing was added')")
+    app.wait_until_ready()
+    assert app.ui()["objects"] == []
+    app.click(*synthetic.interior_point(objects[0]["mask"]), (width, height))
+    [row] = app.ui()["objects"]
+    assert row["name"].startswith("Object ")  # (numbered on from the objects undone)

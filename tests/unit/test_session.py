@@ -154,7 +154,7 @@ class Page:
         self.log: list[dict] = []  # commands applied, in order, with joins for clicks and boxes
 
     def send(self, message: dict) -> None:
-        if message["type"] not in ("open", "open-files", "export", "hover", "hover-end", "replay"):
+        if message["type"] not in ("open", "open-files", "export", "hover", "hover-end", "replay", "everything-cancel"):
             self.cmd += 1
             message = {**message, "cmd": self.cmd}
             if message["type"] in ("click", "box"):
@@ -773,5 +773,78 @@ def test_replay_with_the_baseline_model_rebuilds_the_same_masks(baseline):
         assert again.state() == page.state() and len(page.masks()) == 3 and page.masks()[2] is None
         for before, after in zip(page.masks(), again.masks(), strict=True):
             np.testing.assert_array_equal(before, after)
+
+    run(scenario())
+
+
+class SteepDiscs(Discs):
+    """Discs whose logits rise 10 per cell: stable enough for Meta's default stability filter (offset 1.0)."""
+
+    def answer(self, feeds):
+        out = super().answer(feeds)
+        return {**out, "masks": out["masks"] * 10}
+
+
+def test_segment_everything_adds_its_masks_as_objects_in_one_undo_step_and_a_restart_rebuilds_them():
+    """4 x 4 grid points, each decoded (the stand-in's best, 0.9, passes Meta's 0.8); the masks kept become
+    objects "auto 1..n" showing them, one undo step; progress reaches the page; a replay rebuilds the same."""
+
+    async def scenario():
+        page = await opened(SteepDiscs())
+        page.click(300, 200)
+        await page.settle()
+        calls = len(page.runner.calls)
+        page.send({"type": "everything", "points_per_side": 4})
+        await page.settle()
+        assert len(page.runner.calls) == calls + 16
+        objects = page.session.app.segmenter.objects.items
+        names = [obj.name for obj in objects]
+        assert names[0] == "Object 1" and len(names) > 10 and names[1:] == [f"auto {i}" for i in range(1, len(names))]
+        assert all(mask is not None and mask.any() for mask in page.masks())
+        progress = page.of("progress")
+        assert progress and progress[-1]["done"] == progress[-1]["total"] == 16
+        assert page.log[-1]["type"] == "everything"
+        before = page.masks()
+        again = restarted(page, SteepDiscs())
+        await again.settle()
+        assert [o.name for o in again.session.app.segmenter.objects.items] == names
+        for a, b in zip(again.masks(), before, strict=True):
+            np.testing.assert_array_equal(a, b)
+        page.send({"type": "undo"})
+        await page.settle()
+        assert [obj.name for obj in page.session.app.segmenter.objects.items] == ["Object 1"]
+        page.send({"type": "redo"})
+        await page.settle()
+        assert len(page.session.app.segmenter.objects.items) == len(names)
+        page.click(100, 100)  # a click edits the current object, the last automatic one, as any other
+        await page.settle()
+        assert page.session.app.segmenter.objects.current.prompt.clicks == 2
+
+    run(scenario())
+
+
+def test_segment_everything_stopped_adds_nothing_and_the_clicks_made_meanwhile_follow():
+    async def scenario():
+        page = await opened(SteepDiscs(held=True))
+        page.runner.release()
+        page.send({"type": "everything", "points_per_side": 4})
+        for _ in range(3):  # three decodes, then stop
+            for _ in range(50):
+                await asyncio.sleep(0)
+            page.runner.release()
+        page.send({"type": "everything-cancel"})
+        page.click(300, 200)  # waits for the run to end
+        for _ in range(20):
+            page.runner.release()
+            await asyncio.sleep(0)
+        page.runner.held = False
+        page.runner.release()
+        await page.settle()
+        assert len(page.runner.calls) < 16 + 3
+        assert [obj.name for obj in page.session.app.segmenter.objects.items] == ["Object 1"]
+        assert all(entry["type"] != "everything" for entry in page.log)
+        assert "nothing was added" in page.of("status")[-2]["text"] or any(
+            "nothing was added" in m["text"] for m in page.of("status")
+        )
 
     run(scenario())
