@@ -165,7 +165,7 @@ class Session:
         if isinstance(message, (protocol.Hover, protocol.HoverEnd)):
             self.hover(message)
         elif isinstance(message, protocol.EverythingCancel):
-            self.cancelled = True  # seen between two of the run's decodes
+            self.cancelled = True  # seen before the run's next decode (or before it starts)
         elif self.busy or isinstance(
             message, (protocol.OpenDemo, protocol.OpenFiles, protocol.Replay, protocol.Everything)
         ):
@@ -174,6 +174,8 @@ class Session:
                 self._pump = self.spawn(self._drain())
         else:
             self.command(message)
+        if isinstance(message, protocol.Everything):
+            self.cancelled = False  # a stop sent after this run's start, even before it begins, stops it
 
     @property
     def busy(self) -> bool:
@@ -392,7 +394,6 @@ class Session:
         run = everything.Everything(
             segmenter, everything.Settings(points_per_side=message.points_per_side), size=self.app.view_size
         )
-        self.cancelled = False
         total, shown = run.pending, 0.0
         try:
             while run.pending:

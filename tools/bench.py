@@ -3,6 +3,7 @@
     python tools/bench.py boot [--runs 5] [--json]
     python tools/bench.py encode [--model DIR ...] [--runs 3] [--json]
     python tools/bench.py pipeline [--photo WxH] [--view PX] [--runs 50] [--json]
+    python tools/bench.py everything [--demo SLUG ...] [--grid 16,32] [--no-browser] [--json]
     python tools/bench.py click [--demo SLUG ...] [--clicks 30] [--threads 1,0] [--json]
     python tools/bench.py click --vs-js [--demo rocket-sam2.1-tiny-random] [--clicks 24] [--rounds 3]
                                 [--threads 2] [--pattern plain|rest|rest-away] [--hover|--no-hover] [--json]
@@ -27,6 +28,8 @@ click  Click to mask painted in headless Chromium, on real mouse events: median 
        pointer moves: plain (move and click at once; hover preview off unless --hover), rest (rest 300 ms
        on the point, then click it) or rest-away (rest 300 ms, then click at once 40-120 CSS px away); the
        hover preview is on for both, since the speculation needs it. jsref clicks on its own.
+everything  Segment everything (issue 15) on each demo at each grid, in CPython and in the page (--no-browser:
+       CPython only): decoder runs, prompts/s, time to the first candidate kept and to the last mask.
 pipeline  Everything a click costs except the decoder run, in CPython: feeds, taking the outputs,
        upsampling and thresholding at the view size, compositing the overlay, and (at the photo's full
        size) the mask, the cutout PNG and COCO export. The decoder's outputs come from one real run.
@@ -536,6 +539,112 @@ def bench_vs_js(slug: str, clicks: int, rounds: int, threads: int, pattern: str,
     }
 
 
+def bench_everything(slugs: list[str], sides: list[int], browser: bool = True) -> dict:
+    """Segment everything on each demo at each grid: in CPython (onnxruntime, 2 threads, masks at the photo's
+    size) and in the page (the Everything button, ?everything=N, WASM with the page's threads): decoder runs,
+    prompts/s, time to the first candidate kept and to the last mask."""
+    import json as _json
+
+    from pyapp import everything
+    from pyapp.bundle import read_bundle
+    from pyapp.runner import OnnxRuntimeRunner
+    from pyapp.segmenter import Segmenter
+    from samtab_tools.modelio import read_model_folder
+
+    rows = []
+    for slug in slugs:
+        folder = ROOT / "site" / "demos" / slug
+        info = _json.loads((folder / "demo.json").read_text())
+        model_dir = (folder / info["model"]).resolve()
+        model = read_model_folder(model_dir, parts=("decoder",))
+        runner = OnnxRuntimeRunner(model_dir / model.files["decoder"], threads=2)
+        bundle = read_bundle((folder / info["bundle"]).read_bytes())
+        for side in sides:
+            segmenter = Segmenter(bundle, model.name, runner.input_names)
+            run = everything.Everything(segmenter, everything.Settings(points_per_side=side))
+            started, first = time.perf_counter(), None
+            while run.pending:
+                if run.add(runner.run(run.next_feeds())) and first is None:
+                    first = time.perf_counter() - started
+            found = run.result()
+            total = time.perf_counter() - started
+            rows.append(
+                {
+                    "where": "CPython",
+                    "demo": slug,
+                    "grid": f"{side}x{side}",
+                    "runs": run.runs,
+                    "prompts/s": run.runs / total,
+                    "first candidate s": first,
+                    "last mask s": total,
+                    "masks": len(found),
+                }
+            )
+            print(_row(rows[-1]), flush=True)
+    if browser:
+        rows += _everything_in_the_page(slugs, sides)
+    return {"bench": "everything", "rows": rows}
+
+
+def _row(row: dict) -> str:
+    first = "-" if row["first candidate s"] is None else f"{row['first candidate s']:.1f}"
+    return (
+        f"{row['where']:<8} {row['demo']:<28} {row['grid']:>6} runs {row['runs']:>5}  {row['prompts/s']:6.1f}"
+        f" prompts/s  first candidate {first:>6} s  last mask {row['last mask s']:6.1f} s  masks {row['masks']}"
+    )
+
+
+def _everything_in_the_page(slugs: list[str], sides: list[int]) -> list[dict]:
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    server = SiteServer()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(**launch_args())
+            for slug in slugs:
+                for side in sides:
+                    context = browser.new_context()
+                    page = context.new_page()
+                    page.add_init_script(EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "opened"'))
+                    page.goto(f"{server.url}?demo={slug}&everything={side}")
+                    page.wait_for_function("window.__samtab_events.some(e => e.name == 'opened')", timeout=120_000)
+                    page.wait_for_selector("#everything:not([disabled])")
+                    wait_until_settled(page)
+                    page.keyboard.press("a")
+                    page.wait_for_function(
+                        "document.getElementById('status').textContent.startsWith('Segment everything:')",
+                        timeout=1_800_000,
+                    )
+                    statuses = [e["detail"] for e in recorded_events(page, "status")]
+                    running = [s for s in statuses if s["text"].startswith("Segmenting everything")]
+                    start = running[0]["t_ms"]
+                    kept = [s for s in running if int(re.search(r"(\d+) candidate", s["text"]).group(1)) > 0]
+                    end = statuses[-1]
+                    masks = int(re.search(r"everything: (\d+) mask", end["text"]).group(1))
+                    total = (end["t_ms"] - start) / 1000
+                    rows.append(
+                        {
+                            "where": "browser",
+                            "demo": slug,
+                            "grid": f"{side}x{side}",
+                            "runs": side * side,
+                            "prompts/s": side * side / total,
+                            "first candidate s": (kept[0]["t_ms"] - start) / 1000 if kept else None,
+                            "last mask s": total,
+                            "masks": masks,
+                        }
+                    )
+                    print(_row(rows[-1]), flush=True)
+                    context.close()
+            browser.close()
+    finally:
+        server.stop()
+    return rows
+
+
 def bench_pipeline(photo: tuple[int, int], view: int, runs: int, model_dir: Path) -> dict:
     """The app's own path (pyapp.app.App, as the browser worker drives it) for one click, minus the decoder."""
     import numpy as np
@@ -649,6 +758,11 @@ def main(argv: list[str] | None = None) -> int:
         help="with --vs-js: the hover preview (default off for plain, on for rest and rest-away)",
     )
     click.add_argument("--json", action="store_true")
+    everything_bench = sub.add_parser("everything", help="segment everything, in CPython and in the page")
+    everything_bench.add_argument("--demo", action="append", metavar="SLUG", help="default: shapes, SAM2.1 too")
+    everything_bench.add_argument("--grid", default="16,32", help="points per side, comma-separated (default 16,32)")
+    everything_bench.add_argument("--no-browser", action="store_true", help="CPython only")
+    everything_bench.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.bench == "click" and args.vs_js:
         if args.demo and len(args.demo) > 1:
@@ -667,6 +781,9 @@ def main(argv: list[str] | None = None) -> int:
 
         slugs = args.demo or ["shapes"] + [f"shapes-{m.name}" for m in demos.model_folders()[1:]]
         result = bench_click(slugs, args.clicks or 30, [int(t) for t in (args.threads or "1,0").split(",")])
+    elif args.bench == "everything":
+        slugs = args.demo or ["shapes", "shapes-sam2.1-tiny-random"]
+        result = bench_everything(slugs, [int(v) for v in args.grid.split(",")], not args.no_browser)
     elif args.bench == "pipeline":
         from samtab_tools import demos
 

@@ -186,8 +186,12 @@ export function requestRedraw() {
 
 // --- segment everything --------------------------------------------------------------------------------
 
-// The grid the page asks for: 16 x 16 points, one decode each (the decoders here take one prompt a run).
-const EVERYTHING_POINTS_PER_SIDE = 16;
+// The grid the page asks for: 16 x 16 points, one decode each (the decoders here take one prompt a run);
+// ?everything=N asks for N x N (1 to 64: benchmarks).
+const EVERYTHING_POINTS_PER_SIDE = Math.min(
+  64,
+  Math.max(1, Math.round(Number(new URLSearchParams(location.search).get("everything")) || 16)),
+);
 const everythingButton = $("everything");
 
 /** Start segmenting the whole photo, or stop the run under way (nothing is added then). */

@@ -848,3 +848,19 @@ def test_segment_everything_stopped_adds_nothing_and_the_clicks_made_meanwhile_f
         )
 
     run(scenario())
+
+
+def test_segment_everything_stopped_before_it_starts_adds_nothing():
+    """The page's Stop can reach the worker before the run has begun (it waits for earlier decodes): it
+    still stops it."""
+
+    async def scenario():
+        page = await opened(SteepDiscs())
+        page.click(300, 200)
+        page.send({"type": "everything", "points_per_side": 4})
+        page.send({"type": "everything-cancel"})
+        await page.settle()
+        assert [obj.name for obj in page.session.app.segmenter.objects.items] == ["Object 1"]
+        assert all(entry["type"] != "everything" for entry in page.log)
+
+    run(scenario())
