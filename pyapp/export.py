@@ -14,6 +14,9 @@ from pyapp.everything import mask_box
 
 # A polygon stands for a mask in COCO only if it loses at most this share of the mask's area; else RLE.
 MAX_POLYGON_LOSS = 0.01
+# A mask of more parts and holes than this is a speckle (random weights make such): COCO takes it as RLE, and
+# YOLO's one polygon keeps the largest this many (joining thousands would also take seconds in the tab).
+MAX_POLYGON_RINGS = 100
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -106,23 +109,25 @@ def segmentation(mask: np.ndarray, polygon_tolerance: float | None = None) -> di
     coco), else compressed RLE."""
     height, width = mask.shape
     if polygon_tolerance is not None and mask.any():
-        shapes = polygons.polygons(mask, polygon_tolerance)
-        lost = np.count_nonzero(polygons.fill(shapes, height, width) != mask)
-        if lost <= MAX_POLYGON_LOSS * np.count_nonzero(mask):
-            return [[round(float(v), 2) for v in shape.ravel()] for shape in shapes]
+        traced = polygons.rings(mask)
+        if len(traced) <= MAX_POLYGON_RINGS:
+            shapes = polygons.polygons(mask, polygon_tolerance, traced=traced)
+            lost = np.count_nonzero(polygons.fill(shapes, height, width) != mask)
+            if lost <= MAX_POLYGON_LOSS * np.count_nonzero(mask):
+                return [[round(float(v), 2) for v in shape.ravel()] for shape in shapes]
     return {"size": [height, width], "counts": rle_string(rle_counts(mask))}
 
 
 def yolo(objects: Sequence[tuple[str, np.ndarray]], *, tolerance: float = 1.0) -> tuple[str, str]:
     """YOLO segmentation labels for one photo: a line per object, `class x1 y1 x2 y2 ...` in coordinates
     normalised to the photo's width and height, the object's parts (and holes) joined into one polygon by
-    slits of no width; and the class names, one per line (class 0 first), one class per distinct object
-    name. Objects with an empty mask have no line."""
+    slits of no width (at most MAX_POLYGON_RINGS of them, the largest); and the class names, one per line
+    (class 0 first), one class per distinct object name. Objects with an empty mask have no line."""
     names = list(dict.fromkeys(name for name, _ in objects))
     lines = []
     for name, mask in objects:
         height, width = mask.shape
-        shapes = polygons.polygons(mask, tolerance)
+        shapes = polygons.polygons(mask, tolerance, max_rings=MAX_POLYGON_RINGS)
         if not shapes:
             continue
         joined = shapes[0]

@@ -127,10 +127,17 @@ def _inside(point: np.ndarray, ring: np.ndarray) -> bool:
     return bool(np.count_nonzero(crosses & (x < at)) % 2)
 
 
-def polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[np.ndarray]:
+def polygons(
+    mask: np.ndarray, tolerance: float = 0.0, max_rings: int | None = None, traced: list[np.ndarray] | None = None
+) -> list[np.ndarray]:
     """The mask as polygons without holes: one per connected part (4-connected), each hole joined to the
-    ring around it by a slit of no width; simplified within `tolerance` pixels (0: exact)."""
-    traced = rings(mask)
+    ring around it by a slit of no width; simplified within `tolerance` pixels (0: exact). With `max_rings`,
+    only that many of the largest parts and holes (by area) are kept: a speckled mask's thousands of specks
+    and pinholes are dropped (and joining each would take time quadratic in their number). `traced`: the
+    mask's rings() if already made."""
+    traced = rings(mask) if traced is None else traced
+    if max_rings is not None and len(traced) > max_rings:
+        traced = sorted(traced, key=lambda ring: -abs(signed_area(ring)))[:max_rings]
     outers = [ring for ring in traced if signed_area(ring) > 0]
     holes = [ring for ring in traced if signed_area(ring) < 0]
     areas = [signed_area(ring) for ring in outers]

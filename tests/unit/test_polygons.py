@@ -127,3 +127,19 @@ def test_the_apps_exports_use_polygons(tmp_path):
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("classes.txt", classes)
     assert zipfile.ZipFile(archive).read("classes.txt") == b"a\n"
+
+
+def test_a_speckled_mask_goes_to_rle_in_coco_and_keeps_its_largest_parts_in_yolo():
+    """Random weights make masks of thousands of specks and pinholes: COCO writes RLE (exact) and YOLO's
+    one polygon joins only the MAX_POLYGON_RINGS largest parts and holes, at once."""
+    rng = np.random.default_rng(3)
+    mask = np.zeros((300, 400), bool)
+    mask[50:250, 50:350] = True
+    mask ^= rng.random(mask.shape) < 0.02  # ~2,400 specks and pinholes
+    assert len(polygons.rings(mask)) > 10 * export.MAX_POLYGON_RINGS
+    segmentation = export.segmentation(mask, 1.0)
+    assert isinstance(segmentation, dict)
+    np.testing.assert_array_equal(pycocotools_fill(segmentation, 300, 400), mask)
+    labels, classes = export.yolo([("speckled", mask)])
+    [(_, read)] = yolo_read(labels, classes, 400, 300)
+    assert iou(read, mask) >= 0.95
