@@ -197,8 +197,3 @@ def fill(polygon_list: list[np.ndarray], height: int, width: int) -> np.ndarray:
         count = np.searchsorted(xs, centres_x)  # crossings left of each pixel centre
         out[row] = count % 2 == 1
     return out
-
-
-def coco_segmentation(mask: np.ndarray, tolerance: float = 0.0) -> list[list[float]]:
-    """COCO's polygon segmentation: [[x1, y1, x2, y2, ...], ...], one list per polygon."""
-    return [[round(float(v), 2) for v in polygon.ravel()] for polygon in polygons(mask, tolerance)]

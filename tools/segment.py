@@ -255,16 +255,17 @@ def segment_everything(args) -> int:
             run.add(runner.run(run.next_feeds()))
         found = run.result()
         names = [f"mask-{index + 1:03d}" for index in range(len(found))]
+        masks = [item.mask for item in found]  # each upsampled once, for the COCO file and its PNG
         document = coco(
-            [(name, item.mask) for name, item in zip(names, found, strict=True)],
+            list(zip(names, masks, strict=True)),
             width=segmenter.width,
             height=segmenter.height,
             file_name=str(args.demo.name),
             score=[item.predicted_iou for item in found],
             polygon_tolerance=1.0,
         )
-        for name, item in zip(names, found, strict=True):
-            write_atomic(args.out / f"{name}.png", png(item.mask))
+        for name, mask in zip(names, masks, strict=True):
+            write_atomic(args.out / f"{name}.png", png(mask))
         write_atomic(args.out / "coco.json", json.dumps(document).encode())
     except (BundleError, DemoError, ModelError, ValueError) as error:
         return fail(str(error))
