@@ -517,7 +517,8 @@ def test_segment_everything_makes_an_object_of_each_thing_and_one_undo_takes_the
     found = [max(iou(mask, known["mask"]) for mask in masks) for known in objects]
     assert sum(score >= 0.9 for score in found) >= 4, found
     app.page.keyboard.press("Control+z")
-    app.wait_until_ready()
+    # (An undo does not make the page busy: the objects go when the worker's frame comes.)
+    app.page.wait_for_function("document.querySelectorAll('#object-list li').length === 0")
     assert app.ui()["objects"] == []
     # Started and stopped at once: nothing is added, and a click then works as always.
     app.page.click("#everything")
