@@ -246,6 +246,23 @@ class App:
                 made.append(obj)
         return made
 
+    def remove_background(self) -> SegObject:
+        """The photo's main subject as a new object, "Subject", shown in the cutout view; one undo step.
+
+        Its prompt is a box around the whole photo: asked for "the thing in this box", SAM answers with what
+        fills the frame, and the baseline with what is inside it and unlike its edges. The prompt is solid
+        (pyapp.regions): a subject is one thing, so the mask's holes are filled and its specks dropped (what
+        Meta's clean-up of small regions does, for any size). The best-scored candidate shows, as for a click;
+        clicks refine it (they stay solid), and the other candidates can be chosen."""
+        segmenter = self._require()
+        objects = segmenter.objects
+        box = Box(0.0, 0.0, segmenter.width - 1.0, segmenter.height - 1.0)  # pixel centres, corner to corner
+        with objects.action():
+            obj = objects.new("Subject")
+            objects.edit(lambda prompt: Prompt(box=box, solid=True))
+        self.view = "cutout"
+        return obj
+
     def adopt(self, step: Step) -> None:
         """Make a speculated step the current object's next state (see Objects.adopt)."""
         self._require().objects.adopt(step)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import regions
 from .contract import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT, LABEL_EXCLUDE, LABEL_INCLUDE
 from .coords import Mapping
 from .postprocess import Candidates
@@ -55,10 +56,13 @@ class Box:
 
 @dataclass(frozen=True)
 class Prompt:
-    """What the user has said about one object: points and at most one box."""
+    """What the user has said about one object: points and at most one box. `solid`: the object is one solid
+    subject (made by "Remove background"): its mask's holes are filled and its specks dropped
+    (pyapp.regions.solid), also after the clicks that refine it."""
 
     points: tuple[Point, ...] = ()
     box: Box | None = None
+    solid: bool = False
 
     @property
     def empty(self) -> bool:
@@ -93,10 +97,14 @@ class Prompt:
         return (np.asarray(coords, dtype=np.float32)[None], np.asarray(labels, dtype=np.float32)[None])
 
     def to_json(self) -> dict:
-        return {
+        """{points: [[x, y, include]], box: [x0, y0, x1, y1] or null}, and solid: true for a solid subject."""
+        out = {
             "points": [[p.x, p.y, int(p.include)] for p in self.points],
             "box": None if self.box is None else [self.box.x0, self.box.y0, self.box.x1, self.box.y1],
         }
+        if self.solid:
+            out["solid"] = True
+        return out
 
 
 @dataclass(eq=False)  # compared by identity: undo and redo keep references to steps
@@ -129,14 +137,16 @@ class Step:
         """The chosen candidate as a boolean (height, width) mask; None before decoding or when empty."""
         if self.candidates is None or self.prompt.empty:
             return None
-        return self.candidates.mask(self.chosen, width, height)
+        mask = self.candidates.mask(self.chosen, width, height)
+        return regions.solid(mask) if self.prompt.solid else mask
 
     def logits(self, width: int, height: int) -> np.ndarray | None:
         """The chosen candidate's logits upsampled to (height, width), float32 (for soft edges); None before
         decoding or when empty."""
         if self.candidates is None or self.prompt.empty:
             return None
-        return self.candidates.upsampled(self.chosen, width, height)
+        logits = self.candidates.upsampled(self.chosen, width, height)
+        return regions.solid_logits(logits) if self.prompt.solid else logits
 
     def next_to_decode(self) -> Step | None:
         """The step to decode so that this one can be shown: itself, or the oldest undecoded step it

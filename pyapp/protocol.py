@@ -211,6 +211,14 @@ class Everything(Command):
 
 
 @dataclass(frozen=True)
+class Subject(Command):
+    """Remove background: the photo's main subject as a new object, "Subject", shown in the cutout view (see
+    pyapp.app.App.remove_background); one undo step, decoded as a click is."""
+
+    kind: ClassVar[str] = "subject"
+
+
+@dataclass(frozen=True)
 class EverythingCancel(Message):
     """Stop a segment-everything run between two decodes (a decoder run cannot be interrupted)."""
 
@@ -239,6 +247,7 @@ INBOUND: dict[str, type[Message]] = {
         Hover,
         HoverEnd,
         Everything,
+        Subject,
         EverythingCancel,
     )
 }

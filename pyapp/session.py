@@ -327,6 +327,10 @@ class Session:
         self.app.set_view(message.view, message.opacity, message.feather)
 
     @_and_frame
+    def _subject(self, message):
+        self.app.remove_background()
+
+    @_and_frame
     def _reset(self, message):
         self.app.reset()
 
@@ -735,5 +739,6 @@ HANDLERS = {
     protocol.Candidate: Session._candidate,
     protocol.View: Session._view,
     protocol.Reset: Session._reset,
+    protocol.Subject: Session._subject,
     protocol.Export: Session._export,
 }

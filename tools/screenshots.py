@@ -3,7 +3,8 @@
     python tools/screenshots.py [--out docs/screenshots]
 
 Opens the coffee demo (the built-in baseline model), clicks the coffee, and saves overlay.png, cutout.png
-and erase.png: what a person sees, made by the same page the tests drive.
+and erase.png; then Remove background with a soft edge of 6 px (subject.png), and segment everything on the
+shapes scene (everything.png): what a person sees, made by the same page the tests drive.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from samtab_tools.browser import EVENT_RECORDER, SiteServer, launch_args, record
 
 ROOT = Path(__file__).resolve().parent.parent
 CLICKS = [(290, 160, "left")]  # the coffee, in the photo's pixels (600×400)
+
+
+def shoot(page, path: Path) -> None:
+    page.screenshot(path=str(path))
+    print(f"screenshots: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,9 +52,27 @@ def main(argv: list[str] | None = None) -> int:
             for view in ("overlay", "cutout", "erase"):
                 page.click(f"#view-{view}")
                 page.wait_for_timeout(400)
-                path = args.out / f"{view}.png"
-                page.screenshot(path=str(path))
-                print(f"screenshots: {path}")
+                shoot(page, args.out / f"{view}.png")
+            # Remove background, with a soft edge.
+            page.click("#view-overlay")
+            page.eval_on_selector("#feather", "input => { input.value = 6; input.dispatchEvent(new Event('input')); }")
+            masks = len(recorded_events(page, "mask"))
+            page.click("#subject")
+            page.wait_for_function(f"window.__samtab_events.filter(e => e.name == 'mask').length > {masks}")
+            page.wait_for_function("document.body.dataset.state === 'ready'")
+            page.wait_for_timeout(400)
+            shoot(page, args.out / "subject.png")
+            # Segment everything, on the shapes scene.
+            page.click("#gallery button[data-slug=shapes]")
+            page.wait_for_function("window.__samtab_events.filter(e => e.name == 'opened').length > 1", timeout=60_000)
+            page.wait_for_selector("#everything:not([disabled])")
+            page.click("#view-overlay")
+            page.click("#everything")
+            page.wait_for_function(
+                "document.getElementById('status').textContent.startsWith('Segment everything:')", timeout=120_000
+            )
+            page.wait_for_timeout(400)
+            shoot(page, args.out / "everything.png")
             errors = recorded_events(page, "error")
             browser.close()
     finally:

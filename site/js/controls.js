@@ -57,6 +57,7 @@ export function renderControls(/** @type {Controls | null} */ controls) {
   put(clearButton, "disabled", !current || current.clicks === 0);
   put(newObjectButton, "disabled", !open);
   put(everythingButton, "disabled", !open && !state.everything);
+  put(subjectButton, "disabled", !open);
   put(exportButtons.mask, "disabled", !current?.has_mask);
   put(exportButtons.cutout, "disabled", !current?.has_mask);
   put(exportButtons.coco, "disabled", !open?.objects.some((o) => o.has_mask));
@@ -193,6 +194,13 @@ const EVERYTHING_POINTS_PER_SIDE = Math.min(
   Math.max(1, Math.round(Number(new URLSearchParams(location.search).get("everything")) || 16)),
 );
 const everythingButton = $("everything");
+const subjectButton = $("subject");
+
+/** Remove background: the worker makes the main subject an object and shows it cut out. */
+function removeBackground() {
+  if (!state.controls?.open) return false;
+  command({ type: "subject" });
+}
 
 /** Start segmenting the whole photo, or stop the run under way (nothing is added then). */
 function toggleEverything() {
@@ -238,6 +246,7 @@ for (const name of /** @type {const} */ (["undo", "redo", "clear", "new-object"]
 }
 for (const name of VIEWS) $(`view-${name}`).addEventListener("click", () => setView(name));
 everythingButton.addEventListener("click", () => toggleEverything());
+subjectButton.addEventListener("click", () => removeBackground());
 opacityInput.addEventListener("input", () => {
   state.opacity = Number(opacityInput.value) / 100;
   if (state.view === "overlay") command(viewMessage());
@@ -270,6 +279,7 @@ const ACTIONS = {
       : false,
   "next-view": () => setView(VIEWS[(VIEWS.indexOf(state.view) + 1) % VIEWS.length]),
   everything: () => toggleEverything(),
+  subject: () => removeBackground(),
   "export-mask": () => !exportButtons.mask.disabled && exportFile("mask"),
   "export-cutout": () => !exportButtons.cutout.disabled && exportFile("cutout"),
   "export-coco": () => !exportButtons.coco.disabled && exportFile("coco", tolerance()),

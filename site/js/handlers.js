@@ -166,6 +166,16 @@ function describeMask(/** @type {Mask} */ mask, /** @type {Controls} */ controls
   const object = controls.open ? controls.objects.find((o) => o.id === mask.object) : null;
   if (!object) return;
   const clicks = `${object.clicks} click${object.clicks === 1 ? "" : "s"}`;
+  if (mask.prompt.solid) {
+    const points = mask.prompt.points.length;
+    const refined = points ? `, refined by ${points} click${points === 1 ? "" : "s"}` : "";
+    setStatus(
+      `${object.name}: background removed${refined}, mask ${mask.mask_index + 1} of 3 (score ${mask.iou.toFixed(2)})`,
+      "mask",
+      `${keysOf("export-cutout")} saves it as a transparent PNG; clicks refine it; ${keysOf("candidate")} choose another mask.`,
+    );
+    return;
+  }
   setStatus(
     `${object.name}: ${clicks}, mask ${mask.mask_index + 1} of 3 (score ${mask.iou.toFixed(2)})`,
     "mask",

@@ -22,6 +22,7 @@ export const SHORTCUTS = Object.freeze([
   { keys: ["1", "2", "3"], does: "choose a candidate mask", action: "candidate" },
   { keys: ["V"], does: "next view", action: "next-view" },
   { keys: ["A"], does: "segment everything (again: stop)", action: "everything" },
+  { keys: ["R"], does: "remove background (the main subject, cut out)", action: "subject" },
   { keys: ["M"], does: "export the mask PNG", action: "export-mask" },
   { keys: ["C"], does: "export the cutout PNG", action: "export-cutout" },
   { keys: ["J"], does: "export COCO JSON", action: "export-coco" },

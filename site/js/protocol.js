@@ -73,7 +73,7 @@
 
 /**
  * What changes the photo's state: numbered, kept until answered, replayed into a restarted worker, saved.
- * @typedef {Click | Box | Plain | PickObject | Rename | Candidate | View | Everything} Command
+ * @typedef {Click | Box | Plain | PickObject | Rename | Candidate | View | Everything | Subject} Command
  */
 
 /**
@@ -87,6 +87,7 @@
  * @typedef {{type: "boot", base: string, diagnostics: boolean}} Boot
  * @typedef {{type: "everything", cmd?: number, points_per_side: number}} Everything  segment the whole photo
  * @typedef {{type: "everything-cancel"}} EverythingCancel  stop it between two decodes (nothing is added)
+ * @typedef {{type: "subject", cmd?: number}} Subject  remove background: the main subject as a new object, cut out
  * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong
  * @typedef {{type: "stats"}} StatsRequest
  */
@@ -127,6 +128,12 @@
  */
 
 /**
+ * An object's prompt: points [x, y, include], in the photo's pixels; a box [x0, y0, x1, y1]; solid: a subject
+ * (remove background), its holes filled and its specks dropped.
+ * @typedef {{points: number[][], box: number[] | null, solid?: boolean}} Prompt
+ */
+
+/**
  * A decoded mask (the samtab:mask event's detail, less the page's share of the latency).
  * @typedef {object} Mask
  * @property {number} object
@@ -134,7 +141,7 @@
  * @property {number} mask_index
  * @property {number} iou
  * @property {number} area_px
- * @property {object} prompt
+ * @property {Prompt} prompt
  * @property {boolean} refined
  * @property {number} input
  * @property {boolean} [speculated]  the click took the decode made while the pointer rested where it came

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from samtab_tools import synthetic
 from samtab_tools.browser import APP_EVENT_RECORDER, RequestLog, python_worker, recorded_events
@@ -529,3 +530,39 @@ def test_segment_everything_makes_an_object_of_each_thing_and_one_undo_takes_the
     app.click(*synthetic.interior_point(objects[0]["mask"]), (width, height))
     [row] = app.ui()["objects"]
     assert row["name"].startswith("Object ")  # (numbered on from the objects undone)
+
+
+def test_remove_background_cuts_out_the_subject_in_one_step(app, site, truth):
+    """Remove background (key R): a new object "Subject" with no prompt from the person, shown cut out; the
+    status says how to save it; the transparent PNG is every shape on the backdrop (holes filled: the ring's
+    too); a click refines it; one undo removes it; the work made before is kept throughout."""
+    image, objects, _ = truth
+    height, width = image.shape[:2]
+    app.open(shapes_url(site))
+    app.click(*synthetic.interior_point(objects[0]["mask"]), (width, height))
+    before = app.count("mask")
+    app.page.keyboard.press("r")
+    detail = app.wait_for("mask", before)
+    app.wait_until_ready()
+    assert detail["prompt"]["solid"] and detail["prompt"]["box"] == [0, 0, width - 1, height - 1]
+    ui = app.ui()
+    assert [row["name"] for row in ui["objects"]] == ["Object 1", "Subject"] and ui["objects"][1]["selected"]
+    assert ui["view"] == "cutout"
+    status = app.page.inner_text("#status")
+    assert status.startswith("Subject: background removed, mask") and "transparent PNG" in app.page.inner_text(
+        "#status-detail"
+    )
+    data, name = app.export("cutout")
+    alpha = np.asarray(Image.open(io.BytesIO(data)))[..., 3] > 0
+    everything = np.any([known["mask"] for known in objects], axis=0)
+    assert name == "shapes-subject-cutout.png" and iou(alpha, ndimage.binary_fill_holes(everything)) >= 0.95
+    # What the canvas shows is the cutout: the backdrop transparent, a shape opaque.
+    pixels = app.canvas_pixels()
+    assert pixels[5, 5, 3] == 0 and pixels[pixels.shape[0] * 30 // 100, pixels.shape[1] * 22 // 100, 3] == 255
+    # A click refines the subject; it stays solid.
+    refined = app.click(width / 2, height / 2, (width, height), button="right")
+    assert refined["prompt"]["solid"] and len(refined["prompt"]["points"]) == 1
+    app.page.keyboard.press("Control+z")
+    app.page.keyboard.press("Control+z")
+    app.page.wait_for_function("document.querySelectorAll('#object-list li').length === 1")
+    assert [row["name"] for row in app.ui()["objects"]] == ["Object 1"]

@@ -43,10 +43,12 @@ def test_every_message_the_page_sends_is_parsed_into_its_dataclass():
     replay = protocol.parse({"type": "replay", "messages": [{"type": "undo"}]})
     assert replay.messages == [{"type": "undo"}]  # parsed one by one when applied
     assert protocol.parse({"type": "everything", "cmd": 7}) == protocol.Everything(16, cmd=7)
+    assert protocol.parse({"type": "subject", "cmd": 9}) == protocol.Subject(cmd=9)
     assert protocol.parse({"type": "export", "what": "coco", "tolerance": 0}).tolerance == 0
     assert protocol.parse({"type": "view", "cmd": 8, "view": "cutout", "feather": 4}).feather == 4
     assert set(protocol.INBOUND) == {
         "everything",
+        "subject",
         "everything-cancel",
         "open",
         "open-files",

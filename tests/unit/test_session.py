@@ -864,3 +864,24 @@ def test_segment_everything_stopped_before_it_starts_adds_nothing():
         assert all(entry["type"] != "everything" for entry in page.log)
 
     run(scenario())
+
+
+def test_remove_background_is_a_command_a_restart_replays():
+    """The subject is an object made by one command (logged like a click): a restarted worker rebuilds it,
+    solid, with the same mask; the view the worker shows becomes the cutout."""
+
+    async def scenario():
+        page = await opened(Discs())
+        page.click(300, 200)
+        page.send({"type": "subject"})
+        await page.settle()
+        subject = page.session.app.segmenter.objects.current
+        assert (subject.name, subject.prompt.solid, page.state()["view"]) == ("Subject", True, "cutout")
+        assert page.log[-1]["type"] == "subject" and page.masks()[-1] is not None
+        again = restarted(page, Discs())
+        await again.settle()
+        assert again.state() == page.state()
+        for before, after in zip(page.masks(), again.masks(), strict=True):
+            np.testing.assert_array_equal(before, after)
+
+    run(scenario())
