@@ -13,7 +13,7 @@ import numpy as np
 
 from . import composite
 from .coords import Mapping
-from .prompt import Objects, Prompt, Step
+from .prompt import OBJECT_COLOURS, Objects, Prompt, Step
 
 VIEWS = ("overlay", "cutout", "erase")
 MAX_VIEW_EDGE = 1024  # the long edge of the pixels composited per click
@@ -142,3 +142,28 @@ class Frames:
         if prompt.box is not None:
             box = (*at(prompt.box.x0, prompt.box.y0), *at(prompt.box.x1, prompt.box.y1))
         composite.markers(pixels, points, box)
+
+
+class Preview:
+    """The view while segment everything runs: each mask kept so far laid once over the view the run started
+    from, in the objects' colours in turn, so that a frame of it is a copy rather than a composite of every
+    mask. Duplicates overlap (NMS comes at the end, and orders the objects by score: their colours may differ
+    from the preview's)."""
+
+    def __init__(self, view: np.ndarray, first_colour: int, opacity: float):
+        self.pixels = np.ascontiguousarray(view).copy()
+        self.opacity = opacity
+        self.next_colour = first_colour  # an index into OBJECT_COLOURS
+        self.masks = 0
+
+    def add(self, mask: np.ndarray) -> None:
+        colour = OBJECT_COLOURS[self.next_colour % len(OBJECT_COLOURS)]
+        self.next_colour += 1
+        self.masks += 1
+        ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+        if len(ys) == 0:
+            return
+        rows, cols = slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
+        tinted = np.zeros_like(self.pixels)
+        tinted[rows, cols] = composite.tint(np.ascontiguousarray(self.pixels[rows, cols]), colour, self.opacity)
+        composite.paint(self.pixels, tinted, mask, colour)

@@ -23,8 +23,9 @@ from . import everything, protocol
 from .app import App, Decode
 from .bundle import BundleError, read_bundle
 from .coords import OutsideImage
+from .frames import Preview
 from .image import PhotoError, open_photo
-from .prompt import SegObject, Step
+from .prompt import OBJECT_COLOURS, SegObject, Step
 from .stopwatch import Stopwatch
 
 DAMAGED_DECODER_HINT = (
@@ -398,20 +399,31 @@ class Session:
         run = everything.Everything(
             segmenter, everything.Settings(points_per_side=message.points_per_side), size=self.app.view_size
         )
-        total, shown = run.pending, 0.0
+        total, shown, painted = run.pending, 0.0, 0
+        preview = None
+        if not self.replaying:  # the masks are shown as they are found, over the view the run starts from
+            objects = segmenter.objects
+            preview = Preview(self.app.render(), OBJECT_COLOURS.index(objects.next_colour), self.app.opacity)
         try:
             while run.pending:
                 if self.cancelled and not self.replaying:
                     self.send(protocol.Refused(cmd))
+                    self.frame()  # the view without the masks found
                     self.status("Segment everything was stopped: nothing was added.", "ready")
                     return
-                run.add(await runner.run(run.next_feeds(), set(segmenter.embeddings)))
+                kept = run.add(await runner.run(run.next_feeds(), set(segmenter.embeddings)))
                 if self.app.segmenter is not segmenter:
                     self.send(protocol.Refused(cmd))  # another photo was opened meanwhile
                     return
+                if preview is not None:
+                    for found in kept:
+                        preview.add(found.mask)
                 if not self.replaying and (time.monotonic() - shown > EVERYTHING_PROGRESS_S or not run.pending):
                     shown = time.monotonic()
                     self.send(protocol.Progress("everything", run.done, total, len(run.found)))
+                    if preview.masks > painted:  # masks found since the last frame
+                        painted = preview.masks
+                        self.frame(pixels=preview.pixels)
         except Exception as error:  # noqa: BLE001 - as a click's decode: the worker is restarted and replays
             self.decode_failed = True
             self.send(protocol.Error("decode", f"the decoder failed ({brief(error, 200)})", restart=True))
@@ -676,12 +688,19 @@ class Session:
 
     # --- messages out -------------------------------------------------------------------------------
 
-    def frame(self, mask: dict | None = None, t0: float | None = None, timings: dict | None = None) -> None:
-        """Render the view and send it, with the state of the controls."""
+    def frame(
+        self,
+        mask: dict | None = None,
+        t0: float | None = None,
+        timings: dict | None = None,
+        pixels: np.ndarray | None = None,
+    ) -> None:
+        """Render the view (or take `pixels`, made elsewhere) and send it, with the state of the controls."""
         if self.replaying or not self.app.ready:
             return
         clock = Stopwatch()
-        pixels = self.app.render(hover=self.hover_step)
+        if pixels is None:
+            pixels = self.app.render(hover=self.hover_step)
         composite_ms = clock.lap()
         height, width = pixels.shape[:2]
         packed, state = self.pack(pixels), self.app.state()

@@ -498,9 +498,18 @@ def test_segment_everything_makes_an_object_of_each_thing_and_one_undo_takes_the
     height, width = image.shape[:2]
     app.open(shapes_url(site))
     app.page.wait_for_selector("#everything:not([disabled])")  # once the photo's controls have come
+    photo = app.canvas_pixels()
     app.page.keyboard.press("a")
     app.page.wait_for_function("document.getElementById('status').textContent.startsWith('Segmenting everything')")
     assert app.page.inner_text("#everything") == "Stop"
+    # The masks show as they are found, while the run goes on (the shapes take ~7 s here): the canvas changes
+    # while the objects list is still empty (a frame paints the canvas and the list together).
+    shown_during_the_run = False
+    while app.page.inner_text("#everything") == "Stop" and not shown_during_the_run:
+        pixels = app.canvas_pixels()
+        shown_during_the_run = not np.array_equal(pixels, photo) and app.ui()["objects"] == []
+        app.page.wait_for_timeout(200)
+    assert shown_during_the_run
     app.page.wait_for_function("document.getElementById('status').textContent.startsWith('Segment everything:')")
     app.wait_until_ready()
     names = [row["name"] for row in app.ui()["objects"]]

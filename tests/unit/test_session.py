@@ -794,9 +794,19 @@ def test_segment_everything_adds_its_masks_as_objects_in_one_undo_step_and_a_res
         page.click(300, 200)
         await page.settle()
         calls = len(page.runner.calls)
+        started = len(page.posted)
         page.send({"type": "everything", "points_per_side": 4})
         await page.settle()
         assert len(page.runner.calls) == calls + 16
+        # The masks found are shown while the run goes on, before they become objects: a frame of them
+        # comes before the run's answer, over the view it started from, with the objects not made yet.
+        during = page.posted[
+            started : next(i for i, m in enumerate(page.posted) if m["type"] == "applied" and i > started)
+        ]
+        shown = [m for m in during if m["type"] == "frame"]
+        assert shown and [o["name"] for o in shown[0]["state"]["objects"]] == ["Object 1"]
+        before = [m for m in page.posted[:started] if m["type"] == "frame"][-1]
+        assert not np.array_equal(shown[0]["pixels"], before["pixels"])
         objects = page.session.app.segmenter.objects.items
         names = [obj.name for obj in objects]
         assert names[0] == "Object 1" and len(names) > 10 and names[1:] == [f"auto {i}" for i in range(1, len(names))]
