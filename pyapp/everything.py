@@ -128,20 +128,32 @@ class Everything:
     def pending(self) -> int:
         return len(self.points) - self.done
 
-    def next_feeds(self) -> dict[str, np.ndarray]:
-        """The decoder's inputs for the next grid point (an include click there, nothing to refine)."""
-        x, y = self.points[self.done]
-        prompt = Prompt(points=(Point(float(x), float(y), include=True),))
+    def next_feeds(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """The decoder's inputs for the next `batch` grid points, each an include click there with nothing to
+        refine: a batch of prompts (dimension 0) for a decoder that takes one (ModelInfo.prompt_batch)."""
         segmenter = self.segmenter
-        return decoder_feeds(segmenter.input_names, segmenter.embeddings, prompt, segmenter.mapping)
+        feeds = []
+        for x, y in self.points[self.done : self.done + batch]:
+            prompt = Prompt(points=(Point(float(x), float(y), include=True),))
+            feeds.append(decoder_feeds(segmenter.input_names, segmenter.embeddings, prompt, segmenter.mapping))
+        if len(feeds) == 1:
+            return feeds[0]
+        batched = {name: np.concatenate([f[name] for f in feeds]) for name in ("point_coords", "point_labels")}
+        return {**feeds[0], **batched}
 
     def add(self, outputs: dict[str, np.ndarray]) -> list[Found]:
-        """The decoder's outputs for the point next_feeds() gave: its candidates that pass the filters are
-        kept (and returned)."""
+        """The decoder's outputs for the points next_feeds() gave (one decoder run): the candidates that pass
+        the filters are kept (and returned)."""
+        self.runs += 1
+        kept = []
+        for index in range(len(outputs["iou_predictions"])):
+            kept += self._add_one({name: value[index : index + 1] for name, value in outputs.items()})
+        return kept
+
+    def _add_one(self, outputs: dict[str, np.ndarray]) -> list[Found]:
         settings = self.settings
         point = tuple(float(v) for v in self.points[self.done])
         self.done += 1
-        self.runs += 1
         answer = Candidates.from_outputs(outputs)
         kept = []
         for index, score in enumerate(answer.iou.tolist()):

@@ -68,6 +68,12 @@ class ModelInfo:
     def has_hires(self) -> bool:
         return "decoder_hires" in self.files
 
+    def prompt_batch(self, part: str = "decoder") -> bool:
+        """Whether the decoder file takes a batch of prompts in one run: its point_coords' first dimension
+        is dynamic (tools/export_sam2.py names it "prompts"), not 1."""
+        shape = next(t["shape"] for t in self.io[part]["inputs"] if t["name"] == "point_coords")
+        return not isinstance(shape[0], int)
+
 
 def _tensors(io: dict, part: str, side: str, where: str) -> dict[str, dict]:
     try:

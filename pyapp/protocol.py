@@ -358,13 +358,15 @@ class Applied(Outbound):
 
 @dataclass(frozen=True)
 class Progress(Outbound):
-    """A long job's progress: segment everything's points decoded of all, masks kept so far."""
+    """A long job's progress: segment everything's points decoded of all, masks kept so far, and the points
+    decoded in one decoder run (1 unless the decoder takes a batch of prompts)."""
 
     kind: ClassVar[str] = "progress"
     what: str
     done: int
     total: int
     found: int
+    per_run: int = 1
 
 
 @dataclass(frozen=True)

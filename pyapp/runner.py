@@ -29,6 +29,9 @@ class OnnxRuntimeRunner:
         self.session = ort.InferenceSession(str(decoder_path), options, providers=providers or ["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # A batch of prompts in one run (pyapp.model.ModelInfo.prompt_batch says the same from model.json).
+        coords = next((i for i in self.session.get_inputs() if i.name == "point_coords"), None)
+        self.prompt_batch = coords is not None and not isinstance(coords.shape[0], int)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))

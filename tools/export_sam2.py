@@ -9,15 +9,16 @@ Writes DIR/encoder.onnx, DIR/decoder.onnx, with --hires DIR/decoder_hires.onnx, 
 
     encoder  image (1,3,1024,1024) -> image_embed (1,256,64,64), high_res_feats_0 (1,32,256,256),
                                       high_res_feats_1 (1,64,128,128)
-    decoder  image_embed, high_res_feats_0, high_res_feats_1, point_coords (1,N,2), point_labels (1,N),
-             mask_input (1,1,256,256), has_mask_input (1,)  ->  masks (1,3,256,256), iou_predictions (1,3)
-    decoder_hires  the same inputs -> masks (1,3,512,512), iou_predictions (1,3), low_res_masks (1,3,256,256)
+    decoder  image_embed, high_res_feats_0, high_res_feats_1, point_coords (B,N,2), point_labels (B,N),
+             mask_input (1,1,256,256), has_mask_input (1,)  ->  masks (B,3,256,256), iou_predictions (B,3)
+    decoder_hires  the same inputs -> masks (B,3,512,512), iou_predictions (B,3), low_res_masks (B,3,256,256)
 
-N (the number of points) is the only dynamic dimension. The model is built with Meta's
-`build_sam2("configs/sam2.1/<config>.yaml")` on CPU, from a checkpoint or, with --random-init, from random
-weights after `torch.manual_seed(seed)` (the same seed gives the same weights, so the whole pipeline can be
-tested on the true graph without real weights). The export goes to a temporary folder first and the model
-folder is only written when everything worked; an existing --out is only replaced with --force (checked
+N (the number of points) and B (a batch of prompts over the one photo, "prompts" in model.json; 1 for a click)
+are the dynamic dimensions: segment everything decodes several grid points a run. The model is built with
+Meta's `build_sam2("configs/sam2.1/<config>.yaml")` on CPU, from a checkpoint or, with --random-init, from
+random weights after `torch.manual_seed(seed)` (the same seed gives the same weights, so the whole pipeline
+can be tested on the true graph without real weights). The export goes to a temporary folder first and the
+model folder is only written when everything worked; an existing --out is only replaced with --force (checked
 before any work starts). `--check` (the default) runs onnxruntime on a random image and prompt and prints the
 largest difference from PyTorch.
 
@@ -203,7 +204,33 @@ def wrappers(model):
             masks = F.interpolate(low_res_masks, size=(size, size), mode="bilinear", align_corners=False)
             return masks, iou_predictions, low_res_masks
 
-    decoder = se.SAM2ImageDecoder(model, multimask_output=True)
+    class Decoder(se.SAM2ImageDecoder):
+        """samexporter's decoder for a batch of prompts over one photo: Meta's mask decoder repeats the image's
+        features once per prompt (`predict_masks(repeat_image=True)`, as SAM2ImagePredictor does for a batch of
+        boxes), so point_coords (B, N, 2) and point_labels (B, N) give masks (B, 3, 256, 256); mask_input and
+        has_mask_input stay one for the batch. With B = 1 it computes what samexporter's own forward does."""
+
+        def forward(
+            self,
+            image_embed,
+            high_res_feats_0,
+            high_res_feats_1,
+            point_coords,
+            point_labels,
+            mask_input,
+            has_mask_input,
+        ):
+            masks, iou_predictions, _, _ = self.mask_decoder.predict_masks(
+                image_embeddings=image_embed,
+                image_pe=self.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=self._embed_points(point_coords, point_labels),
+                dense_prompt_embeddings=self._embed_masks(mask_input, has_mask_input),
+                repeat_image=True,
+                high_res_features=[high_res_feats_0, high_res_feats_1],
+            )
+            return torch.clamp(masks[:, 1:], -32.0, 32.0), iou_predictions[:, 1:]  # multimask: tokens 1..3
+
+    decoder = Decoder(model, multimask_output=True)
     return Encoder().eval(), decoder.eval(), HiresDecoder(decoder).eval()
 
 
@@ -256,9 +283,13 @@ def _export(
         )
     for output in graph.output:
         dims = output.type.tensor_type.shape.dim
+        named = (dynamic_axes or {}).get(output.name, {})  # dynamic dimensions keep their names
         del dims[:]
-        for size in outputs[output.name]:
-            dims.add().dim_value = size
+        for index, size in enumerate(outputs[output.name]):
+            if index in named:
+                dims.add().dim_param = named[index]
+            else:
+                dims.add().dim_value = size
     onnx.save(proto, str(path))
 
 
@@ -283,7 +314,12 @@ def export(model, work: Path, opset: int = DEFAULT_OPSET, hires: bool = False, l
     rng = np.random.default_rng(0)
     embeddings = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in ENCODER_OUTPUTS.items()}
     decoder_inputs = {**embeddings, **prompt}
-    dynamic = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
+    # A batch of prompts (dimension 0, "prompts") and the number of points in each are dynamic.
+    dynamic = {
+        "point_coords": {0: "prompts", 1: "num_points"},
+        "point_labels": {0: "prompts", 1: "num_points"},
+        **{name: {0: "prompts"} for name in DECODER_OUTPUTS | HIRES_OUTPUTS},
+    }
     for part, module, outputs in (
         ("decoder", decoder, DECODER_OUTPUTS),
         ("decoder_hires", decoder_hires, HIRES_OUTPUTS),

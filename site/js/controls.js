@@ -211,7 +211,7 @@ function toggleEverything() {
   if (!state.controls?.open) return false;
   const total = EVERYTHING_POINTS_PER_SIDE ** 2;
   command({ type: "everything", points_per_side: EVERYTHING_POINTS_PER_SIDE });
-  state.everything = { cmd: state.cmdSeq, done: 0, total, found: 0 };
+  state.everything = { cmd: state.cmdSeq, done: 0, total, found: 0, perRun: 1 };
   showEverything();
 }
 
@@ -226,7 +226,8 @@ export function showEverything() {
   setStatus(
     `Segmenting everything: ${run.done} of ${run.total} points, ${kept}`,
     "everything",
-    "One decoder run per point. Stop (or A) cancels and adds nothing; clicks wait until it ends.",
+    `${run.perRun > 1 ? `${run.perRun} points per decoder run` : "One decoder run per point (this decoder takes no batch)"}. ` +
+      "Stop (or A) cancels and adds nothing; clicks wait until it ends.",
   );
 }
 

@@ -57,7 +57,7 @@ const HANDLERS = {
 
   progress(data) {
     if (data.what !== "everything" || !state.everything) return;
-    Object.assign(state.everything, { done: data.done, total: data.total, found: data.found });
+    Object.assign(state.everything, { done: data.done, total: data.total, found: data.found, perRun: data.per_run });
     showEverything();
   },
 

@@ -166,8 +166,8 @@
  *   was not valid (fallback), or without it because the build has none; timings: ms since the worker started
  * @typedef {{type: "boot-failed", message: string}} BootFailed  Python could not start (site/pyworker.js)
  * @typedef {{type: "status", text: string, phase: string}} Status
- * @typedef {{type: "progress", what: string, done: number, total: number, found: number}} Progress  a long
- *   job's progress (segment everything: points decoded of all, masks kept so far)
+ * @typedef {{type: "progress", what: string, done: number, total: number, found: number, per_run: number}} Progress
+ *   a long job's progress (segment everything: points decoded of all, masks kept so far, points per decoder run)
  * @typedef {{type: "ready", info: ReadyInfo}} Ready
  * @typedef {{type: "opened", seq: number, width: number, height: number, view_width: number,
  *   view_height: number, model_name: string, photo_key: string, timings: Record<string, number>}} Opened

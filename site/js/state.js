@@ -105,7 +105,7 @@ export const state = {
   excludeMode: false,
   view: "overlay",
   opacity: 0.5,
-  /** @type {{cmd: number, done: number, total: number, found: number} | null} a segment-everything run */
+  /** @type {{cmd: number, done: number, total: number, found: number, perRun: number} | null} a segment-everything run */
   everything: null,
   /** the cutout's soft edge, in photo pixels (0: hard) */
   feather: 0,

@@ -26,6 +26,7 @@ from pyapp import everything
 from pyapp.bundle import read_bundle
 from pyapp.runner import OnnxRuntimeRunner
 from pyapp.segmenter import Segmenter
+from pyapp.session import EVERYTHING_BATCH
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMOS = ROOT / "site" / "demos"
@@ -145,14 +146,17 @@ def meta_predictor(torch):
 @pytest.mark.parametrize("demo", ["coffee-sam2.1-tiny-random", "chelsea-sam2.1-tiny-random"])
 def test_everything_matches_metas_generator(sam2_model, meta_predictor, demo, figures):
     """At least 20 masks per photo; the same count (+-2 %); matched one-to-one (same grid point, same
-    order), each with balanced IoU >= 0.99 and the same box."""
+    order), each with balanced IoU >= 0.99 and the same box. The grid points are decoded in batches, as the
+    page decodes them (the exported decoder takes a batch of prompts)."""
     info = json.loads((DEMOS / demo / "demo.json").read_text())
     bundle = read_bundle((DEMOS / demo / info["bundle"]).read_bytes())
     runner = OnnxRuntimeRunner(sam2_model / "decoder.onnx")
+    assert runner.prompt_batch
     segmenter = Segmenter(bundle, info["model_name"], runner.input_names)
     run = everything.Everything(segmenter, SETTINGS)
     while run.pending:
-        run.add(runner.run(run.next_feeds()))
+        run.add(runner.run(run.next_feeds(EVERYTHING_BATCH)))
+    assert run.runs == -(-(SETTINGS.points_per_side**2) // EVERYTHING_BATCH)
     ours = run.result()
     meta_predictor.set_features(segmenter.embeddings, (bundle.height, bundle.width))
     theirs = meta_everything(meta_predictor, bundle.width, bundle.height, SETTINGS)

@@ -285,8 +285,8 @@ def test_model_json_follows_the_contract(exported, info):
     assert [t["name"] for t in info.io["encoder"]["outputs"]] == list(contract.EMBEDDING_SHAPES)
     decoder_inputs = {
         **contract.EMBEDDING_SHAPES,
-        "point_coords": (1, "num_points", 2),
-        "point_labels": (1, "num_points"),
+        "point_coords": ("prompts", "num_points", 2),
+        "point_labels": ("prompts", "num_points"),
         "mask_input": (1, 1, 256, 256),
         "has_mask_input": (1,),
     }
@@ -294,9 +294,18 @@ def test_model_json_follows_the_contract(exported, info):
         assert info.input_names(part) == list(contract.DECODER_INPUTS)
         assert shapes(part, "inputs") == decoder_inputs
         assert all(t["dtype"] == "float32" for side in ("inputs", "outputs") for t in info.io[part][side])
-    assert shapes("decoder", "outputs") == {"masks": LOW_RES, "iou_predictions": (1, 3)}
+
+    def batched(shape):
+        return ("prompts", *shape[1:])
+
+    assert shapes("decoder", "outputs") == {"masks": batched(LOW_RES), "iou_predictions": ("prompts", 3)}
     assert [t["name"] for t in info.io["decoder"]["outputs"]] == list(contract.DECODER_OUTPUTS)
-    assert shapes("decoder_hires", "outputs") == {"masks": HIRES, "iou_predictions": (1, 3), "low_res_masks": LOW_RES}
+    assert shapes("decoder_hires", "outputs") == {
+        "masks": batched(HIRES),
+        "iou_predictions": ("prompts", 3),
+        "low_res_masks": batched(LOW_RES),
+    }
+    assert info.prompt_batch("decoder") and info.prompt_batch("decoder_hires")
     # The tool's own check ran and printed its numbers.
     assert "max abs diff" in log and "checking onnxruntime" in log
 
@@ -404,3 +413,21 @@ def test_hires_decoder_upsamples_the_same_masks(torch, sessions, reference, embe
         (masks, iou, low_res), reference["decoder_hires"](inputs), ("masks", "iou_predictions", "low_res_masks")
     ):
         assert_close(got, want, f"hires {name}")
+
+
+def test_a_batch_of_prompts_is_decoded_in_one_run_as_each_alone(sessions, embeddings):
+    """Segment everything's grid points, several a run: each prompt of a batch gets what it gets alone (the
+    decoder repeats the photo's features per prompt, as Meta's predictor does for a batch of boxes)."""
+    _, features = embeddings
+    rng = np.random.default_rng(12)
+    points = rng.uniform(0, contract.IMAGE_SIZE, (8, 1, 2)).astype(np.float32)
+    for part in ("decoder", "decoder_hires"):
+        session = sessions[part]
+        names = [o.name for o in session.get_outputs()]
+        inputs = {**features, **prompt(points[0], [1])}
+        together = session.run(names, {**inputs, "point_coords": points, "point_labels": np.ones((8, 1), np.float32)})
+        for index in range(len(points)):
+            alone = session.run(names, {**inputs, **prompt(points[index], [1])})
+            for name, got, want in zip(names, together, alone):
+                assert got.shape[0] == len(points)
+                assert_close(got[index : index + 1], want, f"{part}.{name}, prompt {index} of a batch")

@@ -98,3 +98,12 @@ def changed(path, value):
 def test_what_is_wrong_is_named(data, words):
     with pytest.raises(ModelError, match=words.replace("(", r"\(").replace("[", r"\[")):
         parse_model_info(data if isinstance(data, str) else json.dumps(data), where="m/model.json")
+
+
+def test_a_decoder_takes_a_batch_of_prompts_when_its_point_coords_say_so():
+    assert not parse_model_info(json.dumps(VALID)).prompt_batch()  # [1, "num_points", 2]: one prompt a run
+    batched = copy.deepcopy(VALID)
+    for tensor in batched["io"]["decoder"]["inputs"]:
+        if tensor["name"] in ("point_coords", "point_labels"):
+            tensor["shape"][0] = "prompts"
+    assert parse_model_info(json.dumps(batched)).prompt_batch()

@@ -21,7 +21,7 @@ from PIL import Image
 from pyapp import contract
 from pyapp.bundle import write_bundle
 from pyapp.runner import OnnxRuntimeRunner
-from pyapp.session import MAX_MESSAGE, DecoderError, Session
+from pyapp.session import EVERYTHING_BATCH, MAX_MESSAGE, DecoderError, Session
 
 WIDTH, HEIGHT = 1200, 800
 CSS = (600, 400)  # the canvas as the page shows it: half the photo's size
@@ -829,6 +829,44 @@ def test_segment_everything_adds_its_masks_as_objects_in_one_undo_step_and_a_res
         page.click(100, 100)  # a click edits the current object, the last automatic one, as any other
         await page.settle()
         assert page.session.app.segmenter.objects.current.prompt.clicks == 2
+
+    run(scenario())
+
+
+class BatchedSteepDiscs(SteepDiscs):
+    """The same answers, for a decoder that takes a batch of prompts in one run (as the SAM2 export does)."""
+
+    prompt_batch = True
+
+    def answer(self, feeds):
+        prompts = ("point_coords", "point_labels")
+        alone = [
+            super(BatchedSteepDiscs, self).answer({**feeds, **{name: feeds[name][i : i + 1] for name in prompts}})
+            for i in range(len(feeds["point_coords"]))
+        ]
+        return {name: np.concatenate([out[name] for out in alone]) for name in alone[0]}
+
+
+def test_segment_everything_decodes_a_batch_of_points_a_run_when_the_decoder_takes_one():
+    """The same objects as one point a run, in an eighth of the runs; the progress says how many a run."""
+
+    async def scenario():
+        pages = []
+        for runner in (SteepDiscs(), BatchedSteepDiscs()):
+            page = await opened(runner)
+            before = len(runner.calls)
+            page.send({"type": "everything", "points_per_side": 4})
+            await page.settle()
+            pages.append((page, len(runner.calls) - before))
+        (single, single_runs), (batched, batched_runs) = pages
+        assert (single_runs, batched_runs) == (16, 16 // EVERYTHING_BATCH)
+        assert batched.of("progress")[-1]["per_run"] == EVERYTHING_BATCH and single.of("progress")[-1]["per_run"] == 1
+        assert [o.name for o in batched.session.app.segmenter.objects.items] == [
+            o.name for o in single.session.app.segmenter.objects.items
+        ]
+        for a, b in zip(batched.masks(), single.masks(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert batched.of("status")[-1]["text"].endswith("from 16 points (2 decoder runs)")
 
     run(scenario())
 
