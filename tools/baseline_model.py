@@ -459,6 +459,66 @@ def _flood(g: Graph, reached: str, cost: tuple[str, str], steps: int, step_cost:
 
 
 def build_decoder() -> bytes:
+    """The decoder, taking a batch of prompts as SAM2's export does: the one-prompt graph below, run for each
+    prompt of the batch by an ONNX Scan (the classical model has nothing to share between prompts)."""
+    return _over_prompts(_one_prompt_decoder())
+
+
+def _over_prompts(single: bytes) -> bytes:
+    """A one-prompt decoder made into one for a batch of prompts: point_coords (B, N, 2) and point_labels (B, N)
+    in, masks (B, 3, 256, 256) and iou_predictions (B, 3) out. Scan slices the prompts; its body is the
+    one-prompt graph, whose prompt inputs and outputs are renamed (a subgraph may not reuse the names of the
+    graph around it) and which reads the embeddings, mask_input and has_mask_input from the graph around it."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load_from_string(single)
+    graph = model.graph
+    renamed = {"point_coords": "one/point_coords", "point_labels": "one/point_labels"}
+    renamed |= {output.name: f"one/{output.name}" for output in graph.output}
+    nodes = []
+    for node in graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+        nodes.append(node)
+    axis = helper.make_tensor("one/axis", TensorProto.INT64, [1], [0])
+    body = helper.make_graph(
+        [
+            helper.make_node("Unsqueeze", ["one/coords", "one/axis"], ["one/point_coords"]),
+            helper.make_node("Unsqueeze", ["one/labels", "one/axis"], ["one/point_labels"]),
+            *nodes,
+            *(
+                helper.make_node("Squeeze", [f"one/{output.name}", "one/axis"], [f"one/{output.name}/squeezed"])
+                for output in graph.output
+            ),
+        ],
+        "one_prompt",
+        [_tensor("one/coords", ["num_points", 2]), _tensor("one/labels", ["num_points"])],
+        [
+            _tensor(f"one/{o.name}/squeezed", [d.dim_value for d in o.type.tensor_type.shape.dim][1:])
+            for o in graph.output
+        ],
+        initializer=[axis],
+    )
+    scan = helper.make_node(
+        "Scan", ["point_coords", "point_labels"], [o.name for o in graph.output], body=body, num_scan_inputs=2
+    )
+    inputs = [_tensor(i.name, ["prompts", *PROMPT_SHAPES[i.name][1:]]) if i.name in renamed else i for i in graph.input]
+    outputs = [
+        _tensor(o.name, ["prompts", *[d.dim_value for d in o.type.tensor_type.shape.dim][1:]]) for o in graph.output
+    ]
+    batched = helper.make_model(
+        helper.make_graph([scan], graph.name, inputs, outputs, initializer=graph.initializer),
+        opset_imports=model.opset_import,
+        producer_name=model.producer_name,
+        doc_string=model.doc_string,
+    )
+    batched.ir_version = model.ir_version
+    onnx.checker.check_model(batched, full_check=True)
+    return batched.SerializeToString()
+
+
+def _one_prompt_decoder() -> bytes:
     g = Graph("samtab_baseline_decoder")
     one, half = g.f(1.0), g.f(0.5)
     prompt = Prompt(g)

@@ -64,8 +64,12 @@ def test_model_follows_the_sam2_contract(model, encoder, runner):
     assert runner.input_names == list(contract.DECODER_INPUTS)
     decoder = ort.InferenceSession(str(model / "decoder.onnx"), providers=["CPUExecutionProvider"])
     points = [i for i in decoder.get_inputs() if i.name == "point_coords"][0]
-    assert points.shape[1] == "num_points" and all(i.type == "tensor(float)" for i in decoder.get_inputs())
-    assert {o.name: o.shape for o in decoder.get_outputs()} == {"masks": [1, 3, 256, 256], "iou_predictions": [1, 3]}
+    assert points.shape == ["prompts", "num_points", 2] and all(i.type == "tensor(float)" for i in decoder.get_inputs())
+    assert {o.name: o.shape for o in decoder.get_outputs()} == {
+        "masks": ["prompts", 3, 256, 256],
+        "iou_predictions": ["prompts", 3],
+    }
+    assert read_model_folder(model).prompt_batch() and runner.prompt_batch
     assert all(o.type == "tensor(float)" for o in [*decoder.get_outputs(), *encoder.get_outputs()])
     assert info.opset == 17
     assert (model / "encoder.onnx").stat().st_size < 100_000  # small: no weights at all
@@ -245,3 +249,28 @@ def test_cli_refuses_to_overwrite_without_force(model, tmp_path):
     again = subprocess.run(tool, capture_output=True, text=True)
     assert again.returncode == 1 and "--force" in again.stderr
     assert subprocess.run([*tool, "--force"], capture_output=True).returncode == 0
+
+
+def test_a_batch_of_prompts_gets_what_each_prompt_gets_alone(runner, encoder):
+    """The baseline takes a batch of prompts in one run, as SAM2's export does (its graph runs once per prompt)."""
+    rng = np.random.default_rng(3)
+    image = rng.standard_normal((1, 3, 1024, 1024)).astype(np.float32)
+    embeddings = dict(zip([o.name for o in encoder.get_outputs()], encoder.run(None, {"image": image})))
+    coords = rng.uniform(0, 1024, (5, 2, 2)).astype(np.float32)
+    labels = np.array([[1, 0], [1, 1], [1, 0], [0, 1], [1, 1]], np.float32)
+    previous = {
+        "mask_input": rng.normal(0, 3, (1, 1, 256, 256)).astype(np.float32),
+        "has_mask_input": np.ones(1, np.float32),
+    }
+    together = runner.run({**embeddings, **previous, "point_coords": coords, "point_labels": labels})
+    for index in range(len(coords)):
+        alone = runner.run(
+            {
+                **embeddings,
+                **previous,
+                "point_coords": coords[index : index + 1],
+                "point_labels": labels[index : index + 1],
+            }
+        )
+        for name in ("masks", "iou_predictions"):
+            np.testing.assert_array_equal(together[name][index : index + 1], alone[name])
