@@ -194,6 +194,7 @@ const EVERYTHING_POINTS_PER_SIDE = Math.min(
   Math.max(1, Math.round(Number(new URLSearchParams(location.search).get("everything")) || 16)),
 );
 const everythingButton = $("everything");
+const progressBar = /** @type {HTMLProgressElement} */ ($("progress"));
 const subjectButton = $("subject");
 
 /** Remove background: the worker makes the main subject an object and shows it cut out. */
@@ -220,8 +221,11 @@ export function showEverything() {
   const run = state.everything;
   everythingButton.textContent = run ? "Stop" : "Everything";
   putAttribute(everythingButton, "aria-pressed", String(!!run));
+  progressBar.hidden = !run;
   updateState();
   if (!run) return;
+  progressBar.max = run.total;
+  progressBar.value = run.done;
   const kept = `${run.found} candidate mask${run.found === 1 ? "" : "s"} kept so far`;
   setStatus(
     `Segmenting everything: ${run.done} of ${run.total} points, ${kept}`,

@@ -501,7 +501,7 @@ def test_segment_everything_makes_an_object_of_each_thing_and_one_undo_takes_the
     photo = app.canvas_pixels()
     app.page.keyboard.press("a")
     app.page.wait_for_function("document.getElementById('status').textContent.startsWith('Segmenting everything')")
-    assert app.page.inner_text("#everything") == "Stop"
+    assert app.page.inner_text("#everything") == "Stop" and app.page.is_visible("#progress")
     # The masks show as they are found, while the run goes on (the shapes take ~7 s here): the canvas changes
     # while the objects list is still empty (a frame paints the canvas and the list together).
     shown_during_the_run = False
@@ -514,7 +514,7 @@ def test_segment_everything_makes_an_object_of_each_thing_and_one_undo_takes_the
     app.wait_until_ready()
     names = [row["name"] for row in app.ui()["objects"]]
     assert len(names) >= 4 and names == [f"auto {i}" for i in range(1, len(names) + 1)]
-    assert app.page.inner_text("#everything") == "Everything"
+    assert app.page.inner_text("#everything") == "Everything" and not app.page.is_visible("#progress")
     document = json.loads(app.export("coco")[0])
     masks = []
     for annotation in document["annotations"]:
