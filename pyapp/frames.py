@@ -147,23 +147,37 @@ class Frames:
 class Preview:
     """The view while segment everything runs: each mask kept so far laid once over the view the run started
     from, in the objects' colours in turn, so that a frame of it is a copy rather than a composite of every
-    mask. Duplicates overlap (NMS comes at the end, and orders the objects by score: their colours may differ
-    from the preview's)."""
+    mask. A mask whose box is nearly one already laid (box IoU > DUPLICATE_BOX_IOU: the same thing found from
+    another grid point, which NMS drops at the end) is not laid again: many grid points find the same thing.
+    NMS also orders the objects by score, so their colours may differ from the preview's."""
+
+    DUPLICATE_BOX_IOU = 0.9
 
     def __init__(self, view: np.ndarray, first_colour: int, opacity: float):
         self.pixels = np.ascontiguousarray(view).copy()
         self.opacity = opacity
         self.next_colour = first_colour  # an index into OBJECT_COLOURS
-        self.masks = 0
+        self.boxes = np.zeros((0, 4))  # (x0, y0, x1, y1) inclusive, of the masks laid
+        self.changed = 0  # counts the masks laid: a frame is worth sending when it grew
 
-    def add(self, mask: np.ndarray) -> None:
+    def add(self, found) -> None:
+        """Lay a segment-everything candidate (pyapp.everything.Found, at the view's size) on the view."""
+        box = np.array(found.box, dtype=np.float64)
+        if len(self.boxes):
+            x0, y0 = np.maximum(self.boxes[:, 0], box[0]), np.maximum(self.boxes[:, 1], box[1])
+            x1, y1 = np.minimum(self.boxes[:, 2], box[2]), np.minimum(self.boxes[:, 3], box[3])
+            inter = np.clip(x1 - x0 + 1, 0, None) * np.clip(y1 - y0 + 1, 0, None)
+            area = (self.boxes[:, 2] - self.boxes[:, 0] + 1) * (self.boxes[:, 3] - self.boxes[:, 1] + 1)
+            if (inter / (area + (box[2] - box[0] + 1) * (box[3] - box[1] + 1) - inter)).max() > self.DUPLICATE_BOX_IOU:
+                return
+        self.boxes = np.vstack([self.boxes, box])
         colour = OBJECT_COLOURS[self.next_colour % len(OBJECT_COLOURS)]
         self.next_colour += 1
-        self.masks += 1
-        ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-        if len(ys) == 0:
-            return
-        rows, cols = slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
-        tinted = np.zeros_like(self.pixels)
-        tinted[rows, cols] = composite.tint(np.ascontiguousarray(self.pixels[rows, cols]), colour, self.opacity)
-        composite.paint(self.pixels, tinted, mask, colour)
+        self.changed += 1
+        height, width = self.pixels.shape[:2]
+        # The box and a pixel around it (where the outline's edge test looks), as a view: painted in place.
+        rows = slice(max(int(box[1]) - 1, 0), min(int(box[3]) + 2, height))
+        cols = slice(max(int(box[0]) - 1, 0), min(int(box[2]) + 2, width))
+        region = self.pixels[rows, cols]
+        tinted = composite.tint(np.ascontiguousarray(region), colour, self.opacity)
+        composite.paint(region, tinted, found.mask[rows, cols], colour)

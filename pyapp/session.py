@@ -422,12 +422,12 @@ class Session:
                     return
                 if preview is not None:
                     for found in kept:
-                        preview.add(found.mask)
+                        preview.add(found)
                 if not self.replaying and (time.monotonic() - shown > EVERYTHING_PROGRESS_S or not run.pending):
                     shown = time.monotonic()
                     self.send(protocol.Progress("everything", run.done, total, len(run.found), batch))
-                    if preview.masks > painted:  # masks found since the last frame
-                        painted = preview.masks
+                    if preview.changed > painted:  # masks laid since the last frame
+                        painted = preview.changed
                         self.frame(pixels=preview.pixels)
         except Exception as error:  # noqa: BLE001 - as a click's decode: the worker is restarted and replays
             self.decode_failed = True

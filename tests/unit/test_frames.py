@@ -58,3 +58,30 @@ def test_each_mask_is_upsampled_once_and_the_views_paint_it():
 
 def test_the_view_is_the_photo_scaled_to_a_long_edge_of_1024():
     assert fit_view(4032, 3024) == (1024, 768) and fit_view(640, 480) == (640, 480) and fit_view(1, 5000) == (1, 1024)
+
+
+def test_the_segment_everything_preview_lays_each_new_mask_once_in_place():
+    from types import SimpleNamespace
+
+    from pyapp.frames import Preview
+    from pyapp.prompt import OBJECT_COLOURS
+
+    view = np.full((40, 60, 4), 100, np.uint8)
+    view[..., 3] = 255
+    preview = Preview(view, first_colour=1, opacity=0.5)
+    square = np.zeros((40, 60), bool)
+    square[10:20, 5:25] = True
+    preview.add(SimpleNamespace(box=(5, 10, 24, 19), mask=square))
+    inside, outside = preview.pixels[15, 15], preview.pixels[30, 40]
+    assert not np.array_equal(inside, view[15, 15]) and np.array_equal(outside, view[30, 40])
+    assert tuple(preview.pixels[10, 5, :3]) == OBJECT_COLOURS[1]  # the outline, in the next object's colour
+    assert preview.changed == 1 and np.array_equal(view[15, 15], [100, 100, 100, 255])  # the view is not changed
+    laid = preview.pixels.copy()
+    nearly = square.copy()
+    nearly[12:14, 5:7] = False  # the same thing, found from another grid point
+    preview.add(SimpleNamespace(box=(5, 10, 24, 19), mask=nearly))
+    assert preview.changed == 1 and np.array_equal(preview.pixels, laid)
+    other = np.zeros((40, 60), bool)
+    other[25:35, 30:50] = True
+    preview.add(SimpleNamespace(box=(30, 25, 49, 34), mask=other))
+    assert preview.changed == 2 and tuple(preview.pixels[25, 30, :3]) == OBJECT_COLOURS[2]
