@@ -303,15 +303,19 @@ class App:
 
     def export_mask(self) -> tuple[str, str, bytes]:
         [(obj, mask)] = self._export_objects()
-        return f"{self.photo_name}-{_slug(obj.name)}-mask.png", "image/png", export.png(mask)
+        return f"{self.photo_name}-{_slug(obj.name)}-mask.png", "image/png", export.png(mask, self._made_by(obj))
 
     def export_cutout(self) -> tuple[str, str, bytes]:
         [(obj, mask)] = self._export_objects()
         return (
             f"{self.photo_name}-{_slug(obj.name)}-cutout.png",
             "image/png",
-            export.png(composite.cutout(self.full_photo(), [mask], self._soft_alpha([obj]))),
+            export.png(composite.cutout(self.full_photo(), [mask], self._soft_alpha([obj])), self._made_by(obj)),
         )
+
+    def _made_by(self, obj: SegObject) -> dict[str, str]:
+        """What a PNG export says of itself (tEXt chunks): the app, the model that made the mask, the object."""
+        return {"Software": "samtab", "Model": self._require().model_name, "Title": obj.name}
 
     def _soft_alpha(self, objects: list[SegObject]) -> np.ndarray | None:
         """The objects' soft-edged alpha at the photo's size, or None with hard edges (feather 0)."""
@@ -336,7 +340,8 @@ class App:
                 if name in names:  # two objects of one name: the second gets its id
                     name = f"{self.photo_name}-{_slug(obj.name)}-{obj.id}-mask.png"
                 names.add(name)
-                archive.writestr(name, export.png(mask))
+                archive.writestr(name, export.png(mask, self._made_by(obj)))
+            archive.comment = f"samtab; model: {segmenter.model_name}".encode()[:65535]
         return f"{self.photo_name}-masks.zip", "application/zip", out.getvalue()
 
     def export_coco(self, tolerance: float | None = None) -> tuple[str, str, bytes]:
@@ -351,6 +356,7 @@ class App:
             file_name=self.photo_name,
             score=[float(obj.current.candidates.iou[obj.current.chosen]) for obj, _ in masks],
             polygon_tolerance=polygon_tolerance(tolerance),
+            model=segmenter.model_name,
         )
         return f"{self.photo_name}-coco.json", "application/json", json.dumps(document).encode()
 
@@ -365,6 +371,7 @@ class App:
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(f"labels/{self.photo_name}.txt", labels)
             archive.writestr("classes.txt", classes)
+            archive.comment = f"samtab; model: {segmenter.model_name}".encode()[:65535]
         return f"{self.photo_name}-yolo.zip", "application/zip", out.getvalue()
 
     # --- what the page shows ------------------------------------------------------------------------

@@ -19,15 +19,21 @@ MAX_POLYGON_LOSS = 0.01
 MAX_POLYGON_RINGS = 100
 
 
-def png(pixels: np.ndarray) -> bytes:
-    """(H, W) bool or uint8 → greyscale PNG; (H, W, 4) uint8 → RGBA PNG."""
+def png(pixels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """(H, W) bool or uint8 → greyscale PNG; (H, W, 4) uint8 → RGBA PNG. `text`: tEXt chunks (keyword: value),
+    e.g. the model that made the mask."""
     if pixels.dtype == bool:
         pixels = pixels.astype(np.uint8) * 255
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[-1] == 4)):
         raise ValueError(f"cannot write {pixels.dtype} pixels of shape {pixels.shape} as a PNG")
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value)  # international text: any characters (an object's name may have them)
     out = io.BytesIO()
     # compress_level 1: masks and cutouts compress well anyway, and export should feel instant.
-    Image.fromarray(np.ascontiguousarray(pixels)).save(out, "PNG", compress_level=1)
+    Image.fromarray(np.ascontiguousarray(pixels)).save(out, "PNG", compress_level=1, pnginfo=info)
     return out.getvalue()
 
 
@@ -74,10 +80,12 @@ def coco(
     file_name: str,
     score: Sequence[float] | None = None,
     polygon_tolerance: float | None = None,
+    model: str | None = None,
 ) -> dict:
     """A COCO-style document for one photo: one category per distinct object name, one annotation per
     object. Its mask as compressed RLE, or with `polygon_tolerance` (pixels) as polygons simplified within
-    it (holes joined by slits), unless they would lose more than MAX_POLYGON_LOSS of the area (then RLE)."""
+    it (holes joined by slits), unless they would lose more than MAX_POLYGON_LOSS of the area (then RLE).
+    `model`, the model that made the masks, goes in its info."""
     names = list(dict.fromkeys(name for name, _ in objects))
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(names)]
     annotations = []
@@ -96,8 +104,11 @@ def coco(
         if score is not None:
             annotation["score"] = float(score[index])
         annotations.append(annotation)
+    info = {"description": "Masks made with samtab (Segment Anything 2 in a browser tab)"}
+    if model is not None:
+        info["model"] = model
     return {
-        "info": {"description": "Masks made with samtab (Segment Anything 2 in a browser tab)"},
+        "info": info,
         "images": [{"id": 1, "file_name": file_name, "width": width, "height": height}],
         "categories": categories,
         "annotations": annotations,

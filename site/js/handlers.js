@@ -99,7 +99,8 @@ const HANDLERS = {
     state.restarting = false;
     updateState();
     const notice = state.readyInfo?.notice || "";
-    setStatus("Click anywhere on the image", "ready", notice, !!notice);
+    // Which model answers the clicks: the baseline's name says "not SAM2" (issue 16).
+    setStatus(`Click anywhere on the image. Model: ${data.model_name}`, "ready", notice, !!notice);
     emit("opened", {
       slug: state.photo.slug,
       width: data.width,

@@ -552,6 +552,8 @@ def test_remove_background_cuts_out_the_subject_in_one_step(app, site, truth):
     image, objects, _ = truth
     height, width = image.shape[:2]
     app.open(shapes_url(site))
+    # The status says which model answers the clicks, "not SAM2" for the baseline.
+    assert app.page.inner_text("#status") == "Click anywhere on the image. Model: samtab baseline (classical, not SAM2)"
     app.click(*synthetic.interior_point(objects[0]["mask"]), (width, height))
     before = app.count("mask")
     app.page.keyboard.press("r")
@@ -566,6 +568,7 @@ def test_remove_background_cuts_out_the_subject_in_one_step(app, site, truth):
         "#status-detail"
     )
     data, name = app.export("cutout")
+    assert Image.open(io.BytesIO(data)).text["Model"] == "samtab baseline (classical, not SAM2)"
     alpha = np.asarray(Image.open(io.BytesIO(data)))[..., 3] > 0
     everything = np.any([known["mask"] for known in objects], axis=0)
     assert name == "shapes-subject-cutout.png" and iou(alpha, ndimage.binary_fill_holes(everything)) >= 0.95

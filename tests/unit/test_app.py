@@ -435,3 +435,20 @@ def test_a_replayed_session_rebuilds_the_same_steps_and_masks(app):
         replayed.undo()
         sizes.append(len(obj.prompt.points))
     assert sizes == [4, 2, 1, 0]  # the same three steps, undone one by one
+
+
+def test_every_export_says_which_model_made_its_masks(app):
+    """The model's name goes with the masks (issue 16): PNG text chunks, COCO's info, the zips' comments."""
+    app.click(300, 200, 600, 400)
+    decode_all(app, DiscDecoder())
+    app.rename(app.segmenter.objects.current.id, "Tasse à café")
+    for export in (app.export_mask, app.export_cutout):
+        picture = Image.open(io.BytesIO(export()[2]))
+        assert picture.text == {"Software": "samtab", "Model": "m", "Title": "Tasse à café"}
+    assert json.loads(app.export_coco()[2])["info"]["model"] == "m"
+    for export in (app.export_yolo, app.export_masks):
+        with zipfile.ZipFile(io.BytesIO(export()[2])) as archive:
+            assert archive.comment == b"samtab; model: m"
+    with zipfile.ZipFile(io.BytesIO(app.export_masks()[2])) as archive:
+        [name] = archive.namelist()
+        assert Image.open(io.BytesIO(archive.read(name))).text["Model"] == "m"
