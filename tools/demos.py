@@ -16,8 +16,8 @@ Everything here is generated and ignored by git; tools/serve.py runs this when s
 It is quick when nothing changed (existing bundles are checked and kept).
 
 site/demos/index.json:
-    {"version": 1, "demos": [{"slug", "title", "credit", "licence", "folder", "preview", "bundle", "model",
-                              "model_name", "width", "height"}]}
+    {"version": 1, "demos": [{"slug", "photo", "title", "credit", "licence", "folder", "preview", "bundle",
+                              "model", "model_name", "width", "height"}]}
 paths relative to index.json; each demo folder also holds demo.json (the same entry, paths relative to
 the folder) and, for the synthetic scene, truth.json (its objects: name, colour, box, an interior point).
 """
@@ -184,6 +184,7 @@ def build(force: bool = False) -> dict:
             model_url = Path("..", "..", published.relative_to(SITE.resolve())).as_posix() + "/"
             entry = {
                 "slug": slug,
+                "photo": demo.slug,  # the same for every model: the gallery shows one card per photo
                 "title": demo.title + (f" ({info.name})" if suffix else ""),
                 "credit": demo.credit,
                 "licence": demo.licence,

@@ -5,7 +5,7 @@ import { clearError, emit, fail, now, setStatus, updateState } from "./contract.
 import { endEverything, renderControls, showEverything } from "./controls.js";
 import { keysOf } from "./keys.js";
 import { keepPreviousPhoto, openInWorker, scheduleKeep } from "./photos.js";
-import { offerRestore, restored } from "./saves.js";
+import { offerRestore, replayHere, restored } from "./saves.js";
 import { state } from "./state.js";
 import { acknowledge, explainBootFailure, flushOutbox, forget, onWorkerCrash, resume } from "./worker.js";
 
@@ -94,7 +94,17 @@ const HANDLERS = {
     } else {
       state.photo.key = `${data.photo_key}|${data.model_name}`;
       flushOutbox();
-      offerRestore();
+      const carry = state.photo.carry ?? [];
+      state.photo.carry = [];
+      if (carry.length) {
+        // The same photo with another model: the objects are made again, their masks by this model.
+        replayHere(
+          carry,
+          0,
+          `Decoding your objects' clicks with ${data.model_name}…`,
+          `Model: ${data.model_name}. Your objects' clicks were decoded again with it.`,
+        );
+      } else offerRestore();
     }
     state.restarting = false;
     updateState();

@@ -10,6 +10,7 @@ import { state } from "./state.js";
 import { send } from "./worker.js";
 
 /** @typedef {import("./state.js").Demo} Demo */
+/** @typedef {import("./protocol.js").Command} Command */
 /** @typedef {import("./state.js").Photo} Photo */
 /** @typedef {import("./protocol.js").OpenDemo} OpenDemo */
 
@@ -45,12 +46,15 @@ export async function loadGallery() {
     );
   }
   for (const demo of state.demos) state.models[demo.model_name] = demo.modelUrl;
+  // One card per photo (its first demo's, the baseline's in the default gallery); it opens the photo with the
+  // model last used when the photo has a demo with it. The model switch (#model-switch) changes it.
   $("gallery").replaceChildren(
-    ...state.demos.map((demo) => {
+    ...[...photoGroups().values()].map(([demo]) => {
       const item = document.createElement("li");
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.slug = demo.slug;
+      button.dataset.photo = photoOf(demo);
       button.title = `${demo.title}: ${demo.credit} (${demo.licence})`;
       const image = Object.assign(document.createElement("img"), { src: demo.previewUrl, alt: "", loading: "lazy" });
       const title = Object.assign(document.createElement("span"), { className: "title", textContent: demo.title });
@@ -59,12 +63,52 @@ export async function loadGallery() {
         textContent: `${demo.credit} · ${demo.licence}`,
       });
       button.append(image, title, credit);
-      button.addEventListener("click", () => openDemo(demo));
+      button.addEventListener("click", () => {
+        const group = photoGroups().get(photoOf(demo)) ?? [demo];
+        openDemo(group.find((d) => d.model_name === state.preferredModel) ?? demo);
+      });
       item.append(button);
       return item;
     }),
   );
 }
+
+const photoOf = (/** @type {Demo} */ demo) => demo.photo ?? demo.slug;
+
+/** The gallery's demos by photo, in the index's order: each photo's demos, one per model. */
+function photoGroups() {
+  /** @type {Map<string, Demo[]>} */
+  const groups = new Map();
+  for (const demo of state.demos) groups.set(photoOf(demo), [...(groups.get(photoOf(demo)) ?? []), demo]);
+  return groups;
+}
+
+const modelSwitch = /** @type {HTMLSelectElement} */ ($("model-switch"));
+
+/** The model switch lists the models the current demo's photo has (hidden for one's own photo, or one model). */
+function showModels(/** @type {Demo | undefined} */ demo) {
+  const group = demo ? (photoGroups().get(photoOf(demo)) ?? [demo]) : [];
+  $("model-switch-label").hidden = group.length < 2;
+  modelSwitch.replaceChildren(
+    ...group.map((d) =>
+      Object.assign(document.createElement("option"), {
+        value: d.slug,
+        textContent: d.model_name,
+        selected: d === demo,
+      }),
+    ),
+  );
+}
+
+// Another model for the same photo: it opens with that model's bundle and decoder, and the commands applied so
+// far (every click, box, choice and name) are applied again, so the objects stay and their masks are decoded
+// by the new model.
+modelSwitch.addEventListener("change", () => {
+  const demo = state.demos.find((d) => d.slug === modelSwitch.value);
+  if (!demo || !state.photo?.demo || photoOf(demo) !== photoOf(state.photo.demo)) return;
+  const carry = [...state.log, ...state.unacked.values(), ...state.outbox];
+  openDemo(demo, carry);
+});
 
 /**
  * The demo ?demo= names: a slug of the gallery, or a relative URL of a demo folder (with its demo.json).
@@ -114,8 +158,11 @@ function beginPhoto(/** @type {Omit<Photo, "seq">} */ chosen) {
   state.opening = true;
   state.covered = state.inputSeq;
   updateState();
+  showModels(photo.demo);
   for (const button of document.querySelectorAll("#gallery button")) {
-    if (button instanceof HTMLElement) button.setAttribute("aria-current", String(button.dataset.slug === photo.slug));
+    if (button instanceof HTMLElement) {
+      button.setAttribute("aria-current", String(!!photo.demo && button.dataset.photo === photoOf(photo.demo)));
+    }
   }
   return photo;
 }
@@ -126,6 +173,7 @@ export function keepPreviousPhoto() {
   state.shown = state.photo;
   state.opened = true;
   ({ log: state.log, unacked: state.unacked, outbox: state.outbox, sessionId: state.sessionId } = state.photo.work);
+  showModels(state.photo.demo);
   if (state.controls) requestRedraw();
 }
 
@@ -164,8 +212,9 @@ async function prefetch(/** @type {Demo} */ demo) {
   return { bundle, decoder };
 }
 
-export async function openDemo(/** @type {Demo} */ demo) {
-  const photo = beginPhoto({ kind: "demo", slug: demo.slug, demo, downloads: prefetch(demo) });
+export async function openDemo(/** @type {Demo} */ demo, /** @type {Command[]} */ carry = []) {
+  const photo = beginPhoto({ kind: "demo", slug: demo.slug, demo, downloads: prefetch(demo), carry });
+  state.preferredModel = demo.model_name;
   photo.downloads.catch(() => {}); // reported when the worker needs them
   state.previousPhoto = null; // a demo always replaces the photo
   renderControls(null);

@@ -152,26 +152,38 @@ function restoreWork() {
     state.outbox = [];
     state.sessionId = `${state.sessionId}-r`;
   }
-  const messages = entry.log.map((message) => {
+  replayHere(entry.log, entry.objects, "Restoring your earlier work…");
+}
+
+/**
+ * Commands applied before (saved work; the same photo with another model) applied again to the open photo,
+ * renumbered, each answered as a command is: the log then holds them, as if they had been made here.
+ * @param {Command[]} log
+ * @param {number} objects  how many objects they make (for the status once done)
+ * @param {string} doing  the status meanwhile
+ * @param {string} [done]  the status once done (default: "Your earlier work is back: …")
+ */
+export function replayHere(log, objects, doing, done) {
+  const messages = log.map((message) => {
     /** @type {Command} */
     const renumbered = { ...message, cmd: ++state.cmdSeq };
     if (renumbered.type === "click" || renumbered.type === "box") renumbered.id = ++state.inputSeq;
     state.unacked.set(renumbered.cmd, renumbered);
     return renumbered;
   });
-  state.restoring = { messages: messages.length, objects: entry.objects };
+  state.restoring = { messages: messages.length, objects, done };
   updateState();
-  setStatus("Restoring your earlier work…", "open");
+  setStatus(doing, "open");
   send({ type: "replay", messages });
 }
 
 /** Once the worker has answered every restored command: say so. */
 export function restored() {
   if (!state.restoring || state.unacked.size) return;
-  const { messages, objects } = state.restoring;
+  const { messages, objects, done } = state.restoring;
   state.restoring = null;
   setStatus(
-    `Your earlier work is back: ${plural(objects, "object")}.`,
+    done ?? `Your earlier work is back: ${plural(objects, "object")}.`,
     "ready",
     `${keysOf("undo")} takes back its steps one by one.`,
   );

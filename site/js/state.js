@@ -16,6 +16,7 @@
  * @property {number} width
  * @property {number} height
  * @property {string} model_name
+ * @property {string} [photo]  the photo's key, the same for each model it has a demo with (the gallery's card)
  * @property {string} previewUrl
  * @property {string} bundleUrl
  * @property {string} modelUrl  the model's folder, ending in /
@@ -43,6 +44,7 @@
  * @property {{photo: ArrayBuffer, bundle: ArrayBuffer}} [files]  their bytes, once read
  * @property {string} [key]  "<photo sha256>|<model name>", once open: what its saved work is filed under
  * @property {Work} [work]  its commands while another photo opens
+ * @property {Command[]} [carry]  commands applied on this photo with another model, applied again once it opens
  */
 
 /**
@@ -119,6 +121,9 @@ export const state = {
   pruned: "", // the sessionId whose first save pruned older saves (once a visit)
   /** @type {SavedWork | null} the earlier work offered back (#restore) */
   restoreOffer: null,
-  /** @type {{messages: number, objects: number} | null} a restore under way, until every command is answered */
+  /** @type {{messages: number, objects: number, done?: string} | null} a restore (or a model switch's replay)
+   * under way, until every command is answered; done: what the status says then */
   restoring: null,
+  /** the model the gallery's cards open their photo with (the last one opened), when the photo has it */
+  preferredModel: "",
 };

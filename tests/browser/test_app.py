@@ -48,13 +48,43 @@ def shapes_url(site, extra: str = "") -> str:
 
 
 def test_gallery_shows_every_demo_with_credit(app, site):
+    """One card per photo (five), whatever the number of models the site has."""
     app.open(shapes_url(site))
     items = app.page.locator("#gallery li")
-    assert items.count() >= 5
+    assert items.count() == 5
     text = app.page.inner_text("#gallery")
     for words in ("Shapes", "Coffee", "Chelsea", "Astronaut", "scikit-image", "CC0", "Public domain"):
         assert words in text
     assert app.page.locator("#gallery button[aria-current=true]").get_attribute("data-slug") == "shapes"
+
+
+def test_switching_the_model_keeps_the_objects_and_decodes_their_clicks_again(app, site, truth):
+    """The model switch lists the photo's models; another model opens the same photo with its own bundle and
+    decoder and applies the clicks again (the objects stay, their masks are that model's); the gallery's
+    cards then open photos with it; ?demo=<slug> still opens a photo with its model."""
+    image, objects, _ = truth
+    height, width = image.shape[:2]
+    app.open(shapes_url(site))
+    options = app.page.eval_on_selector_all("#model-switch option", "options => options.map((o) => o.textContent)")
+    assert options == ["samtab baseline (classical, not SAM2)", "SAM2.1 tiny (random init, seed 0)"]
+    app.click(*synthetic.interior_point(objects[0]["mask"]), (width, height))
+    app.page.keyboard.press("n")
+    app.click(*synthetic.interior_point(objects[1]["mask"]), (width, height))
+    before = [row["name"] for row in app.ui()["objects"]]
+    opened, masks = app.count("opened"), app.count("mask")
+    app.page.select_option("#model-switch", "shapes-sam2.1-tiny-random")
+    assert app.wait_for("opened", opened)["model"] == "SAM2.1 tiny (random init, seed 0)"
+    app.page.wait_for_function("document.getElementById('status').textContent.startsWith('Model: SAM2.1 tiny')")
+    app.wait_until_ready()
+    assert [row["name"] for row in app.ui()["objects"]] == before
+    assert [row["clicks"] for row in app.ui()["objects"]] == ["1 click", "1 click"]
+    assert app.count("mask") > masks  # decoded again, by SAM2
+    assert app.page.locator("#gallery button[aria-current=true]").get_attribute("data-photo") == "shapes"
+    # The gallery's cards now open their photo with SAM2.
+    opened = app.count("opened")
+    app.page.click("#gallery button[data-photo=coffee]")
+    assert app.wait_for("opened", opened)["slug"] == "coffee-sam2.1-tiny-random"
+    assert app.page.input_value("#model-switch") == "coffee-sam2.1-tiny-random"
 
 
 def test_the_photo_is_painted_before_python_is_ready_and_early_clicks_are_kept(app, site, truth):
