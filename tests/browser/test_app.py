@@ -278,6 +278,37 @@ def test_mask_lands_under_the_cursor_at_any_css_scale_and_pixel_ratio(browser, s
         context.close()
 
 
+def test_on_a_phone_the_whole_photo_is_in_the_first_screen_and_a_tap_makes_a_mask(browser, site, truth):
+    """390 x 844 CSS px, pixel ratio 2, touch (issue 16): the photo comes first, full width, wholly on the
+    first screen; the demos are a strip below the controls; nothing is wider than the screen; a tap selects."""
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        app = App(page).open(shapes_url(site))
+        assert page.evaluate("[innerWidth, document.documentElement.scrollWidth]") == [390, 390]
+        box = page.locator("#canvas").bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 844 and box["width"] >= 360
+        gallery = page.locator("#gallery").bounding_box()
+        assert gallery["y"] > box["y"] + box["height"]  # below the photo
+        cards = page.locator("#gallery li").evaluate_all("items => items.map((li) => li.getBoundingClientRect().top)")
+        assert len(set(cards)) == 1  # one row: a strip
+        assert not page.is_visible(".shortcuts")
+        x, y = meta["objects"][3]["point"]
+        before = app.count("mask")
+        page.touchscreen.tap(
+            box["x"] + (x + 0.5) * box["width"] / size[0], box["y"] + (y + 0.5) * box["height"] / size[1]
+        )
+        app.wait_for("mask", before)
+        assert iou(app.mask(), objects[3]["mask"]) >= 0.95
+    finally:
+        context.close()
+
+
 def test_sam2_decoder_in_the_browser_matches_the_headless_pipeline(app, site, tmp_path, truth):
     image, _, meta = truth
     size = (image.shape[1], image.shape[0])
