@@ -110,7 +110,12 @@ const HANDLERS = {
     updateState();
     const notice = state.readyInfo?.notice || "";
     // Which model answers the clicks: the baseline's name says "not SAM2" (issue 16).
-    setStatus(`Click anywhere on the image. Model: ${data.model_name}`, "ready", notice, !!notice);
+    setStatus(
+      `${touch() ? "Tap" : "Click"} anywhere on the image. Model: ${data.model_name}`,
+      "ready",
+      notice,
+      !!notice,
+    );
     emit("opened", {
       slug: state.photo.slug,
       width: data.width,
@@ -167,6 +172,9 @@ const HANDLERS = {
   },
 };
 
+/** A touch screen is the main pointer (a phone, a tablet): the hints say tap and long press. */
+const touch = () => matchMedia("(pointer: coarse)").matches;
+
 export function onWorkerMessage(/** @type {MessageEvent<FromWorker>} */ { data }) {
   const handler = Object.hasOwn(HANDLERS, data?.type) ? HANDLERS[data.type] : null;
   if (handler) /** @type {(data: FromWorker) => void} */ (handler)(data);
@@ -190,7 +198,9 @@ function describeMask(/** @type {Mask} */ mask, /** @type {Controls} */ controls
   setStatus(
     `${object.name}: ${clicks}, mask ${mask.mask_index + 1} of 3 (score ${mask.iou.toFixed(2)})`,
     "mask",
-    `Left-click adds, right-click removes, drag draws a box; ${keysOf("new-object")} starts a new object.`,
+    touch()
+      ? "A tap adds, a long press removes, a drag draws a box; New object starts another."
+      : `Left-click adds, right-click removes, drag draws a box; ${keysOf("new-object")} starts a new object.`,
   );
 }
 

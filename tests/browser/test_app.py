@@ -305,6 +305,7 @@ def test_on_a_phone_the_whole_photo_is_in_the_first_screen_and_a_tap_makes_a_mas
         )
         app.wait_for("mask", before)
         assert iou(app.mask(), objects[3]["mask"]) >= 0.95
+        assert page.inner_text("#status-detail").startswith("A tap adds, a long press removes")
     finally:
         context.close()
 
