@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from . import composite, everything, export
+from .brush import Stroke
 from .bundle import Bundle, BundleError
 from .coords import Mapping
 from .frames import MAX_VIEW_EDGE, VIEWS, Frames, fit_view
@@ -146,6 +147,25 @@ class App:
         )
         return self.segmenter.objects.edit(lambda prompt: prompt.with_box(box), join=join)
 
+    def stroke(
+        self,
+        points: list[tuple[float, float]],
+        radius: float,
+        css_width: float,
+        css_height: float,
+        *,
+        hardness: float = 1.0,
+        add: bool = True,
+    ) -> None:
+        """A brush stroke on the current object, its path and radius in CSS pixels of an element of css_width ×
+        css_height showing the whole photo (pyapp.brush); raises IndexError if there is no object to paint."""
+        segmenter = self._require()
+        mapping = Mapping(segmenter.width, segmenter.height, css_width, css_height)
+        path = tuple(mapping.display_to_image(x, y, inside=False) for x, y in points)
+        scale = segmenter.width / css_width
+        stroke = Stroke(path, radius * scale, hardness, add, (segmenter.width, segmenter.height))
+        segmenter.objects.stroke(stroke)
+
     def undo(self) -> None:
         """Undo the last action, on whichever object it was (raises IndexError if there is none)."""
         self._require().objects.undo()
@@ -231,7 +251,11 @@ class App:
         its mask. Decode.obj is None."""
         segmenter = self._require()
         point = Point(*self._image_point(x, y, css_width, css_height), include)
-        step = Step(previous.prompt.with_point(point) if previous is not None else Prompt((point,)), previous=previous)
+        step = Step(
+            previous.prompt.with_point(point) if previous is not None else Prompt((point,)),
+            previous=previous,
+            strokes=previous.strokes if previous is not None else (),
+        )
         return Decode(None, step, segmenter.feeds(step))
 
     def add_objects(self, found: list[tuple[str, everything.Found]]) -> list[SegObject]:

@@ -41,9 +41,10 @@ class Mapping:
         """A mapping where the display is the photo itself (one CSS pixel per photo pixel)."""
         return cls(width, height, float(width), float(height))
 
-    def display_to_image(self, x: float, y: float) -> tuple[float, float]:
-        """A CSS position on the element → the photo's pixel coordinates (pixel centres are integers)."""
-        if not (0 <= x < self.display_width and 0 <= y < self.display_height):
+    def display_to_image(self, x: float, y: float, *, inside: bool = True) -> tuple[float, float]:
+        """A CSS position on the element → the photo's pixel coordinates (pixel centres are integers).
+        Raises OutsideImage off the element, unless inside=False (a brush stroke may run past the edge)."""
+        if inside and not (0 <= x < self.display_width and 0 <= y < self.display_height):
             raise OutsideImage(
                 f"({x:g}, {y:g}) is outside the photo shown at {self.display_width:g}×{self.display_height:g}"
             )

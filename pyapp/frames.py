@@ -35,7 +35,7 @@ class Frames:
     def __init__(self, shown: np.ndarray, image_size: tuple[int, int]):
         self.shown = shown
         self.image_size = image_size
-        self._masks: dict[tuple, np.ndarray] = {}  # by (candidates, chosen)
+        self._masks: dict[tuple, np.ndarray] = {}  # by Step.look
         self._base: np.ndarray | None = None  # the part of the frame only other objects change
         self._base_key: tuple | None = None
         self._tints: dict[tuple, np.ndarray] = {}  # the base tinted in a colour (the current object's, the hover's)
@@ -57,7 +57,7 @@ class Frames:
         """The step's chosen mask at view size (None before decoding); each is upsampled once."""
         if step.candidates is None or step.prompt.empty:
             return None
-        key = (step.candidates, step.chosen)
+        key = step.look
         mask = self._masks.get(key)
         if mask is None:
             if len(self._masks) > self.MASKS_KEPT:
@@ -74,7 +74,7 @@ class Frames:
         select, tinted white."""
         width, height = self.size
         if view == "cutout" and feather > 0:
-            key = (feather, tuple((obj.id, obj.current.candidates, obj.current.chosen) for obj in objects.items))
+            key = (feather, tuple((obj.id, obj.current.look) for obj in objects.items))
             if self._soft is None or self._soft[0] != key:  # the matte is made again only when a mask changes
                 steps = [obj.current for obj in objects.items]
                 logits = [plane for step in steps if (plane := step.logits(width, height)) is not None]
@@ -93,7 +93,7 @@ class Frames:
             for mask in [self.mask(obj.current)]
             if mask is not None
         ]
-        key = (view, opacity, tuple((obj.id, obj.current.candidates, obj.current.chosen) for obj, _ in others))
+        key = (view, opacity, tuple((obj.id, obj.current.look) for obj, _ in others))
         if key != self._base_key:
             if view == "overlay":
                 self._base = composite.overlay(self.shown, [(mask, obj.colour) for obj, mask in others], opacity)

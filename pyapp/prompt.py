@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import regions
+from . import brush, regions
+from .brush import Stroke
 from .contract import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT, LABEL_EXCLUDE, LABEL_INCLUDE
 from .coords import Mapping
 from .postprocess import Candidates
@@ -119,6 +120,14 @@ class Step:
     candidates: Candidates | None = None  # all three candidate masks and their scores
     chosen: int = 0  # the candidate shown (the best-scored unless the user picked another)
     in_flight: bool = False  # its decode has started and not yet ended
+    # Brush strokes painted on the object, applied in order over the model's mask (pyapp.brush). A click's new
+    # step keeps them: the model's part is decoded again, the strokes stay applied.
+    strokes: tuple[Stroke, ...] = ()
+
+    @property
+    def look(self) -> tuple:
+        """What the step's mask is made of: steps with the same look show the same mask (frames cache by it)."""
+        return (self.candidates, self.chosen, self.prompt.solid, self.strokes)
 
     @property
     def decoded(self) -> bool:
@@ -138,7 +147,8 @@ class Step:
         if self.candidates is None or self.prompt.empty:
             return None
         mask = self.candidates.mask(self.chosen, width, height)
-        return regions.solid(mask) if self.prompt.solid else mask
+        mask = regions.solid(mask) if self.prompt.solid else mask
+        return brush.apply_to_mask(mask, self.strokes)
 
     def logits(self, width: int, height: int) -> np.ndarray | None:
         """The chosen candidate's logits upsampled to (height, width), float32 (for soft edges); None before
@@ -146,7 +156,8 @@ class Step:
         if self.candidates is None or self.prompt.empty:
             return None
         logits = self.candidates.upsampled(self.chosen, width, height)
-        return regions.solid_logits(logits) if self.prompt.solid else logits
+        logits = regions.solid_logits(logits) if self.prompt.solid else logits
+        return brush.apply_to_logits(logits, self.strokes)
 
     def next_to_decode(self) -> Step | None:
         """The step to decode so that this one can be shown: itself, or the oldest undecoded step it
@@ -191,7 +202,8 @@ class SegObject:
             self.current.prompt = prompt  # not decoded and no decode running: nothing else has seen it
             return None
         before = self.current
-        self.current = Step(prompt, previous=before)
+        strokes = before.strokes if not prompt.empty else ()  # a clear drops the strokes with the clicks
+        self.current = Step(prompt, previous=before, strokes=strokes)
         return before
 
     def add_point(self, point: Point, *, join: bool | None = False) -> Step | None:
@@ -429,6 +441,21 @@ class Objects:
         changes.append(Stepped(obj, obj.current, step))
         obj.current = step
         self._record(changes, before)
+
+    def stroke(self, stroke: Stroke) -> None:
+        """Paint a brush stroke on the current object (one action): a step with the same prompt and model answer
+        (no decode) and one stroke more. An object needs a click first: the strokes refine a model's mask."""
+        obj = self.current
+        if obj is None or obj.prompt.empty:
+            raise IndexError("there is no object to paint on: click on the photo first")
+        before = obj.current
+        if before.candidates is None:  # its decode is still to come: this step waits for it instead
+            step = Step(before.prompt, previous=before.previous, strokes=(*before.strokes, stroke))
+        else:
+            step = Step(before.prompt, candidates=before.candidates, chosen=before.chosen)
+            step.strokes = (*before.strokes, stroke)
+        obj.current = step
+        self._record([Stepped(obj, before, step)], obj)
 
     def choose(self, index: int) -> None:
         """Show the current object's candidate `index` (its current step must be decoded)."""

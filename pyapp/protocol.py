@@ -211,6 +211,21 @@ class Everything(Command):
 
 
 @dataclass(frozen=True)
+class Stroke(Command):
+    """A brush stroke on the current object, one message per stroke: its path as [[x, y], ...] and its radius
+    in CSS pixels of an element of css_width × css_height showing the whole photo; hardness 0..1; add or
+    remove (pyapp.brush)."""
+
+    kind: ClassVar[str] = "stroke"
+    points: list
+    radius: float
+    css_width: float
+    css_height: float
+    hardness: float = 1.0
+    add: bool = True
+
+
+@dataclass(frozen=True)
 class Subject(Command):
     """Remove background: the photo's main subject as a new object, "Subject", shown in the cutout view (see
     pyapp.app.App.remove_background); one undo step, decoded as a click is."""
@@ -248,6 +263,7 @@ INBOUND: dict[str, type[Message]] = {
         HoverEnd,
         Everything,
         Subject,
+        Stroke,
         EverythingCancel,
     )
 }

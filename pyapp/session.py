@@ -332,6 +332,20 @@ class Session:
         self.app.set_view(message.view, message.opacity, message.feather)
 
     @_and_frame
+    def _stroke(self, message):
+        points = message.points
+        if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p) for p in points):
+            raise ValueError("a stroke's points are [x, y] pairs of numbers")
+        self.app.stroke(
+            [(float(x), float(y)) for x, y in points],
+            message.radius,
+            message.css_width,
+            message.css_height,
+            hardness=message.hardness,
+            add=message.add,
+        )
+
+    @_and_frame
     def _subject(self, message):
         self.app.remove_background()
 
@@ -765,5 +779,6 @@ HANDLERS = {
     protocol.View: Session._view,
     protocol.Reset: Session._reset,
     protocol.Subject: Session._subject,
+    protocol.Stroke: Session._stroke,
     protocol.Export: Session._export,
 }

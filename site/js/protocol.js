@@ -73,7 +73,7 @@
 
 /**
  * What changes the photo's state: numbered, kept until answered, replayed into a restarted worker, saved.
- * @typedef {Click | Box | Plain | PickObject | Rename | Candidate | View | Everything | Subject} Command
+ * @typedef {Click | Box | Plain | PickObject | Rename | Candidate | View | Everything | Subject | Stroke} Command
  */
 
 /**
@@ -88,6 +88,9 @@
  * @typedef {{type: "everything", cmd?: number, points_per_side: number}} Everything  segment the whole photo
  * @typedef {{type: "everything-cancel"}} EverythingCancel  stop it between two decodes (nothing is added)
  * @typedef {{type: "subject", cmd?: number}} Subject  remove background: the main subject as a new object, cut out
+ * @typedef {{type: "stroke", cmd?: number, points: number[][], radius: number, css_width: number, css_height: number,
+ *   hardness?: number, add?: boolean}} Stroke  a brush stroke on the current object (pyapp.brush; the worker takes
+ *   it, the page has no brush yet)
  * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong
  * @typedef {{type: "stats"}} StatsRequest
  */

@@ -452,3 +452,46 @@ def test_every_export_says_which_model_made_its_masks(app):
     with zipfile.ZipFile(io.BytesIO(app.export_masks()[2])) as archive:
         [name] = archive.namelist()
         assert Image.open(io.BytesIO(archive.read(name))).text["Model"] == "m"
+
+
+def test_brush_strokes_refine_the_model_mask_stay_over_later_clicks_and_undo_one_by_one(app):
+    """A stroke adds or removes on top of the model's mask, without a decode; a later click re-decodes the
+    model's part and the strokes stay applied; each stroke is one undo step; exports have them; a clear drops
+    them with the clicks."""
+    decoder = DiscDecoder()
+    app.click(300, 200, 600, 400)  # a disc around the photo's (599.5, 399.5)
+    decode_all(app, decoder)
+    step = app.segmenter.objects.current.current
+    model_mask = app.step_mask(step, WIDTH, HEIGHT)
+    calls = len(decoder.calls)
+    # Add a stroke far from the disc, remove one across its middle (CSS px of a 600 x 400 element).
+    app.stroke([(50, 50), (150, 60)], 10, 600, 400)
+    app.stroke([(300, 150), (300, 250)], 6, 600, 400, add=False, hardness=0.5)
+    assert app.next_decode() is None and len(decoder.calls) == calls  # no decode
+    mask = app.step_mask(app.segmenter.objects.current.current, WIDTH, HEIGHT)
+    assert mask[100:120, 100:300].any() and not model_mask[100:120, 100:300].any()  # added
+    assert model_mask[399, 599] and not mask[399, 599]  # removed
+    assert np.array_equal(mask, np.asarray(Image.open(io.BytesIO(app.export_mask()[2]))) > 0)
+    view = app.step_mask(app.segmenter.objects.current.current, *app.view_size)  # the view has them too
+    assert view[88:98, 90:250].all()  # (the photo's 1200 x 800 at 1024 x 683)
+    # A click re-decodes the model's part; the strokes stay.
+    app.click(320, 210, 600, 400)
+    decode_all(app, decoder)
+    after = app.step_mask(app.segmenter.objects.current.current, WIDTH, HEIGHT)
+    assert after[100:120, 100:300].any() and not after[399, 599]
+    assert len(app.segmenter.objects.current.current.strokes) == 2
+    # Undo: the click, then each stroke.
+    app.undo()
+    assert np.array_equal(app.step_mask(app.segmenter.objects.current.current, WIDTH, HEIGHT), mask)
+    app.undo()
+    app.undo()
+    assert np.array_equal(app.step_mask(app.segmenter.objects.current.current, WIDTH, HEIGHT), model_mask)
+    app.redo()
+    assert len(app.segmenter.objects.current.current.strokes) == 1
+    app.clear()
+    assert app.segmenter.objects.current.current.strokes == ()
+
+
+def test_a_stroke_needs_an_object_with_a_click(app):
+    with pytest.raises(IndexError):
+        app.stroke([(10, 10)], 5, 600, 400)

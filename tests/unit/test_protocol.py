@@ -44,11 +44,21 @@ def test_every_message_the_page_sends_is_parsed_into_its_dataclass():
     assert replay.messages == [{"type": "undo"}]  # parsed one by one when applied
     assert protocol.parse({"type": "everything", "cmd": 7}) == protocol.Everything(16, cmd=7)
     assert protocol.parse({"type": "subject", "cmd": 9}) == protocol.Subject(cmd=9)
+    stroke = {
+        "type": "stroke",
+        "cmd": 10,
+        "points": [[1, 2], [3.5, 4]],
+        "radius": 6,
+        "css_width": 600,
+        "css_height": 400,
+    }
+    assert protocol.parse(stroke) == protocol.Stroke([[1, 2], [3.5, 4]], 6.0, 600.0, 400.0, cmd=10)
     assert protocol.parse({"type": "export", "what": "coco", "tolerance": 0}).tolerance == 0
     assert protocol.parse({"type": "view", "cmd": 8, "view": "cutout", "feather": 4}).feather == 4
     assert set(protocol.INBOUND) == {
         "everything",
         "subject",
+        "stroke",
         "everything-cancel",
         "open",
         "open-files",

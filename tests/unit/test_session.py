@@ -933,3 +933,35 @@ def test_remove_background_is_a_command_a_restart_replays():
             np.testing.assert_array_equal(before, after)
 
     run(scenario())
+
+
+def test_brush_strokes_are_commands_a_restart_replays_and_bad_ones_are_refused():
+    async def scenario():
+        page = await opened(Discs())
+        page.click(300, 200)
+        await page.settle()
+        page.send(
+            {"type": "stroke", "points": [[50, 50], [150, 60]], "radius": 10, "css_width": CSS[0], "css_height": CSS[1]}
+        )
+        page.send(
+            {
+                "type": "stroke",
+                "points": [[300, 150], [300, 250]],
+                "radius": 6,
+                "css_width": CSS[0],
+                "css_height": CSS[1],
+                "add": False,
+                "hardness": 0.5,
+            }
+        )
+        page.send({"type": "stroke", "points": [[1, "x"]], "radius": 6, "css_width": CSS[0], "css_height": CSS[1]})
+        await page.settle()
+        assert [m["type"] for m in page.log] == ["click", "stroke", "stroke"]  # the bad one refused, not logged
+        assert any("points are [x, y] pairs" in m.get("message", "") for m in page.of("error"))
+        assert len(page.session.app.segmenter.objects.current.current.strokes) == 2
+        again = restarted(page, Discs())
+        await again.settle()
+        for before, after in zip(page.masks(), again.masks(), strict=True):
+            np.testing.assert_array_equal(before, after)
+
+    run(scenario())
