@@ -152,6 +152,10 @@ canvas.addEventListener("contextmenu", (event) => event.preventDefault());
 
 canvas.addEventListener("pointerdown", (event) => {
   clearTimeout(restTimer);
+  if (state.brush.on) {
+    startStroke(event);
+    return;
+  }
   if (!state.photo || (event.button !== 0 && event.button !== 2)) return;
   canvas.setPointerCapture(event.pointerId);
   press = {
@@ -173,6 +177,10 @@ canvas.addEventListener("pointerdown", (event) => {
 });
 
 canvas.addEventListener("pointermove", (event) => {
+  if (state.brush.on) {
+    moveBrush(event);
+    return;
+  }
   const point = cssPoint(event);
   if (press && press.pointerId === event.pointerId) {
     if (Math.hypot(point.x - press.start.x, point.y - press.start.y) > DRAG_THRESHOLD_PX) press.moved = true;
@@ -191,6 +199,7 @@ canvas.addEventListener("pointermove", (event) => {
 });
 
 canvas.addEventListener("pointerleave", () => {
+  brushCursor.hidden = true;
   clearTimeout(restTimer);
   if (canSend() && hoverPreview.checked) send({ type: "hover-end" });
 });
@@ -201,6 +210,10 @@ hoverPreview.addEventListener("change", () => {
 });
 
 canvas.addEventListener("pointerup", (event) => {
+  if (stroke) {
+    endStroke(event);
+    return;
+  }
   if (!press || press.pointerId !== event.pointerId) return;
   clearTimeout(press.timer);
   const end = cssPoint(event);
@@ -229,7 +242,111 @@ canvas.addEventListener("pointerup", (event) => {
 });
 
 canvas.addEventListener("pointercancel", () => {
+  stroke = null;
+  clearBrushLayer();
   if (press) clearTimeout(press.timer);
   press = null;
   boxRect.hidden = true;
 });
+
+// --- the brush (issue 16) ------------------------------------------------------------------------------
+// A stroke is drawn on a layer over the photo as the pointer moves (every coalesced position: no gaps at any
+// speed) and sent to the worker once, when the button or finger lifts: its path and radius in CSS pixels. The
+// worker paints it on the current object (pyapp.brush) and its frame replaces the layer's drawing.
+
+/** @type {HTMLCanvasElement} */
+const brushLayer = $("brush-layer");
+const brushCtx = /** @type {CanvasRenderingContext2D} */ (brushLayer.getContext("2d"));
+const brushCursor = $("brush-cursor");
+
+/** @type {{pointerId: number, points: number[][], w: number, h: number, add: boolean} | null} */
+let stroke = null;
+
+/** The layer over the canvas, at the canvas's place and size (and the screen's pixel ratio). */
+function placeBrushLayer() {
+  const rect = canvas.getBoundingClientRect();
+  const area = imageArea.getBoundingClientRect();
+  const ratio = devicePixelRatio || 1;
+  Object.assign(brushLayer.style, {
+    left: `${rect.left - area.left}px`,
+    top: `${rect.top - area.top}px`,
+    width: `${rect.width}px`,
+    height: `${rect.height}px`,
+  });
+  brushLayer.width = Math.round(rect.width * ratio);
+  brushLayer.height = Math.round(rect.height * ratio);
+  brushCtx.setTransform(ratio, 0, 0, ratio, 0, 0);
+}
+
+export function clearBrushLayer() {
+  brushCtx.clearRect(0, 0, brushLayer.width, brushLayer.height);
+}
+
+function startStroke(/** @type {PointerEvent} */ event) {
+  if (!state.controls?.open || state.shown !== state.photo || (event.button !== 0 && event.pointerType === "mouse")) {
+    return;
+  }
+  canvas.setPointerCapture(event.pointerId);
+  placeBrushLayer();
+  const point = cssPoint(event);
+  stroke = {
+    pointerId: event.pointerId,
+    points: [[point.x, point.y]],
+    w: point.w,
+    h: point.h,
+    add: state.brush.remove === event.altKey, // Alt turns the brush around
+  };
+  drawStroke();
+}
+
+/** The stroke so far, drawn whole (one path: an even tint where its segments overlap). */
+function drawStroke() {
+  if (!stroke) return;
+  clearBrushLayer();
+  brushCtx.lineCap = "round";
+  brushCtx.lineJoin = "round";
+  brushCtx.lineWidth = 2 * state.brush.radius;
+  brushCtx.strokeStyle = stroke.add ? "rgb(37 99 235 / 0.45)" : "rgb(255 255 255 / 0.6)";
+  brushCtx.beginPath();
+  const [first, ...rest] = stroke.points;
+  brushCtx.moveTo(first[0], first[1]);
+  for (const [x, y] of rest.length ? rest : [first]) brushCtx.lineTo(x, y);
+  brushCtx.stroke();
+}
+
+function moveBrush(/** @type {PointerEvent} */ event) {
+  const point = cssPoint(event);
+  const area = imageArea.getBoundingClientRect();
+  const rect = canvas.getBoundingClientRect();
+  brushCursor.hidden = false;
+  Object.assign(brushCursor.style, {
+    left: `${rect.left - area.left + point.x}px`,
+    top: `${rect.top - area.top + point.y}px`,
+    width: `${2 * state.brush.radius}px`,
+    height: `${2 * state.brush.radius}px`,
+  });
+  if (!stroke || stroke.pointerId !== event.pointerId) return;
+  const events = typeof event.getCoalescedEvents === "function" ? event.getCoalescedEvents() : [];
+  for (const each of events.length ? events : [event]) {
+    const next = cssPoint(each);
+    const [x, y] = stroke.points[stroke.points.length - 1];
+    if (Math.hypot(next.x - x, next.y - y) < 0.5) continue;
+    stroke.points.push([next.x, next.y]);
+  }
+  drawStroke();
+}
+
+function endStroke(/** @type {PointerEvent} */ event) {
+  if (!stroke || stroke.pointerId !== event.pointerId) return;
+  const { points, w, h, add } = stroke;
+  stroke = null;
+  command({
+    type: "stroke",
+    points: points.slice(0, 4096),
+    radius: state.brush.radius,
+    css_width: w,
+    css_height: h,
+    hardness: state.brush.hardness,
+    add,
+  });
+}

@@ -58,6 +58,7 @@ export function renderControls(/** @type {Controls | null} */ controls) {
   put(newObjectButton, "disabled", !open);
   put(everythingButton, "disabled", !open && !state.everything);
   put(subjectButton, "disabled", !open);
+  put(brushButton, "disabled", !current?.has_mask && !state.brush.on);
   put(exportButtons.mask, "disabled", !current?.has_mask);
   put(exportButtons.cutout, "disabled", !current?.has_mask);
   put(exportButtons.coco, "disabled", !open?.objects.some((o) => o.has_mask));
@@ -197,6 +198,42 @@ const everythingButton = $("everything");
 const progressBar = /** @type {HTMLProgressElement} */ ($("progress"));
 const subjectButton = $("subject");
 
+// --- the brush ----------------------------------------------------------------------------------------
+
+const brushButton = $("brush");
+const brushRemove = $("brush-remove");
+const brushSize = /** @type {HTMLInputElement} */ ($("brush-size"));
+const brushHardness = /** @type {HTMLInputElement} */ ($("brush-hardness"));
+
+/** Brush mode on or off: on, the pointer paints the current object's mask instead of clicking. */
+function setBrush(/** @type {boolean} */ on) {
+  state.brush.on = on;
+  putAttribute(brushButton, "aria-pressed", String(on));
+  $("canvas").style.cursor = on ? "none" : "";
+  if (!on) $("brush-cursor").hidden = true;
+  if (on)
+    setStatus(
+      "Brush: paint over the object to add to its mask",
+      "ready",
+      "Hold Alt (or press Removes) to take away; [ and ] change the size; B again goes back to clicking.",
+    );
+}
+
+function setBrushSize(/** @type {number} */ radius) {
+  state.brush.radius = Math.min(80, Math.max(2, Math.round(radius)));
+  brushSize.value = String(state.brush.radius);
+}
+
+brushButton.addEventListener("click", () => setBrush(!state.brush.on));
+brushRemove.addEventListener("click", () => {
+  state.brush.remove = !state.brush.remove;
+  putAttribute(brushRemove, "aria-pressed", String(state.brush.remove));
+});
+brushSize.addEventListener("input", () => setBrushSize(Number(brushSize.value)));
+brushHardness.addEventListener("input", () => {
+  state.brush.hardness = Number(brushHardness.value) / 100;
+});
+
 /** Remove background: the worker makes the main subject an object and shows it cut out. */
 function removeBackground() {
   if (!state.controls?.open) return false;
@@ -285,6 +322,8 @@ const ACTIONS = {
   "next-view": () => setView(VIEWS[(VIEWS.indexOf(state.view) + 1) % VIEWS.length]),
   everything: () => toggleEverything(),
   subject: () => removeBackground(),
+  brush: () => (brushButton.disabled ? false : setBrush(!state.brush.on)),
+  "brush-size": (key) => setBrushSize(state.brush.radius * (key === "]" ? 1.25 : 0.8)),
   "export-mask": () => !exportButtons.mask.disabled && exportFile("mask"),
   "export-cutout": () => !exportButtons.cutout.disabled && exportFile("cutout"),
   "export-coco": () => !exportButtons.coco.disabled && exportFile("coco", tolerance()),

@@ -1,6 +1,6 @@
 // @ts-check
 // What the page does with each of the worker's messages (protocol.js): one handler per message type.
-import { paintFrame } from "./canvas.js";
+import { clearBrushLayer, paintFrame } from "./canvas.js";
 import { clearError, emit, fail, now, setStatus, updateState } from "./contract.js";
 import { endEverything, renderControls, showEverything } from "./controls.js";
 import { keysOf } from "./keys.js";
@@ -135,6 +135,7 @@ const HANDLERS = {
     }
     const started = performance.now();
     paintFrame(data);
+    clearBrushLayer(); // a stroke drawn on the layer is in the frame now
     state.shown = state.photo;
     renderControls(data.state);
     const { mask } = data;

@@ -23,6 +23,8 @@ export const SHORTCUTS = Object.freeze([
   { keys: ["V"], does: "next view", action: "next-view" },
   { keys: ["A"], does: "segment everything (again: stop)", action: "everything" },
   { keys: ["R"], does: "remove background (the main subject, cut out)", action: "subject" },
+  { keys: ["B"], does: "brush mode (hold Alt: the brush removes)", action: "brush" },
+  { keys: ["[", "]"], does: "brush size", action: "brush-size" },
   { keys: ["M"], does: "export the mask PNG", action: "export-mask" },
   { keys: ["C"], does: "export the cutout PNG", action: "export-cutout" },
   { keys: ["J"], does: "export COCO JSON", action: "export-coco" },

@@ -105,6 +105,8 @@ export const state = {
   /** @type {Controls | null} the last state the worker sent */
   controls: null,
   excludeMode: false,
+  /** the brush (issue 16): on (clicks paint instead), removing, its radius in CSS px, its hardness 0..1 */
+  brush: { on: false, remove: false, radius: 12, hardness: 0.8 },
   view: "overlay",
   opacity: 0.5,
   /** @type {{cmd: number, done: number, total: number, found: number, perRun: number} | null} a segment-everything run */

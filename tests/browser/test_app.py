@@ -644,3 +644,66 @@ def test_remove_background_cuts_out_the_subject_in_one_step(app, site, truth):
     app.page.keyboard.press("Control+z")
     app.page.wait_for_function("document.querySelectorAll('#object-list li').length === 1")
     assert [row["name"] for row in app.ui()["objects"]] == ["Object 1"]
+
+
+def test_brush_strokes_painted_with_the_pointer_are_the_masks_cpython_makes(app, site, truth):
+    """Brush mode (B): a stroke dragged across the backdrop adds to the object's mask, one with Alt held takes
+    a band out of it; the exported mask is, to the pixel, what pyapp makes in CPython of the same click and
+    strokes; each stroke is one undo step, and a click after them keeps them."""
+    from pyapp.app import App as CoreApp
+    from pyapp.runner import OnnxRuntimeRunner
+    from samtab_tools.modelio import read_model_folder
+    from samtab_tools.segment import load
+
+    image, objects, _ = truth
+    height, width = image.shape[:2]
+    app.open(shapes_url(site))
+    box = app.page.locator("#canvas").bounding_box()
+    css = (box["width"], box["height"])
+
+    def on_screen(x, y):  # CSS px of the canvas -> the page's coordinates
+        return box["x"] + x, box["y"] + y
+
+    click = synthetic.interior_point(objects[0]["mask"])
+    app.click(*click, (width, height))
+    click_css = ((click[0] + 0.5) * css[0] / width, (click[1] + 0.5) * css[1] / height)
+    app.page.keyboard.press("b")
+    assert app.ui()["objects"][0]["clicks"] == "1 click"
+    mouse = app.page.mouse
+    strokes = [((0.10, 0.55), (0.45, 0.60), False), ((0.23, 0.10), (0.23, 0.45), True)]  # (from, to, alt)
+    sent = []
+    for start, end, alt in strokes:
+        a = (start[0] * css[0], start[1] * css[1])
+        b = (end[0] * css[0], end[1] * css[1])
+        mouse.move(*on_screen(*a))
+        if alt:
+            app.page.keyboard.down("Alt")
+        mouse.down()
+        mouse.move(*on_screen(*b), steps=12)
+        mouse.up()
+        if alt:
+            app.page.keyboard.up("Alt")
+        sent.append((a, b, not alt))
+        app.wait_until_ready()
+    app.page.wait_for_function("!document.getElementById('undo').disabled")
+    got = app.mask()
+    # The same click and strokes in CPython (a straight drag: its path is the segment between its ends).
+    bundle, model = load(ROOT / "site" / "demos" / "shapes")
+    info = read_model_folder(model, parts=("decoder",))
+    runner = OnnxRuntimeRunner(model / info.files["decoder"])
+    core = CoreApp()
+    core.open(bundle, info.name, runner.input_names, Image.fromarray(image), photo_name="shapes.png")
+    core.click(*click_css, *css)
+    while (job := core.next_decode()) is not None:
+        core.accept(job, runner.run(job.feeds))
+    for a, b, add in sent:
+        core.stroke([a, b], 12, *css, hardness=0.8, add=add)
+    want = core.step_mask(core.segmenter.objects.current.current, width, height)
+    assert np.count_nonzero(got != want) <= 0.002 * got.size, np.count_nonzero(got != want)
+    assert got[int(0.57 * height), int(0.3 * width)]  # the added stroke, on the backdrop
+    assert not got[int(0.3 * height), int(0.23 * width)]  # the band taken out of the disc
+    # One undo takes back one stroke.
+    app.page.keyboard.press("Control+z")
+    app.wait_until_ready()
+    app.page.wait_for_timeout(300)
+    assert app.mask()[int(0.3 * height), int(0.23 * width)]
