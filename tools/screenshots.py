@@ -3,8 +3,9 @@
     python tools/screenshots.py [--out docs/screenshots]
 
 Opens the coffee demo (the built-in baseline model), clicks the coffee, and saves overlay.png, cutout.png
-and erase.png; then Remove background with a soft edge of 6 px (subject.png), and segment everything on the
-shapes scene (everything.png): what a person sees, made by the same page the tests drive.
+and erase.png; then Remove background with a soft edge of 6 px (subject.png), segment everything on the
+shapes scene (everything.png), and the cat on a phone (390 x 844, touch; phone.png): what a person sees, made
+by the same page the tests drive.
 """
 
 from __future__ import annotations
@@ -73,6 +74,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             page.wait_for_timeout(400)
             shoot(page, args.out / "everything.png")
+            # A phone: the photo first, a tap.
+            phone = browser.new_context(
+                viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+            ).new_page()
+            phone.add_init_script(recorder)
+            phone.goto(f"{server.url}?demo=chelsea")
+            phone.wait_for_function("window.__samtab_events.some(e => e.name == 'opened')", timeout=180_000)
+            box = phone.locator("#canvas").bounding_box()
+            phone.touchscreen.tap(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.35)
+            phone.wait_for_function("window.__samtab_events.some(e => e.name == 'mask')", timeout=60_000)
+            phone.wait_for_timeout(400)
+            shoot(phone, args.out / "phone.png")
             errors = recorded_events(page, "error")
             browser.close()
     finally:

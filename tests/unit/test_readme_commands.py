@@ -285,7 +285,7 @@ def bench(arguments: dict[str, str] | str, expect: str) -> Callable[[Copy, str],
 
 def screenshots(copy: Copy, command: str) -> None:
     result = copy.run(command, timeout=300)
-    assert result.stdout.count("screenshots: ") == 5, result.stdout  # three views, remove background, everything
+    assert result.stdout.count("screenshots: ") == 6, result.stdout  # 3 views, remove background, everything, phone
 
 
 def fuzz_bundles(copy: Copy, command: str) -> None:
