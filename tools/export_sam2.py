@@ -187,19 +187,8 @@ def wrappers(model):
             super().__init__()
             self.decoder = decoder
 
-        def forward(
-            self,
-            image_embed,
-            high_res_feats_0,
-            high_res_feats_1,
-            point_coords,
-            point_labels,
-            mask_input,
-            has_mask_input,
-        ):
-            low_res_masks, iou_predictions = self.decoder(
-                image_embed, high_res_feats_0, high_res_feats_1, point_coords, point_labels, mask_input, has_mask_input
-            )
+        def forward(self, *inputs):  # the decoder's inputs, in the contract's order
+            low_res_masks, iou_predictions = self.decoder(*inputs)
             size = contract.HIRES_MASK_SIZE
             masks = F.interpolate(low_res_masks, size=(size, size), mode="bilinear", align_corners=False)
             return masks, iou_predictions, low_res_masks
