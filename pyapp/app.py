@@ -338,7 +338,7 @@ class App:
         )
 
     def _made_by(self, obj: SegObject) -> dict[str, str]:
-        """What a PNG export says of itself (tEXt chunks): the app, the model that made the mask, the object."""
+        """What a PNG export says of itself (text chunks): the app, the model that made the mask, the object."""
         return {"Software": "samtab", "Model": self._require().model_name, "Title": obj.name}
 
     def _soft_alpha(self, objects: list[SegObject]) -> np.ndarray | None:

@@ -20,8 +20,8 @@ MAX_POLYGON_RINGS = 100
 
 
 def png(pixels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
-    """(H, W) bool or uint8 → greyscale PNG; (H, W, 4) uint8 → RGBA PNG. `text`: tEXt chunks (keyword: value),
-    e.g. the model that made the mask."""
+    """(H, W) bool or uint8 → greyscale PNG; (H, W, 4) uint8 → RGBA PNG. `text`: text chunks (keyword: value,
+    as iTXt: any characters), e.g. the model that made the mask."""
     if pixels.dtype == bool:
         pixels = pixels.astype(np.uint8) * 255
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[-1] == 4)):
