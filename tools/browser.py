@@ -299,6 +299,11 @@ class AppPage:
         self.page.mouse.click(*self.canvas_point(x, y, *size), button=button)
         return self.wait_for("mask", before)
 
+    def mask_after_click(self, x: float, y: float, size: tuple[int, int]):
+        """Click photo pixel (x, y) of a photo of `size` and return the current object's exported mask."""
+        self.click(x, y, size)
+        return self.mask()
+
     def drag(self, a: tuple[float, float], b: tuple[float, float], size: tuple[int, int]) -> dict:
         before = self.count("mask")
         mouse = self.page.mouse

@@ -152,6 +152,10 @@ canvas.addEventListener("contextmenu", (event) => event.preventDefault());
 
 canvas.addEventListener("pointerdown", (event) => {
   clearTimeout(restTimer);
+  if (event.button === 1 || (spaceHeld && event.button === 0)) {
+    startPan(event);
+    return;
+  }
   if (state.brush.on) {
     startStroke(event);
     return;
@@ -177,6 +181,10 @@ canvas.addEventListener("pointerdown", (event) => {
 });
 
 canvas.addEventListener("pointermove", (event) => {
+  if (pan) {
+    movePan(event);
+    return;
+  }
   if (state.brush.on) {
     moveBrush(event);
     return;
@@ -210,6 +218,10 @@ hoverPreview.addEventListener("change", () => {
 });
 
 canvas.addEventListener("pointerup", (event) => {
+  if (pan) {
+    pan = null;
+    return;
+  }
   if (stroke) {
     endStroke(event);
     return;
@@ -350,3 +362,79 @@ function endStroke(/** @type {PointerEvent} */ event) {
     add,
   });
 }
+
+// --- zoom and pan (issue 16) ---------------------------------------------------------------------------
+// The wheel zooms around the pointer (1x to 16x), a middle-button drag or Space + drag pans; F fits the photo
+// again, H shows it at 100 % (a photo pixel a CSS pixel). A CSS transform of the canvas: clicks, boxes, hovers
+// and strokes are mapped from the canvas's transformed box (cssPoint), so they land where they are made.
+// The pixels are the view's (at most 1024 a side): zoomed in they are enlarged, not re-rendered (not yet).
+
+const zoom = { scale: 1, x: 0, y: 0 };
+let spaceHeld = false;
+/** @type {{pointerId: number, x: number, y: number, fromX: number, fromY: number} | null} */
+let pan = null;
+
+function applyZoom() {
+  canvas.style.transformOrigin = "0 0";
+  canvas.style.transform = zoom.scale === 1 ? "" : `translate(${zoom.x}px, ${zoom.y}px) scale(${zoom.scale})`;
+  imageArea.classList.toggle("zoomed", zoom.scale !== 1);
+}
+
+/** Zoom to `scale`, keeping the point at client (cx, cy) where it is. */
+export function zoomTo(/** @type {number} */ scale, /** @type {number} */ cx, /** @type {number} */ cy) {
+  const next = Math.min(16, Math.max(1, scale));
+  const area = imageArea.getBoundingClientRect();
+  const u = cx - area.left - canvas.offsetLeft; // the pointer in the canvas's untransformed box
+  const v = cy - area.top - canvas.offsetTop;
+  const px = (u - zoom.x) / zoom.scale; // the photo's point under it, in untransformed CSS px
+  const py = (v - zoom.y) / zoom.scale;
+  Object.assign(zoom, next === 1 ? { scale: 1, x: 0, y: 0 } : { scale: next, x: u - px * next, y: v - py * next });
+  applyZoom();
+}
+
+/** F: the whole photo again; H: 100 %, a photo pixel a CSS pixel, around the middle of the view. */
+export function zoomFit() {
+  Object.assign(zoom, { scale: 1, x: 0, y: 0 });
+  applyZoom();
+}
+export function zoomActual() {
+  const area = imageArea.getBoundingClientRect();
+  const width = state.controls?.open ? state.controls.width : canvas.width;
+  zoomTo(width / canvas.offsetWidth, area.left + area.width / 2, area.top + area.height / 2);
+}
+
+canvas.addEventListener(
+  "wheel",
+  (event) => {
+    event.preventDefault();
+    zoomTo(zoom.scale * Math.exp(-event.deltaY * 0.0015), event.clientX, event.clientY);
+  },
+  { passive: false },
+);
+
+function startPan(/** @type {PointerEvent} */ event) {
+  event.preventDefault();
+  canvas.setPointerCapture(event.pointerId);
+  pan = { pointerId: event.pointerId, x: event.clientX, y: event.clientY, fromX: zoom.x, fromY: zoom.y };
+}
+
+function movePan(/** @type {PointerEvent} */ event) {
+  if (!pan || pan.pointerId !== event.pointerId || zoom.scale === 1) return;
+  zoom.x = pan.fromX + event.clientX - pan.x;
+  zoom.y = pan.fromY + event.clientY - pan.y;
+  applyZoom();
+}
+
+addEventListener("keydown", (event) => {
+  if (
+    event.key === " " &&
+    !(event.target instanceof HTMLInputElement) &&
+    !(event.target instanceof HTMLButtonElement)
+  ) {
+    spaceHeld = true;
+    if (event.target === canvas || event.target === document.body) event.preventDefault(); // no page scroll
+  }
+});
+addEventListener("keyup", (event) => {
+  if (event.key === " ") spaceHeld = false;
+});

@@ -25,6 +25,8 @@ export const SHORTCUTS = Object.freeze([
   { keys: ["R"], does: "remove background (the main subject, cut out)", action: "subject" },
   { keys: ["B"], does: "brush mode (hold Alt: the brush removes)", action: "brush" },
   { keys: ["[", "]"], does: "brush size", action: "brush-size" },
+  { keys: ["F"], does: "fit the photo (after zooming with the wheel)", action: "zoom-fit" },
+  { keys: ["H"], does: "zoom to 100 % (a photo pixel a screen pixel)", action: "zoom-actual" },
   { keys: ["M"], does: "export the mask PNG", action: "export-mask" },
   { keys: ["C"], does: "export the cutout PNG", action: "export-cutout" },
   { keys: ["J"], does: "export COCO JSON", action: "export-coco" },
@@ -36,6 +38,7 @@ export const SHORTCUTS = Object.freeze([
 export const GESTURES = Object.freeze([
   { keys: ["Left click / Right click"], does: "include / exclude a point" },
   { keys: ["Drag"], does: "draw a box" },
+  { keys: ["Wheel / Middle drag or Space + drag"], does: "zoom around the pointer / pan" },
   { keys: ["Long press (touch)"], does: "exclude a point" },
 ]);
 

@@ -707,3 +707,37 @@ def test_brush_strokes_painted_with_the_pointer_are_the_masks_cpython_makes(app,
     app.wait_until_ready()
     app.page.wait_for_timeout(300)
     assert app.mask()[int(0.3 * height), int(0.23 * width)]
+
+
+def test_clicks_land_where_they_are_made_when_zoomed_and_panned(app, site, truth):
+    """The wheel zooms around the pointer (the point under it stays), a middle-button drag pans, F fits again;
+    a click on an object at 3x, and after a pan, selects that object."""
+    image, objects, meta = truth
+    height, width = image.shape[:2]
+    app.open(shapes_url(site))
+    fitted = app.page.locator("#canvas").bounding_box()
+    ellipse = meta["objects"][3]["point"]
+    x, y = app.canvas_point(*ellipse, width, height)
+    app.page.mouse.move(x, y)
+    for _ in range(6):
+        app.page.mouse.wheel(0, -120)
+    app.page.wait_for_function("document.getElementById('canvas').style.transform !== ''")
+    zoomed = app.page.locator("#canvas").bounding_box()
+    assert zoomed["width"] > 2 * fitted["width"]
+    assert app.canvas_point(*ellipse, width, height) == pytest.approx((x, y), abs=2)  # still under the pointer
+    assert iou(app.mask_after_click(*ellipse, (width, height)), objects[3]["mask"]) >= 0.95
+    # Pan with the middle button, then click on the ring, now brought into view.
+    app.page.keyboard.press("n")
+    ring = meta["objects"][4]["point"]
+    rx, ry = app.canvas_point(*ring, width, height)
+    area = app.page.locator("#image-area").bounding_box()
+    target = (area["x"] + area["width"] / 2, area["y"] + area["height"] / 2)
+    # (The ring is off the visible area: the drag starts in the middle and moves the photo by ring -> middle.)
+    app.page.mouse.move(*target)
+    app.page.mouse.down(button="middle")
+    app.page.mouse.move(2 * target[0] - rx, 2 * target[1] - ry, steps=5)
+    app.page.mouse.up(button="middle")
+    assert app.canvas_point(*ring, width, height) == pytest.approx(target, abs=2)
+    assert iou(app.mask_after_click(*ring, (width, height)), objects[4]["mask"]) >= 0.9
+    app.page.keyboard.press("f")
+    assert app.page.locator("#canvas").bounding_box() == pytest.approx(fitted, abs=1)
