@@ -84,27 +84,30 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return (int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1]))
 
 
+def box_ious(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The IoU of one box (x0, y0, x1, y1) with each of `boxes` (N, 4), areas as torchvision's:
+    (x1 - x0) * (y1 - y0)."""
+    x0, y0 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    x1, y1 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return inter / ((box[2] - box[0]) * (box[3] - box[1]) + area - inter)
+
+
 def box_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
     """Greedy non-maximum suppression as torchvision's nms: highest score first, dropping every later box
     whose IoU with a kept one is above threshold (areas as (x1 - x0) * (y1 - y0)). Returns kept indices,
     best first."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     keep: list[int] = []
     suppressed = np.zeros(len(boxes), dtype=bool)
     for i in order.tolist():
         if suppressed[i]:
             continue
         keep.append(i)
-        x0 = np.maximum(boxes[i, 0], boxes[:, 0])
-        y0 = np.maximum(boxes[i, 1], boxes[:, 1])
-        x1 = np.minimum(boxes[i, 2], boxes[:, 2])
-        y1 = np.minimum(boxes[i, 3], boxes[:, 3])
-        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            iou = inter / (area[i] + area - inter)
-        suppressed |= iou > threshold
+        suppressed |= box_ious(boxes[i], boxes) > threshold
     return keep
 
 

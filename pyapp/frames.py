@@ -13,6 +13,7 @@ import numpy as np
 
 from . import composite
 from .coords import Mapping
+from .everything import box_ious
 from .prompt import OBJECT_COLOURS, Objects, Prompt, Step
 
 VIEWS = ("overlay", "cutout", "erase")
@@ -163,13 +164,8 @@ class Preview:
     def add(self, found) -> None:
         """Lay a segment-everything candidate (pyapp.everything.Found, at the view's size) on the view."""
         box = np.array(found.box, dtype=np.float64)
-        if len(self.boxes):
-            x0, y0 = np.maximum(self.boxes[:, 0], box[0]), np.maximum(self.boxes[:, 1], box[1])
-            x1, y1 = np.minimum(self.boxes[:, 2], box[2]), np.minimum(self.boxes[:, 3], box[3])
-            inter = np.clip(x1 - x0 + 1, 0, None) * np.clip(y1 - y0 + 1, 0, None)
-            area = (self.boxes[:, 2] - self.boxes[:, 0] + 1) * (self.boxes[:, 3] - self.boxes[:, 1] + 1)
-            if (inter / (area + (box[2] - box[0] + 1) * (box[3] - box[1] + 1) - inter)).max() > self.DUPLICATE_BOX_IOU:
-                return
+        if len(self.boxes) and box_ious(box, self.boxes).max() > self.DUPLICATE_BOX_IOU:
+            return
         self.boxes = np.vstack([self.boxes, box])
         colour = OBJECT_COLOURS[self.next_colour % len(OBJECT_COLOURS)]
         self.next_colour += 1
