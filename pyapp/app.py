@@ -30,6 +30,8 @@ POLYGON_TOLERANCE = 1.0
 MAX_POLYGON_TOLERANCE = 20.0
 # Cutouts (the view and the PNG) fade their edges over this many photo pixels; 0: hard edges.
 MAX_FEATHER = 50.0
+# A zoomed-in view's detail is drawn on at most this many pixels (a 4K screen's worth).
+MAX_DETAIL_PIXELS = 3840 * 2160
 
 
 def polygon_tolerance(value: float | None) -> float:
@@ -95,7 +97,7 @@ class App:
         self._full = None
         size = fit_view(*self._photo.size, self.max_view_edge)
         shown = self._photo.resize(size, Image.BILINEAR) if size != self._photo.size else self._photo
-        self.frames = Frames(np.asarray(shown.convert("RGBA")), self._photo.size)  # RGBA once per photo
+        self.frames = Frames(np.asarray(shown.convert("RGBA")), self._photo.size, self._photo)  # RGBA once
         self.photo_name = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", photo_name) or "photo"
 
     def reset(self) -> None:
@@ -309,6 +311,27 @@ class App:
     def render(self, hover: Step | None = None) -> np.ndarray:
         """The current view at view size, (h, w, 4) uint8 RGBA (pyapp.frames)."""
         return self.frames.render(self._require().objects, self.view, self.opacity, hover, self.feather)
+
+    def detail(
+        self, region: tuple[float, float, float, float], width: int, height: int, hover: Step | None = None
+    ) -> tuple[tuple[int, int, int, int], np.ndarray]:
+        """The part of the view a zoomed-in page shows, from the photo's own pixels (Frames.detail): `region`,
+        the photo's pixels it covers ((x0, y0, x1, y1), edges, clipped to the photo), on `width` × `height`
+        screen pixels. Drawn at that size, or at the region's own size along an axis where that is smaller (the page
+        enlarges it), and at most MAX_DETAIL_PIXELS. Returns the whole pixels drawn and the RGBA."""
+        segmenter = self._require()
+        x0, y0, x1, y1 = region
+        x0, y0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+        x1, y1 = min(segmenter.width, int(np.ceil(x1))), min(segmenter.height, int(np.ceil(y1)))
+        if x1 <= x0 or y1 <= y0 or width < 1 or height < 1:
+            raise ValueError(f"the detail's region {region} misses the photo or its size {width}×{height} is empty")
+        cap = min(1.0, (MAX_DETAIL_PIXELS / ((x1 - x0) * (y1 - y0))) ** 0.5)
+        scale_x, scale_y = min(cap, width / (x1 - x0)), min(cap, height / (y1 - y0))
+        size = (max(1, round((x1 - x0) * scale_x)), max(1, round((y1 - y0) * scale_y)))
+        pixels = self.frames.detail(
+            segmenter.objects, self.view, self.opacity, (x0, y0, x1, y1), size, hover, self.feather
+        )
+        return (x0, y0, x1, y1), pixels
 
     def full_photo(self) -> np.ndarray:
         if self._full is None:

@@ -37,18 +37,26 @@ class Stroke:
             raise ValueError("a stroke needs the size of the photo it was made on")
 
 
-def coverage(stroke: Stroke, width: int, height: int) -> tuple[slice, slice, np.ndarray] | None:
+def coverage(
+    stroke: Stroke, width: int, height: int, rows: np.ndarray | None = None, cols: np.ndarray | None = None
+) -> tuple[slice, slice, np.ndarray] | None:
     """The stroke's coverage of a (height, width) picture of the photo: (rows, cols, values in [0, 1]) over
-    the stroke's bounding box, or None if it misses the picture."""
+    the stroke's bounding box, or None if it misses the picture. With `rows` and `cols` (ascending pixel
+    indices of the picture: a part of it, or a sparser grid over it), the coverage of those pixels only, its
+    slices indexing `rows` and `cols`."""
     sx, sy = width / stroke.size[0], height / stroke.size[1]
     points = np.array(stroke.points, dtype=np.float64) * (sx, sy) + ((sx - 1) / 2, (sy - 1) / 2)  # centres map
     radius = stroke.radius * (sx + sy) / 2
     x0, y0 = np.floor(points.min(axis=0) - radius).astype(int)
     x1, y1 = np.ceil(points.max(axis=0) + radius).astype(int)
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1 + 1, width), min(y1 + 1, height)
-    if x0 >= x1 or y0 >= y1:
+    if rows is None or cols is None:
+        rows, cols = np.arange(height), np.arange(width)
+    i0, i1 = np.searchsorted(cols, [x0, x1])  # the grid's columns and rows within the stroke's reach
+    j0, j1 = np.searchsorted(rows, [y0, y1])
+    if x0 >= x1 or y0 >= y1 or i0 >= i1 or j0 >= j1:
         return None
-    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    yy, xx = np.meshgrid(rows[j0:j1].astype(np.float64), cols[i0:i1].astype(np.float64), indexing="ij")
     distance = np.full(yy.shape, np.inf)
     ends = np.vstack([points, points[-1:]])  # one point: a dab, a segment of no length
     for (ax, ay), (bx, by) in zip(ends[:-1], ends[1:]):
@@ -61,17 +69,20 @@ def coverage(stroke: Stroke, width: int, height: int) -> tuple[slice, slice, np.
         values = (distance <= radius).astype(np.float32)
     else:
         values = np.clip((radius - distance) / soft, 0, 1).astype(np.float32)
-    return slice(y0, y1), slice(x0, x1), values
+    return slice(j0, j1), slice(i0, i1), values
 
 
-def apply_to_mask(mask: np.ndarray, strokes: Sequence[Stroke]) -> np.ndarray:
-    """The (height, width) bool mask with the strokes applied in order."""
+def apply_to_mask(
+    mask: np.ndarray, strokes: Sequence[Stroke], grid: tuple[int, int, np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """The (height, width) bool mask with the strokes applied in order. With `grid` (width, height, rows,
+    cols), the mask is those rows and columns of a (height, width) picture (see coverage)."""
     if not strokes:
         return mask
     height, width = mask.shape
     amount = mask.astype(np.float32)
     for stroke in strokes:
-        covered = coverage(stroke, width, height)
+        covered = coverage(stroke, *grid) if grid is not None else coverage(stroke, width, height)
         if covered is None:
             continue
         rows, cols, values = covered
@@ -82,14 +93,17 @@ def apply_to_mask(mask: np.ndarray, strokes: Sequence[Stroke]) -> np.ndarray:
     return amount > 0.5
 
 
-def apply_to_logits(logits: np.ndarray, strokes: Sequence[Stroke]) -> np.ndarray:
-    """The (height, width) logits with the strokes applied in order: logits > 0 is apply_to_mask(logits > 0)."""
+def apply_to_logits(
+    logits: np.ndarray, strokes: Sequence[Stroke], grid: tuple[int, int, np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """The (height, width) logits with the strokes applied in order: logits > 0 is apply_to_mask(logits > 0).
+    `grid`: as for apply_to_mask."""
     if not strokes:
         return logits
     height, width = logits.shape
     out = logits.astype(np.float32, copy=True)
     for stroke in strokes:
-        covered = coverage(stroke, width, height)
+        covered = coverage(stroke, *grid) if grid is not None else coverage(stroke, width, height)
         if covered is None:
             continue
         rows, cols, values = covered

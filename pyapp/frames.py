@@ -10,6 +10,7 @@ copies its mask's pixels from the tint.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from . import composite
 from .coords import Mapping
@@ -33,9 +34,12 @@ class Frames:
 
     MASKS_KEPT = 64  # view-size masks kept for the next frames (undo, redo, switching objects)
 
-    def __init__(self, shown: np.ndarray, image_size: tuple[int, int]):
+    def __init__(self, shown: np.ndarray, image_size: tuple[int, int], photo: Image.Image | None = None):
         self.shown = shown
         self.image_size = image_size
+        self.photo = photo  # the photo at its own size (RGB), for details; None: `shown` is all there is
+        self._detail: tuple[tuple, np.ndarray, np.ndarray, np.ndarray] | None = None  # (what, photo, rows, cols)
+        self._detail_masks: dict[tuple, np.ndarray] = {}
         self._masks: dict[tuple, np.ndarray] = {}  # by Step.look
         self._base: np.ndarray | None = None  # the part of the frame only other objects change
         self._base_key: tuple | None = None
@@ -53,6 +57,7 @@ class Frames:
         self._base_key = None
         self._tints.clear()
         self._soft = None
+        self._detail_masks.clear()
 
     def mask(self, step: Step) -> np.ndarray | None:
         """The step's chosen mask at view size (None before decoding); each is upsampled once."""
@@ -118,6 +123,80 @@ class Frames:
         if current is not None and not current.prompt.empty:
             self._mark(pixels, current.prompt)
         return pixels
+
+    def detail(
+        self,
+        objects: Objects,
+        view: str,
+        opacity: float,
+        region: tuple[int, int, int, int],
+        size: tuple[int, int],
+        hover: Step | None = None,
+        feather: float = 0.0,
+    ) -> np.ndarray:
+        """A part of the view drawn from the photo's own pixels: when zoomed in, the view's pixels (at most
+        MAX_VIEW_EDGE a side) are too few for the screen. `region`: the photo's pixels [x0, x1) × [y0, y1);
+        `size`: the (width, height) to draw it at, at most the region's own (beyond 100 % the page enlarges
+        the pixels). The masks are the photo-size masks the exports hold, computed for these pixels only
+        (Step.logits_at). What render() shows, but for the clicks' markers: the page draws those at the screen's
+        resolution. (h, w, 4) uint8 RGBA."""
+        photo, rows, cols = self._detail_photo(region, size)
+        width, height = self.image_size
+
+        def mask(step: Step) -> np.ndarray | None:
+            key = (step.look, region, size)
+            if key not in self._detail_masks:
+                if len(self._detail_masks) > self.MASKS_KEPT:
+                    self._detail_masks.clear()
+                logits = step.logits_at(width, height, rows, cols, self.size)
+                self._detail_masks[key] = None if logits is None else logits > 0
+            return self._detail_masks[key]
+
+        current = objects.current
+        if view == "cutout" and feather > 0:
+            steps = [obj.current for obj in objects.items]
+            logits = [p for step in steps if (p := step.logits_at(width, height, rows, cols, self.size)) is not None]
+            alpha = composite.soft_alpha(logits, feather * size[0] / (region[2] - region[0]), photo.shape[:2])
+            return composite.cutout(photo, [], alpha)
+        masks = [(obj, m) for obj in objects.items if (m := mask(obj.current)) is not None]
+        if view != "overlay":
+            chosen = [m for _, m in masks]
+            return (composite.cutout if view == "cutout" else composite.erase)(photo, chosen)
+        pixels = composite.overlay(photo, [(m, obj.colour) for obj, m in masks if obj is not current], opacity)
+        mine = next((m for obj, m in masks if obj is current), None)
+        if mine is not None:
+            composite.paint(pixels, self._detail_tint(pixels, mine, current.colour, opacity), mine, current.colour)
+        hovered = mask(hover) if hover is not None else None
+        if hovered is not None:
+            composite.paint(pixels, self._detail_tint(pixels, hovered, HOVER_COLOUR, opacity), hovered, HOVER_COLOUR)
+        return pixels
+
+    @staticmethod
+    def _detail_tint(pixels: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], opacity: float) -> np.ndarray:
+        """`pixels` tinted with `colour` within the mask's bounds (what paint takes its pixels from)."""
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        tinted = np.empty_like(pixels)
+        if rows.size:
+            bounds = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+            tinted[bounds] = composite.tint(np.ascontiguousarray(pixels[bounds]), colour, opacity)
+        return tinted
+
+    def _detail_photo(
+        self, region: tuple[int, int, int, int], size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The photo's part for a detail, RGBA at `size`, and the photo's rows and columns its pixels show (the
+        masks are sampled there); kept while the detail's region and size stay."""
+        key = (region, size)
+        if self._detail is None or self._detail[0] != key:
+            x0, y0, x1, y1 = region
+            photo = self.photo if self.photo is not None else Image.fromarray(self.shown).convert("RGB")
+            if photo.size != self.image_size:
+                photo = photo.resize(self.image_size, Image.BILINEAR)
+            part = photo.crop(region) if size == (x1 - x0, y1 - y0) else photo.resize(size, Image.BILINEAR, box=region)
+            rows = y0 + ((np.arange(size[1]) + 0.5) * (y1 - y0) / size[1]).astype(np.intp)
+            cols = x0 + ((np.arange(size[0]) + 0.5) * (x1 - x0) / size[0]).astype(np.intp)
+            self._detail = (key, composite.rgba(np.asarray(part)), rows, cols)
+        return self._detail[1], self._detail[2], self._detail[3]
 
     def _tinted(self, colour: tuple[int, int, int], opacity: float) -> np.ndarray:
         """The frame's base tinted with `colour`, made once per base and colour."""

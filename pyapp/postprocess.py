@@ -17,11 +17,10 @@ MASK_THRESHOLD = 0.0
 
 
 @lru_cache(maxsize=32)
-def _axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sources(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For one axis of a bilinear resize with align_corners=False, exactly as PyTorch's F.interpolate
-    computes it (source = (dst + 0.5)·in/out − 0.5, clamped at 0): how many output positions take each
-    input position as their low and as their high source (both ascending, so a gather is a repeat), and
-    the weight of the high one."""
+    computes it (source = (dst + 0.5)·in/out − 0.5, clamped at 0): each output position's low and high
+    input position and the weight of the high one."""
     # float32 throughout, as PyTorch computes it, so that the weights (not just the formula) agree.
     scale = np.float32(in_size / out_size)
     source = np.maximum(
@@ -30,8 +29,18 @@ def _axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     low = np.minimum(np.floor(source).astype(np.intp), in_size - 1)
     high = np.minimum(low + 1, in_size - 1)
     weight = (source - low.astype(np.float32)).astype(np.float32)
+    for array in (low, high, weight):
+        array.setflags(write=False)
+    return low, high, weight
+
+
+@lru_cache(maxsize=32)
+def _axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_sources as runs: how many output positions take each input position as their low and as their high
+    source (both ascending, so a gather is a repeat), and the weight of the high one."""
+    low, high, weight = _sources(in_size, out_size)
     low_runs, high_runs = (np.bincount(index, minlength=in_size) for index in (low, high))
-    for array in (low_runs, high_runs, weight):
+    for array in (low_runs, high_runs):
         array.setflags(write=False)
     return low_runs, high_runs, weight
 
@@ -49,6 +58,18 @@ def upsample(logits: np.ndarray, width: int, height: int) -> np.ndarray:
     x0, x1, wx = _axis(in_w, width)
     rows = np.repeat(logits, y0, axis=-2) * (1 - wy)[:, None] + np.repeat(logits, y1, axis=-2) * wy[:, None]
     return np.repeat(rows, x0, axis=-1) * (1 - wx) + np.repeat(rows, x1, axis=-1) * wx
+
+
+def upsample_at(logits: np.ndarray, width: int, height: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """upsample(logits, width, height)[rows][:, cols], computed for those rows and columns only: a part of a
+    large photo's full-size logits (a zoomed view), bit for bit what the whole would hold there.
+    `rows` and `cols`: indices into the (height, width) result."""
+    logits = np.asarray(logits, dtype=np.float32)
+    in_h, in_w = logits.shape[-2:]
+    y0, y1, wy = (a[rows] for a in _sources(in_h, height))
+    x0, x1, wx = (a[cols] for a in _sources(in_w, width))
+    lines = np.take(logits, y0, axis=-2) * (1 - wy)[:, None] + np.take(logits, y1, axis=-2) * wy[:, None]
+    return np.take(lines, x0, axis=-1) * (1 - wx) + np.take(lines, x1, axis=-1) * wx
 
 
 def to_mask(logits: np.ndarray, width: int, height: int) -> np.ndarray:

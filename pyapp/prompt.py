@@ -15,7 +15,7 @@ from . import brush, regions
 from .brush import Stroke
 from .contract import LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT, LABEL_EXCLUDE, LABEL_INCLUDE
 from .coords import Mapping
-from .postprocess import Candidates
+from .postprocess import Candidates, upsample_at
 
 # Distinct, colour-blind-friendly colours for objects (Okabe–Ito), cycled; blue first, since the warm
 # colours vanish on skin, wood and food, the things people most often cut out.
@@ -158,6 +158,20 @@ class Step:
         logits = self.candidates.upsampled(self.chosen, width, height)
         logits = regions.solid_logits(logits) if self.prompt.solid else logits
         return brush.apply_to_logits(logits, self.strokes)
+
+    def logits_at(
+        self, width: int, height: int, rows: np.ndarray, cols: np.ndarray, reference: tuple[int, int]
+    ) -> np.ndarray | None:
+        """logits(width, height)[rows][:, cols], computed for those pixels only (a zoomed part of a large photo;
+        its mask: > 0). A solid prompt's holes and specks are those of its mask at `reference` size (the view:
+        see regions.solid_logits_at). None before decoding or when empty."""
+        if self.candidates is None or self.prompt.empty:
+            return None
+        logits = upsample_at(self.candidates.logits[self.chosen], width, height, rows, cols)
+        if self.prompt.solid:
+            whole = self.candidates.mask(self.chosen, *reference)
+            logits = regions.solid_logits_at(logits, whole, rows, cols, (width, height))
+        return brush.apply_to_logits(logits, self.strokes, grid=(width, height, rows, cols))
 
     def next_to_decode(self) -> Step | None:
         """The step to decode so that this one can be shown: itself, or the oldest undecoded step it

@@ -234,6 +234,23 @@ class Subject(Command):
 
 
 @dataclass(frozen=True)
+class Viewport(Message):
+    """The page is zoomed in: the part of the photo it shows, (x0, y0, x1, y1) in the photo's pixels (edges),
+    covers width × height screen pixels, more than the view has: every frame comes with that part drawn from
+    the photo's own pixels (a `detail`). width 0: zoomed out, no details. id: the page's count of viewports
+    (a detail names the one it was drawn for)."""
+
+    kind: ClassVar[str] = "viewport"
+    id: int
+    x0: float = 0.0
+    y0: float = 0.0
+    x1: float = 0.0
+    y1: float = 0.0
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
 class EverythingCancel(Message):
     """Stop a segment-everything run between two decodes (a decoder run cannot be interrupted)."""
 
@@ -264,6 +281,7 @@ INBOUND: dict[str, type[Message]] = {
         Everything,
         Subject,
         Stroke,
+        Viewport,
         EverythingCancel,
     )
 }
@@ -406,12 +424,33 @@ class Frame(Outbound):
     state: dict
     mask: dict | None = None
     t0: float | None = None
+    detail: dict | None = None  # zoomed in: the part shown, from the photo's own pixels (Detail's fields)
 
     def to_message(self) -> dict:
         message = super().to_message()
         if self.mask is None:
             del message["mask"], message["t0"]
+        if self.detail is None:
+            del message["detail"]
         return message
+
+
+@dataclass(frozen=True)
+class Detail(Outbound):
+    """A zoomed-in page's part of the view, drawn from the photo's own pixels (pyapp.frames.Frames.detail): the
+    photo's pixels [x0, x1) × [y0, y1) as width × height RGBA pixels, for the page's viewport `id`. Sent alone
+    when the viewport changes, and within each frame while zoomed in."""
+
+    kind: ClassVar[str] = "detail"
+    seq: int | None
+    id: int
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    width: int
+    height: int
+    pixels: Any
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,39 @@ def solid_logits(logits: np.ndarray, island_share: float = SOLID_ISLAND_SHARE) -
     out[wanted & ~inside] = np.maximum(out[wanted & ~inside], 1.0)
     out[inside & ~wanted] = np.minimum(out[inside & ~wanted], -1.0)
     return out
+
+
+def solid_logits_at(
+    logits: np.ndarray,
+    whole: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    size: tuple[int, int],
+    island_share: float = SOLID_ISLAND_SHARE,
+) -> np.ndarray:
+    """solid_logits for a part of a large picture: `logits` are those of its pixels at `rows` × `cols` (indices
+    into a picture of `size`, (width, height)), `whole` the mask (logits > 0) of the whole picture at a smaller
+    size. Parts and holes are a matter of the whole, so they are found in `whole`, each grown by one of its
+    pixels (so that the larger picture's finer edge of a hole is covered), and carried to the part's pixels.
+    Made for zoomed views of large photos: what is filled or dropped is what the smaller picture fills or drops."""
+    wanted = solid(whole, island_share)
+    filled, dropped = _grown(wanted & ~whole), _grown(whole & ~wanted)
+    height, width = whole.shape
+    at_rows = np.minimum(((rows + 0.5) * height / size[1]).astype(np.intp), height - 1)
+    at_cols = np.minimum(((cols + 0.5) * width / size[0]).astype(np.intp), width - 1)
+    filled, dropped = filled[at_rows][:, at_cols], dropped[at_rows][:, at_cols]
+    out = np.array(logits, dtype=np.float32)
+    out[filled] = np.maximum(out[filled], 1.0)
+    out[dropped] = np.minimum(out[dropped], -1.0)
+    return out
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    """The mask and its 8 neighbours' pixels."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    rows = out.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out

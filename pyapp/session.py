@@ -147,6 +147,7 @@ class Session:
         self.rest: protocol.Hover | None = None  # where the pointer rests, not yet speculated on
         self.speculation: Speculation | None = None  # the latest, in flight or decoded
         self.hover_step = None  # the speculation shown as the hover preview
+        self.viewport: protocol.Viewport | None = None  # zoomed in: the part shown, drawn in detail
         self.click_started: float | None = None
         self.last_input = 0  # the id of the last click or box applied to the prompt
         self.tasks: set[asyncio.Task] = set()
@@ -169,6 +170,8 @@ class Session:
             return
         if isinstance(message, (protocol.Hover, protocol.HoverEnd)):
             self.hover(message)
+        elif isinstance(message, protocol.Viewport):
+            self.zoomed(message)
         elif isinstance(message, protocol.EverythingCancel):
             self.cancelled = True  # seen before the run's next decode (or before it starts)
         elif self.busy or isinstance(
@@ -213,6 +216,38 @@ class Session:
         elif self.app.ready and not self.busy:
             self.rest = message
             self.schedule()
+
+    def zoomed(self, message: protocol.Viewport) -> None:
+        """The page zoomed or panned: its part of the view is drawn from the photo's own pixels from now on (in
+        every frame), and at once unless something else is under way (its next frame brings it then)."""
+        self.viewport = message if message.width > 0 and message.height > 0 else None
+        if self.viewport is not None and self.app.ready and not self.busy and not self.replaying:
+            detail = self.detail(self.hover_step)
+            if detail is not None:
+                self.send(protocol.Detail(self.seq, **detail))
+
+    def detail(self, hover=None) -> dict | None:
+        """The viewport's detail (protocol.Detail's fields), or None when zoomed out or it misses the photo."""
+        viewport = self.viewport
+        if viewport is None:
+            return None
+        region = (viewport.x0, viewport.y0, viewport.x1, viewport.y1)
+        try:
+            drawn, pixels = self.app.detail(region, viewport.width, viewport.height, hover)
+        except ValueError:  # panned off the photo: nothing to draw
+            return None
+        height, width = pixels.shape[:2]
+        x0, y0, x1, y1 = drawn
+        return {
+            "id": viewport.id,
+            "x0": x0,
+            "y0": y0,
+            "x1": x1,
+            "y1": y1,
+            "width": width,
+            "height": height,
+            "pixels": self.pack(pixels),
+        }
 
     def _forget_speculation(self) -> None:
         """A speculation in flight is not stopped (a WASM run cannot be): its answer is dropped."""
@@ -548,6 +583,7 @@ class Session:
     def _opened(self, seq: int, open_ms: float, steps: dict, photo_key: str | None) -> None:
         width, height = self.app.view_size
         self.seq = seq
+        self.viewport = None  # the page shows a new photo whole
         segmenter = self.app.segmenter
         self.send(
             protocol.Opened(
@@ -719,16 +755,24 @@ class Session:
         if self.replaying or not self.app.ready:
             return
         clock = Stopwatch()
+        detail = None
         if pixels is None:
             pixels = self.app.render(hover=self.hover_step)
-        composite_ms = clock.lap()
+            composite_ms = clock.lap()
+            detail = self.detail(self.hover_step)  # zoomed in: the part shown, from the photo's own pixels
+        else:
+            composite_ms = clock.lap()
+        detail_ms = clock.lap()
         height, width = pixels.shape[:2]
         packed, state = self.pack(pixels), self.app.state()
         if mask is not None:
             timings = {**(timings or {}), "composite": composite_ms, "send": clock.lap()}
+            if detail is not None:
+                timings["detail"] = detail_ms
             timings["python"] = round(sum(v for k, v in timings.items() if not k.startswith("decode")), 1)
             mask["latency_ms"] = timings
-        self.send(protocol.Frame(self.seq, width, height, packed, state, mask, t0 if mask is not None else None))
+        t0 = t0 if mask is not None else None
+        self.send(protocol.Frame(self.seq, width, height, packed, state, mask, t0, detail))
 
     def send(self, message: protocol.Outbound) -> None:
         self.post(message.to_message())

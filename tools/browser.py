@@ -313,6 +313,45 @@ class AppPage:
         mouse.up()
         return self.wait_for("mask", before)
 
+    def zoom_to(self, percent: float, x: float, y: float, size: tuple[int, int]) -> None:
+        """Zoom with the wheel around photo pixel (x, y) of a photo of `size` until a photo pixel is `percent` %
+        of a screen (device) pixel, and wait for the detail the worker draws for it."""
+        import math
+
+        self.page.mouse.move(*self.canvas_point(x, y, *size))
+        scale, css, ratio = self.page.evaluate(
+            "(() => { const c = document.getElementById('canvas');"
+            " return [c.getBoundingClientRect().width / c.offsetWidth, c.offsetWidth, devicePixelRatio]; })()"
+        )
+        target = percent / 100 * size[0] / (css * ratio)
+        self.page.mouse.wheel(0, -math.log(target / scale) / 0.0015)  # the page zooms by exp(-deltaY * 0.0015)
+        self.page.wait_for_function(
+            f"Math.abs(document.getElementById('canvas').getBoundingClientRect().width / {css} - {target}) < 0.01"
+        )
+        self.page.wait_for_function("document.getElementById('image-area').classList.contains('detailed')")
+
+    def detail(self, size: tuple[int, int]):
+        """What the zoomed-in page shows in detail: (h, w, 4) uint8 RGBA of the detail canvas (device pixels),
+        and the photo's column and row each of its pixel columns and rows shows (fractional: a photo pixel
+        spans [k, k + 1))."""
+        import base64
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        url, rect, inner, ratio = self.page.evaluate("""(() => {
+          const area = document.getElementById('image-area'), a = area.getBoundingClientRect();
+          const r = document.getElementById('canvas').getBoundingClientRect();
+          return [document.getElementById('detail').toDataURL('image/png'), [r.left, r.top, r.width, r.height],
+                  [a.left + area.clientLeft, a.top + area.clientTop], devicePixelRatio];
+        })()""")
+        pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
+        height, width = pixels.shape[:2]
+        cols = (inner[0] + (np.arange(width) + 0.5) / ratio - rect[0]) * size[0] / rect[2]
+        rows = (inner[1] + (np.arange(height) + 0.5) / ratio - rect[1]) * size[1] / rect[3]
+        return pixels, cols, rows
+
     def export(self, what: str) -> tuple[bytes, str]:
         with self.page.expect_download() as download:
             self.page.click(f"#export-{what}")

@@ -10,11 +10,14 @@ true masks. The JSON lists each object's name, colour, bounding box [x, y, w, h]
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from samtab_tools.files import write_atomic
 
 COLOURS = {
     "red disc": (214, 48, 49),
@@ -108,12 +111,20 @@ def describe(objects: list[dict]) -> list[dict]:
     return out
 
 
-def save_scene(png: Path, truth: Path, seed: int = 0, size: tuple[int, int] = (960, 640)) -> None:
+def _encoded(image: Image.Image, suffix: str) -> bytes:
+    out = io.BytesIO()
+    if suffix in (".jpg", ".jpeg"):
+        image.save(out, "JPEG", quality=92)
+    else:
+        image.save(out, "PNG")
+    return out.getvalue()
+
+
+def save_scene(photo: Path, truth: Path, seed: int = 0, size: tuple[int, int] = (960, 640)) -> None:
     image, objects = scene(seed, size)
-    Image.fromarray(image).save(png)
-    Path(truth).write_text(
-        json.dumps({"seed": seed, "width": size[0], "height": size[1], "objects": describe(objects)}, indent=1) + "\n"
-    )
+    write_atomic(Path(photo), _encoded(Image.fromarray(image), Path(photo).suffix.lower()))
+    described = {"seed": seed, "width": size[0], "height": size[1], "objects": describe(objects)}
+    write_atomic(Path(truth), (json.dumps(described, indent=1) + "\n").encode())
 
 
 def main() -> None:

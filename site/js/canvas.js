@@ -59,6 +59,7 @@ export async function paintPhoto(source, width, height, stillWanted = () => true
   canvas.height = h;
   fitCanvas();
   ctx.drawImage(bitmap, 0, 0, w, h);
+  zoomFit(); // a new photo shows whole
   await new Promise((resolve) => requestAnimationFrame(resolve));
   return { width: width || bitmap.width, height: height || bitmap.height };
 }
@@ -137,12 +138,11 @@ function clickMessage(/** @type {CssPoint} */ point, /** @type {boolean} */ incl
 }
 
 function showBox(/** @type {CssPoint} */ a, /** @type {CssPoint} */ b) {
-  const rect = canvas.getBoundingClientRect();
-  const area = imageArea.getBoundingClientRect();
+  const { rect, inner } = boxes(); // (absolute positions start inside the area's border)
   boxRect.hidden = false;
   Object.assign(boxRect.style, {
-    left: `${rect.left - area.left + Math.min(a.x, b.x)}px`,
-    top: `${rect.top - area.top + Math.min(a.y, b.y)}px`,
+    left: `${rect.left - inner.left + Math.min(a.x, b.x)}px`,
+    top: `${rect.top - inner.top + Math.min(a.y, b.y)}px`,
     width: `${Math.abs(b.x - a.x)}px`,
     height: `${Math.abs(b.y - a.y)}px`,
   });
@@ -152,6 +152,7 @@ canvas.addEventListener("contextmenu", (event) => event.preventDefault());
 
 canvas.addEventListener("pointerdown", (event) => {
   clearTimeout(restTimer);
+  if (touchStarted(event)) return;
   if (event.button === 1 || (spaceHeld && event.button === 0)) {
     startPan(event);
     return;
@@ -181,6 +182,7 @@ canvas.addEventListener("pointerdown", (event) => {
 });
 
 canvas.addEventListener("pointermove", (event) => {
+  if (touchMoved(event)) return;
   if (pan) {
     movePan(event);
     return;
@@ -218,6 +220,7 @@ hoverPreview.addEventListener("change", () => {
 });
 
 canvas.addEventListener("pointerup", (event) => {
+  if (touchEnded(event)) return;
   if (pan) {
     pan = null;
     return;
@@ -253,7 +256,8 @@ canvas.addEventListener("pointerup", (event) => {
   }
 });
 
-canvas.addEventListener("pointercancel", () => {
+canvas.addEventListener("pointercancel", (event) => {
+  touchEnded(event);
   stroke = null;
   clearBrushLayer();
   if (press) clearTimeout(press.timer);
@@ -274,24 +278,31 @@ const brushCursor = $("brush-cursor");
 /** @type {{pointerId: number, points: number[][], w: number, h: number, add: boolean} | null} */
 let stroke = null;
 
-/** The layer over the canvas, at the canvas's place and size (and the screen's pixel ratio). */
+/** The layer over what shows of the photo (zoomed in, the canvas's box is far larger than the screen), at the
+ * screen's pixel ratio, drawing in CSS pixels of the canvas's box as strokes are recorded. */
 function placeBrushLayer() {
-  const rect = canvas.getBoundingClientRect();
-  const area = imageArea.getBoundingClientRect();
+  const { rect, inner } = boxes();
   const ratio = devicePixelRatio || 1;
+  const left = Math.max(rect.left, inner.left);
+  const top = Math.max(rect.top, inner.top);
+  const width = Math.max(1, Math.min(rect.right, inner.right) - left);
+  const height = Math.max(1, Math.min(rect.bottom, inner.bottom) - top);
   Object.assign(brushLayer.style, {
-    left: `${rect.left - area.left}px`,
-    top: `${rect.top - area.top}px`,
-    width: `${rect.width}px`,
-    height: `${rect.height}px`,
+    left: `${left - inner.left}px`,
+    top: `${top - inner.top}px`,
+    width: `${width}px`,
+    height: `${height}px`,
   });
-  brushLayer.width = Math.round(rect.width * ratio);
-  brushLayer.height = Math.round(rect.height * ratio);
-  brushCtx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  brushLayer.width = Math.round(width * ratio);
+  brushLayer.height = Math.round(height * ratio);
+  brushCtx.setTransform(ratio, 0, 0, ratio, (rect.left - left) * ratio, (rect.top - top) * ratio);
 }
 
 export function clearBrushLayer() {
+  brushCtx.save();
+  brushCtx.setTransform(1, 0, 0, 1, 0, 0);
   brushCtx.clearRect(0, 0, brushLayer.width, brushLayer.height);
+  brushCtx.restore();
 }
 
 function startStroke(/** @type {PointerEvent} */ event) {
@@ -328,12 +339,11 @@ function drawStroke() {
 
 function moveBrush(/** @type {PointerEvent} */ event) {
   const point = cssPoint(event);
-  const area = imageArea.getBoundingClientRect();
-  const rect = canvas.getBoundingClientRect();
+  const { rect, inner } = boxes();
   brushCursor.hidden = false;
   Object.assign(brushCursor.style, {
-    left: `${rect.left - area.left + point.x}px`,
-    top: `${rect.top - area.top + point.y}px`,
+    left: `${rect.left - inner.left + point.x}px`,
+    top: `${rect.top - inner.top + point.y}px`,
     width: `${2 * state.brush.radius}px`,
     height: `${2 * state.brush.radius}px`,
   });
@@ -364,10 +374,11 @@ function endStroke(/** @type {PointerEvent} */ event) {
 }
 
 // --- zoom and pan (issue 16) ---------------------------------------------------------------------------
-// The wheel zooms around the pointer (1x to 16x), a middle-button drag or Space + drag pans; F fits the photo
+// The wheel zooms around the pointer (from the whole photo to 16x that, or to 800 % of the photo's own pixels
+// when that is more: a 12 MP photo fits at about 20 %), a middle-button drag or Space + drag pans; F fits the photo
 // again, H shows it at 100 % (a photo pixel a CSS pixel). A CSS transform of the canvas: clicks, boxes, hovers
 // and strokes are mapped from the canvas's transformed box (cssPoint), so they land where they are made.
-// The pixels are the view's (at most 1024 a side): zoomed in they are enlarged, not re-rendered (not yet).
+// Zoomed in, the view's pixels (at most 1024 a side) are too few for the screen: see "detail" below.
 
 const zoom = { scale: 1, x: 0, y: 0 };
 let spaceHeld = false;
@@ -378,11 +389,20 @@ function applyZoom() {
   canvas.style.transformOrigin = "0 0";
   canvas.style.transform = zoom.scale === 1 ? "" : `translate(${zoom.x}px, ${zoom.y}px) scale(${zoom.scale})`;
   imageArea.classList.toggle("zoomed", zoom.scale !== 1);
+  imageArea.classList.remove("detailed"); // the view shows where the detail drawn for the last place does not
+  drawDetail();
+  askForDetail();
+}
+
+/** The most the canvas is enlarged: 16x, or 800 % of the photo's own pixels when that is more. */
+function maxZoom() {
+  const width = state.controls?.open ? state.controls.width : canvas.width;
+  return Math.max(16, (8 * width) / (canvas.offsetWidth || 1));
 }
 
 /** Zoom to `scale`, keeping the point at client (cx, cy) where it is. */
 export function zoomTo(/** @type {number} */ scale, /** @type {number} */ cx, /** @type {number} */ cy) {
-  const next = Math.min(16, Math.max(1, scale));
+  const next = Math.min(maxZoom(), Math.max(1, scale));
   const area = imageArea.getBoundingClientRect();
   const u = cx - area.left - canvas.offsetLeft; // the pointer in the canvas's untransformed box
   const v = cy - area.top - canvas.offsetTop;
@@ -401,6 +421,12 @@ export function zoomActual() {
   const area = imageArea.getBoundingClientRect();
   const width = state.controls?.open ? state.controls.width : canvas.width;
   zoomTo(width / canvas.offsetWidth, area.left + area.width / 2, area.top + area.height / 2);
+}
+
+/** + and -: twice or half the zoom, around the middle of what shows. */
+export function zoomStep(/** @type {number} */ factor) {
+  const area = imageArea.getBoundingClientRect();
+  zoomTo(zoom.scale * factor, area.left + area.width / 2, area.top + area.height / 2);
 }
 
 canvas.addEventListener(
@@ -425,6 +451,63 @@ function movePan(/** @type {PointerEvent} */ event) {
   applyZoom();
 }
 
+// Two fingers pan and pinch-zoom (touch): the photo's point between them stays between them. A second finger
+// drops what the first began (a press, a stroke): nothing is clicked or painted by a pinch.
+
+/** @type {Map<number, {x: number, y: number}>} */
+const touches = new Map();
+/** @type {{distance: number, scale: number, px: number, py: number} | null} */
+let pinch = null;
+
+function fingers() {
+  const [a, b] = touches.values();
+  return { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2, distance: Math.max(1, Math.hypot(a.x - b.x, a.y - b.y)) };
+}
+
+/** A finger down; true if it is a pinch's (the others do nothing with it). */
+function touchStarted(/** @type {PointerEvent} */ event) {
+  if (event.pointerType !== "touch") return false;
+  touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+  if (touches.size !== 2) return pinch !== null || touches.size > 2;
+  if (press) clearTimeout(press.timer);
+  press = null;
+  boxRect.hidden = true;
+  stroke = null;
+  clearBrushLayer();
+  canvas.setPointerCapture(event.pointerId);
+  const { x, y, distance } = fingers();
+  const area = imageArea.getBoundingClientRect();
+  const u = x - area.left - canvas.offsetLeft;
+  const v = y - area.top - canvas.offsetTop;
+  pinch = { distance, scale: zoom.scale, px: (u - zoom.x) / zoom.scale, py: (v - zoom.y) / zoom.scale };
+  return true;
+}
+
+function touchMoved(/** @type {PointerEvent} */ event) {
+  if (!pinch || !touches.has(event.pointerId)) return false;
+  touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+  if (touches.size < 2) return true; // one finger of a pinch left: it waits to be lifted
+  const { x, y, distance } = fingers();
+  const next = Math.min(maxZoom(), Math.max(1, (pinch.scale * distance) / pinch.distance));
+  const area = imageArea.getBoundingClientRect();
+  const u = x - area.left - canvas.offsetLeft;
+  const v = y - area.top - canvas.offsetTop;
+  Object.assign(
+    zoom,
+    next === 1 ? { scale: 1, x: 0, y: 0 } : { scale: next, x: u - pinch.px * next, y: v - pinch.py * next },
+  );
+  applyZoom();
+  return true;
+}
+
+/** A finger up (or cancelled); true if it was a pinch's. */
+function touchEnded(/** @type {PointerEvent} */ event) {
+  if (event.pointerType !== "touch" || !touches.delete(event.pointerId)) return false;
+  if (!pinch) return false;
+  if (touches.size === 0) pinch = null; // the last finger of a pinch lifted: the next touch starts afresh
+  return true;
+}
+
 addEventListener("keydown", (event) => {
   if (
     event.key === " " &&
@@ -438,3 +521,179 @@ addEventListener("keydown", (event) => {
 addEventListener("keyup", (event) => {
   if (event.key === " ") spaceHeld = false;
 });
+
+// --- detail (issue 16) -----------------------------------------------------------------------------------
+// Zoomed in, the part of the photo on screen is drawn by the worker from the photo's own pixels (a detail:
+// pyapp.frames.Frames.detail, the masks the exports hold), asked for once a zoom or a pan has settled and
+// brought again by every frame. It is laid on a canvas of its own over the photo, at the screen's resolution:
+// beyond 100 % each photo pixel is a sharp block (as image editors show it), and the clicks' markers are drawn
+// on it at their usual size. Until a detail comes, the view's enlarged pixels show.
+
+/** @type {HTMLCanvasElement} */
+const detailCanvas = $("detail");
+const detailCtx = /** @type {CanvasRenderingContext2D} */ (detailCanvas.getContext("2d"));
+const detailPixels = document.createElement("canvas"); // the last detail, at its own size
+const detailPixelsCtx = /** @type {CanvasRenderingContext2D} */ (detailPixels.getContext("2d"));
+const DETAIL_SETTLE_MS = 120; // a zoom or pan still for this long asks for a detail
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let detailTimer;
+let viewportId = 0;
+let viewportSent = false; // the worker was told of a viewport (and draws details with every frame)
+/** @type {{x0: number, y0: number, x1: number, y1: number} | null} */
+let detail = null; // the photo's pixels the last detail shows
+
+/** The photo's size (the worker's), or null before it says. */
+function photoSize() {
+  const open = state.controls?.open ? state.controls : null;
+  return open ? { width: open.width, height: open.height } : null;
+}
+
+/** The canvas's box and the image area's inner box (where anything shows), in client pixels. */
+function boxes() {
+  const rect = canvas.getBoundingClientRect();
+  const area = imageArea.getBoundingClientRect();
+  const left = area.left + imageArea.clientLeft;
+  const top = area.top + imageArea.clientTop;
+  return { rect, inner: { left, top, right: left + imageArea.clientWidth, bottom: top + imageArea.clientHeight } };
+}
+
+/** Tell the worker which part of the photo shows (or that none needs a detail), once zoom and pan settle. */
+function askForDetail() {
+  clearTimeout(detailTimer);
+  detailTimer = setTimeout(() => {
+    const size = photoSize();
+    if (!size || !state.opened || !canSend()) return;
+    const { rect, inner } = boxes();
+    const ratio = devicePixelRatio || 1;
+    // Needed only when the view's pixels are enlarged on screen.
+    const wanted = zoom.scale > 1 && rect.width * ratio > canvas.width;
+    viewportId += 1;
+    if (!wanted) {
+      if (viewportSent) send({ type: "viewport", id: viewportId });
+      viewportSent = false;
+      dropDetail();
+      return;
+    }
+    const left = Math.max(rect.left, inner.left);
+    const right = Math.min(rect.right, inner.right);
+    const top = Math.max(rect.top, inner.top);
+    const bottom = Math.min(rect.bottom, inner.bottom);
+    if (right <= left || bottom <= top) return; // panned off the photo
+    const sx = size.width / rect.width;
+    const sy = size.height / rect.height;
+    send({
+      type: "viewport",
+      id: viewportId,
+      x0: (left - rect.left) * sx,
+      y0: (top - rect.top) * sy,
+      x1: (right - rect.left) * sx,
+      y1: (bottom - rect.top) * sy,
+      width: Math.max(1, Math.round((right - left) * ratio)),
+      height: Math.max(1, Math.round((bottom - top) * ratio)),
+    });
+    viewportSent = true;
+  }, DETAIL_SETTLE_MS);
+}
+addEventListener("resize", askForDetail);
+
+/**
+ * A detail from the worker (alone after a zoom or pan, or with a frame): painted if it is for the latest
+ * viewport; a frame without one while zoomed in leaves the view's pixels showing until the next.
+ * @param {import("./protocol.js").DetailPixels | undefined} pixels
+ */
+export function paintDetail(pixels) {
+  if (!pixels) {
+    if (viewportSent) dropDetail();
+    return;
+  }
+  if (pixels.id !== viewportId || zoom.scale === 1) return; // drawn for an earlier place
+  detailPixels.width = pixels.width;
+  detailPixels.height = pixels.height;
+  detailPixelsCtx.putImageData(new ImageData(new Uint8ClampedArray(pixels.pixels), pixels.width, pixels.height), 0, 0);
+  detail = { x0: pixels.x0, y0: pixels.y0, x1: pixels.x1, y1: pixels.y1 };
+  drawDetail();
+  imageArea.classList.add("detailed"); // the detail covers what shows: the view's own pixels are hidden
+}
+
+function dropDetail() {
+  detail = null;
+  detailCanvas.hidden = true;
+  imageArea.classList.remove("detailed");
+}
+
+/** @type {CanvasPattern | null} */
+let checkers = null;
+/** The checkerboard the canvas's CSS shows through transparent pixels, as a pattern of `size` device pixels. */
+function checkerPattern(/** @type {number} */ size) {
+  const tile = document.createElement("canvas");
+  tile.width = tile.height = size * 2;
+  const tileCtx = /** @type {CanvasRenderingContext2D} */ (tile.getContext("2d"));
+  tileCtx.fillStyle = "#f0f0ec";
+  tileCtx.fillRect(0, 0, size * 2, size * 2);
+  tileCtx.fillStyle = "#c8c8c4";
+  tileCtx.fillRect(0, 0, size, size);
+  tileCtx.fillRect(size, size, size, size);
+  return detailCtx.createPattern(tile, "repeat");
+}
+
+/** Lay the last detail where its pixels are on screen now, and the current object's clicks and box on it. */
+function drawDetail() {
+  const size = photoSize();
+  if (!detail || !size || zoom.scale === 1) {
+    detailCanvas.hidden = true;
+    return;
+  }
+  const ratio = devicePixelRatio || 1;
+  const { rect, inner } = boxes();
+  const width = Math.round(imageArea.clientWidth * ratio);
+  const height = Math.round(imageArea.clientHeight * ratio);
+  if (detailCanvas.width !== width || detailCanvas.height !== height) {
+    detailCanvas.width = width;
+    detailCanvas.height = height;
+    checkers = null;
+  }
+  detailCanvas.style.width = `${imageArea.clientWidth}px`;
+  detailCanvas.style.height = `${imageArea.clientHeight}px`;
+  detailCtx.clearRect(0, 0, width, height);
+  // photo pixels → device pixels of this canvas
+  const sx = (rect.width / size.width) * ratio;
+  const sy = (rect.height / size.height) * ratio;
+  const ox = (rect.left - inner.left) * ratio;
+  const oy = (rect.top - inner.top) * ratio;
+  const x = ox + detail.x0 * sx;
+  const y = oy + detail.y0 * sy;
+  const w = (detail.x1 - detail.x0) * sx;
+  const h = (detail.y1 - detail.y0) * sy;
+  checkers ??= checkerPattern(Math.round(10 * ratio));
+  if (checkers) {
+    detailCtx.fillStyle = checkers;
+    detailCtx.fillRect(x, y, w, h);
+  }
+  detailCtx.imageSmoothingEnabled = w < detailPixels.width; // enlarged: each photo pixel a sharp block
+  detailCtx.drawImage(detailPixels, x, y, w, h);
+  // The current object's clicks and box, as the worker draws them on the view (pyapp.composite.markers).
+  const open = state.controls?.open ? state.controls : null;
+  const prompt = open?.prompt;
+  if (prompt) {
+    const at = (/** @type {number} */ px, /** @type {number} */ py) => [ox + (px + 0.5) * sx, oy + (py + 0.5) * sy];
+    if (prompt.box) {
+      const [bx0, by0] = at(prompt.box[0], prompt.box[1]);
+      const [bx1, by1] = at(prompt.box[2], prompt.box[3]);
+      detailCtx.strokeStyle = "rgb(37 99 235)";
+      detailCtx.lineWidth = 2 * ratio;
+      detailCtx.strokeRect(bx0, by0, bx1 - bx0, by1 - by0);
+    }
+    for (const [px, py, include] of prompt.points) {
+      const [cx, cy] = at(px, py);
+      detailCtx.beginPath();
+      detailCtx.arc(cx, cy, 7 * ratio, 0, 2 * Math.PI);
+      detailCtx.fillStyle = "#fff";
+      detailCtx.fill();
+      detailCtx.beginPath();
+      detailCtx.arc(cx, cy, 5 * ratio, 0, 2 * Math.PI);
+      detailCtx.fillStyle = include ? "rgb(34 197 94)" : "rgb(239 68 68)";
+      detailCtx.fill();
+    }
+  }
+  detailCanvas.hidden = false;
+}

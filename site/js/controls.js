@@ -2,7 +2,7 @@
 // The controls: the toolbar, the list of objects and the keyboard. The worker says what they show (the
 // state it sends with every frame); what they do goes back to it as commands.
 import { VIEWS } from "../vendor/constants.js";
-import { zoomActual, zoomFit } from "./canvas.js";
+import { zoomActual, zoomFit, zoomStep } from "./canvas.js";
 import { $, put, setStatus, updateState } from "./contract.js";
 import { comboOf, GESTURES, keysOf, listed, SHORTCUTS, shortcutFor } from "./keys.js";
 import { scheduleSave } from "./saves.js";
@@ -326,6 +326,7 @@ const ACTIONS = {
   brush: () => (brushButton.disabled ? false : setBrush(!state.brush.on)),
   "zoom-fit": () => zoomFit(),
   "zoom-actual": () => zoomActual(),
+  "zoom-step": (key) => zoomStep(key === "+" ? 2 : 0.5),
   "brush-size": (key) => setBrushSize(state.brush.radius * (key === "]" ? 1.25 : 0.8)),
   "export-mask": () => !exportButtons.mask.disabled && exportFile("mask"),
   "export-cutout": () => !exportButtons.cutout.disabled && exportFile("cutout"),

@@ -1,6 +1,6 @@
 // @ts-check
 // What the page does with each of the worker's messages (protocol.js): one handler per message type.
-import { clearBrushLayer, paintFrame } from "./canvas.js";
+import { clearBrushLayer, paintDetail, paintFrame } from "./canvas.js";
 import { clearError, emit, fail, now, setStatus, updateState } from "./contract.js";
 import { endEverything, renderControls, showEverything } from "./controls.js";
 import { keysOf } from "./keys.js";
@@ -138,6 +138,7 @@ const HANDLERS = {
     clearBrushLayer(); // a stroke drawn on the layer is in the frame now
     state.shown = state.photo;
     renderControls(data.state);
+    paintDetail(data.detail); // zoomed in: the part shown, from the photo's own pixels
     const { mask } = data;
     if (mask) {
       requestAnimationFrame(() => {
@@ -150,6 +151,10 @@ const HANDLERS = {
         emit("mask", { ...mask, latency_ms: latency });
       });
     }
+  },
+
+  detail(data) {
+    if (data.seq === state.photo?.seq) paintDetail(data);
   },
 
   download(data) {

@@ -27,6 +27,7 @@ export const SHORTCUTS = Object.freeze([
   { keys: ["[", "]"], does: "brush size", action: "brush-size" },
   { keys: ["F"], does: "fit the photo (after zooming with the wheel)", action: "zoom-fit" },
   { keys: ["H"], does: "zoom to 100 % (a photo pixel a screen pixel)", action: "zoom-actual" },
+  { keys: ["+", "-"], does: "zoom in, out (twice, half)", action: "zoom-step" },
   { keys: ["M"], does: "export the mask PNG", action: "export-mask" },
   { keys: ["C"], does: "export the cutout PNG", action: "export-cutout" },
   { keys: ["J"], does: "export COCO JSON", action: "export-coco" },

@@ -89,15 +89,17 @@
  * @typedef {{type: "everything-cancel"}} EverythingCancel  stop it between two decodes (nothing is added)
  * @typedef {{type: "subject", cmd?: number}} Subject  remove background: the main subject as a new object, cut out
  * @typedef {{type: "stroke", cmd?: number, points: number[][], radius: number, css_width: number, css_height: number,
- *   hardness?: number, add?: boolean}} Stroke  a brush stroke on the current object (pyapp.brush; the worker takes
- *   it, the page has no brush yet)
+ *   hardness?: number, add?: boolean}} Stroke  a brush stroke on the current object (pyapp.brush)
+ * @typedef {{type: "viewport", id: number, x0?: number, y0?: number, x1?: number, y1?: number, width?: number,
+ *   height?: number}} Viewport  zoomed in: the part of the photo shown (its pixels' edges) covers width × height
+ *   screen pixels, so frames bring it drawn from the photo's own pixels; width 0: zoomed out
  * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong
  * @typedef {{type: "stats"}} StatsRequest
  */
 
 /**
  * @typedef {OpenDemo | OpenFiles | Command | Replay | Reset | Export | Hover | HoverEnd | Boot | Ping | StatsRequest |
- *   EverythingCancel} ToWorker
+ *   EverythingCancel | Viewport} ToWorker
  */
 
 // --- worker → page ---------------------------------------------------------------------------------------
@@ -127,7 +129,7 @@
  * @property {boolean} can_redo
  * @property {number[]} candidates  the current step's predicted IoU of each candidate mask
  * @property {number | null} chosen
- * @property {object | null} prompt
+ * @property {Prompt | null} prompt
  */
 
 /**
@@ -177,8 +179,13 @@
  * @typedef {{type: "applied", cmd: number, joins?: boolean, x?: number, y?: number}} Applied  a command took
  *   effect; x, y: the rested point a click committed (it took the decode speculated there)
  * @typedef {{type: "refused", cmd: number}} Refused  a command had nothing to do
+ * @typedef {{id: number, x0: number, y0: number, x1: number, y1: number, width: number, height: number,
+ *   pixels: ArrayBuffer}} DetailPixels  the photo's pixels [x0, x1) × [y0, y1) drawn on width × height RGBA pixels,
+ *   for viewport `id`
  * @typedef {{type: "frame", seq: number, width: number, height: number, pixels: ArrayBuffer,
- *   state: Controls, mask?: Mask, t0?: number | null}} Frame  RGBA pixels, ready to paint
+ *   state: Controls, mask?: Mask, t0?: number | null, detail?: DetailPixels}} Frame  RGBA pixels, ready to paint;
+ *   zoomed in, the part shown in detail too
+ * @typedef {{type: "detail", seq: number} & DetailPixels} Detail  the part shown, after a zoom or a pan
  * @typedef {{type: "settled", input: number}} Settled  nothing left to decode; input: the last input's id
  * @typedef {{type: "download", what: string, name: string, mime: string, data: ArrayBuffer}} Download
  * @typedef {{type: "error", phase: string, message: string, hint: string, fatal: boolean, refused?: number,
@@ -189,7 +196,7 @@
 
 /**
  * @typedef {Python | BootFailed | Progress | Status | Ready | Opened | Applied | Refused | Frame | Settled | Download |
- *   WorkerError | Pong | Stats} FromWorker
+ *   WorkerError | Pong | Stats | Detail} FromWorker
  */
 
 export {};

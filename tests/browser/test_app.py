@@ -48,12 +48,12 @@ def shapes_url(site, extra: str = "") -> str:
 
 
 def test_gallery_shows_every_demo_with_credit(app, site):
-    """One card per photo (five), whatever the number of models the site has."""
+    """One card per photo (six), whatever the number of models the site has."""
     app.open(shapes_url(site))
     items = app.page.locator("#gallery li")
-    assert items.count() == 5
+    assert items.count() == 6
     text = app.page.inner_text("#gallery")
-    for words in ("Shapes", "Coffee", "Chelsea", "Astronaut", "scikit-image", "CC0", "Public domain"):
+    for words in ("Shapes", "12 megapixels", "Coffee", "Chelsea", "Astronaut", "scikit-image", "CC0", "Public domain"):
         assert words in text
     assert app.page.locator("#gallery button[aria-current=true]").get_attribute("data-slug") == "shapes"
 
@@ -741,3 +741,104 @@ def test_clicks_land_where_they_are_made_when_zoomed_and_panned(app, site, truth
     assert iou(app.mask_after_click(*ring, (width, height)), objects[4]["mask"]) >= 0.9
     app.page.keyboard.press("f")
     assert app.page.locator("#canvas").bounding_box() == pytest.approx(fitted, abs=1)
+
+
+def test_zoomed_in_a_12_megapixel_photo_is_drawn_from_its_own_pixels_and_its_full_size_mask(app, site):
+    """At 400 % of a 4000 x 3000 photo (the view has 1024 x 768 pixels: each would be a 16-pixel block), the
+    page shows the worker's detail: each screen pixel is the photo pixel it falls on, cut out by the exported
+    (photo-size) mask, to the pixel; a click and a brush stroke made at that zoom land where they are made and
+    the detail follows them; F fits the photo again and the detail goes."""
+    slug = "shapes-12mp"
+    meta = json.loads((ROOT / "site" / "demos" / slug / "truth.json").read_text())
+    size = (meta["width"], meta["height"])
+    assert size == (4000, 3000)
+    app.open(f"{site.url}?demo={slug}")
+    disc = next(o for o in meta["objects"] if o["name"] == "red disc")
+    app.click(*disc["point"], size)
+    app.page.keyboard.press("v")  # the cutout view: the object alone, on the checkerboard
+    x0, y0, w, h = disc["box"]
+    edge = (x0 + w - 1, y0 + h // 2)  # the disc's right edge, half way down
+    app.zoom_to(400, *edge, size)
+    mask = app.mask()
+    pixels, cols, rows = app.detail(size)
+    # Screen pixels well inside a photo pixel (a 4-pixel block's middle two) and on the photo.
+    inner_cols = (np.abs(cols - np.round(cols)) > 0.2) & (cols >= 0) & (cols < size[0])
+    inner_rows = (np.abs(rows - np.round(rows)) > 0.2) & (rows >= 0) & (rows < size[1])
+    shown = pixels[inner_rows][:, inner_cols]
+    under = mask[rows[inner_rows].astype(int)][:, cols[inner_cols].astype(int)]
+    red = (shown[..., 0] > 150) & (shown[..., 1] < 110)  # the disc's own pixels, not the checkerboard's
+    assert under.any() and (~under).any()  # the edge is on the screen
+    assert np.count_nonzero(red != under) <= 0.001 * red.size, np.count_nonzero(red != under)
+    photo = np.asarray(Image.open(ROOT / "site" / "demos" / slug / "shapes-12mp.jpg.preview.jpg"))
+    want = photo[rows[inner_rows].astype(int)][:, cols[inner_cols].astype(int)]
+    inside = red & under
+    # The photo's own pixels (Pyodide's JPEG decoder differs from CPython's by a few levels at colour edges).
+    differ = np.abs(shown[inside][:, :3].astype(int) - want[inside])
+    assert differ.mean() <= 1 and np.percentile(differ, 99) <= 4, (differ.mean(), np.percentile(differ, 99))
+    # A click at this zoom, just inside the edge: where it is made; the frame brings the detail with it.
+    before = app.count("mask")
+    spot = (edge[0] - 20, edge[1])
+    app.page.mouse.click(*app.canvas_point(*spot, *size))
+    clicked = app.wait_for("mask", before)
+    assert "detail" in clicked["latency_ms"]
+    assert clicked["prompt"]["points"][-1][:2] == pytest.approx([spot[0], spot[1]], abs=0.5)
+    # A brush stroke that removes a band across the edge (Alt), 4 px wide on the photo (8 CSS px across at 400 %).
+    app.page.keyboard.press("b")
+    mouse = app.page.mouse
+    a, b = (edge[0] - 60, edge[1] - 20), (edge[0] - 60, edge[1] + 20)  # (on the screen: 160 CSS px)
+    app.page.keyboard.down("Alt")
+    mouse.move(*app.canvas_point(*a, *size))
+    mouse.down()
+    mouse.move(*app.canvas_point(*b, *size), steps=10)
+    mouse.up()
+    app.page.keyboard.up("Alt")
+    app.settled_stats()  # the stroke applied, its frame (and the detail in it) painted
+    app.page.wait_for_function("document.getElementById('image-area').classList.contains('detailed')")
+    brushed = app.mask()
+    assert not brushed[edge[1], edge[0] - 60] and not brushed[edge[1] - 15, edge[0] - 60]
+    assert brushed[edge[1], edge[0] - 90] and brushed[edge[1], edge[0] - 35]  # beside the band: kept
+    pixels, cols, rows = app.detail(size)
+    column = np.argmin(np.abs(cols - (edge[0] - 60 + 0.5)))
+    row = np.argmin(np.abs(rows - (edge[1] + 0.5)))
+    assert not (pixels[row, column, 0] > 150 and pixels[row, column, 1] < 110)  # the band shows cut out
+    app.page.keyboard.press("f")
+    app.page.wait_for_function("document.getElementById('detail').hidden")
+
+
+def test_two_fingers_pinch_zoom_and_pan_without_clicking(browser, site, truth):
+    """Touch (issue 16): two fingers spread apart zoom around the point between them, and moving together pan;
+    nothing is clicked by them; a one-finger tap afterwards still selects."""
+    image, objects, meta = truth
+    size = (image.shape[1], image.shape[0])
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, has_touch=True)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        app = App(page).open(shapes_url(site))
+        cdp = context.new_cdp_session(page)
+
+        def touch(kind: str, *points):
+            cdp.send(
+                "Input.dispatchTouchEvent",
+                {"type": kind, "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]},
+            )
+
+        fitted = page.locator("#canvas").bounding_box()
+        mx, my = app.canvas_point(*meta["objects"][3]["point"], *size)  # the ellipse, between the fingers
+        touch("touchStart", (mx - 30, my), (mx + 30, my))
+        for step in range(1, 11):
+            touch("touchMove", (mx - 30 - 6 * step, my), (mx + 30 + 6 * step, my))  # 60 px apart -> 180
+        for step in range(1, 6):
+            touch("touchMove", (mx - 90 + 4 * step, my - 4 * step), (mx + 90 + 4 * step, my - 4 * step))  # pan
+        touch("touchEnd")
+        zoomed = page.locator("#canvas").bounding_box()
+        assert zoomed["width"] / fitted["width"] == pytest.approx(3, rel=0.02)
+        # The ellipse's point followed the fingers' middle, which moved 20 px right and 20 px up.
+        assert app.canvas_point(*meta["objects"][3]["point"], *size) == pytest.approx((mx + 20, my - 20), abs=2)
+        assert app.ui()["objects"] == []  # nothing was clicked
+        before = app.count("mask")
+        page.touchscreen.tap(*app.canvas_point(*meta["objects"][3]["point"], *size))
+        app.wait_for("mask", before)
+        assert iou(app.mask(), objects[3]["mask"]) >= 0.95
+    finally:
+        context.close()

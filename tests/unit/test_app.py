@@ -58,6 +58,11 @@ class DiscDecoder:
 
 @pytest.fixture
 def app():
+    return opened_app()
+
+
+def opened_app() -> App:
+    """An app with a 1200×800 random photo open (DiscDecoder answers its clicks)."""
     rng = np.random.default_rng(0)
     embeddings = {n: rng.standard_normal(s).astype(np.float32) for n, s in contract.EMBEDDING_SHAPES.items()}
     bundle = read_bundle(write_bundle(embeddings, width=WIDTH, height=HEIGHT, image_sha256=SHA, model_name="m"))

@@ -78,6 +78,7 @@ def test_every_message_the_page_sends_is_parsed_into_its_dataclass():
         "export",
         "hover",
         "hover-end",
+        "viewport",
     }
 
 

@@ -965,3 +965,48 @@ def test_brush_strokes_are_commands_a_restart_replays_and_bad_ones_are_refused()
             np.testing.assert_array_equal(before, after)
 
     run(scenario())
+
+
+def test_zoomed_in_every_frame_brings_the_part_shown_drawn_from_the_photos_own_pixels():
+    """A viewport (the page zoomed in) is answered at once with its detail, and every frame after it brings the
+    detail too (a click, an undo), until the page zooms out; a viewport off the photo draws nothing; a new
+    photo starts zoomed out. Not a command: nothing of it is logged or replayed."""
+
+    async def scenario():
+        page = await opened(Discs())
+        page.click(300, 200)
+        await page.settle()
+        region = {"x0": 100.5, "y0": 80.0, "x1": 400.0, "y1": 300.2}
+        page.send({"type": "viewport", "id": 1, **region, "width": 1200, "height": 880})
+        [detail] = page.of("detail")
+        assert (detail["id"], detail["x0"], detail["y0"], detail["x1"], detail["y1"]) == (1, 100, 80, 400, 301)
+        assert (detail["width"], detail["height"]) == (300, 221)  # more screen than pixels: the region's own size
+        app = page.session.app
+        _, want = app.detail(tuple(region.values()), 1200, 880)
+        assert np.array_equal(detail["pixels"], want)
+        page.click(350, 250)
+        await page.settle()
+        frame = page.of("frame")[-1]
+        assert frame["mask"]["latency_ms"]["detail"] >= 0 and frame["detail"]["id"] == 1
+        _, want = app.detail(tuple(region.values()), 1200, 880)
+        assert np.array_equal(frame["detail"]["pixels"], want)  # the new mask, in detail
+        page.send({"type": "undo"})
+        assert page.of("frame")[-1]["detail"]["id"] == 1
+        page.send(
+            {"type": "viewport", "id": 2, "x0": -500, "y0": -500, "x1": -10, "y1": -10, "width": 50, "height": 50}
+        )
+        assert len(page.of("detail")) == 1
+        page.send({"type": "undo"})
+        assert "detail" not in page.of("frame")[-1]  # off the photo: nothing to draw
+        page.send({"type": "viewport", "id": 3})  # zoomed out
+        page.send({"type": "redo"})
+        assert "detail" not in page.of("frame")[-1]
+        page.send({"type": "viewport", "id": 4, **region, "width": 150, "height": 110})
+        assert (page.of("detail")[-1]["width"], page.of("detail")[-1]["height"]) == (150, 110)  # fewer: sampled
+        page.send(open_message(seq=2))
+        await page.settle()
+        assert "detail" not in page.of("frame")[-1]  # a new photo shows whole
+        page.receive()
+        assert all(entry["type"] != "viewport" for entry in page.log)
+
+    run(scenario())

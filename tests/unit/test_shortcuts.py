@@ -32,7 +32,8 @@ def run_node(script: str):
 
 def press(name: str) -> dict:
     """The keydown event a browser gives for the key the table calls `name` ("Ctrl+Shift+Z", "Esc", "N")."""
-    *modifiers, key = name.split("+")
+    # "+" is a key as well as what joins a combination's keys ("Ctrl++" would be Ctrl and +)
+    *modifiers, key = name.split("+") if not name.endswith("+") else [*name[:-1].split("+")[:-1], "+"]
     shift = "Shift" in modifiers
     value = KEY_VALUES.get(key, key.upper() if shift else key.lower())
     return {
