@@ -63,13 +63,22 @@ def upsample(logits: np.ndarray, width: int, height: int) -> np.ndarray:
 def upsample_at(logits: np.ndarray, width: int, height: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """upsample(logits, width, height)[rows][:, cols], computed for those rows and columns only: a part of a
     large photo's full-size logits (a zoomed view), bit for bit what the whole would hold there.
-    `rows` and `cols`: indices into the (height, width) result."""
+    `rows` and `cols`: ascending indices into the (height, width) result (so their sources ascend too, and
+    each gather is a repeat, as in upsample)."""
     logits = np.asarray(logits, dtype=np.float32)
     in_h, in_w = logits.shape[-2:]
     y0, y1, wy = (a[rows] for a in _sources(in_h, height))
     x0, x1, wx = (a[cols] for a in _sources(in_w, width))
-    lines = np.take(logits, y0, axis=-2) * (1 - wy)[:, None] + np.take(logits, y1, axis=-2) * wy[:, None]
-    return np.take(lines, x0, axis=-1) * (1 - wx) + np.take(lines, x1, axis=-1) * wx
+    lines = _gather(logits, y0, -2) * (1 - wy)[:, None] + _gather(logits, y1, -2) * wy[:, None]
+    return _gather(lines, x0, -1) * (1 - wx) + _gather(lines, x1, -1) * wx
+
+
+def _gather(values: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+    """np.take(values, index, axis) for an ascending index, as runs of copies (np.repeat)."""
+    first = int(index[0])
+    counts = np.bincount(index - first)
+    part = values[..., first : first + len(counts), :] if axis == -2 else values[..., first : first + len(counts)]
+    return np.repeat(part, counts, axis=axis)
 
 
 def to_mask(logits: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -52,6 +52,7 @@ from samtab_tools.browser import (
     launch_args,
     recorded_events,
     wait_until_settled,
+    zoom_page,
 )
 
 
@@ -230,6 +231,7 @@ CLICK_STEPS = (
     "decode.outputs",
     "postprocess",
     "composite",
+    "detail",  # zoomed in: the part shown, drawn from the photo's own pixels (pyapp.frames.Frames.detail)
     "send",
     "python",
     "paint",
@@ -251,7 +253,19 @@ def print_steps(title: str, latencies: list[dict[str, float]]) -> dict[str, dict
     return summary
 
 
-def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]) -> dict:
+def visible_box(page) -> dict:
+    """The part of the canvas that shows (zoomed in, the canvas's box is larger than the photo area)."""
+    canvas = page.locator("#canvas").bounding_box()
+    area = page.locator("#image-area").bounding_box()
+    x0, y0 = max(canvas["x"], area["x"] + 2), max(canvas["y"], area["y"] + 2)
+    x1 = min(canvas["x"] + canvas["width"], area["x"] + area["width"] - 2)
+    y1 = min(canvas["y"] + canvas["height"], area["y"] + area["height"] - 2)
+    return {"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0}
+
+
+def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int], zooms: list[float | None]) -> dict:
+    """Clicks on each demo at each thread cap and zoom (None: the whole photo; a percentage: a photo pixel
+    that share of a screen pixel, around the middle), each run in a fresh context."""
     from playwright.sync_api import sync_playwright
 
     recorder = EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "mask", "opened"')
@@ -262,39 +276,47 @@ def bench_click(demos_wanted: list[str], clicks: int, thread_settings: list[int]
             browser = playwright.chromium.launch(**launch_args())
             for slug in demos_wanted:
                 for threads in thread_settings:
-                    context = browser.new_context(viewport={"width": 1400, "height": 900})
-                    page = context.new_page()
-                    page.add_init_script(recorder)
-                    page.add_init_script(LONG_TASKS)
-                    page.goto(f"{server.url}?demo={slug}&threads={threads}")
-                    page.wait_for_function(
-                        "window.__samtab_events.some(e => e.name == 'opened' || e.name == 'error')", timeout=180_000
-                    )
-                    ready = recorded_events(page, "ready")
-                    used = ready[0]["detail"]["threads"] if ready else "?"
-                    box = page.locator("#canvas").bounding_box()
-                    page.evaluate("window.__longtasks = []")
-                    for index, (fresh, fx, fy, button) in enumerate(click_plan(clicks)):
-                        if fresh:
-                            page.keyboard.press("n")
-                        page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, button=button)
+                    for zoom in zooms:
+                        context = browser.new_context(viewport={"width": 1400, "height": 900})
+                        page = context.new_page()
+                        page.add_init_script(recorder)
+                        page.add_init_script(LONG_TASKS)
+                        page.goto(f"{server.url}?demo={slug}&threads={threads}")
                         page.wait_for_function(
-                            f"window.__samtab_events.filter(e => e.name == 'mask').length > {index}", timeout=120_000
+                            "window.__samtab_events.some(e => e.name == 'opened' || e.name == 'error')",
+                            timeout=180_000,
                         )
-                    masks = [e["detail"]["latency_ms"] for e in recorded_events(page, "mask")]
-                    long_tasks = page.evaluate("window.__longtasks")
-                    label = f"{slug}, {used} thread{'s' if used != 1 else ''}"
-                    summary = print_steps(f"click to mask painted: {label} ({len(masks)} clicks, ms)", masks)
-                    print(
-                        f"main-thread long tasks > 50 ms: {sum(d > 50 for d in long_tasks)} "
-                        f"(longest {max(long_tasks, default=0):.0f} ms)"
-                    )
-                    results[label] = {
-                        "summary": summary,
-                        "long_tasks_over_50ms": sum(d > 50 for d in long_tasks),
-                        "longest_task_ms": max(long_tasks, default=0),
-                    }
-                    context.close()
+                        ready = recorded_events(page, "ready")
+                        used = ready[0]["detail"]["threads"] if ready else "?"
+                        if zoom is not None:
+                            opened = recorded_events(page, "opened")[0]["detail"]
+                            zoom_page(page, zoom, opened["width"])
+                        box = visible_box(page)
+                        page.evaluate("window.__longtasks = []")
+                        for index, (fresh, fx, fy, button) in enumerate(click_plan(clicks)):
+                            if fresh:
+                                page.keyboard.press("n")
+                            x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+                            page.mouse.click(x, y, button=button)
+                            page.wait_for_function(
+                                f"window.__samtab_events.filter(e => e.name == 'mask').length > {index}",
+                                timeout=120_000,
+                            )
+                        masks = [e["detail"]["latency_ms"] for e in recorded_events(page, "mask")]
+                        long_tasks = page.evaluate("window.__longtasks")
+                        shown = "whole photo" if zoom is None else f"zoomed to {zoom:g} %"
+                        label = f"{slug}, {used} thread{'s' if used != 1 else ''}, {shown}"
+                        summary = print_steps(f"click to mask painted: {label} ({len(masks)} clicks, ms)", masks)
+                        print(
+                            f"main-thread long tasks > 50 ms: {sum(d > 50 for d in long_tasks)} "
+                            f"(longest {max(long_tasks, default=0):.0f} ms)"
+                        )
+                        results[label] = {
+                            "summary": summary,
+                            "long_tasks_over_50ms": sum(d > 50 for d in long_tasks),
+                            "longest_task_ms": max(long_tasks, default=0),
+                        }
+                        context.close()
             browser.close()
     finally:
         server.stop()
@@ -761,6 +783,12 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         help="with --vs-js: the hover preview (default off for plain, on for rest and rest-away)",
     )
+    click.add_argument(
+        "--zoom",
+        default="fit",
+        help="comma-separated zooms to click at: fit (the whole photo) or a percentage of the photo's pixels, e.g. "
+        "fit,100,400 (default fit; not with --vs-js)",
+    )
     click.add_argument("--json", action="store_true")
     everything_bench = sub.add_parser("everything", help="segment everything, in CPython and in the page")
     everything_bench.add_argument("--demo", action="append", metavar="SLUG", help="default: shapes, SAM2.1 too")
@@ -784,7 +812,12 @@ def main(argv: list[str] | None = None) -> int:
         from samtab_tools import demos
 
         slugs = args.demo or ["shapes"] + [f"shapes-{m.name}" for m in demos.model_folders()[1:]]
-        result = bench_click(slugs, args.clicks or 30, [int(t) for t in (args.threads or "1,0").split(",")])
+        try:
+            zooms = [None if z.strip() == "fit" else float(z) for z in args.zoom.split(",")]
+        except ValueError:
+            parser.error(f"--zoom takes fit or percentages, e.g. fit,100,400, not {args.zoom!r}")
+        threads = [int(t) for t in (args.threads or "1,0").split(",")]
+        result = bench_click(slugs, args.clicks or 30, threads, zooms)
     elif args.bench == "everything":
         slugs = args.demo or ["shapes", "shapes-sam2.1-tiny-random"]
         result = bench_everything(slugs, [int(v) for v in args.grid.split(",")], not args.no_browser)

@@ -242,6 +242,29 @@ class RequestLog:
         ]
 
 
+def zoom_page(page, percent: float, photo_width: int, around: tuple[float, float] | None = None) -> None:
+    """Zoom the page with one wheel turn around a point of the screen (default: the middle of its photo area)
+    until a pixel of the photo (photo_width pixels wide) is `percent` % of a screen pixel, and wait for the
+    detail drawn for it (when the view's own pixels are too few)."""
+    import math
+
+    area = page.locator("#image-area").bounding_box()
+    page.mouse.move(*(around or (area["x"] + area["width"] / 2, area["y"] + area["height"] / 2)))
+    scale, css, ratio, width = page.evaluate(
+        "(() => { const c = document.getElementById('canvas');"
+        " return [c.getBoundingClientRect().width / c.offsetWidth, c.offsetWidth, devicePixelRatio, c.width]; })()"
+    )
+    target = percent / 100 * photo_width / (css * ratio)
+    if target <= 1:
+        return
+    page.mouse.wheel(0, -math.log(target / scale) / 0.0015)  # the page zooms by exp(-deltaY * 0.0015)
+    page.wait_for_function(
+        f"Math.abs(document.getElementById('canvas').getBoundingClientRect().width / {css} - {target}) < 0.01"
+    )
+    if css * target * ratio > width:  # the view's pixels enlarged: a detail comes
+        page.wait_for_function("document.getElementById('image-area').classList.contains('detailed')")
+
+
 class AppPage:
     """A page of samtab and the helpers a person's actions need: the browser tests' and benchmarks' hands."""
 
@@ -314,21 +337,8 @@ class AppPage:
         return self.wait_for("mask", before)
 
     def zoom_to(self, percent: float, x: float, y: float, size: tuple[int, int]) -> None:
-        """Zoom with the wheel around photo pixel (x, y) of a photo of `size` until a photo pixel is `percent` %
-        of a screen (device) pixel, and wait for the detail the worker draws for it."""
-        import math
-
-        self.page.mouse.move(*self.canvas_point(x, y, *size))
-        scale, css, ratio = self.page.evaluate(
-            "(() => { const c = document.getElementById('canvas');"
-            " return [c.getBoundingClientRect().width / c.offsetWidth, c.offsetWidth, devicePixelRatio]; })()"
-        )
-        target = percent / 100 * size[0] / (css * ratio)
-        self.page.mouse.wheel(0, -math.log(target / scale) / 0.0015)  # the page zooms by exp(-deltaY * 0.0015)
-        self.page.wait_for_function(
-            f"Math.abs(document.getElementById('canvas').getBoundingClientRect().width / {css} - {target}) < 0.01"
-        )
-        self.page.wait_for_function("document.getElementById('image-area').classList.contains('detailed')")
+        """Zoom around photo pixel (x, y) of a photo of `size` (zoom_page)."""
+        zoom_page(self.page, percent, size[0], around=self.canvas_point(x, y, *size))
 
     def detail(self, size: tuple[int, int]):
         """What the zoomed-in page shows in detail: (h, w, 4) uint8 RGBA of the detail canvas (device pixels),

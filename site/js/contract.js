@@ -4,6 +4,7 @@
 //   #status             the status text a person reads; #status-detail a hint, a notice or a step
 //   samtab:* events     CustomEvents on window; every detail has t_ms (ms since navigation start)
 import { MAX_MESSAGE } from "../vendor/constants.js";
+import { keysOf } from "./keys.js";
 import { state } from "./state.js";
 
 /**
@@ -20,6 +21,15 @@ export function put(/** @type {any} */ element, /** @type {string} */ property, 
 
 const statusLine = $("status");
 const statusDetail = $("status-detail");
+
+/** A touch screen is the main pointer (a phone, a tablet): the hints say tap and long press. */
+export const touch = () => matchMedia("(pointer: coarse)").matches;
+
+/** What clicks (or taps) do, for the status's second line. */
+export const clickHint = () =>
+  touch()
+    ? "A tap adds, a long press removes, a drag draws a box; New object starts another."
+    : `Left-click adds, right-click removes, drag draws a box; ${keysOf("new-object")} starts a new object.`;
 
 export const now = () => Math.round(performance.now() * 10) / 10;
 

@@ -3,7 +3,7 @@
 // state it sends with every frame); what they do goes back to it as commands.
 import { VIEWS } from "../vendor/constants.js";
 import { zoomActual, zoomFit, zoomStep } from "./canvas.js";
-import { $, put, setStatus, updateState } from "./contract.js";
+import { $, clickHint, put, setStatus, updateState } from "./contract.js";
 import { comboOf, GESTURES, keysOf, listed, SHORTCUTS, shortcutFor } from "./keys.js";
 import { scheduleSave } from "./saves.js";
 import { state } from "./state.js";
@@ -208,6 +208,7 @@ const brushHardness = /** @type {HTMLInputElement} */ ($("brush-hardness"));
 
 /** Brush mode on or off: on, the pointer paints the current object's mask instead of clicking. */
 function setBrush(/** @type {boolean} */ on) {
+  const was = state.brush.on;
   state.brush.on = on;
   putAttribute(brushButton, "aria-pressed", String(on));
   $("canvas").style.cursor = on ? "none" : "";
@@ -218,6 +219,8 @@ function setBrush(/** @type {boolean} */ on) {
       "ready",
       "Hold Alt (or press Removes) to take away; [ and ] change the size; B again goes back to clicking.",
     );
+  else if (was && state.controls?.open)
+    setStatus("Brush off: clicks add and remove points again", "ready", clickHint());
 }
 
 function setBrushSize(/** @type {number} */ radius) {

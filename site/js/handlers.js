@@ -1,7 +1,7 @@
 // @ts-check
 // What the page does with each of the worker's messages (protocol.js): one handler per message type.
 import { clearBrushLayer, paintDetail, paintFrame } from "./canvas.js";
-import { clearError, emit, fail, now, setStatus, updateState } from "./contract.js";
+import { clearError, clickHint, emit, fail, now, setStatus, touch, updateState } from "./contract.js";
 import { endEverything, renderControls, showEverything } from "./controls.js";
 import { keysOf } from "./keys.js";
 import { keepPreviousPhoto, openInWorker, scheduleKeep } from "./photos.js";
@@ -178,9 +178,6 @@ const HANDLERS = {
   },
 };
 
-/** A touch screen is the main pointer (a phone, a tablet): the hints say tap and long press. */
-const touch = () => matchMedia("(pointer: coarse)").matches;
-
 export function onWorkerMessage(/** @type {MessageEvent<FromWorker>} */ { data }) {
   const handler = Object.hasOwn(HANDLERS, data?.type) ? HANDLERS[data.type] : null;
   if (handler) /** @type {(data: FromWorker) => void} */ (handler)(data);
@@ -204,9 +201,7 @@ function describeMask(/** @type {Mask} */ mask, /** @type {Controls} */ controls
   setStatus(
     `${object.name}: ${clicks}, mask ${mask.mask_index + 1} of 3 (score ${mask.iou.toFixed(2)})`,
     "mask",
-    touch()
-      ? "A tap adds, a long press removes, a drag draws a box; New object starts another."
-      : `Left-click adds, right-click removes, drag draws a box; ${keysOf("new-object")} starts a new object.`,
+    clickHint(),
   );
 }
 

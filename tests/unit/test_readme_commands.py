@@ -285,7 +285,8 @@ def bench(arguments: dict[str, str] | str, expect: str) -> Callable[[Copy, str],
 
 def screenshots(copy: Copy, command: str) -> None:
     result = copy.run(command, timeout=300)
-    assert result.stdout.count("screenshots: ") == 6, result.stdout  # 3 views, remove background, everything, phone
+    # 3 views, remove background, everything, phone, zoomed in
+    assert result.stdout.count("screenshots: ") == 7, result.stdout
 
 
 def fuzz_bundles(copy: Copy, command: str) -> None:
@@ -370,6 +371,10 @@ COMMANDS: dict[str, Way] = {
     ".venv/bin/samtab-bench click": Way(
         "--demo shapes --clicks 2 --threads 1 (~15 s)",
         bench("--demo shapes --clicks 2 --threads 1", "click to mask painted"),
+    ),
+    ".venv/bin/samtab-bench click --demo shapes-12mp --threads 0 --zoom fit,50,100,400": Way(
+        "--clicks 2 --zoom 400 (~20 s)",
+        bench({"--zoom fit,50,100,400": "--zoom 400 --clicks 2"}, "zoomed to 400 %"),
     ),
     ".venv/bin/samtab-bench encode": Way(
         "--runs 1 (models/ of the copy holds the baseline only)", bench("--runs 1", "encode with")
