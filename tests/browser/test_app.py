@@ -711,7 +711,8 @@ def test_brush_strokes_painted_with_the_pointer_are_the_masks_cpython_makes(app,
 
 def test_clicks_land_where_they_are_made_when_zoomed_and_panned(app, site, truth):
     """The wheel zooms around the pointer (the point under it stays), a middle-button drag pans, F fits again;
-    a click on an object at 3x, and after a pan, selects that object."""
+    a click on an object at 3x, and after a pan, selects that object; a box dragged there has its corners where
+    they were dragged."""
     image, objects, meta = truth
     height, width = image.shape[:2]
     app.open(shapes_url(site))
@@ -739,6 +740,11 @@ def test_clicks_land_where_they_are_made_when_zoomed_and_panned(app, site, truth
     app.page.mouse.up(button="middle")
     assert app.canvas_point(*ring, width, height) == pytest.approx(target, abs=2)
     assert iou(app.mask_after_click(*ring, (width, height)), objects[4]["mask"]) >= 0.9
+    # A box drawn around the ring at this zoom: its corners land where they are dragged.
+    app.page.keyboard.press("n")
+    x0, y0, w, h = meta["objects"][4]["box"]
+    boxed = app.drag((x0 - 4, y0 - 4), (x0 + w + 3, y0 + h + 3), (width, height))
+    assert boxed["prompt"]["box"] == pytest.approx([x0 - 4, y0 - 4, x0 + w + 3, y0 + h + 3], abs=0.5)
     app.page.keyboard.press("f")
     assert app.page.locator("#canvas").bounding_box() == pytest.approx(fitted, abs=1)
 

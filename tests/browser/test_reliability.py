@@ -247,6 +247,52 @@ def test_a_worker_lost_mid_decode_is_restarted_with_the_objects_and_clicks(app, 
     assert app.page.evaluate("document.body.dataset.state") == "ready"
 
 
+def test_brush_strokes_keep_their_softness_and_are_replayed_into_a_restarted_worker(app, site):
+    """Brush strokes painted at hardness 30 %: the added band is as wide as pyapp.brush says (covered where the
+    coverage passes one half: 0.65 of the radius each side of the path, where a hard brush would cover all of
+    it); then the worker dies on the next click and the restarted one replays the click, both strokes and their
+    hardness, and the click: the mask comes back pixel for pixel."""
+    meta = json.loads((DEMOS / "shapes" / "truth.json").read_text())
+    width, height = size = photo_size("shapes")
+    app.open(f"{site.url}?demo=shapes")
+    disc = meta["objects"][0]["point"]
+    app.click(*disc, size)
+    app.page.keyboard.press("b")
+    app.page.eval_on_selector(
+        "#brush-hardness", "input => { input.value = 30; input.dispatchEvent(new Event('input')); }"
+    )
+    mouse = app.page.mouse
+    y = round(0.95 * height)  # the backdrop below the shapes
+    for (a, b), alt in [
+        (((0.5 * width, y), (0.75 * width, y)), False),
+        (((disc[0], 0), (disc[0], 0.55 * height)), True),
+    ]:
+        if alt:
+            app.page.keyboard.down("Alt")  # this one removes: a band through the disc
+        mouse.move(*app.canvas_point(*a, *size))
+        mouse.down()
+        mouse.move(*app.canvas_point(*b, *size), steps=10)
+        mouse.up()
+        if alt:
+            app.page.keyboard.up("Alt")
+    app.settled_stats()
+    before = app.mask()
+    css_width = app.page.locator("#canvas").bounding_box()["width"]
+    radius = 12 * width / css_width  # the brush's default 12 screen pixels, in the photo's
+    band = np.count_nonzero(before[:, round(0.6 * width)][y - 40 : y + 40])
+    assert abs(band - 2 * 0.65 * radius) <= 2, (band, radius)
+    assert not before[meta["objects"][0]["point"][1], disc[0]]  # the band taken out of the disc
+    app.page.keyboard.press("b")  # back to clicking
+    patch_decoder_run(app, "function () { close(); return new Promise(() => {}); }")
+    restarted = app.count("opened")
+    app.page.mouse.click(*app.canvas_point(disc[0] + 30, disc[1] + 10, *size))
+    app.wait_for("opened", restarted)
+    app.settled_stats()
+    after = app.mask()
+    assert np.count_nonzero(after != before) <= 0.001 * after.size, np.count_nonzero(after != before)
+    assert app.ui()["objects"][0]["clicks"] == "2 clicks"
+
+
 def test_a_decoder_that_always_fails_is_not_restarted_forever(app, site, tmp_path, figures):
     """A decoder file that loads but cannot run: the worker is restarted a few times, then the page says
     so for good, with the photo still shown."""
