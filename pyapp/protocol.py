@@ -234,6 +234,32 @@ class Subject(Command):
 
 
 @dataclass(frozen=True)
+class Prepare(Message):
+    """A person's photo without a bundle, to be encoded in the tab (issue 17): its encoder input is made here,
+    as tools/encode.py makes it (pyapp.image: EXIF orientation, SAM2's resize and normalisation); the photo open
+    is not touched. Answered with `prepared`, or an error of phase "encode"."""
+
+    kind: ClassVar[str] = "prepare"
+    seq: int
+    photo: bytes
+    photo_name: str = "photo"
+
+
+@dataclass(frozen=True)
+class MakeBundle(Message):
+    """The encoder's outputs for a prepared photo, float32 bytes by name, to be written as a bundle as
+    tools/encode.py writes it (pyapp.bundle, fp16). Answered with `bundle-made`, or an error of phase "encode"."""
+
+    kind: ClassVar[str] = "make-bundle"
+    seq: int
+    embeddings: dict
+    width: int
+    height: int
+    sha256: str
+    model_name: str
+
+
+@dataclass(frozen=True)
 class Viewport(Message):
     """The page is zoomed in: the part of the photo it shows, (x0, y0, x1, y1) in the photo's pixels (edges),
     covers width × height screen pixels, more than the view has: every frame comes with that part drawn from
@@ -282,6 +308,8 @@ INBOUND: dict[str, type[Message]] = {
         Subject,
         Stroke,
         Viewport,
+        Prepare,
+        MakeBundle,
         EverythingCancel,
     )
 }
@@ -413,8 +441,8 @@ class Refused(Outbound):
 
 @dataclass(frozen=True)
 class Frame(Outbound):
-    """The view to paint ((height, width, 4) RGBA pixels) and the controls' state; after a decode, the
-    samtab:mask detail and when its input was made (t0)."""
+    """The view to paint ((height, width, 4) RGBA pixels; None: zoomed in, the detail alone) and the controls'
+    state; after a decode, the samtab:mask detail and when its input was made (t0)."""
 
     kind: ClassVar[str] = "frame"
     seq: int | None
@@ -451,6 +479,25 @@ class Detail(Outbound):
     width: int
     height: int
     pixels: Any
+
+
+@dataclass(frozen=True)
+class Prepared(Outbound):
+    """A photo's encoder input, (1, 3, 1024, 1024) float32, and what its bundle will say of it."""
+
+    kind: ClassVar[str] = "prepared"
+    seq: int
+    tensor: Any
+    width: int
+    height: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class BundleMade(Outbound):
+    kind: ClassVar[str] = "bundle-made"
+    seq: int
+    data: Any
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ from typing import Protocol
 
 import numpy as np
 
-from . import everything, protocol
+from . import contract, everything, protocol
 from .app import App, Decode
-from .bundle import BundleError, read_bundle
+from .bundle import BundleError, read_bundle, write_bundle
 from .coords import OutsideImage
 from .frames import Preview
-from .image import PhotoError, open_photo
+from .image import PhotoError, encoder_input, open_photo
 from .prompt import OBJECT_COLOURS, SegObject, Step
 from .stopwatch import Stopwatch
 
@@ -148,6 +148,7 @@ class Session:
         self.speculation: Speculation | None = None  # the latest, in flight or decoded
         self.hover_step = None  # the speculation shown as the hover preview
         self.viewport: protocol.Viewport | None = None  # zoomed in: the part shown, drawn in detail
+        self.view_stale = False  # zoomed in, frames brought the detail alone: the view's pixels are older
         self.click_started: float | None = None
         self.last_input = 0  # the id of the last click or box applied to the prompt
         self.tasks: set[asyncio.Task] = set()
@@ -172,6 +173,10 @@ class Session:
             self.hover(message)
         elif isinstance(message, protocol.Viewport):
             self.zoomed(message)
+        elif isinstance(message, protocol.Prepare):
+            self.prepare(message)
+        elif isinstance(message, protocol.MakeBundle):
+            self.make_bundle(message)
         elif isinstance(message, protocol.EverythingCancel):
             self.cancelled = True  # seen before the run's next decode (or before it starts)
         elif self.busy or isinstance(
@@ -221,7 +226,11 @@ class Session:
         """The page zoomed or panned: its part of the view is drawn from the photo's own pixels from now on (in
         every frame), and at once unless something else is under way (its next frame brings it then)."""
         self.viewport = message if message.width > 0 and message.height > 0 else None
-        if self.viewport is not None and self.app.ready and not self.busy and not self.replaying:
+        if not self.app.ready or self.busy or self.replaying:
+            return
+        if self.view_stale:  # the view's pixels show again where the detail does not (or all of them): made now
+            self.frame(whole=True)
+        elif self.viewport is not None:
             detail = self.detail(self.hover_step)
             if detail is not None:
                 self.send(protocol.Detail(self.seq, **detail))
@@ -248,6 +257,47 @@ class Session:
             "height": height,
             "pixels": self.pack(pixels),
         }
+
+    def prepare(self, message: protocol.Prepare) -> None:
+        """A photo to encode in the tab: its encoder input, made as tools/encode.py makes it."""
+        try:
+            photo = open_photo(message.photo, name=message.photo_name)
+            tensor = encoder_input(photo.rgb)
+        except PhotoError as error:
+            self.fail("encode", brief(error), "Your current photo and its objects are kept.")
+            return
+        except MemoryError:
+            self.fail(
+                "encode",
+                f"{message.photo_name} is too large for the memory this tab has; scale it down.",
+                "Your current photo and its objects are kept.",
+            )
+            return
+        self.send(protocol.Prepared(message.seq, self.pack(tensor), photo.width, photo.height, photo.sha256))
+
+    def make_bundle(self, message: protocol.MakeBundle) -> None:
+        """The tab encoder's outputs, written as the bundle tools/encode.py would write."""
+        try:
+            embeddings = {}
+            for name, shape in contract.EMBEDDING_SHAPES.items():
+                raw = message.embeddings.get(name)
+                if raw is None:
+                    raise BundleError(f"the encoder gave no {name!r}")
+                data = raw.to_bytes() if hasattr(raw, "to_bytes") else bytes(raw)
+                if len(data) != 4 * int(np.prod(shape)):
+                    raise BundleError(f"the encoder's {name} has {len(data)} bytes, not {4 * int(np.prod(shape))}")
+                embeddings[name] = np.frombuffer(data, np.float32).reshape(shape)
+            bundle = write_bundle(
+                embeddings,
+                width=message.width,
+                height=message.height,
+                image_sha256=message.sha256,
+                model_name=message.model_name,
+            )
+        except BundleError as error:
+            self.fail("encode", f"The encoder's answer cannot be stored: {brief(error)}", "Your current photo is kept.")
+            return
+        self.send(protocol.BundleMade(message.seq, self.pack(bundle)))
 
     def _forget_speculation(self) -> None:
         """A speculation in flight is not stopped (a WASM run cannot be): its answer is dropped."""
@@ -583,7 +633,7 @@ class Session:
     def _opened(self, seq: int, open_ms: float, steps: dict, photo_key: str | None) -> None:
         width, height = self.app.view_size
         self.seq = seq
-        self.viewport = None  # the page shows a new photo whole
+        self.viewport, self.view_stale = None, False  # the page shows a new photo whole
         segmenter = self.app.segmenter
         self.send(
             protocol.Opened(
@@ -750,21 +800,26 @@ class Session:
         t0: float | None = None,
         timings: dict | None = None,
         pixels: np.ndarray | None = None,
+        whole: bool = False,
     ) -> None:
-        """Render the view (or take `pixels`, made elsewhere) and send it, with the state of the controls."""
+        """Render the view (or take `pixels`, made elsewhere) and send it, with the state of the controls.
+        Zoomed in, the part shown is drawn in detail, and the view itself (under it, shown only where the
+        detail does not reach) is made again only when the page zooms or pans (zoomed), or with `whole`."""
         if self.replaying or not self.app.ready:
             return
         clock = Stopwatch()
         detail = None
         if pixels is None:
-            pixels = self.app.render(hover=self.hover_step)
-            composite_ms = clock.lap()
             detail = self.detail(self.hover_step)  # zoomed in: the part shown, from the photo's own pixels
+            detail_ms = clock.lap()
+            if detail is None or whole:
+                pixels = self.app.render(hover=self.hover_step)
+            self.view_stale = pixels is None
         else:
-            composite_ms = clock.lap()
-        detail_ms = clock.lap()
-        height, width = pixels.shape[:2]
-        packed, state = self.pack(pixels), self.app.state()
+            detail_ms = clock.lap()
+        composite_ms = clock.lap()
+        width, height = self.app.view_size
+        packed, state = (self.pack(pixels) if pixels is not None else None), self.app.state()
         if mask is not None:
             timings = {**(timings or {}), "composite": composite_ms, "send": clock.lap()}
             if detail is not None:

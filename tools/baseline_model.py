@@ -644,10 +644,13 @@ def _one_prompt_decoder() -> bytes:
 
 def build(out_dir: Path, force: bool = False):
     from samtab_tools.modelio import write_model_folder
+    from samtab_tools.web_encoder import optimised
 
+    encoder = build_encoder()
     return write_model_folder(
         out_dir,
-        {"encoder": build_encoder(), "decoder": build_decoder()},
+        # encoder_web: the encoder the page runs for a photo without a bundle (tools/web_encoder.py)
+        {"encoder": encoder, "decoder": build_decoder(), "encoder_web": optimised(encoder)},
         {"name": NAME, "family": "baseline", "weights": "built-in", "config": None},
         force=force,
     )

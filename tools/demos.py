@@ -9,8 +9,9 @@ models/baseline/ when it is missing or its source changed. Every other model fol
 SAM2.1 export: `python tools/export_sam2.py ... --out models/NAME`) gets the same demos, listed as
 separate entries: a demo can point at any model folder.
 
-Model folders live in models/ (outside the site): the encoder never ships to the browser. What the page
-needs of a model, its model.json and decoder(s), is published to site/models/NAME/.
+Model folders live in models/ (outside the site). What the page needs of a model is published to
+site/models/NAME/: its model.json and decoder(s), and its encoder, which the page downloads only when a person
+opens their own photo without a bundle (issue 17).
 
 Everything here is generated and ignored by git; tools/serve.py runs this when something is missing.
 It is quick when nothing changed (existing bundles are checked and kept).
@@ -43,7 +44,12 @@ DEMOS = SITE / "demos"
 BASELINE = MODELS / "baseline"
 SOURCES = ROOT / ".cache" / "demo-sources"
 # What the baseline model is built from: a change to any of them rebuilds it (and re-encodes the demos).
-BASELINE_SOURCES = (ROOT / "tools" / "baseline_model.py", ROOT / "tools" / "modelio.py", ROOT / "pyapp" / "contract.py")
+BASELINE_SOURCES = (
+    ROOT / "tools" / "baseline_model.py",
+    ROOT / "tools" / "modelio.py",
+    ROOT / "tools" / "web_encoder.py",
+    ROOT / "pyapp" / "contract.py",
+)
 
 
 @dataclass(frozen=True)
@@ -149,14 +155,19 @@ def model_folders() -> list[Path]:
 
 
 def publish(model_dir: Path) -> Path:
-    """Copy what the browser needs of a model (model.json and its decoders, not the encoder) into
-    site/models/NAME/; files already there with the same size and time are kept."""
+    """Copy what the browser needs of a model (model.json, its decoders, and the encoder the page downloads only
+    to encode a person's photo that has no bundle: encoder_web.onnx, or encoder.onnx for a folder without one)
+    into site/models/NAME/; files already there with the same size and time are kept."""
     from samtab_tools.files import copy_atomic
     from samtab_tools.modelio import read_model_folder
 
     info = read_model_folder(model_dir)
     target = PUBLISHED / model_dir.name
-    names = ["model.json", *(name for part, name in info.files.items() if part != "encoder")]
+    encoder = "encoder_web" if "encoder_web" in info.files else "encoder"
+    names = [
+        "model.json",
+        *(name for part, name in info.files.items() if part in (encoder, "decoder", "decoder_hires")),
+    ]
     for name in names:
         source, copy = model_dir / name, target / name
         if (

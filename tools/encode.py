@@ -2,6 +2,7 @@
 
     python tools/encode.py IMAGE_OR_DIR... --model DIR --out DIR [--dtype float16|float32]
                            [--provider auto|cpu|cuda|coreml|NAME] [--force] [--shard K/N] [--preview-size PX]
+                           [--web-encoder]
 
 For each photo P it writes, into --out:
     P.msgpack        the bundle (docs/bundle-format.md): the encoder's three outputs, fp16 by default
@@ -15,7 +16,9 @@ another photo, is never replaced without --force. A photo that cannot be read, o
 code is 1 if anything failed (2 for bad arguments, or an --out folder that cannot be written to).
 
 The encoder runs in onnxruntime with the best provider available (CUDA, then CoreML, then CPU) unless
---provider says otherwise. Folders are read one level deep, photos in name order.
+--provider says otherwise. Folders are read one level deep, photos in name order. --web-encoder runs the
+model's encoder_web.onnx instead (the file the page runs for a photo opened without a bundle: its float16
+weights round the embeddings a little differently), so the bundles are those the page makes.
 """
 
 from __future__ import annotations
@@ -111,8 +114,11 @@ class Encoder:
     """An onnxruntime session on the model's encoder, created on first use (a resumed batch that has
     nothing left to do never loads it)."""
 
-    def __init__(self, model_dir: Path, info: ModelInfo, provider: str):
-        self.model_dir, self.info, self.provider = model_dir, info, provider
+    def __init__(self, model_dir: Path, info: ModelInfo, provider: str, part: str = "encoder"):
+        """part: "encoder", or "encoder_web" (the file the page runs: its bundles are the page's, bit for bit)."""
+        if part not in info.files:
+            raise UsageError(f"{model_dir}: model.json names no {part} (make it with tools/web_encoder.py)")
+        self.model_dir, self.info, self.provider, self.part = model_dir, info, provider, part
         self._session = None
 
     def run(self, encoder_input):
@@ -120,9 +126,9 @@ class Encoder:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            options.log_severity_level = 3  # SAM2's traced encoder warns about a shape merge it handles fine
+            options.log_severity_level = 3  # encoders exported before may warn about a shape merge they handle fine
             self._session = ort.InferenceSession(
-                str(self.model_dir / self.info.files["encoder"]), options, providers=[self.provider]
+                str(self.model_dir / self.info.files[self.part]), options, providers=[self.provider]
             )
         outputs = self._session.run(None, {self.info.input_names("encoder")[0]: encoder_input})
         names = [o.name for o in self._session.get_outputs()]
@@ -233,9 +239,10 @@ def encode_all(
     force: bool = False,
     preview_edge: int = DEFAULT_PREVIEW_EDGE,
     progress: bool = True,
+    part: str = "encoder",
 ) -> list[Result]:
     info = read_model_folder(model_dir)
-    encoder = Encoder(model_dir, info, choose_provider(provider))
+    encoder = Encoder(model_dir, info, choose_provider(provider), part)
     prepare_out(out_dir)
     results = []
     from tqdm import tqdm
@@ -296,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"cap on the preview's long edge (default {DEFAULT_PREVIEW_EDGE})",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--web-encoder",
+        action="store_true",
+        help="encode with the model's encoder_web.onnx, the file the page runs for a photo without a bundle "
+        "(tools/web_encoder.py): the bundles are those the page makes",
+    )
     args = parser.parse_args(argv)
     try:
         photos = [p for p in collect_photos(args.inputs) if in_shard(p, args.shard)]
@@ -310,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
             preview_edge=args.preview_size,
             progress=not args.quiet,
+            part="encoder_web" if args.web_encoder else "encoder",
         )
     except (UsageError, FileNotFoundError, ModelError) as error:
         print(f"encode: error: {error}", file=sys.stderr)

@@ -2,10 +2,11 @@
 
     python tools/export_sam2.py --checkpoint sam2.1_hiera_large.pt --config sam2.1_hiera_l --out DIR
     python tools/export_sam2.py --random-init --seed 0 [--config sam2.1_hiera_t] --out DIR
-        [--hires] [--opset 17] [--force] [--no-check]
+        [--hires] [--opset 17] [--force] [--no-check] [--no-web-encoder]
 
-Writes DIR/encoder.onnx, DIR/decoder.onnx, with --hires DIR/decoder_hires.onnx, and DIR/model.json
-(tools/modelio.py), all following the SAM2 contract of pyapp/contract.py:
+Writes DIR/encoder.onnx, DIR/decoder.onnx, with --hires DIR/decoder_hires.onnx, DIR/encoder_web.onnx (the
+encoder the page runs, tools/web_encoder.py; --no-web-encoder skips it) and DIR/model.json (tools/modelio.py),
+all following the SAM2 contract of pyapp/contract.py:
 
     encoder  image (1,3,1024,1024) -> image_embed (1,256,64,64), high_res_feats_0 (1,32,256,256),
                                       high_res_feats_1 (1,64,128,128)
@@ -270,6 +271,14 @@ def _export(
             f"{path.name}: the exporter wrote inputs {got_inputs} and outputs {got_outputs}, "
             f"expected {list(inputs)} and {list(outputs)}"
         )
+    # The tracer declares the shapes of both branches of the If nodes it makes (Hiera's "pad to whole windows"),
+    # and they differ (rank 5 and 4): onnxruntime 1.31 merges them leniently with a warning, onnxruntime-web 1.30
+    # refuses to make a session (ShapeInferenceError). Undeclared, each branch's shape is inferred.
+    for node in graph.node:
+        for attribute in node.attribute:
+            if node.op_type == "If" and attribute.HasField("g"):
+                for branch_output in attribute.g.output:
+                    branch_output.type.tensor_type.ClearField("shape")
     for output in graph.output:
         dims = output.type.tensor_type.shape.dim
         named = (dynamic_axes or {}).get(output.name, {})  # dynamic dimensions keep their names
@@ -335,9 +344,7 @@ def check(model, parts: dict[str, Path], log=print) -> dict[str, float]:
 
     def session(part):
         options = ort.SessionOptions()
-        # Quiet: every load of the encoder warns "Error merging shape info" about an If node the tracer makes
-        # in the Hiera trunk (its two branches give shape tensors of lengths 5 and 4); harmless.
-        options.log_severity_level = 3
+        options.log_severity_level = 3  # quiet: a load's warnings are not the check's findings
         return ort.InferenceSession(str(parts[part]), options, providers=["CPUExecutionProvider"])
 
     def torch_run(module, inputs):
@@ -403,6 +410,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=True,
         help="compare onnxruntime with PyTorch on a random input (default on)",
     )
+    parser.add_argument(
+        "--web-encoder",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also write encoder_web.onnx, the encoder the page runs for a photo without a bundle "
+        "(tools/web_encoder.py; default on)",
+    )
     args = parser.parse_args(argv)
     if args.checkpoint is not None:
         if args.config is None:
@@ -466,6 +480,15 @@ def main(argv=None) -> int:
                         f"onnxruntime differs from PyTorch by {worst:.2e} (more than {CHECK_TOLERANCE}); "
                         "nothing was written"
                     )
+            if args.web_encoder:
+                from samtab_tools import web_encoder
+
+                started = time.perf_counter()
+                log("making the encoder the page runs (tools/web_encoder.py)")
+                web, _ = web_encoder.build(parts["encoder"], parts["decoder"], log=log)
+                parts["encoder_web"] = Path(work) / "encoder_web.onnx"
+                parts["encoder_web"].write_bytes(web)
+                log(f"made it in {time.perf_counter() - started:.1f} s")
             started = time.perf_counter()
             info = modelio.write_model_folder(
                 args.out,

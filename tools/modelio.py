@@ -1,5 +1,6 @@
-"""Writing model folders (encoder.onnx, decoder.onnx, [decoder_hires.onnx], model.json), shared by the tools
-that make models: tools/export_sam2.py (SAM2.1) and tools/baseline_model.py (the built-in baseline).
+"""Writing model folders (encoder.onnx, decoder.onnx, [decoder_hires.onnx], [encoder_web.onnx], model.json),
+shared by the tools that make models: tools/export_sam2.py (SAM2.1) and tools/baseline_model.py (the built-in
+baseline).
 
 The folder is assembled in a temporary sibling and renamed into place, so a crash never leaves half a model,
 and an existing folder is only replaced when the caller says so (`force`).
@@ -59,7 +60,7 @@ def opset_of(model) -> int:
 def write_model_folder(out_dir: Path, parts: dict[str, Path | bytes], info: dict, force: bool = False) -> ModelInfo:
     """Write a model folder atomically.
 
-    parts: {"encoder": path-or-bytes, "decoder": ..., optionally "decoder_hires": ...}
+    parts: {"encoder": path-or-bytes, "decoder": ..., optionally "decoder_hires", "encoder_web": ...}
     info:  model.json fields other than files, io and opset (name, family, config, weights, ...), which are
            filled in from the ONNX files themselves.
     Raises ModelFolderExists when out_dir exists and force is false.

@@ -48,7 +48,7 @@ let slowTimer;
 
 export function updateState() {
   if (state.error) return; // an error stays on show until the person does something
-  const busy = state.opening || state.covered < state.inputSeq || state.everything !== null;
+  const busy = state.opening || state.encoding || state.covered < state.inputSeq || state.everything !== null;
   const body = document.body;
   body.dataset.state = !state.workerReady ? "booting" : busy ? "busy" : "ready";
   if (body.dataset.state !== "busy") {

@@ -3,6 +3,7 @@
 import { clearBrushLayer, paintDetail, paintFrame } from "./canvas.js";
 import { clearError, clickHint, emit, fail, now, setStatus, touch, updateState } from "./contract.js";
 import { endEverything, renderControls, showEverything } from "./controls.js";
+import { answered, refused, showSaveBundle } from "./encode.js";
 import { keysOf } from "./keys.js";
 import { keepPreviousPhoto, openInWorker, scheduleKeep } from "./photos.js";
 import { offerRestore, replayHere, restored } from "./saves.js";
@@ -88,6 +89,7 @@ const HANDLERS = {
     if (data.seq !== state.photo?.seq) return; // an older photo, replaced meanwhile
     state.opened = true;
     state.opening = false;
+    showSaveBundle();
     if (state.restarting) {
       resume();
       clearError(); // the restart worked: its notice has done its job
@@ -134,7 +136,7 @@ const HANDLERS = {
       return;
     }
     const started = performance.now();
-    paintFrame(data);
+    if (data.pixels) paintFrame(data); // (zoomed in, a frame may bring the detail alone: see canvas.js)
     clearBrushLayer(); // a stroke drawn on the layer is in the frame now
     state.shown = state.photo;
     renderControls(data.state);
@@ -162,7 +164,19 @@ const HANDLERS = {
     emit("export", { what: data.what, name: data.name, bytes: data.data.byteLength });
   },
 
+  prepared(data) {
+    answered(data);
+  },
+
+  "bundle-made"(data) {
+    answered(data);
+  },
+
   error(data) {
+    if (data.phase === "encode") {
+      refused(data.message); // js/encode.js says what failed, with the photo's name
+      return;
+    }
     if (data.restart) {
       onWorkerCrash(data.message);
       return;

@@ -5,6 +5,7 @@ import { MAX_BUNDLE_BYTES } from "../vendor/constants.js";
 import { paintPhoto } from "./canvas.js";
 import { $, clearError, emit, fail, now, setDetail, setStatus, updateState } from "./contract.js";
 import { renderControls, requestRedraw } from "./controls.js";
+import { encodePhoto } from "./encode.js";
 import { hideRestore } from "./saves.js";
 import { state } from "./state.js";
 import { send } from "./worker.js";
@@ -247,17 +248,15 @@ async function openFiles(/** @type {FileList | File[]} */ chosen) {
     (file) =>
       file !== bundle && (file.type.startsWith("image/") || /\.(jpe?g|png|webp|tiff?|bmp|gif)$/i.test(file.name)),
   );
-  if (!photo || !bundle) {
-    const message = photo
-      ? `Also open the bundle made for ${photo.name} (${photo.name}.msgpack, from tools/encode.py).`
-      : bundle
-        ? `Also open the photo that ${bundle.name} was made for.`
-        : "Open a photo and the .msgpack bundle that tools/encode.py made for it.";
+  if (!photo) {
+    const message = bundle
+      ? `Also open the photo that ${bundle.name} was made for.`
+      : "Open a photo (and the .msgpack bundle tools/encode.py made for it, if you have one).";
     fail("open", message, "Select both files at once, or drop both on the page.", false);
     return;
   }
   const mb = (/** @type {number} */ bytes) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
-  if (bundle.size > MAX_BUNDLE_BYTES) {
+  if (bundle && bundle.size > MAX_BUNDLE_BYTES) {
     fail(
       "open",
       `${bundle.name} is ${mb(bundle.size)}: a bundle is at most ${mb(MAX_BUNDLE_BYTES)}, so this is not ` +
@@ -272,13 +271,17 @@ async function openFiles(/** @type {FileList | File[]} */ chosen) {
       "open",
       `${photo.name} is ${mb(photo.size)}; this tab opens photo files up to ${mb(MAX_PHOTO_FILE_BYTES)}` +
         " (its memory is limited).",
-      "Scale the photo down, encode it again, and open both. Your current work is kept.",
+      "Scale the photo down and open it again. Your current work is kept.",
       false,
     );
     return;
   }
   if (!state.workerReady) {
     fail("open", "Python is still starting: open your files again in a moment.", "", false);
+    return;
+  }
+  if (!bundle) {
+    encodePhoto(photo); // no bundle: encoded here (js/encode.js), or its bundle kept from an earlier encode
     return;
   }
   const opening = beginPhoto({ kind: "files", slug: null, photoName: photo.name, bundleName: bundle.name });
@@ -300,6 +303,20 @@ async function openFiles(/** @type {FileList | File[]} */ chosen) {
   }
   if (state.photo !== opening) return; // another photo was chosen while these were read
   opening.files = { photo: bytes[0], bundle: bytes[1] };
+  if (state.workerReady) openInWorker(); // else the worker, once ready again, opens them
+}
+
+/** A photo and its bundle, already read (a bundle made in this tab, or kept from an earlier encode). */
+export function openOwnBytes(
+  /** @type {string} */ photoName,
+  /** @type {ArrayBuffer} */ photo,
+  /** @type {ArrayBuffer} */ bundle,
+  /** @type {string} */ bundleName,
+  encoded = false,
+) {
+  const opening = beginPhoto({ kind: "files", slug: null, photoName, bundleName, encoded });
+  setStatus(`Opening ${photoName}…`, "open");
+  opening.files = { photo, bundle };
   if (state.workerReady) openInWorker(); // else the worker, once ready again, opens them
 }
 
@@ -394,8 +411,8 @@ export function scheduleKeep() {
 }
 
 // Ask the service worker to keep everything this visit needed, so the next one works offline: what the
-// page loaded, the runtime the Python worker loaded (every vendor/ file; the WebGPU build only if used), and
-// the open demo's files with every decoder its model names (never the encoder, which the site does not have).
+// page loaded, the runtime the Python worker loaded (every vendor/ file; the WebGPU build only if used), the
+// open demo's files with every decoder its model names, and an encoder downloaded to encode a person's photo.
 async function keepForOffline() {
   const controller = navigator.serviceWorker?.controller;
   if (!controller) return;
@@ -406,13 +423,14 @@ async function keepForOffline() {
       .filter((url) => new URL(url).origin === location.origin),
   );
   urls.add(new URL("./", document.baseURI).href);
+  for (const url of state.keep) urls.add(url); // what the encoder's worker downloaded
   const demo = state.photo?.demo;
   if (demo) {
     for (const url of [demo.previewUrl, demo.bundleUrl, `${demo.modelUrl}model.json`]) urls.add(url);
     try {
       const model = await (await fetch(`${demo.modelUrl}model.json`)).json();
       for (const [part, file] of Object.entries(model.files)) {
-        if (part !== "encoder") urls.add(new URL(/** @type {string} */ (file), demo.modelUrl).href);
+        if (!part.startsWith("encoder")) urls.add(new URL(/** @type {string} */ (file), demo.modelUrl).href);
       }
     } catch {
       /* offline already: keep what is known */

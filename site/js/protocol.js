@@ -93,13 +93,17 @@
  * @typedef {{type: "viewport", id: number, x0?: number, y0?: number, x1?: number, y1?: number, width?: number,
  *   height?: number}} Viewport  zoomed in: the part of the photo shown (its pixels' edges) covers width × height
  *   screen pixels, so frames bring it drawn from the photo's own pixels; width 0: zoomed out
+ * @typedef {{type: "prepare", seq: number, photo: ArrayBuffer, photo_name: string}} Prepare  a photo without a
+ *   bundle, to be encoded in the tab (js/encode.js): its encoder input is made (pyapp.image)
+ * @typedef {{type: "make-bundle", seq: number, embeddings: Record<string, ArrayBuffer>, width: number,
+ *   height: number, sha256: string, model_name: string}} MakeBundle  the encoder's outputs, written as a bundle
  * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong
  * @typedef {{type: "stats"}} StatsRequest
  */
 
 /**
  * @typedef {OpenDemo | OpenFiles | Command | Replay | Reset | Export | Hover | HoverEnd | Boot | Ping | StatsRequest |
- *   EverythingCancel | Viewport} ToWorker
+ *   EverythingCancel | Viewport | Prepare | MakeBundle} ToWorker
  */
 
 // --- worker → page ---------------------------------------------------------------------------------------
@@ -182,10 +186,13 @@
  * @typedef {{id: number, x0: number, y0: number, x1: number, y1: number, width: number, height: number,
  *   pixels: ArrayBuffer}} DetailPixels  the photo's pixels [x0, x1) × [y0, y1) drawn on width × height RGBA pixels,
  *   for viewport `id`
- * @typedef {{type: "frame", seq: number, width: number, height: number, pixels: ArrayBuffer,
+ * @typedef {{type: "frame", seq: number, width: number, height: number, pixels: ArrayBuffer | null,
  *   state: Controls, mask?: Mask, t0?: number | null, detail?: DetailPixels}} Frame  RGBA pixels, ready to paint;
- *   zoomed in, the part shown in detail too
+ *   zoomed in, the part shown in detail too, and the view's pixels (null) only after a zoom or a pan
  * @typedef {{type: "detail", seq: number} & DetailPixels} Detail  the part shown, after a zoom or a pan
+ * @typedef {{type: "prepared", seq: number, tensor: ArrayBuffer, width: number, height: number, sha256: string}}
+ *   Prepared  a photo's encoder input (1x3x1024x1024 float32) and what its bundle says of it
+ * @typedef {{type: "bundle-made", seq: number, data: ArrayBuffer}} BundleMade  the bundle of a photo encoded here
  * @typedef {{type: "settled", input: number}} Settled  nothing left to decode; input: the last input's id
  * @typedef {{type: "download", what: string, name: string, mime: string, data: ArrayBuffer}} Download
  * @typedef {{type: "error", phase: string, message: string, hint: string, fatal: boolean, refused?: number,
@@ -196,7 +203,7 @@
 
 /**
  * @typedef {Python | BootFailed | Progress | Status | Ready | Opened | Applied | Refused | Frame | Settled | Download |
- *   WorkerError | Pong | Stats | Detail} FromWorker
+ *   WorkerError | Pong | Stats | Detail | Prepared | BundleMade} FromWorker
  */
 
 export {};

@@ -45,6 +45,7 @@
  * @property {string} [key]  "<photo sha256>|<model name>", once open: what its saved work is filed under
  * @property {Work} [work]  its commands while another photo opens
  * @property {Command[]} [carry]  commands applied on this photo with another model, applied again once it opens
+ * @property {boolean} [encoded]  its bundle was made in this tab (issue 17): "Save bundle" saves it
  */
 
 /**
@@ -88,6 +89,9 @@ export const state = {
   openSeq: 0,
   opening: false, // a photo is being opened
   opened: false, // the worker has the current photo
+  encoding: false, // a person's photo is being encoded in the tab (js/encode.js)
+  /** @type {Set<string>} URLs loaded by workers of their own (the encoder) for the service worker to keep */
+  keep: new Set(),
 
   // --- commands (clicks, boxes, undo, names, views…) for the current photo, numbered by `cmd` ---
   /** @type {Command[]} not sent yet (the photo is still opening, or the worker restarting) */

@@ -79,6 +79,8 @@ def test_every_message_the_page_sends_is_parsed_into_its_dataclass():
         "hover",
         "hover-end",
         "viewport",
+        "prepare",
+        "make-bundle",
     }
 
 

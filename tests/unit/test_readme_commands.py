@@ -257,6 +257,13 @@ def encode_photos(copy: Copy, command: str) -> None:
     assert bundles == ["other.png.msgpack", "shapes.png.msgpack"], bundles
 
 
+def web_encoder(copy: Copy, command: str) -> None:
+    model = copy.once(CHECKPOINT_EXPORT)
+    result = copy.run(substitute(command, {"models/sam2.1-large": str(model)}) + " --fp32", timeout=600)
+    assert "web_encoder: wrote" in result.stdout, result.stdout
+    assert json.loads((model / "model.json").read_text())["files"]["encoder_web"] == "encoder_web.onnx"
+
+
 def build_demos(copy: Copy, command: str) -> None:
     copy.run(command, timeout=300)
     index = json.loads((copy.root / "site/demos/index.json").read_text())
@@ -349,6 +356,10 @@ COMMANDS: dict[str, Way] = {
     ),
     ".venv/bin/samtab-encode PHOTOS_OR_FOLDERS... --model models/sam2.1-large --out bundles/": Way(
         "a photo and a folder holding another; --model the export above", encode_photos
+    ),
+    ".venv/bin/samtab-web-encoder models/sam2.1-large": Way(
+        "on the export above, with --fp32 (the float16 attempt's fidelity check, ~30 s, ran in that export)",
+        web_encoder,
     ),
     DEMOS_COMMAND: Way("as written", build_demos),
     ".venv/bin/samtab-segment --demo site/demos/shapes --point 120,200 --point 300,90,0 --out mask.png": Way(

@@ -995,6 +995,7 @@ def test_zoomed_in_every_frame_brings_the_part_shown_drawn_from_the_photos_own_p
         page.send(
             {"type": "viewport", "id": 2, "x0": -500, "y0": -500, "x1": -10, "y1": -10, "width": 50, "height": 50}
         )
+        np.testing.assert_array_equal(page.of("frame")[-1]["pixels"], app.render())  # ...but after a pan, at once
         assert len(page.of("detail")) == 1
         page.send({"type": "undo"})
         assert "detail" not in page.of("frame")[-1]  # off the photo: nothing to draw
@@ -1008,5 +1009,42 @@ def test_zoomed_in_every_frame_brings_the_part_shown_drawn_from_the_photos_own_p
         assert "detail" not in page.of("frame")[-1]  # a new photo shows whole
         page.receive()
         assert all(entry["type"] != "viewport" for entry in page.log)
+
+    run(scenario())
+
+
+def test_a_photo_to_encode_in_the_tab_is_prepared_and_its_bundle_written_as_the_cli_writes_it(baseline):
+    """prepare: the encoder input pyapp.image makes (as tools/encode.py), the photo's size and sha256; the
+    photo open is untouched. make-bundle: the bundle write_bundle makes of those outputs (tools/encode.py's
+    bytes). A file that is no photo, or outputs of the wrong size, are refused with phase "encode"."""
+    import onnxruntime as ort
+
+    from pyapp.image import encoder_input, open_photo
+
+    async def scenario():
+        page = await opened(Discs())
+        state = page.state()
+        photo = photo_files("m", 320, 200, seed=7, name="mine")["mine.png"]
+        page.send({"type": "prepare", "seq": 1, "photo": photo, "photo_name": "mine.png"})
+        [prepared] = page.of("prepared")
+        local = open_photo(photo)
+        np.testing.assert_array_equal(prepared["tensor"], encoder_input(local.rgb))
+        assert (prepared["width"], prepared["height"], prepared["sha256"]) == (320, 200, local.sha256)
+        assert page.state() == state
+        session = ort.InferenceSession(str(baseline / "encoder.onnx"), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        outputs = dict(zip(names, session.run(None, {"image": prepared["tensor"]})))
+        message = {"seq": 2, "width": 320, "height": 200, "sha256": local.sha256, "model_name": "samtab baseline"}
+        embeddings = {name: value.astype(np.float32).tobytes() for name, value in outputs.items()}
+        page.send({"type": "make-bundle", "embeddings": embeddings, **message})
+        [made] = page.of("bundle-made")
+        want = write_bundle(outputs, width=320, height=200, image_sha256=local.sha256, model_name="samtab baseline")
+        assert made["seq"] == 2 and bytes(made["data"]) == want
+        page.send({"type": "prepare", "seq": 3, "photo": b"not a photo at all", "photo_name": "notes.txt"})
+        page.send({"type": "make-bundle", "embeddings": {**embeddings, "image_embed": b"1234"}, **message})
+        errors = page.of("error")
+        assert [e["phase"] for e in errors] == ["encode", "encode"], errors
+        assert "notes.txt" in errors[0]["message"] and "image_embed" in errors[1]["message"]
+        assert len(page.of("prepared")) == 1 and len(page.of("bundle-made")) == 1 and page.state() == state
 
     run(scenario())

@@ -1,0 +1,354 @@
+// @ts-check
+// A person's own photo opened without a bundle is encoded here, in the tab (issue 17): the photo's encoder
+// input is made by our Python (pyapp.image, the same code as tools/encode.py), the encoder runs in a worker of
+// its own (site/encoder-worker.js: cancel terminates it), and the Python worker writes its outputs as the
+// bundle tools/encode.py would write (pyapp.bundle). The photo then opens as one's own photo and bundle do.
+// Bundles made here are kept in IndexedDB under the photo's sha256 and the model's name, the least recently
+// used dropped past KEPT_BYTES, so that the photo opens again at once; "Save bundle" downloads it.
+// The encoder is downloaded only then, its size said first; the service worker keeps it for offline visits.
+import { $, clearError, emit, fail, put, setStatus, updateState } from "./contract.js";
+import { openOwnBytes } from "./photos.js";
+import { state } from "./state.js";
+import { send } from "./worker.js";
+
+const BUNDLES_DB = "samtab-bundles";
+const BUNDLES_STORE = "bundles";
+const KEPT_BYTES = 256 * 2 ** 20; // bundles kept, all photos together (a SAM2 bundle is ~8 MB)
+const ASK_BYTES = 2 ** 20; // an encoder this large is downloaded only once the person says so
+const ANSWER_MS = 60_000; // the Python worker answers a prepare or a make-bundle within this
+
+const offer = $("encode-bar"); // the question before a download, then Cancel while encoding
+const offerText = $("encode-text");
+const goButton = $("encode-go");
+const cancelButton = $("encode-cancel");
+const saveButton = /** @type {HTMLButtonElement} */ ($("save-bundle"));
+
+/** @type {Worker | null} */
+let encoder = null;
+let encodeSeq = 0;
+/** @type {Map<number, {resolve: (data: any) => void, reject: (error: Error) => void}>} the Python worker's answers */
+const waiting = new Map();
+/** @type {Set<string>} encoder files downloaded in this tab: not asked about again */
+const downloaded = new Set();
+/** @type {{seq: number, cancelled: boolean, stop: () => void} | null} the encode under way */
+let current = null;
+
+// --- the Python worker's answers ---------------------------------------------------------------------
+
+/** `prepared` and `bundle-made`, from js/handlers.js. */
+export function answered(/** @type {{seq: number}} */ data) {
+  waiting.get(data.seq)?.resolve(data);
+  waiting.delete(data.seq);
+}
+
+/** An error of phase "encode" from the Python worker: the encode waiting for it fails with its message. */
+export function refused(/** @type {string} */ message) {
+  for (const pending of waiting.values()) pending.reject(new Error(message));
+  waiting.clear();
+}
+
+function ask(/** @type {any} */ message, /** @type {Transferable[]} */ transfer) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      waiting.delete(message.seq);
+      reject(new Error("Python did not answer; reload the page"));
+    }, ANSWER_MS);
+    waiting.set(message.seq, {
+      resolve: (data) => {
+        clearTimeout(timer);
+        resolve(data);
+      },
+      reject: (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    });
+    send(message, transfer);
+  });
+}
+
+// --- bundles kept --------------------------------------------------------------------------------------
+
+/** @type {Promise<IDBDatabase> | null} */
+let bundlesDb = null;
+
+/**
+ * One transaction on the kept bundles; resolves with the result of the request `work` makes.
+ * @param {IDBTransactionMode} mode
+ * @param {(store: IDBObjectStore) => IDBRequest | undefined} work
+ * @returns {Promise<any>}
+ */
+function bundles(mode, work) {
+  bundlesDb ??= new Promise((resolve, reject) => {
+    const request = indexedDB.open(BUNDLES_DB, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(BUNDLES_STORE, { keyPath: "key" });
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  return bundlesDb.then(
+    (db) =>
+      new Promise((resolve, reject) => {
+        const transaction = db.transaction(BUNDLES_STORE, mode);
+        const request = work(transaction.objectStore(BUNDLES_STORE));
+        transaction.oncomplete = () => resolve(request?.result);
+        transaction.onerror = () => reject(transaction.error);
+        transaction.onabort = () => reject(transaction.error);
+      }),
+  );
+}
+
+/** The bundle kept for this photo and model, marked as used now; null if there is none. */
+async function keptBundle(/** @type {string} */ key) {
+  try {
+    const entry = await bundles("readonly", (store) => store.get(key));
+    if (!entry) return null;
+    bundles("readwrite", (store) => store.put({ ...entry, used: Date.now() })).catch(() => {});
+    return /** @type {ArrayBuffer} */ (entry.bundle);
+  } catch {
+    return null; // no IndexedDB (a private window may refuse it): encoded again
+  }
+}
+
+/** Keep a bundle made here; the least recently used go past KEPT_BYTES. */
+async function keepBundle(/** @type {string} */ key, /** @type {ArrayBuffer} */ bundle) {
+  try {
+    await bundles("readwrite", (store) => store.put({ key, bundle, bytes: bundle.byteLength, used: Date.now() }));
+    /** @type {{key: string, bytes: number, used: number}[]} */
+    const all = await bundles("readonly", (store) => store.getAll());
+    all.sort((a, b) => b.used - a.used);
+    let total = 0;
+    for (const entry of all) {
+      total += entry.bytes;
+      if (total > KEPT_BYTES && entry.key !== key) await bundles("readwrite", (store) => store.delete(entry.key));
+    }
+  } catch (error) {
+    console.warn("samtab: the bundle made here is not kept:", error);
+  }
+}
+
+// --- encoding ------------------------------------------------------------------------------------------
+
+const hex = (/** @type {ArrayBuffer} */ digest) =>
+  [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+const mb = (/** @type {number} */ bytes) => `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MB`;
+
+/** The model a person's photo is encoded with: the one the gallery opens photos with, else the first. */
+function chosenModel() {
+  const names = Object.keys(state.models);
+  return names.includes(state.preferredModel) ? state.preferredModel : names[0];
+}
+
+/** @type {((yes: boolean) => void) | null} the question asked before an encoder's first download */
+let asking = null;
+
+/** Ask before the first download of an encoder: resolves true to go on. */
+function confirmDownload(/** @type {string} */ text) {
+  return new Promise((resolve) => {
+    offerText.textContent = text;
+    goButton.hidden = false;
+    offer.hidden = false;
+    asking = (yes) => {
+      asking = null;
+      offerText.textContent = "";
+      goButton.hidden = true;
+      resolve(yes);
+    };
+  });
+}
+
+goButton.addEventListener("click", () => asking?.(true));
+cancelButton.addEventListener("click", () => (asking ? asking(false) : stopEncoding()));
+
+/**
+ * A photo without a bundle: its kept bundle, or encoded here; then opened as one's own photo and bundle.
+ * @param {File} file
+ */
+export async function encodePhoto(file) {
+  if (current) stopEncoding(); // the last one chosen is encoded
+  clearError();
+  const model = chosenModel();
+  const modelUrl = state.models[model];
+  if (!modelUrl) {
+    fail("open", "This site has no model to encode your photo with.", "Open the photo with its bundle instead.", false);
+    return;
+  }
+  const seq = ++encodeSeq;
+  /** @type {{seq: number, cancelled: boolean, stop: () => void}} */
+  const job = { seq, cancelled: false, stop: () => {} };
+  current = job;
+  updateBusy();
+  try {
+    const bytes = await file.arrayBuffer();
+    const sha256 = hex(await crypto.subtle.digest("SHA-256", bytes));
+    const key = `${sha256}|${model}`;
+    const kept = await keptBundle(key);
+    if (job.cancelled) return;
+    if (kept) {
+      finish(job);
+      emit("encoded", { cached: true, model, photo: file.name });
+      openOwnBytes(file.name, bytes, kept, `${file.name}.msgpack`, true);
+      return;
+    }
+    const info = await (await fetch(new URL("model.json", modelUrl))).json();
+    const encoderFile = info.files?.encoder_web ?? info.files?.encoder;
+    const input = info.io?.encoder?.inputs?.[0]?.name;
+    if (!encoderFile || !input) throw new Error(`the model ${model} has no encoder on this site`);
+    const url = new URL(encoderFile, modelUrl).href;
+    if (!downloaded.has(url)) {
+      const head = await fetch(url, { method: "HEAD" });
+      if (!head.ok) throw new Error(`the model ${model} has no encoder on this site (${url}: HTTP ${head.status})`);
+      const size = Number(head.headers.get("Content-Length")) || 0;
+      // A large download is asked about first (SAM2.1 tiny's encoder: 109 MB); a small one just happens.
+      const yes =
+        size < ASK_BYTES ||
+        (await confirmDownload(
+          `${file.name} has no bundle. Encode it here with ${model}? Its encoder is ${mb(size)}, downloaded once.`,
+        ));
+      if (job.cancelled) return;
+      if (!yes) {
+        finish(job);
+        setStatus(`${file.name} was not encoded.`, "ready", "Your current photo and its objects are kept.");
+        return;
+      }
+    }
+    setStatus(`Encoding ${file.name} with ${model}…`, "encode", "Preparing the photo…", false);
+    offer.hidden = false; // its Cancel stops the encode
+    const photoCopy = bytes.slice(0);
+    const prepared = await ask({ type: "prepare", seq, photo: photoCopy, photo_name: file.name }, [photoCopy]);
+    if (job.cancelled) return;
+    const outputs = await runEncoder(job, url, input, prepared.tensor, file.name);
+    if (job.cancelled) return;
+    if (new URLSearchParams(location.search).get("diagnostics") === "1") {
+      // For the parity test: the encoder's float32 outputs, before they are stored as float16.
+      Object.assign(window, { __samtab_encoder_outputs: structuredClone(outputs.outputs) });
+    }
+    downloaded.add(url);
+    state.keep.add(url); // the service worker keeps it for offline visits
+    const made = await ask(
+      {
+        type: "make-bundle",
+        seq,
+        embeddings: outputs.outputs,
+        width: prepared.width,
+        height: prepared.height,
+        sha256: prepared.sha256,
+        model_name: model,
+      },
+      Object.values(outputs.outputs),
+    );
+    if (job.cancelled) return;
+    finish(job);
+    const bundle = /** @type {ArrayBuffer} */ (made.data);
+    await keepBundle(key, bundle.slice(0));
+    emit("encoded", { cached: false, model, photo: file.name, ...outputs.timings, provider: outputs.provider });
+    openOwnBytes(file.name, bytes, bundle, `${file.name}.msgpack`, true);
+  } catch (error) {
+    if (job.cancelled) return;
+    finish(job);
+    fail(
+      "encode",
+      `${file.name} could not be encoded: ${error.message}`,
+      "Your current photo and its objects are kept.",
+      false,
+    );
+  }
+}
+
+/** The encoder's outputs for the prepared tensor, in the encoder's worker; its progress on the status line. */
+function runEncoder(
+  /** @type {{cancelled: boolean, stop: () => void}} */ job,
+  /** @type {string} */ url,
+  /** @type {string} */ input,
+  /** @type {ArrayBuffer} */ tensor,
+  /** @type {string} */ name,
+) {
+  encoder ??= new Worker(new URL("../encoder-worker.js", import.meta.url), { type: "module" });
+  const worker = encoder;
+  return /** @type {Promise<{outputs: Record<string, ArrayBuffer>, timings: Record<string, number>, provider: string}>} */ (
+    new Promise((resolve, reject) => {
+      let ticker = 0;
+      job.stop = () => {
+        clearInterval(ticker);
+        worker.terminate(); // a WebAssembly run cannot be stopped otherwise
+        if (encoder === worker) encoder = null;
+        reject(new Error("cancelled"));
+      };
+      worker.onmessage = ({ data }) => {
+        if (data.id !== job.seq) return;
+        if (data.type === "progress") {
+          setStatus(
+            `Encoding ${name}…`,
+            "encode",
+            `Downloading the encoder: ${mb(data.received)} of ${mb(data.total)}`,
+          );
+        } else if (data.type === "encoding") {
+          const started = performance.now();
+          const tick = () =>
+            setStatus(
+              `Encoding ${name}…`,
+              "encode",
+              `The encoder is running: ${Math.round((performance.now() - started) / 1000)} s (Cancel stops it).`,
+            );
+          tick();
+          ticker = window.setInterval(tick, 1000);
+        } else if (data.type === "encoded") {
+          clearInterval(ticker);
+          resolve(data);
+        } else if (data.type === "failed") {
+          clearInterval(ticker);
+          reject(new Error(data.message));
+        }
+      };
+      worker.onerror = (event) => {
+        clearInterval(ticker);
+        reject(new Error(event.message || "the encoder's worker failed"));
+      };
+      const threads = Number(new URLSearchParams(location.search).get("threads")) || 0;
+      worker.postMessage({ type: "encode", id: job.seq, url, input, tensor, threads }, [tensor]);
+    })
+  );
+}
+
+function finish(/** @type {{seq: number}} */ job) {
+  if (current?.seq !== job.seq) return;
+  current = null;
+  asking?.(false);
+  offer.hidden = true;
+  updateBusy();
+}
+
+/** Cancel: the encode under way stops (its worker terminated); the photo open stays. */
+export function stopEncoding() {
+  const job = current;
+  if (!job) return;
+  job.cancelled = true;
+  job.stop();
+  refused("cancelled");
+  finish(job);
+  setStatus("Encoding cancelled.", "ready", "Your current photo and its objects are kept.");
+  emit("encode-cancelled", {});
+}
+
+function updateBusy() {
+  state.encoding = current !== null;
+  updateState();
+}
+
+// --- saving the bundle made here -------------------------------------------------------------------------
+
+/** The photo open is one encoded here (or opened from a bundle kept from that): "Save bundle" saves it. */
+export function showSaveBundle() {
+  const files = state.photo?.kind === "files" && state.photo.encoded ? state.photo.files : null;
+  saveButton.hidden = !files;
+}
+
+saveButton.addEventListener("click", () => {
+  const photo = state.photo;
+  if (!photo?.files || !photo.encoded) return;
+  const url = URL.createObjectURL(new Blob([photo.files.bundle], { type: "application/x-msgpack" }));
+  const link = Object.assign(document.createElement("a"), { href: url, download: photo.bundleName });
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  emit("export", { what: "bundle", name: photo.bundleName, bytes: photo.files.bundle.byteLength });
+  put(saveButton, "title", `Saved as ${photo.bundleName}`);
+});
