@@ -27,7 +27,7 @@ from typing import Any
 from . import contract
 
 FORMAT = 1
-FAMILIES = ("sam2.1", "baseline")
+FAMILIES = ("sam2.1", "sam2", "baseline")  # sam2: SAM2.0 weights (tools/import_onnx.py), the same contract
 
 
 class ModelError(ValueError):

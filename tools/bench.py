@@ -192,6 +192,103 @@ def bench_encode(model_dirs: list[Path], runs: int) -> dict:
     return {"bench": "encode", "models": results}
 
 
+def bench_encode_tab(slug: str, threads_list: list[int], runs: int) -> dict:
+    """A person's photo encoded in the tab (js/encode.js, site/encoder-worker.js) with the model of demo `slug`:
+    per thread count, `runs` photos in one fresh page each (the first run downloads the encoder and makes its
+    session; later runs in the same page reuse them); the encoder's worker's memory after the encodes
+    (performance.measureUserAgentSpecificMemory: WebAssembly memory only grows, so this is its peak); beside
+    samtab-encode --web-encoder on the CPU (same encoder file, same photos), its peak RSS included."""
+    import resource
+    import shutil
+    import subprocess
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    from samtab_tools import demos
+
+    recorder = EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "opened", "encoded"')
+    sources = [demos.demo_source(demo) for demo in demos.DEMO_LIST if demo.source != "synthetic"][:runs]
+    results: dict = {"tab": {}, "cpu": {}}
+    with tempfile.TemporaryDirectory() as work:
+        photos = []
+        for index, source in enumerate(sources):  # names of one's own: no demo bundle is found for them
+            photos.append(Path(work) / f"mine-{index}{source.suffix}")
+            shutil.copyfile(source, photos[-1])
+        server = SiteServer()
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(**launch_args())
+                for threads in threads_list:
+                    context = browser.new_context(viewport={"width": 1280, "height": 800})
+                    page = context.new_page()
+                    page.add_init_script(recorder)
+                    page.goto(f"{server.url}?demo={slug}&threads={threads}")
+                    page.wait_for_function("window.__samtab_events.some(e => e.name == 'opened')", timeout=180_000)
+                    rows = []
+                    for index, photo in enumerate(photos):
+                        page.set_input_files("#file-input", str(photo))
+                        if index == 0:
+                            go = page.locator("#encode-go")
+                            page.wait_for_function("!document.getElementById('encode-bar').hidden", timeout=60_000)
+                            if go.is_visible():
+                                go.click()
+                        page.wait_for_function(
+                            f"window.__samtab_events.filter(e => e.name == 'encoded').length > {index}",
+                            timeout=600_000,
+                        )
+                        rows.append(recorded_events(page, "encoded")[index]["detail"])
+                    memory = page.evaluate(
+                        """async () => {
+                          if (!performance.measureUserAgentSpecificMemory) return null;
+                          const result = await performance.measureUserAgentSpecificMemory();
+                          let worker = 0;
+                          for (const entry of result.breakdown) {
+                            if (entry.attribution.some((a) => (a.url || "").includes("encoder-worker.js"))) {
+                              worker += entry.bytes;
+                            }
+                          }
+                          return { total: result.bytes, worker };
+                        }"""
+                    )
+                    label = f"{threads} thread{'s' if threads != 1 else ''}"
+                    results["tab"][label] = {"runs": rows, "memory": memory}
+                    first, later = rows[0], rows[1:]
+                    median_run = statistics.median(r["run_ms"] for r in rows)
+                    print(
+                        f"in the tab, {label} ({rows[0]['provider']}): first photo: download {first['download_ms']} ms,"
+                        f" session {first['session_ms']} ms, run {first['run_ms']} ms; run median over "
+                        f"{len(rows)} photos {median_run:.0f} ms (later photos: "
+                        f"{', '.join(str(r['run_ms']) for r in later) or '-'} ms); encoder worker's memory "
+                        + (
+                            f"{memory['worker'] / 2**20:.0f} MiB (page and workers {memory['total'] / 2**20:.0f} MiB)"
+                            if memory
+                            else "not measurable"
+                        ),
+                        flush=True,
+                    )
+                    context.close()
+                browser.close()
+        finally:
+            server.stop()
+        folder = ROOT / "site" / "demos" / slug
+        model = (folder / json.loads((folder / "demo.json").read_text())["model"]).resolve()
+        model_dir = ROOT / "models" / model.name
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        run = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "encode.py"), *map(str, photos), "--model", str(model_dir)]
+            + ["--out", str(Path(work) / "cpu"), "--web-encoder", "--provider", "cpu", "--quiet"],
+            capture_output=True,
+            text=True,
+        )
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        lines = [line for line in run.stdout.splitlines() if line.startswith("encode: encoded")]
+        results["cpu"] = {"lines": lines, "peak_rss_mib": max(peak, before) / 1024}
+        print(f"samtab-encode --web-encoder on the CPU (onnxruntime's default threads): {'; '.join(lines)}")
+        print(f"  its peak RSS: {max(peak, before) / 1024:.0f} MiB (the whole process, Python and onnxruntime)")
+    return {"bench": "encode-tab", "demo": slug, **results}
+
+
 LONG_TASKS = """
 window.__longtasks = [];
 new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longtasks.push(e.duration); })
@@ -749,6 +846,12 @@ def main(argv: list[str] | None = None) -> int:
         "--model", action="append", type=Path, metavar="DIR", help="a model folder (default: every folder in models/)"
     )
     encode.add_argument("--runs", type=int, default=3, help="passes over the demo photos (default 3)")
+    encode.add_argument(
+        "--tab",
+        metavar="DEMO",
+        help="instead: a person's photo encoded in the tab with the model of this demo (e.g. "
+        "shapes-sam2.1-tiny-random), with 1 and 2 threads, beside samtab-encode --web-encoder",
+    )
     encode.add_argument("--json", action="store_true", help="also print the results as JSON")
     pipeline = sub.add_parser("pipeline", help="a click's cost outside the decoder, in CPython")
     pipeline.add_argument("--photo", default="4032x3024", help="photo size WxH (default a 12 MP phone photo)")
@@ -831,7 +934,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.bench == "encode":
         from samtab_tools import demos
 
-        result = bench_encode(args.model or demos.model_folders(), args.runs)
+        if args.tab:
+            result = bench_encode_tab(args.tab, [1, 2], args.runs)
+        else:
+            result = bench_encode(args.model or demos.model_folders(), args.runs)
     if args.json:
         print(json.dumps(result, indent=1))
     return 0

@@ -264,6 +264,20 @@ def web_encoder(copy: Copy, command: str) -> None:
     assert json.loads((model / "model.json").read_text())["files"]["encoder_web"] == "encoder_web.onnx"
 
 
+def import_pair(copy: Copy, command: str) -> None:
+    model = copy.once(CHECKPOINT_EXPORT)
+    out = copy.scratch / "models" / "imported"
+    substitutions = {
+        "ENCODER.onnx": str(model / "encoder.onnx"),
+        "DECODER.onnx": str(model / "decoder.onnx"),
+        "--out models/NAME": f"--out {out}",
+        '"NAME"': "imported-tiny",
+    }
+    result = copy.run(substitute(command, substitutions) + " --no-web-encoder", timeout=600)
+    assert "import_onnx: wrote" in result.stdout, result.stdout
+    assert json.loads((out / "model.json").read_text())["name"] == "imported-tiny"
+
+
 def build_demos(copy: Copy, command: str) -> None:
     copy.run(command, timeout=300)
     index = json.loads((copy.root / "site/demos/index.json").read_text())
@@ -361,6 +375,10 @@ COMMANDS: dict[str, Way] = {
         "on the export above, with --fp32 (the float16 attempt's fidelity check, ~30 s, ran in that export)",
         web_encoder,
     ),
+    '.venv/bin/samtab-import ENCODER.onnx DECODER.onnx --out models/NAME --name "NAME"': Way(
+        "the export above's pair, --out in a scratch folder, --no-web-encoder (made and checked in that export)",
+        import_pair,
+    ),
     DEMOS_COMMAND: Way("as written", build_demos),
     ".venv/bin/samtab-segment --demo site/demos/shapes --point 120,200 --point 300,90,0 --out mask.png": Way(
         "as written, after samtab-demos", segment_demo
@@ -389,6 +407,10 @@ COMMANDS: dict[str, Way] = {
     ),
     ".venv/bin/samtab-bench encode": Way(
         "--runs 1 (models/ of the copy holds the baseline only)", bench("--runs 1", "encode with")
+    ),
+    ".venv/bin/samtab-bench encode --tab shapes-sam2.1-tiny-random": Way(
+        "--tab shapes --runs 1 (the baseline's encoder: ~15 s; SAM2.1's is measured in the note)",
+        bench({"--tab shapes-sam2.1-tiny-random": "--tab shapes --runs 1"}, "in the tab, 2 threads"),
     ),
     ".venv/bin/samtab-bench pipeline": Way(
         "--photo 960x640 --runs 1 (at the default 12 MP photo it takes ~14 s)",
