@@ -8,6 +8,7 @@
 // The encoder is downloaded only then, its size said first; the service worker keeps it for offline visits.
 import { $, clearError, emit, fail, put, setStatus, updateState } from "./contract.js";
 import { openOwnBytes } from "./photos.js";
+import { objectStore } from "./saves.js";
 import { state } from "./state.js";
 import { send } from "./worker.js";
 
@@ -69,33 +70,7 @@ function ask(/** @type {any} */ message, /** @type {Transferable[]} */ transfer)
 
 // --- bundles kept --------------------------------------------------------------------------------------
 
-/** @type {Promise<IDBDatabase> | null} */
-let bundlesDb = null;
-
-/**
- * One transaction on the kept bundles; resolves with the result of the request `work` makes.
- * @param {IDBTransactionMode} mode
- * @param {(store: IDBObjectStore) => IDBRequest | undefined} work
- * @returns {Promise<any>}
- */
-function bundles(mode, work) {
-  bundlesDb ??= new Promise((resolve, reject) => {
-    const request = indexedDB.open(BUNDLES_DB, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore(BUNDLES_STORE, { keyPath: "key" });
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-  return bundlesDb.then(
-    (db) =>
-      new Promise((resolve, reject) => {
-        const transaction = db.transaction(BUNDLES_STORE, mode);
-        const request = work(transaction.objectStore(BUNDLES_STORE));
-        transaction.oncomplete = () => resolve(request?.result);
-        transaction.onerror = () => reject(transaction.error);
-        transaction.onabort = () => reject(transaction.error);
-      }),
-  );
-}
+const bundles = objectStore(BUNDLES_DB, BUNDLES_STORE, "key");
 
 /** The bundle kept for this photo and model, marked as used now; null if there is none. */
 async function keptBundle(/** @type {string} */ key) {

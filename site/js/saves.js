@@ -17,36 +17,40 @@ const SAVES_STORE = "sessions";
 const SAVES_PER_PHOTO = 3;
 const SAVES_MAX = 30;
 const SAVE_DELAY_MS = 300;
-/** @type {Promise<IDBDatabase> | null} */
-let savesDb = null;
 let saveTimer = 0;
 
 /**
- * One transaction on the store of saves; resolves with the result of the request `work` makes, once done.
- * @param {IDBTransactionMode} mode
- * @param {(store: IDBObjectStore) => IDBRequest | undefined} work
- * @returns {Promise<any>}
+ * An IndexedDB store of one database (made on first use, keyed by `keyPath`): a function that runs one
+ * transaction on it and resolves with the result of the request `work` makes, once done.
+ * @param {string} database
+ * @param {string} name
+ * @param {string} keyPath
+ * @returns {(mode: IDBTransactionMode, work: (store: IDBObjectStore) => IDBRequest | undefined) => Promise<any>}
  */
-function saves(mode, work) {
-  if (!savesDb) {
-    savesDb = new Promise((resolve, reject) => {
-      const request = indexedDB.open(SAVES_DB, 1);
-      request.onupgradeneeded = () => request.result.createObjectStore(SAVES_STORE, { keyPath: "id" });
+export function objectStore(database, name, keyPath) {
+  /** @type {Promise<IDBDatabase> | null} */
+  let opened = null;
+  return (mode, work) => {
+    opened ??= new Promise((resolve, reject) => {
+      const request = indexedDB.open(database, 1);
+      request.onupgradeneeded = () => request.result.createObjectStore(name, { keyPath });
       request.onsuccess = () => resolve(request.result);
       request.onerror = () => reject(request.error);
     });
-  }
-  return savesDb.then(
-    (db) =>
-      new Promise((resolve, reject) => {
-        const transaction = db.transaction(SAVES_STORE, mode);
-        const request = work(transaction.objectStore(SAVES_STORE));
-        transaction.oncomplete = () => resolve(request?.result);
-        transaction.onerror = () => reject(transaction.error);
-        transaction.onabort = () => reject(transaction.error);
-      }),
-  );
+    return opened.then(
+      (db) =>
+        new Promise((resolve, reject) => {
+          const transaction = db.transaction(name, mode);
+          const request = work(transaction.objectStore(name));
+          transaction.oncomplete = () => resolve(request?.result);
+          transaction.onerror = () => reject(transaction.error);
+          transaction.onabort = () => reject(transaction.error);
+        }),
+    );
+  };
 }
+
+const saves = objectStore(SAVES_DB, SAVES_STORE, "id");
 
 // Saved when the page has been still for SAVE_DELAY_MS and the main thread is idle: never in a click's way.
 export function scheduleSave() {
