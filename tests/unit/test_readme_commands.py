@@ -271,7 +271,7 @@ def import_pair(copy: Copy, command: str) -> None:
         "ENCODER.onnx": str(model / "encoder.onnx"),
         "DECODER.onnx": str(model / "decoder.onnx"),
         "--out models/NAME": f"--out {out}",
-        '"NAME"': "imported-tiny",
+        "--name NAME": "--name imported-tiny",
     }
     result = copy.run(substitute(command, substitutions) + " --no-web-encoder", timeout=600)
     assert "import_onnx: wrote" in result.stdout, result.stdout
@@ -375,7 +375,7 @@ COMMANDS: dict[str, Way] = {
         "on the export above, with --fp32 (the float16 attempt's fidelity check, ~30 s, ran in that export)",
         web_encoder,
     ),
-    '.venv/bin/samtab-import ENCODER.onnx DECODER.onnx --out models/NAME --name "NAME"': Way(
+    ".venv/bin/samtab-import ENCODER.onnx DECODER.onnx --out models/NAME --name NAME": Way(
         "the export above's pair, --out in a scratch folder, --no-web-encoder (made and checked in that export)",
         import_pair,
     ),
