@@ -1,5 +1,6 @@
 """Export SAM2.1 (Meta's `sam2` package, through `samexporter`'s wrappers) to a samtab model folder.
 
+    python tools/export_sam2.py --download tiny|small|base-plus|large --out DIR [--cache DIR] [--mirror URL]
     python tools/export_sam2.py --checkpoint sam2.1_hiera_large.pt --config sam2.1_hiera_l --out DIR
     python tools/export_sam2.py --random-init --seed 0 [--config sam2.1_hiera_t] --out DIR
         [--hires] [--opset 17] [--force] [--no-check] [--no-web-encoder]
@@ -18,10 +19,14 @@ N (the number of points) and B (a batch of prompts over the one photo, "prompts"
 are the dynamic dimensions: segment everything decodes several grid points a run. The model is built with
 Meta's `build_sam2("configs/sam2.1/<config>.yaml")` on CPU, from a checkpoint or, with --random-init, from
 random weights after `torch.manual_seed(seed)` (the same seed gives the same weights, so the whole pipeline
-can be tested on the true graph without real weights). The export goes to a temporary folder first and the
-model folder is only written when everything worked; an existing --out is only replaced with --force (checked
-before any work starts). `--check` (the default) runs onnxruntime on a random image and prompt and prints the
-largest difference from PyTorch.
+can be tested on the true graph without real weights). `--download SIZE` fetches Meta's official SAM2.1
+checkpoint first (CHECKPOINTS: its address, byte size and sha256) into --cache (default
+$XDG_CACHE_HOME/samtab/checkpoints, i.e. ~/.cache/samtab/checkpoints): an interrupted download resumes where
+it stopped on the next run (an HTTP Range request), a file already there is checked and used, and a file of
+the wrong size or sha256 is never exported. model.json's `weights` records the checkpoint's sha256. The export
+goes to a temporary folder first and the model folder is only written when everything worked; an existing
+--out is only replaced with --force (checked before any work starts). `--check` (the default) runs onnxruntime
+on a random image and prompt and prints the largest difference from PyTorch.
 
 What samexporter 0.5.0's wrappers (`samexporter.export_sam2.SAM2ImageEncoder` / `SAM2ImageDecoder`) do,
 and so what these ONNX files expect:
@@ -60,22 +65,63 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
+import os
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyapp import contract
 from samtab_tools import modelio
 
-# --config -> (size name, Meta's checkpoint file name)
-CONFIGS = {
-    "sam2.1_hiera_t": ("tiny", "sam2.1_hiera_tiny.pt"),
-    "sam2.1_hiera_s": ("small", "sam2.1_hiera_small.pt"),
-    "sam2.1_hiera_b+": ("base+", "sam2.1_hiera_base_plus.pt"),
-    "sam2.1_hiera_l": ("large", "sam2.1_hiera_large.pt"),
+
+@dataclass(frozen=True)
+class Checkpoint:
+    config: str
+    file: str
+    size: int  # bytes
+    sha256: str
+
+
+# Meta's SAM2.1 checkpoints, where sam2's checkpoints/download_ckpts.sh fetches them (092824: their release
+# of 2024-09-28). Meta publishes no checksums: the sizes and hashes are those of the files it serves, as
+# several public records of them agree.
+MIRROR = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+CHECKPOINTS = {
+    "tiny": Checkpoint(
+        "sam2.1_hiera_t",
+        "sam2.1_hiera_tiny.pt",
+        156_008_466,
+        "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69",
+    ),
+    "small": Checkpoint(
+        "sam2.1_hiera_s",
+        "sam2.1_hiera_small.pt",
+        184_416_285,
+        "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38",
+    ),
+    "base-plus": Checkpoint(
+        "sam2.1_hiera_b+",
+        "sam2.1_hiera_base_plus.pt",
+        323_606_802,
+        "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5",
+    ),
+    "large": Checkpoint(
+        "sam2.1_hiera_l",
+        "sam2.1_hiera_large.pt",
+        898_083_611,
+        "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318",
+    ),
 }
+# --config -> (size name, Meta's checkpoint file name)
+CONFIGS = {c.config: (size.replace("-plus", "+"), c.file) for size, c in CHECKPOINTS.items()}
 DEFAULT_CONFIG = "sam2.1_hiera_t"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "samtab" / "checkpoints"
+CHUNK = 1 << 20
 DEFAULT_OPSET = 17
 
 # Output names and shapes, in the order the files list them.
@@ -137,6 +183,99 @@ def file_sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def download(checkpoint: Checkpoint, folder: Path = CACHE, mirror: str = MIRROR, log=print) -> Path:
+    """Meta's checkpoint in `folder`: downloaded from `mirror` unless it is there already, checked by its size
+    and sha256 before it is used; returns its path. An interrupted download leaves FILE.part, which the next
+    call continues (an HTTP Range request; from the start if the server does not resume). Raises ExportError
+    saying what to do when the address cannot be reached, the download stops, or the bytes are not Meta's."""
+    folder = Path(folder)
+    target = folder / checkpoint.file
+    url = mirror.rstrip("/") + "/" + checkpoint.file
+    by_hand = (
+        f"or download {MIRROR}{checkpoint.file} ({_megabytes(checkpoint.size)}) by other means into {folder}/ "
+        "and run this again (it is checked, then used)"
+    )
+    if target.exists():
+        if target.stat().st_size == checkpoint.size and file_sha256(target) == checkpoint.sha256:
+            log(f"{target} is there already (its size and sha256 are Meta's)")
+            return target
+        raise ExportError(
+            f"{target} is there but is not Meta's {checkpoint.file} (its size or sha256 differ): delete it and "
+            "run this again to download it"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"cannot make {folder} ({error.strerror or error}); pass --cache DIR") from None
+    part = target.with_name(target.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    if have > checkpoint.size:
+        part.unlink()
+        have = 0
+    if have < checkpoint.size:
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            response = urllib.request.urlopen(request, timeout=60)
+        except urllib.error.HTTPError as error:
+            raise ExportError(f"{url} answered {error.code} {error.reason}; check --mirror, {by_hand}") from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", None) or error
+            raise ExportError(
+                f"could not reach {url} ({reason}): is this machine offline? Run this again when it is "
+                f"online{' (the download resumes where it stopped)' if have else ''}, {by_hand}"
+            ) from None
+        with response:
+            if have and response.status != 206:
+                log(f"{url} does not resume downloads: starting again from the first byte")
+                have = 0
+            length = response.headers.get("Content-Length")
+            if length is not None and have + int(length) != checkpoint.size:
+                raise ExportError(
+                    f"{url} offers {_megabytes(have + int(length))}, Meta's {checkpoint.file} has "
+                    f"{_megabytes(checkpoint.size)}: that is not the file; check --mirror, {by_hand}"
+                )
+            log(
+                f"downloading {url} ({_megabytes(checkpoint.size)})"
+                + (f", resuming after {_megabytes(have)}" if have else "")
+                + f" into {part}"
+            )
+            started, shown = time.perf_counter(), have
+            try:
+                with open(part, "ab" if have else "wb") as f:
+                    while chunk := response.read(CHUNK):
+                        f.write(chunk)
+                        have += len(chunk)
+                        if have - shown >= checkpoint.size // 10 or have == checkpoint.size:
+                            rate = (have - shown) / max(time.perf_counter() - started, 1e-6)
+                            log(f"  {_megabytes(have)} of {_megabytes(checkpoint.size)} ({rate / 1e6:.1f} MB/s)")
+                            started, shown = time.perf_counter(), have
+            except (OSError, http.client.HTTPException) as error:
+                raise ExportError(
+                    f"the download of {url} stopped after {_megabytes(have)} of {_megabytes(checkpoint.size)} "
+                    f"({type(error).__name__}: {error}); run this again: it resumes from there"
+                ) from None
+    have = part.stat().st_size
+    if have != checkpoint.size:
+        raise ExportError(
+            f"the download of {url} stopped after {_megabytes(have)} of {_megabytes(checkpoint.size)}; run this "
+            "again: it resumes from there"
+        )
+    digest = file_sha256(part)
+    if digest != checkpoint.sha256:
+        part.unlink()
+        raise ExportError(
+            f"the file downloaded from {url} has sha256 {digest}, Meta's {checkpoint.file} has "
+            f"{checkpoint.sha256}: it was damaged or is another file, and was deleted; run this again, {by_hand}"
+        )
+    os.replace(part, target)
+    log(f"downloaded {target}: its size and sha256 are Meta's")
+    return target
 
 
 def build_model(config: str = DEFAULT_CONFIG, checkpoint: Path | str | None = None, seed: int | None = None):
@@ -389,6 +528,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="Meta's SAM2.1 checkpoint, e.g. sam2.1_hiera_large.pt")
     source.add_argument(
+        "--download",
+        choices=tuple(CHECKPOINTS),
+        help="download Meta's SAM2.1 checkpoint of this size (or use the one in --cache), check it, export it",
+    )
+    source.add_argument(
         "--random-init", action="store_true", help="random weights (for tests): the same --seed gives the same model"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for --random-init (default 0)")
@@ -401,6 +545,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         + f"; required with --checkpoint, default {DEFAULT_CONFIG} with --random-init",
     )
     parser.add_argument("--out", type=Path, required=True, help="the model folder to write")
+    parser.add_argument(
+        "--cache", type=Path, default=CACHE, help=f"where --download keeps checkpoints (default {CACHE})"
+    )
+    parser.add_argument(
+        "--mirror", default=MIRROR, help=f"where --download fetches Meta's files from (default {MIRROR})"
+    )
     parser.add_argument("--hires", action="store_true", help="also write decoder_hires.onnx (512x512 masks)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -418,7 +568,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "(tools/web_encoder.py; default on)",
     )
     args = parser.parse_args(argv)
-    if args.checkpoint is not None:
+    if args.download is not None:
+        wanted = CHECKPOINTS[args.download].config
+        if args.config not in (None, wanted):
+            parser.error(f"--download {args.download} is the config {wanted}; leave --config out")
+        if args.seed is not None:
+            parser.error("--seed goes with --random-init, not --download")
+        args.config = wanted
+    elif args.checkpoint is not None:
         if args.config is None:
             parser.error("--checkpoint needs --config (one of: " + ", ".join(CONFIGS) + ")")
         if args.seed is not None:
@@ -447,6 +604,8 @@ def main(argv=None) -> int:
 
     total = time.perf_counter()
     try:
+        if args.download is not None:
+            args.checkpoint = download(CHECKPOINTS[args.download], args.cache, args.mirror, log=log)
         started = time.perf_counter()
         load_dependencies()
         log(f"imported torch, sam2 and samexporter in {time.perf_counter() - started:.1f} s")

@@ -461,3 +461,178 @@ def test_the_encoder_the_page_runs_keeps_the_masks_and_is_smaller(exported, info
     web, full = (sessions[part].run(None, {"image": image}) for part in ("encoder_web", "encoder"))
     for a, b in zip(web, full):
         assert np.abs(a - b).max() <= 0.02 * np.abs(b).max()
+
+
+# --- --download: Meta's checkpoint fetched, resumed, checked --------------------------------------------------------
+
+
+class CheckpointServer:
+    """Serves one file over HTTP on loopback, as a mirror of Meta's checkpoints would: Range requests answered
+    with 206 (unless `resumes` is false), the first answer cut off after `cut_after` bytes (the connection
+    dropped), and every request's Range header recorded."""
+
+    def __init__(self, name: str, data: bytes, *, cut_after: int | None = None, resumes: bool = True):
+        import http.server
+        import threading
+
+        self.data, self.cut_after, self.resumes, self.ranges = data, cut_after, resumes, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.ranges.append(self.headers.get("Range"))
+                if self.path != f"/ckpt/{name}":
+                    self.send_error(404)
+                    return
+                start = 0
+                match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if match and server.resumes:
+                    start = int(match.group(1))
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(server.data) - 1}/{len(server.data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(server.data) - start))
+                self.end_headers()
+                body = server.data[start:]
+                if server.cut_after is not None:
+                    body, server.cut_after = body[: server.cut_after], None
+                    self.wfile.write(body)
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # dropped mid-file, as a flaky network does
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/ckpt/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def checkpoint_of(data: bytes, file: str = "sam2.1_hiera_tiny.pt") -> export_sam2.Checkpoint:
+    import hashlib
+
+    return export_sam2.Checkpoint("sam2.1_hiera_t", file, len(data), hashlib.sha256(data).hexdigest())
+
+
+def test_the_checkpoint_table_names_metas_four_files():
+    assert set(export_sam2.CHECKPOINTS) == {"tiny", "small", "base-plus", "large"}
+    for checkpoint in export_sam2.CHECKPOINTS.values():
+        assert checkpoint.config in export_sam2.CONFIGS and export_sam2.CONFIGS[checkpoint.config][1] == checkpoint.file
+        assert re.fullmatch(r"[0-9a-f]{64}", checkpoint.sha256)
+        assert 100e6 < checkpoint.size < 1e9
+    assert export_sam2.MIRROR.startswith("https://dl.fbaipublicfiles.com/segment_anything_2/")
+
+
+def test_download_resumes_an_interrupted_file_and_checks_it(tmp_path):
+    data = np.random.default_rng(7).bytes(3_000_000)
+    checkpoint = checkpoint_of(data)
+    logged = []
+    with CheckpointServer(checkpoint.file, data, cut_after=1_100_000) as server:
+        with pytest.raises(export_sam2.ExportError, match="stopped after 1.1 MB of 3.0 MB.*resumes") as stopped:
+            export_sam2.download(checkpoint, tmp_path, server.url, log=logged.append)
+        assert "Traceback" not in str(stopped.value)
+        part = tmp_path / (checkpoint.file + ".part")
+        assert part.stat().st_size == 1_100_000 and not (tmp_path / checkpoint.file).exists()
+
+        path = export_sam2.download(checkpoint, tmp_path, server.url, log=logged.append)
+        assert server.ranges == [None, "bytes=1100000-"], "the second run asks for the rest only"
+        assert path == tmp_path / checkpoint.file and path.read_bytes() == data and not part.exists()
+
+        # There already: checked, used, nothing asked of the server.
+        assert export_sam2.download(checkpoint, tmp_path, server.url, log=logged.append) == path
+        assert len(server.ranges) == 2
+    assert any("resuming after 1.1 MB" in line for line in logged), logged
+
+
+def test_download_starts_again_when_the_server_does_not_resume(tmp_path):
+    data = np.random.default_rng(8).bytes(2_000_000)
+    checkpoint = checkpoint_of(data)
+    (tmp_path / (checkpoint.file + ".part")).write_bytes(data[:500_000])
+    logged = []
+    with CheckpointServer(checkpoint.file, data, resumes=False) as server:
+        path = export_sam2.download(checkpoint, tmp_path, server.url, log=logged.append)
+    assert path.read_bytes() == data
+    assert any("does not resume downloads: starting again" in line for line in logged), logged
+
+
+def test_download_refuses_bytes_that_are_not_metas_file(tmp_path):
+    data = np.random.default_rng(9).bytes(1_000_000)
+    checkpoint = checkpoint_of(data)
+    damaged = bytearray(data)
+    damaged[123_456] ^= 1
+    with CheckpointServer(checkpoint.file, bytes(damaged)) as server:
+        with pytest.raises(
+            export_sam2.ExportError, match="has sha256 .* was damaged or is another file, and was deleted"
+        ):
+            export_sam2.download(checkpoint, tmp_path, server.url, log=lambda _: None)
+    assert list(tmp_path.iterdir()) == [], "a damaged download is deleted, never kept or exported"
+
+    with CheckpointServer(checkpoint.file, data[:-10]) as server:
+        with pytest.raises(export_sam2.ExportError, match=r"offers 1\.0 MB.*that is not the file"):
+            export_sam2.download(checkpoint, tmp_path, server.url, log=lambda _: None)
+
+    # A file of the wrong bytes already in the cache is not used, and not silently replaced.
+    (tmp_path / checkpoint.file).write_bytes(bytes(damaged))
+    with pytest.raises(export_sam2.ExportError, match="is not Meta's .* delete it"):
+        export_sam2.download(checkpoint, tmp_path, "http://127.0.0.1:9/", log=lambda _: None)
+    assert (tmp_path / checkpoint.file).read_bytes() == bytes(damaged)
+
+
+def test_download_offline_says_what_to_do_and_writes_nothing(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "model"
+    result = run_tool("--download", "tiny", "--out", out, "--cache", tmp_path / "cache", "--mirror",
+                      f"http://127.0.0.1:{port}/", timeout=60)  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "could not reach" in result.stderr and "offline" in result.stderr, result.stderr
+    assert "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt" in result.stderr
+    assert "(156.0 MB)" in result.stderr and "run this again" in result.stderr
+    assert not out.exists()
+
+
+def test_download_exports_metas_checkpoint_and_records_its_sha256(torch, exported, tmp_path, monkeypatch, capsys):
+    """The whole path with a checkpoint saved as Meta's are ({"model": state_dict}): the random-init weights
+    of seed 0 served on loopback in place of Meta's tiny file (the table's size and sha256 made its), the
+    download cut off once; the export equals the --random-init --seed 0 one's decoder, byte for byte."""
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"model": export_sam2.build_model("sam2.1_hiera_t", seed=0).state_dict()}, buffer)
+    data = buffer.getvalue()
+    monkeypatch.setitem(export_sam2.CHECKPOINTS, "tiny", checkpoint_of(data))
+    out, cache = tmp_path / "sam2.1-tiny", tmp_path / "cache"
+    with CheckpointServer("sam2.1_hiera_tiny.pt", data, cut_after=len(data) // 3) as server:
+        arguments = ["--download", "tiny", "--out", str(out), "--cache", str(cache), "--mirror", server.url]
+        arguments += ["--no-check", "--no-web-encoder"]
+        assert export_sam2.main(arguments) == 1
+        assert "run this again: it resumes from there" in capsys.readouterr().err
+        assert not out.exists()
+        assert export_sam2.main(arguments) == 0, capsys.readouterr().err
+        assert server.ranges == [None, f"bytes={len(data) // 3}-"]
+    info = modelio.read_model_folder(out)
+    assert info.weights == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert info.name == "SAM2.1 tiny (sam2.1_hiera_tiny.pt)" and info.config == "sam2.1_hiera_t"
+    assert (cache / "sam2.1_hiera_tiny.pt").read_bytes() == data
+    assert (out / "decoder.onnx").read_bytes() == (exported[0] / "decoder.onnx").read_bytes()
+
+
+def test_download_takes_no_config_or_seed():
+    for extra, message in ((["--config", "sam2.1_hiera_l"], "leave --config out"), (["--seed", "1"], "--seed goes")):
+        result = run_tool("--download", "tiny", "--out", "/nonexistent/m", *extra, timeout=60)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
