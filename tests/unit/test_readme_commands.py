@@ -228,6 +228,19 @@ torch.save({"model": model.state_dict()}, sys.argv[1])
 """
 
 
+def download_offline(copy: Copy, command: str) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = copy.scratch / "models" / "sam2.1-tiny"
+    changed = substitute(command, {"--out models/sam2.1-tiny": f"--out {out}"})
+    result = copy.run(f"{changed} --cache {copy.scratch / 'cache'} --mirror http://127.0.0.1:{port}/", expect=1)
+    assert "could not reach" in result.stderr and "sam2.1_hiera_tiny.pt (156.0 MB)" in result.stderr, result.stderr
+    assert not out.exists()
+
+
 def export_random_init(copy: Copy, command: str) -> None:
     out = copy.scratch / "models" / "sam2.1-tiny-random"
     copy.run(substitute(command, {"--out models/sam2.1-tiny-random": f"--out {out}"}) + " --no-check", timeout=600)
@@ -362,6 +375,17 @@ COMMANDS: dict[str, Way] = {
         "--config sam2.1_hiera_t (the large one takes ~76 s and 4 GB, through the same code); --out outside "
         "models/, so that demos.py does not encode every demo with it too",
         export_checkpoint,
+    ),
+    ".venv/bin/python tools/serve.py": Way(
+        "as written with PORT=0: it builds the gallery with every model in models/, GET / answers 200, Ctrl-C stops it",
+        lambda copy, command: copy.serve(command, lambda response: None),
+    ),
+    "bash tools/setup.sh --export": Way("as written (its skip path, as above) and a bad option", checked_setup),
+    ".venv/bin/samtab-export --download tiny --out models/sam2.1-tiny": Way(
+        "--out in a scratch folder, and --mirror a loopback port nothing listens on: Meta's server cannot be "
+        "reached from here, so it must fail (exit 1) saying what to do and write nothing; the download itself "
+        "(cut, resumed, checked) and its export run against a loopback mirror in test_export_sam2.py",
+        download_offline,
     ),
     ".venv/bin/samtab-export --random-init --seed 0 --out models/sam2.1-tiny-random": Way(
         "--out outside models/ (as above) and --no-check (the check, ~26 s, runs in the export just above "
