@@ -112,7 +112,8 @@ def choose_provider(requested: str) -> str:
 
 class Encoder:
     """An onnxruntime session on the model's encoder, created on first use (a resumed batch that has
-    nothing left to do never loads it)."""
+    nothing left to do never loads it), or by `load()`. Once loaded, `run` may be called from several
+    threads at once (tools/encode_service.py does): onnxruntime's InferenceSession.run is thread-safe."""
 
     def __init__(self, model_dir: Path, info: ModelInfo, provider: str, part: str = "encoder"):
         """part: "encoder", or "encoder_web" (the file the page runs: its bundles are the page's, bit for bit)."""
@@ -121,7 +122,8 @@ class Encoder:
         self.model_dir, self.info, self.provider, self.part = model_dir, info, provider, part
         self._session = None
 
-    def run(self, encoder_input):
+    def load(self) -> Encoder:
+        """Create the session now (not thread-safe: load before sharing the encoder between threads)."""
         if self._session is None:
             import onnxruntime as ort
 
@@ -130,6 +132,10 @@ class Encoder:
             self._session = ort.InferenceSession(
                 str(self.model_dir / self.info.files[self.part]), options, providers=[self.provider]
             )
+        return self
+
+    def run(self, encoder_input):
+        self.load()
         outputs = self._session.run(None, {self.info.input_names("encoder")[0]: encoder_input})
         names = [o.name for o in self._session.get_outputs()]
         return dict(zip(names, outputs))
@@ -183,6 +189,19 @@ def prepare_out(out_dir: Path) -> None:
         ) from None
 
 
+def photo_bundle(opened: images.Photo, embeddings, *, model_name: str, dtype: str) -> bytes:
+    """The bundle of an opened photo's encoder outputs, as encode and encode_service write it (raises
+    bundles.BundleError for outputs that break the contract)."""
+    return bundles.write_bundle(
+        embeddings,
+        width=opened.width,
+        height=opened.height,
+        image_sha256=opened.sha256,
+        model_name=model_name,
+        dtype=dtype,
+    )
+
+
 def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, force: bool, preview_edge: int) -> Result:
     timings: dict[str, float] = {}
     clock = Stopwatch()
@@ -212,14 +231,7 @@ def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, fo
     embeddings = encoder.run(encoder_input)
     timings["run"] = clock.lap()
     try:
-        data = bundles.write_bundle(
-            embeddings,
-            width=opened.width,
-            height=opened.height,
-            image_sha256=opened.sha256,
-            model_name=encoder.info.name,
-            dtype=dtype,
-        )
+        data = photo_bundle(opened, embeddings, model_name=encoder.info.name, dtype=dtype)
     except bundles.BundleError as error:
         return Result(photo, "failed", str(error))
     # The preview first, the bundle last: a bundle on disk means the photo is done.
