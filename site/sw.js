@@ -10,7 +10,8 @@
 // cache of their own, also named after the build.
 //
 // Every same-origin response gets the security headers too (isolation, CSP, nosniff), for hosts that
-// cannot send them: the same as tools/serve.py, site/_headers and site/vercel.json (a test keeps them equal).
+// cannot send them: the same as tools/serve.py, site/_headers and site/vercel.json (a test keeps them equal;
+// the settings below may add an encode service's origin to connect-src, as they do).
 try {
   importScripts("./build.js");
 } catch {
@@ -28,6 +29,18 @@ const SECURITY_HEADERS = {
   "X-Content-Type-Options": "nosniff",
   "Referrer-Policy": "no-referrer",
 };
+// The site's settings (tools/site_settings.py): an encode service's origin joins connect-src, as in the
+// header files made from the same settings.
+try {
+  importScripts("./settings.js");
+} catch {
+  self.SAMTAB_SETTINGS = null;
+}
+const SERVICE = self.SAMTAB_SETTINGS?.encodeService;
+if (SERVICE) {
+  const policy = SECURITY_HEADERS["Content-Security-Policy"];
+  SECURITY_HEADERS["Content-Security-Policy"] = policy.replace("connect-src 'self'", `connect-src 'self' ${SERVICE}`);
+}
 const SCOPE = new URL("./", self.location).href;
 
 self.addEventListener("install", () => self.skipWaiting());

@@ -1,12 +1,14 @@
 """Serve site/ locally, the way a static host configured with site/_headers would.
 
     python tools/serve.py [--port 8000] [--host 127.0.0.1] [--allow-host NAME ...] [--no-build]
+                          [--encode-service ORIGIN]
 
 Builds the runtime (tools/vendor.py) and, when missing, the demo gallery (tools/demos.py) first unless told
-not to (--no-build), then serves site/ with the headers that make
-the page cross-origin isolated (so onnxruntime-web can run threads),
-a Content-Security-Policy that allows only this origin, and the right MIME types. Binds to 127.0.0.1 unless
---host says otherwise (the port: --port, else $PORT, else 8000). Ctrl-C stops it.
+not to (--no-build), then serves site/ with the headers that make the page cross-origin isolated (so
+onnxruntime-web can run threads), a Content-Security-Policy that allows only this origin (and the encode
+service's that site/settings.js names, tools/site_settings.py, or --encode-service for this run), and the
+right MIME types. Binds to 127.0.0.1 unless --host says otherwise (the port: --port, else $PORT, else 8000).
+Ctrl-C stops it.
 
 Only the host names it serves are answered (DNS rebinding: a page on evil.example whose name is made to
 resolve to 127.0.0.1 would otherwise read the site; its requests say `Host: evil.example`). Served are
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import io
 import ipaddress
 import os
 import posixpath
@@ -31,27 +34,11 @@ import urllib.parse
 from functools import partial
 from pathlib import Path
 
-from samtab_tools import demos, site_build, vendor
+from samtab_tools import demos, site_build, site_settings, vendor
+from samtab_tools.site_settings import SECURITY_HEADERS  # noqa: F401  (the headers with no encode service)
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
-
-# The same headers as site/_headers (Netlify, Cloudflare Pages) and site/vercel.json; tests check they agree.
-SECURITY_HEADERS = {
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Embedder-Policy": "require-corp",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    # 'wasm-unsafe-eval' lets WebAssembly compile; 'unsafe-eval' lets functions be built from strings (the page
-    # runs without it, but the browser tests' string predicates need it). Nothing else is allowed: the worker
-    # and onnxruntime-web's threads are scripts of this origin (no blob: workers).
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'; "
-        "worker-src 'self'; connect-src 'self' blob: data:; img-src 'self' blob: data:; "
-        "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 
 MIME_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -177,6 +164,14 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         return str(full) + ("/" if path.endswith("/") else "")
 
     def send_head(self):
+        settings = self.server.settings_text
+        if settings is not None and urllib.parse.urlsplit(self.path).path == f"/{site_settings.SETTINGS_JS}":
+            body = settings.encode()  # --encode-service: the settings this server was started with
+            self.send_response(200)
+            self.send_header("Content-Type", MIME_TYPES[".js"])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
         if not self.translate_path(self.path):
             self.send_error(404, "Not found")
             return None
@@ -188,7 +183,7 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
     def end_headers(self) -> None:
         if self.server.security_headers:
-            for name, value in SECURITY_HEADERS.items():
+            for name, value in self.server.headers.items():
                 self.send_header(name, value)
         # Development server: always revalidate, so an edited file is seen on reload.
         self.send_header("Cache-Control", "no-cache")
@@ -204,6 +199,8 @@ class SiteServer(http.server.ThreadingHTTPServer):
     request_queue_size = 64  # connections waiting to be accepted: the standard library's 5 drops a burst
     verbose = False
     security_headers = True
+    headers: dict[str, str] = SECURITY_HEADERS  # what security_headers sends: site/settings.js's
+    settings_text: str | None = None  # settings.js as served, when --encode-service overrides the site's
     host_names: frozenset[str] = frozenset(LOOPBACK_NAMES)
     any_ip_address = False  # bound to all addresses: any IP address is served
 
@@ -219,12 +216,19 @@ def make_server(
     security_headers: bool = True,
     allow_hosts: tuple[str, ...] = (),
     site: Path = SITE,
+    encode_service: str | None = None,
 ) -> SiteServer:
     """A server bound to (host, port) (port 0: a free one) that serves `site` (by default site/) under the
-    names in the module docstring."""
+    names in the module docstring, with the headers its settings.js makes (site_settings), or, given
+    `encode_service` (an origin), with that encode service in place of the site's setting."""
     server = SiteServer((host, port), partial(SiteHandler, directory=str(site)))
     server.verbose = verbose
     server.security_headers = security_headers
+    settings = site_settings.read(site)
+    if encode_service is not None:
+        settings["encodeService"] = site_settings.service_origin(encode_service)
+        server.settings_text = site_settings.render(settings)
+    server.headers = site_settings.security_headers(settings["encodeService"])
     bound = server.server_address[0]  # an IPv4 address (the server's address family)
     names = {*LOOPBACK_NAMES, host_name(host), host_name(bound), *(host_name(name) for name in allow_hosts)}
     server.host_names = frozenset(name for name in names if name)
@@ -238,6 +242,13 @@ def allowed_host(text: str) -> str:
     if name is None or HOST_HEADER.fullmatch(text.strip()).group(1) != text.strip():  # malformed, or a port
         raise argparse.ArgumentTypeError(f"{text!r} is not a host name or address (give it without a port)")
     return name
+
+
+def encode_service_origin(text: str) -> str:
+    try:
+        return site_settings.service_origin(text)
+    except site_settings.SettingsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def port_number(text: str) -> int:
@@ -280,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         help="send none of the security headers, like a static host that cannot set them "
         "(the page then isolates itself through its service worker, sw.js)",
     )
+    parser.add_argument(
+        "--encode-service",
+        metavar="ORIGIN",
+        type=encode_service_origin,
+        help="the origin of an encode service (tools/encode_service.py) the page may send photos to, for this "
+        "run, in place of site/settings.js's (tools/site_settings.py sets that one, for deploying)",
+    )
     args = parser.parse_args(argv)
     if args.port is None:  # $PORT matters only when --port is not given
         try:
@@ -297,7 +315,14 @@ def main(argv: list[str] | None = None) -> int:
             demos.build()
         site_build.write()  # page files edited since: a new build for the service worker
     try:
-        server = make_server(args.host, args.port, args.verbose, not args.no_isolation_headers, tuple(args.allow_host))
+        server = make_server(
+            args.host,
+            args.port,
+            args.verbose,
+            not args.no_isolation_headers,
+            tuple(args.allow_host),
+            encode_service=args.encode_service,
+        )
     except OSError as error:
         print(
             f"serve: cannot listen on {args.host}:{args.port}: {error.strerror}. Pick another port with --port.",

@@ -1,0 +1,1 @@
+self.SAMTAB_SETTINGS = {"encodeService": null};
