@@ -6,6 +6,10 @@
 // Bundles made here are kept in IndexedDB under the photo's sha256 and the model's name, the least recently
 // used dropped past KEPT_BYTES, so that the photo opens again at once; "Save bundle" downloads it.
 // The encoder is downloaded only then, its size said first; the service worker keeps it for offline visits.
+// A site deployed with a team's encode service (site/settings.js, tools/site_settings.py; the CSP allows that
+// origin alone) may send the photo there instead (tools/encode_service.py): the person is asked first, with
+// the service's origin shown, once a visit. `?encoder=tab` encodes here; `?encoder=service` (or the service's
+// own address) sends it there, still after asking; a link cannot name another service.
 import { $, clearError, emit, fail, put, setStatus, updateState } from "./contract.js";
 import { openOwnBytes } from "./photos.js";
 import { objectStore } from "./saves.js";
@@ -21,6 +25,7 @@ const ANSWER_MS = 60_000; // the Python worker answers a prepare or a make-bundl
 const offer = $("encode-bar"); // the question before a download, then Cancel while encoding
 const offerText = $("encode-text");
 const goButton = $("encode-go");
+const sendButton = $("encode-send");
 const cancelButton = $("encode-cancel");
 const saveButton = /** @type {HTMLButtonElement} */ ($("save-bundle"));
 
@@ -33,6 +38,10 @@ const waiting = new Map();
 const downloaded = new Set();
 /** @type {{seq: number, cancelled: boolean, stop: () => void} | null} the encode under way */
 let current = null;
+/** The encode service this site was deployed with (its origin), or null: then nothing leaves the machine. */
+const SERVICE = /** @type {string | null} */ (/** @type {any} */ (self).SAMTAB_SETTINGS?.encodeService ?? null);
+/** Whether the person said yes to sending photos to SERVICE in this visit. */
+let serviceAllowed = false;
 
 // --- the Python worker's answers ---------------------------------------------------------------------
 
@@ -113,26 +122,69 @@ function chosenModel() {
   return names.includes(state.preferredModel) ? state.preferredModel : names[0];
 }
 
-/** @type {((yes: boolean) => void) | null} the question asked before an encoder's first download */
+/** @type {((answer: "tab" | "service" | null) => void) | null} the question asked before an encode */
 let asking = null;
 
-/** Ask before the first download of an encoder: resolves true to go on. */
-function confirmDownload(/** @type {string} */ text) {
-  return new Promise((resolve) => {
-    offerText.textContent = text;
-    goButton.hidden = false;
-    offer.hidden = false;
-    asking = (yes) => {
-      asking = null;
-      offerText.textContent = "";
-      goButton.hidden = true;
-      resolve(yes);
-    };
-  });
+/** Ask where (or whether) to encode: resolves "tab", "service" or null (Cancel). */
+function choose(/** @type {string} */ text, /** @type {{tab: boolean, service: boolean}} */ offered) {
+  return /** @type {Promise<"tab" | "service" | null>} */ (
+    new Promise((resolve) => {
+      offerText.textContent = text;
+      goButton.hidden = !offered.tab;
+      sendButton.hidden = !offered.service;
+      sendButton.textContent = `Send to ${SERVICE}`;
+      offer.hidden = false;
+      asking = (answer) => {
+        asking = null;
+        offerText.textContent = "";
+        goButton.hidden = sendButton.hidden = true;
+        resolve(answer);
+      };
+    })
+  );
 }
 
-goButton.addEventListener("click", () => asking?.(true));
-cancelButton.addEventListener("click", () => (asking ? asking(false) : stopEncoding()));
+goButton.addEventListener("click", () => asking?.("tab"));
+sendButton.addEventListener("click", () => asking?.("service"));
+cancelButton.addEventListener("click", () => (asking ? asking(null) : stopEncoding()));
+
+/** Where photos go by this page's address: "tab", "service" (after asking), or "ask" (either, after asking). */
+function requestedRoute() {
+  const asked = new URLSearchParams(location.search).get("encoder");
+  if (!asked) return SERVICE ? "ask" : "tab";
+  if (asked === "tab") return "tab";
+  if (!SERVICE) {
+    throw new Error(
+      `the link asks for an encode service (?encoder=${asked}), but this site has none: photos are encoded in ` +
+        "this tab and nothing leaves your machine. Open the page without ?encoder= to encode it here",
+    );
+  }
+  let origin = null;
+  try {
+    origin = new URL(asked === "service" ? SERVICE : asked).origin;
+  } catch {}
+  if (origin !== SERVICE) {
+    throw new Error(
+      `?encoder=${asked} is not this site's encode service (${SERVICE}); a link cannot send photos anywhere else`,
+    );
+  }
+  return "service";
+}
+
+/** The service's GET /health, or null with why (it is not reached, or its model is not one of this site's). */
+async function serviceModel() {
+  try {
+    const response = await fetch(`${SERVICE}/health`, { credentials: "omit", cache: "no-store" });
+    if (!response.ok) return { model: null, why: `${SERVICE} answered HTTP ${response.status}` };
+    const health = await response.json();
+    if (!(health.model in state.models)) {
+      return { model: null, why: `${SERVICE} encodes with ${health.model}, which this site does not have` };
+    }
+    return { model: /** @type {string} */ (health.model), maxBytes: Number(health.max_bytes) || Infinity, why: "" };
+  } catch (error) {
+    return { model: null, why: `${SERVICE} does not answer (${error.message})` };
+  }
+}
 
 /**
  * A photo without a bundle: its kept bundle, or encoded here; then opened as one's own photo and bundle.
@@ -164,6 +216,37 @@ export async function encodePhoto(file) {
       openOwnBytes(file.name, bytes, kept, `${file.name}.msgpack`, true);
       return;
     }
+    let route = requestedRoute();
+    if (route !== "tab") {
+      const service = await serviceModel();
+      if (job.cancelled) return;
+      if (!service.model) {
+        if (route === "service") throw new Error(service.why);
+        console.warn(`samtab: ${service.why}; encoding here`);
+        route = "tab";
+      } else {
+        const answer = serviceAllowed
+          ? "service"
+          : await choose(
+              `${file.name} has no bundle. Send it to the encode service at ${SERVICE} (${service.model})` +
+                (route === "ask" ? ", or encode it in this tab (nothing leaves your machine)?" : "?") +
+                " Photos are sent only if you say so, asked once a visit.",
+              { tab: route === "ask", service: true },
+            );
+        if (job.cancelled) return;
+        if (!answer) {
+          finish(job);
+          setStatus(`${file.name} was not encoded.`, "ready", "Your current photo and its objects are kept.");
+          return;
+        }
+        if (answer === "service") {
+          serviceAllowed = true;
+          await encodeOnService(job, file, bytes, service.model, service.maxBytes ?? Infinity);
+          return;
+        }
+        route = "tab";
+      }
+    }
     const info = await (await fetch(new URL("model.json", modelUrl))).json();
     const encoderFile = info.files?.encoder_web ?? info.files?.encoder;
     const input = info.io?.encoder?.inputs?.[0]?.name;
@@ -176,8 +259,9 @@ export async function encodePhoto(file) {
       // A large download is asked about first (SAM2.1 tiny's encoder: 109 MB); a small one just happens.
       const yes =
         size < ASK_BYTES ||
-        (await confirmDownload(
+        (await choose(
           `${file.name} has no bundle. Encode it here with ${model}? Its encoder is ${mb(size)}, downloaded once.`,
+          { tab: true, service: false },
         ));
       if (job.cancelled) return;
       if (!yes) {
@@ -215,7 +299,14 @@ export async function encodePhoto(file) {
     finish(job);
     const bundle = /** @type {ArrayBuffer} */ (made.data);
     await keepBundle(key, bundle.slice(0));
-    emit("encoded", { cached: false, model, photo: file.name, ...outputs.timings, provider: outputs.provider });
+    emit("encoded", {
+      cached: false,
+      model,
+      photo: file.name,
+      via: "tab",
+      ...outputs.timings,
+      provider: outputs.provider,
+    });
     openOwnBytes(file.name, bytes, bundle, `${file.name}.msgpack`, true);
   } catch (error) {
     if (job.cancelled) return;
@@ -226,6 +317,69 @@ export async function encodePhoto(file) {
       "Your current photo and its objects are kept.",
       false,
     );
+  }
+}
+
+/** The photo sent to the encode service (its POST /encode); its bundle kept and opened as one made here. */
+async function encodeOnService(
+  /** @type {{seq: number, cancelled: boolean, stop: () => void}} */ job,
+  /** @type {File} */ file,
+  /** @type {ArrayBuffer} */ bytes,
+  /** @type {string} */ model,
+  /** @type {number} */ maxBytes,
+) {
+  if (bytes.byteLength > maxBytes) {
+    // Refused here, not after an upload the service would stop reading (a slow link would see it fail).
+    throw new Error(
+      `it is ${mb(bytes.byteLength)}, over the encode service's limit of ${mb(maxBytes)}; open the page ` +
+        "with ?encoder=tab to encode it in this tab",
+    );
+  }
+  const controller = new AbortController();
+  const started = performance.now();
+  const tick = () =>
+    setStatus(
+      `Encoding ${file.name} on ${SERVICE}…`,
+      "encode",
+      `${mb(bytes.byteLength)} sent; ${Math.round((performance.now() - started) / 1000)} s (Cancel stops it).`,
+      false,
+    );
+  tick();
+  const ticker = window.setInterval(tick, 1000);
+  job.stop = () => controller.abort();
+  offer.hidden = false; // its Cancel stops the encode
+  try {
+    const response = await fetch(`${SERVICE}/encode?name=${encodeURIComponent(file.name)}`, {
+      method: "POST",
+      body: bytes,
+      headers: { "Content-Type": file.type || "application/octet-stream" },
+      credentials: "omit",
+      signal: controller.signal,
+    }).catch((error) => {
+      if (job.cancelled) throw error;
+      throw new Error(`the encode service at ${SERVICE} could not be reached (${error.message}); try again`);
+    });
+    if (!response.ok) {
+      const answer = await response.json().catch(() => ({}));
+      throw new Error(answer.error || `${SERVICE} answered HTTP ${response.status}`);
+    }
+    const bundle = await response.arrayBuffer();
+    if (job.cancelled) return;
+    finish(job);
+    const sha256 = response.headers.get("X-Samtab-Sha256") || hex(await crypto.subtle.digest("SHA-256", bytes));
+    await keepBundle(`${sha256}|${model}`, bundle.slice(0));
+    emit("encoded", {
+      cached: false,
+      model,
+      photo: file.name,
+      via: "service",
+      service: SERVICE,
+      encode_ms: Number(response.headers.get("X-Samtab-Encode-Ms")),
+      total_ms: Math.round(performance.now() - started),
+    });
+    openOwnBytes(file.name, bytes, bundle, `${file.name}.msgpack`, true);
+  } finally {
+    clearInterval(ticker);
   }
 }
 
