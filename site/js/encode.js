@@ -40,6 +40,11 @@ const downloaded = new Set();
 let current = null;
 /** The encode service this site was deployed with (its origin), or null: then nothing leaves the machine. */
 const SERVICE = /** @type {string | null} */ (/** @type {any} */ (self).SAMTAB_SETTINGS?.encodeService ?? null);
+// On a site with a service, the header's promise says when a photo would leave.
+const tagline = document.querySelector(".tagline");
+if (SERVICE && tagline) {
+  tagline.textContent = `Segment Anything 2, in this tab. Nothing leaves your machine unless you send a photo to ${SERVICE}.`;
+}
 /** Whether the person said yes to sending photos to SERVICE in this visit. */
 let serviceAllowed = false;
 

@@ -108,6 +108,7 @@ def test_without_a_service_the_page_sends_a_photo_nowhere_whatever_its_address_s
     assert service.seen == before, "not even the service's /health was asked"
     csp = app.page.evaluate("fetch(location.href).then((r) => r.headers.get('Content-Security-Policy'))")
     assert service.origin not in csp
+    assert app.page.inner_text(".tagline").endswith("Nothing leaves your machine.")
 
 
 def test_the_photo_is_sent_only_once_the_person_says_so_and_comes_back_as_samtab_encodes_it(
@@ -115,6 +116,8 @@ def test_the_photo_is_sent_only_once_the_person_says_so_and_comes_back_as_samtab
 ):
     app.open(f"{served_with_service.url}?demo=shapes")
     posts = service.posts()
+    tagline = app.page.inner_text(".tagline")
+    assert tagline.endswith(f"Nothing leaves your machine unless you send a photo to {service.origin}."), tagline
 
     # Asked, with the service's origin shown; "Encode here" keeps the photo on the machine.
     choose_photo(app, photos["my cat.png"])

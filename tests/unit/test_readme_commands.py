@@ -95,9 +95,17 @@ class Copy:
             self.done[command] = COMMANDS[command].run(self, command)
         return self.done[command]
 
-    def serve(self, command: str, check: Callable[[http.client.HTTPResponse], None], timeout: float = 120) -> None:
-        """Start a command that serves for ever (on a free port: PORT=0), GET / and check the answer, then
-        stop it with Ctrl-C (SIGINT) and expect a clean exit."""
+    def serve(
+        self,
+        command: str,
+        check: Callable[[http.client.HTTPResponse, bytes], None],
+        *,
+        path: str = "/",
+        timeout: float = 120,
+    ) -> None:
+        """Start a command that serves for ever (on a free port: PORT=0), GET `path` from the URL it prints
+        and check the answer (the response and its body), then stop it with Ctrl-C (SIGINT) and expect a
+        clean exit."""
         started = time.perf_counter()
         process = subprocess.Popen(
             shlex.split(command),
@@ -119,17 +127,17 @@ class Copy:
                     if process.poll() is not None:
                         break
                     continue
-                match = re.search(r"at (http://\S+/) ", output[-1])
+                match = re.search(r"at (http://[^\s/]+:\d+)", output[-1])
                 url = match and match.group(1)
             assert url, f"`{command}` printed no URL:\n{''.join(output)}"
             host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
             connection = http.client.HTTPConnection(host, int(port), timeout=30)
-            connection.request("GET", "/")
+            connection.request("GET", path)
             response = connection.getresponse()
-            response.read()
+            body = response.read()
             connection.close()
-            assert response.status == 200, response.status
-            check(response)
+            assert response.status == 200, (response.status, body[:500])
+            check(response, body)
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=20) == 0, "".join(output)
         finally:
@@ -138,7 +146,7 @@ class Copy:
                 process.wait()
             reader.join(timeout=10)
             process.stdout.close()
-        self.times.append(f"{time.perf_counter() - started:6.1f} s  {command} (started, GET / answered, stopped)")
+        self.times.append(f"{time.perf_counter() - started:6.1f} s  {command} (started, GET {path} answered, stopped)")
 
 
 def substitute(command: str, changes: dict[str, str]) -> str:
@@ -174,7 +182,7 @@ def checked_setup(copy: Copy, setup: str) -> None:
 def setup_and_serve(copy: Copy, command: str) -> None:
     setup, serve = command.split(" && ")
     checked_setup(copy, setup)
-    copy.serve(serve, lambda response: None)
+    copy.serve(serve, lambda response, body: None)
 
 
 def setup_for_tests(copy: Copy, command: str) -> None:
@@ -341,10 +349,54 @@ def site_build(copy: Copy, command: str) -> None:
 
 
 def serve_without_headers(copy: Copy, command: str) -> None:
-    def no_isolation(response):
+    def no_isolation(response, body):
         assert response.getheader("Cross-Origin-Opener-Policy") is None
 
     copy.serve(substitute(command, {"python tools/": ".venv/bin/python tools/"}), no_isolation)
+
+
+def encode_service(copy: Copy, command: str) -> None:
+    model = copy.once(CHECKPOINT_EXPORT)
+    name = json.loads((model / "model.json").read_text())["name"]
+
+    def healthy(response, body):
+        health = json.loads(body)
+        assert health["ok"] and health["model"] == name and health["encoder"] == "encoder.onnx", health
+
+    served = substitute(command, {"--model models/sam2.1-large": f"--model {model}"}) + " --port 0"
+    copy.serve(served, healthy, path="/health")
+
+
+SERVICE_ORIGIN = "https://encode.example.org"
+
+
+def site_files(root: Path) -> dict[str, str]:
+    return {name: (root / "site" / name).read_text() for name in ("settings.js", "_headers", "vercel.json")}
+
+
+def set_encode_service(copy: Copy, command: str) -> None:
+    before = site_files(copy.root)
+    assert SERVICE_ORIGIN not in "".join(before.values())
+    copy.run(command)
+    after = site_files(copy.root)
+    assert json.dumps(SERVICE_ORIGIN) in after["settings.js"], after["settings.js"]
+    for name in ("_headers", "vercel.json"):
+        policy = next(line for line in after[name].splitlines() if "connect-src" in line)
+        assert f"connect-src 'self' {SERVICE_ORIGIN} blob: data:;" in policy, policy
+
+
+def serve_with_service(copy: Copy, command: str) -> None:
+    def names_the_service(response, body):
+        policy = response.getheader("Content-Security-Policy")
+        assert "connect-src 'self' http://127.0.0.1:8765 blob: data:;" in policy, policy
+        assert SERVICE_ORIGIN not in policy, "the run's service replaces the site's"
+
+    copy.serve(command, names_the_service)
+
+
+def no_encode_service(copy: Copy, command: str) -> None:
+    copy.run(command)
+    assert site_files(copy.root) == site_files(ROOT), "back to the site as shipped: no service, connect-src 'self'"
 
 
 @dataclass(frozen=True)
@@ -378,7 +430,7 @@ COMMANDS: dict[str, Way] = {
     ),
     ".venv/bin/python tools/serve.py": Way(
         "as written with PORT=0: it builds the gallery with every model in models/, GET / answers 200, Ctrl-C stops it",
-        lambda copy, command: copy.serve(command, lambda response: None),
+        lambda copy, command: copy.serve(command, lambda response, body: None),
     ),
     "bash tools/setup.sh --export": Way("as written (its skip path, as above) and a bad option", checked_setup),
     ".venv/bin/samtab-export --download tiny --out models/sam2.1-tiny": Way(
@@ -402,6 +454,22 @@ COMMANDS: dict[str, Way] = {
     ".venv/bin/samtab-import ENCODER.onnx DECODER.onnx --out models/NAME --name NAME": Way(
         "the export above's pair, --out in a scratch folder, --no-web-encoder (made and checked in that export)",
         import_pair,
+    ),
+    ".venv/bin/samtab-encode-service --model models/sam2.1-large": Way(
+        "--model the export above, --port 0; GET /health names the model; Ctrl-C (the service itself: "
+        "test_encode_service.py)",
+        encode_service,
+    ),
+    f".venv/bin/samtab-site-settings --encode-service {SERVICE_ORIGIN}": Way(
+        "as written: settings.js holds the origin, _headers' and vercel.json's connect-src name it",
+        set_encode_service,
+    ),
+    ".venv/bin/python tools/serve.py --encode-service http://127.0.0.1:8765": Way(
+        "as written with PORT=0: GET / sends a CSP whose connect-src names that origin, not the site's; Ctrl-C",
+        serve_with_service,
+    ),
+    ".venv/bin/samtab-site-settings --no-encode-service": Way(
+        "as written: settings.js, _headers and vercel.json are again those of the repository", no_encode_service
     ),
     DEMOS_COMMAND: Way("as written", build_demos),
     ".venv/bin/samtab-segment --demo site/demos/shapes --point 120,200 --point 300,90,0 --out mask.png": Way(
