@@ -135,15 +135,18 @@ def yolo(objects: Sequence[tuple[str, np.ndarray]], *, tolerance: float = 1.0) -
     slits of no width (at most MAX_POLYGON_RINGS of them, the largest); and the class names, one per line
     (class 0 first), one class per distinct object name. Objects with an empty mask have no line."""
     names = list(dict.fromkeys(name for name, _ in objects))
-    lines = []
-    for name, mask in objects:
-        height, width = mask.shape
-        shapes = polygons.polygons(mask, tolerance, max_rings=MAX_POLYGON_RINGS)
-        if not shapes:
-            continue
-        joined = shapes[0]
-        for shape in shapes[1:]:
-            joined = polygons.keyhole(joined, shape)
-        scaled = (joined / np.array([width, height])).ravel()
-        lines.append(" ".join([str(names.index(name)), *(f"{v:.6f}" for v in scaled)]))
-    return "".join(line + "\n" for line in lines), "".join(name + "\n" for name in names)
+    lines = [yolo_line(mask, names.index(name), tolerance) for name, mask in objects]
+    return "".join(line + "\n" for line in lines if line), "".join(name + "\n" for name in names)
+
+
+def yolo_line(mask: np.ndarray, class_index: int, tolerance: float = 1.0) -> str | None:
+    """An object's YOLO segmentation line (see yolo), or None for an empty mask."""
+    height, width = mask.shape
+    shapes = polygons.polygons(mask, tolerance, max_rings=MAX_POLYGON_RINGS)
+    if not shapes:
+        return None
+    joined = shapes[0]
+    for shape in shapes[1:]:
+        joined = polygons.keyhole(joined, shape)
+    scaled = (joined / np.array([width, height])).ravel()
+    return " ".join([str(class_index), *(f"{v:.6f}" for v in scaled)])
