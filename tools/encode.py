@@ -2,7 +2,8 @@
 
     python tools/encode.py IMAGE_OR_DIR... --model DIR --out DIR [--dtype float16|float32]
                            [--provider auto|cpu|cuda|coreml|NAME] [--force] [--shard K/N] [--preview-size PX]
-                           [--web-encoder]
+                           [--web-encoder] [--index [NAME]] [--classes A,B,...]
+                           [--ray [ADDRESS]] [--actors N]
 
 For each photo P it writes, into --out:
     P.msgpack        the bundle (docs/bundle-format.md): the encoder's three outputs, fp16 by default
@@ -19,6 +20,11 @@ The encoder runs in onnxruntime with the best provider available (CUDA, then Cor
 --provider says otherwise. Folders are read one level deep, photos in name order. --web-encoder runs the
 model's encoder_web.onnx instead (the file the page runs for a photo opened without a bundle: its float16
 weights round the embeddings a little differently), so the bundles are those the page makes.
+
+--index [NAME] also writes OUT/collection.json (pyapp/collection.py): the collection NAME (default: the --out
+folder's name) of every photo with a bundle in it, so that the page opens them all as one collection. Run
+again with more photos, it adds them and keeps the rest and the class list; --classes sets the class list.
+--ray encodes on Ray (tools/encode_ray.py).
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyapp import bundle as bundles
+from pyapp import collection as collections
 from pyapp import image as images
 from pyapp.model import ModelError, ModelInfo
 from pyapp.stopwatch import Stopwatch
@@ -115,11 +123,23 @@ class Encoder:
     nothing left to do never loads it), or by `load()`. Once loaded, `run` may be called from several
     threads at once (tools/encode_service.py does): onnxruntime's InferenceSession.run is thread-safe."""
 
-    def __init__(self, model_dir: Path, info: ModelInfo, provider: str, part: str = "encoder"):
-        """part: "encoder", or "encoder_web" (the file the page runs: its bundles are the page's, bit for bit)."""
+    def __init__(
+        self,
+        model_dir: Path,
+        info: ModelInfo,
+        provider: str,
+        part: str = "encoder",
+        *,
+        data: bytes | None = None,
+        threads: int = 0,
+    ):
+        """part: "encoder", or "encoder_web" (the file the page runs: its bundles are the page's, bit for bit).
+        data: the encoder file's bytes, when they come from elsewhere than model_dir (a Ray actor on another
+        machine gets them from the driver). threads: onnxruntime's intra-op threads (0: its default, all cores)."""
         if part not in info.files:
             raise UsageError(f"{model_dir}: model.json names no {part} (make it with tools/web_encoder.py)")
         self.model_dir, self.info, self.provider, self.part = model_dir, info, provider, part
+        self.data, self.threads = data, threads
         self._session = None
 
     def load(self) -> Encoder:
@@ -129,9 +149,9 @@ class Encoder:
 
             options = ort.SessionOptions()
             options.log_severity_level = 3  # encoders exported before may warn about a shape merge they handle fine
-            self._session = ort.InferenceSession(
-                str(self.model_dir / self.info.files[self.part]), options, providers=[self.provider]
-            )
+            options.intra_op_num_threads = self.threads
+            source = self.data if self.data is not None else str(self.model_dir / self.info.files[self.part])
+            self._session = ort.InferenceSession(source, options, providers=[self.provider])
         return self
 
     def run(self, encoder_input):
@@ -139,11 +159,6 @@ class Encoder:
         outputs = self._session.run(None, {self.info.input_names("encoder")[0]: encoder_input})
         names = [o.name for o in self._session.get_outputs()]
         return dict(zip(names, outputs))
-
-
-def output_paths(photo: Path, out_dir: Path, source_format: str | None) -> tuple[Path, Path]:
-    suffix = ".png" if source_format == "PNG" else ".jpg"
-    return out_dir / f"{photo.name}.msgpack", out_dir / f"{photo.name}.preview{suffix}"
 
 
 def existing_verdict(bundle_path: Path, model_name: str, sha256: str) -> str | None:
@@ -202,43 +217,79 @@ def photo_bundle(opened: images.Photo, embeddings, *, model_name: str, dtype: st
     )
 
 
-def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, force: bool, preview_edge: int) -> Result:
+@dataclass
+class Made:
+    """A photo's two output files, made in memory (by this process, or by a Ray actor: tools/encode_ray.py)."""
+
+    preview_suffix: str
+    preview: bytes
+    bundle: bytes
+    timings_ms: dict[str, float]
+
+
+def refusal(photo: Path, bundle_path: Path, model_name: str, sha256: str, force: bool) -> Result | None:
+    """The Result for a photo whose bundle is there already (skipped if it is this photo's by this model,
+    refused if it is anything else), or None when the photo is to be encoded."""
+    verdict = existing_verdict(bundle_path, model_name, sha256)
+    if verdict == "same" and not force:
+        previews = [bundle_path.with_name(f"{photo.name}.preview{suffix}") for suffix in (".jpg", ".png")]
+        preview = next((path for path in previews if path.exists()), None)
+        if preview is not None:  # (a bundle whose preview was deleted is made again, with its preview)
+            return Result(photo, "skipped", "already encoded with this model", bundle_path, preview)
+        return None
+    if verdict not in (None, "same") and not force:
+        return Result(photo, "failed", f"{bundle_path} exists and {verdict}; pass --force to replace it")
+    return None
+
+
+def make_outputs(opened: images.Photo, encoder: Encoder, *, dtype: str, preview_edge: int) -> Made:
+    """The preview and the bundle of an opened photo (raises bundles.BundleError for outputs that break the
+    contract)."""
+    clock = Stopwatch()
     timings: dict[str, float] = {}
+    suffix = ".png" if opened.source_format == "PNG" else ".jpg"
+    shown = preview_bytes(opened.rgb, suffix, preview_edge)
+    timings["preview"] = clock.lap()
+    encoder_input = images.encoder_input(opened.rgb)
+    timings["preprocess"] = clock.lap()
+    embeddings = encoder.run(encoder_input)
+    timings["run"] = clock.lap()
+    data = photo_bundle(opened, embeddings, model_name=encoder.info.name, dtype=dtype)
+    return Made(suffix, shown, data, timings)
+
+
+def write_outputs(photo: Path, out_dir: Path, made: Made, *, force: bool) -> Result:
+    """Write a photo's preview, then its bundle, each atomically: a bundle on disk means the photo is done.
+    A preview already there is kept unless it is this very one (a run killed between the two writes left it)."""
+    bundle_path = out_dir / f"{photo.name}.msgpack"
+    preview_path = out_dir / f"{photo.name}.preview{made.preview_suffix}"
+    if not force and preview_path.exists() and preview_path.read_bytes() != made.preview:
+        return Result(
+            photo, "failed", f"{preview_path} exists and is not this photo's preview; pass --force to replace it"
+        )
+    clock = Stopwatch()
+    write_atomic(preview_path, made.preview)
+    write_atomic(bundle_path, made.bundle)
+    timings = {**made.timings_ms, "write": clock.lap()}
+    return Result(photo, "encoded", "", bundle_path, preview_path, timings, len(made.bundle))
+
+
+def encode_photo(photo: Path, encoder: Encoder, out_dir: Path, *, dtype: str, force: bool, preview_edge: int) -> Result:
     clock = Stopwatch()
     try:
         opened = images.open_photo(photo, name=photo.name)
     except images.PhotoError as error:
         return Result(photo, "failed", str(error))
-    timings["load"] = clock.lap()
-    bundle_path, preview_path = output_paths(photo, out_dir, opened.source_format)
-    verdict = existing_verdict(bundle_path, encoder.info.name, opened.sha256)
-    if verdict == "same" and not force:
-        return Result(photo, "skipped", "already encoded with this model", bundle_path, preview_path)
-    if verdict not in (None, "same") and not force:
-        return Result(photo, "failed", f"{bundle_path} exists and {verdict}; pass --force to replace it")
-    clock.lap()  # (the checks above are not timed)
-    shown = preview_bytes(opened.rgb, preview_path.suffix, preview_edge)
-    timings["preview"] = clock.lap()
-    # A preview already there is kept unless it is this very one (a run killed between the two writes left it).
-    if not force and preview_path.exists() and preview_path.read_bytes() != shown:
-        return Result(
-            photo, "failed", f"{preview_path} exists and is not this photo's preview; pass --force to replace it"
-        )
-
-    clock.lap()
-    encoder_input = images.encoder_input(opened.rgb)
-    timings["preprocess"] = clock.lap()
-    embeddings = encoder.run(encoder_input)
-    timings["run"] = clock.lap()
+    load_ms = clock.lap()
+    refused = refusal(photo, out_dir / f"{photo.name}.msgpack", encoder.info.name, opened.sha256, force)
+    if refused:
+        return refused
     try:
-        data = photo_bundle(opened, embeddings, model_name=encoder.info.name, dtype=dtype)
+        made = make_outputs(opened, encoder, dtype=dtype, preview_edge=preview_edge)
     except bundles.BundleError as error:
         return Result(photo, "failed", str(error))
-    # The preview first, the bundle last: a bundle on disk means the photo is done.
-    write_atomic(preview_path, shown)
-    write_atomic(bundle_path, data)
-    timings["write"] = clock.lap()
-    return Result(photo, "encoded", "", bundle_path, preview_path, timings, len(data))
+    made.timings_ms = {"load": load_ms, **made.timings_ms}
+    return write_outputs(photo, out_dir, made, force=force)
 
 
 def encode_all(
@@ -273,15 +324,81 @@ def encode_all(
         except Exception as error:  # noqa: BLE001 - one bad photo (or a model error on it) must not stop the batch
             result = Result(photo, "failed", f"{type(error).__name__}: {error}")
         results.append(result)
-        line = {
-            "encoded": f"encoded {photo.name} in {sum(result.timings_ms.values()) / 1000:.1f} s",
-            "skipped": f"skipped {photo.name}: {result.message}",
-            "failed": f"FAILED {photo.name}: {result.message}",
-        }[result.status]
-        (tqdm.write if progress else print)(
-            f"encode: {line}", file=sys.stderr if result.status == "failed" else sys.stdout
-        )
+        report(result, progress)
     return results
+
+
+def report(result: Result, progress: bool) -> None:
+    """A photo's line: on stdout, a failure on stderr (above the progress bar, if one is shown)."""
+    name = result.photo.name
+    line = {
+        "encoded": f"encoded {name} in {sum(result.timings_ms.values()) / 1000:.1f} s",
+        "skipped": f"skipped {name}: {result.message}",
+        "failed": f"FAILED {name}: {result.message}",
+    }[result.status]
+    from tqdm import tqdm
+
+    (tqdm.write if progress else print)(f"encode: {line}", file=sys.stderr if result.status == "failed" else sys.stdout)
+
+
+INDEX = "collection.json"
+
+
+def start_index(out_dir: Path, model_dir: Path, name: str, classes: list[str] | None) -> collections.Collection:
+    """The collection --index writes: the one in OUT/collection.json (refused if it is another model's), or a
+    new one; checked before anything is encoded."""
+    model = read_model_folder(model_dir).name
+    path = out_dir / INDEX
+    if path.exists():
+        try:
+            collection = collections.read_index(path.read_bytes(), str(path))
+        except collections.CollectionError as error:
+            raise UsageError(f"{error} Move it away to make a new one.") from None
+        if collection.model != model:
+            raise UsageError(
+                f"{path} is a collection of bundles made with the model '{collection.model}', not '{model}': "
+                "encode into another --out"
+            )
+    else:
+        collection = collections.Collection(name or out_dir.resolve().name, model, [])
+    if name:
+        collection.name = name
+    if classes is not None:
+        collection.classes = list(dict.fromkeys(classes))
+    try:
+        collections.check_classes(collection.classes, "the command line")
+    except collections.CollectionError as error:
+        raise UsageError(str(error)) from None
+    return collection
+
+
+def write_index(collection: collections.Collection, results: list[Result], out_dir: Path) -> None:
+    """Add the photos with a bundle (encoded now or before) to the collection and write it atomically; a photo
+    listed already is updated in its place, new ones go at the end."""
+    photos = {photo.name: photo for photo in collection.photos}
+    for result in results:
+        if result.status == "failed" or result.bundle is None:
+            continue
+        bundle = bundles.read_bundle(result.bundle.read_bytes())
+        try:
+            source = Path(os.path.relpath(result.photo.resolve(), out_dir.resolve())).as_posix()
+        except ValueError:  # another drive
+            source = None
+        photos[result.photo.name] = collections.Photo(
+            result.photo.name,
+            bundle.width,
+            bundle.height,
+            bundle.image_sha256,
+            result.bundle.name,
+            result.preview.name if result.preview else None,
+            source,
+        )
+    collection.photos = list(photos.values())
+    if not collection.photos:
+        print(f"encode: no photo has a bundle in {out_dir}: {INDEX} not written", file=sys.stderr)
+        return
+    write_atomic(out_dir / INDEX, (json.dumps(collection.document(), indent=1, ensure_ascii=False) + "\n").encode())
+    print(f"encode: {out_dir / INDEX}: {collection.name!r}, {len(collection.photos)} photos")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,22 +438,68 @@ def main(argv: list[str] | None = None) -> int:
         help="encode with the model's encoder_web.onnx, the file the page runs for a photo without a bundle "
         "(tools/web_encoder.py): the bundles are those the page makes",
     )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="encode on Ray actors, one onnxruntime session each (tools/encode_ray.py): ADDRESS as ray.init "
+        "takes it (auto, HOST:6379, ray://HOST:10001); none: Ray's default, a new Ray on this machine if no "
+        "cluster is there",
+    )
+    parser.add_argument(
+        "--actors",
+        type=int,
+        metavar="N",
+        help="with --ray: how many actors (default: one per GPU in the cluster, else one per CPU)",
+    )
+    parser.add_argument(
+        "--index",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="also write OUT/collection.json, the collection of every photo encoded in --out, for the page "
+        "(NAME: the collection's name, default the --out folder's)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        metavar="A,B,...",
+        help="with --index: the collection's class list (default: the index's, or none)",
+    )
     args = parser.parse_args(argv)
+    if args.classes is not None and args.index is None:
+        parser.error("--classes needs --index")
+    if args.index is not None and args.shard:
+        parser.error(
+            "--index cannot be written by one shard of several: when all shards are done, run the same command "
+            "once without --shard and with --index (it skips what is encoded and writes the index)"
+        )
+    if args.actors is not None and (args.ray is None or args.actors < 1):
+        parser.error("--actors N needs --ray and N >= 1")
+    options = {
+        "dtype": args.dtype,
+        "provider": args.provider,
+        "force": args.force,
+        "preview_edge": args.preview_size,
+        "progress": not args.quiet,
+        "part": "encoder_web" if args.web_encoder else "encoder",
+    }
     try:
         photos = [p for p in collect_photos(args.inputs) if in_shard(p, args.shard)]
         if not photos:
             raise UsageError("no photos to encode" + (" in this shard" if args.shard else ""))
-        results = encode_all(
-            photos,
-            args.model,
-            args.out,
-            dtype=args.dtype,
-            provider=args.provider,
-            force=args.force,
-            preview_edge=args.preview_size,
-            progress=not args.quiet,
-            part="encoder_web" if args.web_encoder else "encoder",
-        )
+        index = None if args.index is None else start_index(args.out, args.model, args.index, args.classes)
+        if args.ray is None:
+            results = encode_all(photos, args.model, args.out, **options)
+        else:
+            from samtab_tools import encode_ray
+
+            results = encode_ray.encode_all(
+                photos, args.model, args.out, address=args.ray or None, actors=args.actors, **options
+            )
+        if index is not None:
+            write_index(index, results, args.out)
     except (UsageError, FileNotFoundError, ModelError) as error:
         print(f"encode: error: {error}", file=sys.stderr)
         return 2

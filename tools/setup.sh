@@ -5,17 +5,20 @@
 #
 #   bash tools/setup.sh           # what `python tools/serve.py` needs
 #   bash tools/setup.sh --export  # plus what tools/export_sam2.py needs (CPU torch, Meta's sam2, samexporter)
+#   bash tools/setup.sh --scale   # plus Ray, for samtab-encode --ray
 #   bash tools/setup.sh --test    # plus what the tests need (the export's dependencies included)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_tests=0
 want_export=0
+want_scale=0
 for arg in "$@"; do
   case "$arg" in
     --test) want_tests=1; want_export=1 ;;
     --export) want_export=1 ;;
-    *) printf 'setup: error: unknown option %s (use --test or --export)\n' "$arg" >&2; exit 2 ;;
+    --scale) want_scale=1 ;;
+    *) printf 'setup: error: unknown option %s (use --test, --export or --scale)\n' "$arg" >&2; exit 2 ;;
   esac
 done
 
@@ -42,8 +45,9 @@ command -v "$python" >/dev/null || die "Python 3.11+ is needed: install python3 
 command -v npm >/dev/null || apt_install "npm (Node.js 20+)" "nodejs npm"
 
 extras=tools
+[ "$want_scale" = 1 ] && extras=tools,scale
 [ "$want_tests" = 1 ] && extras=test
-stamp=.venv/.samtab-installed  # "<extras> <hash of pyproject.toml>"; the test extras include the tools'
+stamp=.venv/.samtab-installed  # "<extras> <hash of pyproject.toml>"; the test extras include the others'
 hash=$(sha256sum pyproject.toml | cut -c1-16)
 installed=$(cat "$stamp" 2>/dev/null || true)
 if [ ! -x .venv/bin/python ]; then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -89,6 +90,17 @@ def test_a_second_run_resumes_and_skips_what_is_done(baseline, tmp_path):
     result = run(tmp_path / "a.png", tmp_path / "b.png", "--model", baseline, "--out", out)
     assert result.returncode == 0 and "1 encoded, 1 skipped, 0 failed" in result.stdout
     assert (out / "a.png.msgpack").stat().st_mtime_ns == before
+
+
+def test_a_bundle_whose_preview_was_deleted_is_made_again_with_it(baseline, tmp_path):
+    photo(tmp_path / "a.jpg", seed=1)
+    out = tmp_path / "out"
+    assert run(tmp_path / "a.jpg", "--model", baseline, "--out", out).returncode == 0
+    bundle, preview = (out / "a.jpg.msgpack").read_bytes(), (out / "a.jpg.preview.jpg").read_bytes()
+    (out / "a.jpg.preview.jpg").unlink()
+    result = run(tmp_path / "a.jpg", "--model", baseline, "--out", out)
+    assert result.returncode == 0 and "1 encoded, 0 skipped, 0 failed" in result.stdout
+    assert (out / "a.jpg.preview.jpg").read_bytes() == preview and (out / "a.jpg.msgpack").read_bytes() == bundle
 
 
 def test_never_overwrites_another_photos_bundle_without_force(baseline, tmp_path):
@@ -224,3 +236,53 @@ def test_usage_errors(baseline, tmp_path, args, message):
 def test_shard_argument_is_checked(baseline, tmp_path):
     result = run(photo(tmp_path / "a.png"), "--model", baseline, "--out", tmp_path, "--shard", "3/2")
     assert result.returncode == 2 and "K must be from 1 to N" in result.stderr
+
+
+def test_index_lists_the_collection_for_the_page(baseline, tmp_path):
+    from pyapp import collection
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for seed, name in enumerate(["b.jpg", "a.png", "notes.jpg"]):
+        photo(photos / name, size=(96 + seed, 64), seed=seed)
+    (photos / "notes.jpg").write_text("not a photo")
+    out = tmp_path / "site" / "pets"
+    result = run(
+        photos / "a.png",
+        photos / "b.jpg",
+        photos / "notes.jpg",
+        "--model",
+        baseline,
+        "--out",
+        out,
+        "--index",
+        "--classes",
+        "cat, dog,cat",
+    )
+    assert result.returncode == 1  # notes.jpg failed, and is not in the index
+    index = collection.read_index((out / "collection.json").read_bytes())
+    assert (index.name, index.classes) == ("pets", ["cat", "dog"])
+    assert index.model == read_bundle((out / "a.png.msgpack").read_bytes()).model_name
+    assert [p.name for p in index.photos] == ["a.png", "b.jpg"]
+    first = index.photos[0]
+    assert (first.bundle, first.preview, first.photo) == ("a.png.msgpack", "a.png.preview.png", "../../photos/a.png")
+    assert (first.width, first.height, first.sha256) == (97, 64, images.open_photo(photos / "a.png").sha256)
+
+    # More photos later: added at the end, the rest and the classes kept; a new name given is taken.
+    photo(photos / "c.jpg", seed=7)
+    assert (
+        run(photos / "c.jpg", photos / "a.png", "--model", baseline, "--out", out, "--index", "Pets 2").returncode == 0
+    )
+    again = collection.read_index((out / "collection.json").read_bytes())
+    assert (again.name, again.classes, [p.name for p in again.photos]) == (
+        "Pets 2",
+        ["cat", "dog"],
+        ["a.png", "b.jpg", "c.jpg"],
+    )
+
+    result = run(photos / "c.jpg", "--model", baseline, "--out", out, "--index", "--shard", "1/2")
+    assert result.returncode == 2 and "without --shard" in result.stderr
+    other = collection.Collection("x", "other", [collection.Photo("a.png", 1, 1, photo="a.png")])
+    (out / "collection.json").write_text(json.dumps(other.document()))
+    result = run(photos / "c.jpg", "--model", baseline, "--out", out, "--index")
+    assert result.returncode == 2 and "'other'" in result.stderr and "another --out" in result.stderr
