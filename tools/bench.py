@@ -192,6 +192,57 @@ def bench_encode(model_dirs: list[Path], runs: int) -> dict:
     return {"bench": "encode", "models": results}
 
 
+def bench_encode_ray(model_dirs: list[Path], actors: int, copies: int) -> dict:
+    """Photos per second: samtab-encode's serial run (one session, onnxruntime's threads on every core) beside
+    --ray with `actors` actors on a Ray of this machine (started first, its start-up timed apart), on `copies`
+    copies of each demo photo (new names, so none is skipped); the two outputs compared byte for byte."""
+    import shutil
+    import tempfile
+
+    import ray
+
+    from samtab_tools import demos, encode, encode_ray
+
+    started = time.perf_counter()
+    ray.init(include_dashboard=False, logging_level="ERROR")
+    startup_s = time.perf_counter() - started
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "photos"
+        folder.mkdir()
+        photos = []
+        for demo in demos.DEMO_LIST:
+            source = demos.demo_source(demo)
+            for copy in range(copies):
+                photos.append(folder / f"{copy:02d}-{source.name}")
+                shutil.copyfile(source, photos[-1])
+        for model_dir in model_dirs:
+            timings = {}
+            for how in ("serial", "ray"):
+                out = Path(scratch) / f"{model_dir.name}-{how}"
+                started = time.perf_counter()
+                if how == "serial":
+                    done = encode.encode_all(photos, model_dir, out, progress=False)
+                else:
+                    done = encode_ray.encode_all(photos, model_dir, out, actors=actors, progress=False)
+                timings[how] = time.perf_counter() - started
+                assert all(r.status == "encoded" for r in done), [r.message for r in done if r.status != "encoded"]
+            same = all(
+                (Path(scratch) / f"{model_dir.name}-serial" / name.name).read_bytes() == name.read_bytes()
+                for name in (Path(scratch) / f"{model_dir.name}-ray").iterdir()
+            )
+            name = encode.read_model_folder(model_dir).name
+            print(
+                f"{name}: {len(photos)} photos: serial {len(photos) / timings['serial']:.2f} photos/s "
+                f"({timings['serial']:.1f} s), Ray with {actors} actors {len(photos) / timings['ray']:.2f} photos/s "
+                f"({timings['ray']:.1f} s): {timings['serial'] / timings['ray']:.2f}x; outputs identical: {same}"
+            )
+            results[name] = {"photos": len(photos), **{f"{k}_s": v for k, v in timings.items()}, "identical": same}
+    print(f"Ray started in {startup_s:.1f} s (not counted above), {ray.cluster_resources().get('CPU', 0):g} CPUs")
+    ray.shutdown()
+    return {"bench": "encode-ray", "actors": actors, "ray_startup_s": startup_s, "models": results}
+
+
 def bench_encode_tab(slug: str, threads_list: list[int], runs: int) -> dict:
     """A person's photo encoded in the tab (js/encode.js, site/encoder-worker.js) with the model of demo `slug`:
     per thread count, `runs` photos in one fresh page each (the first run downloads the encoder and makes its
@@ -852,6 +903,13 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: a person's photo encoded in the tab with the model of this demo (e.g. "
         "shapes-sam2.1-tiny-random), with 1 and 2 threads, beside samtab-encode --web-encoder",
     )
+    encode.add_argument(
+        "--ray",
+        type=int,
+        metavar="ACTORS",
+        help="instead: photos/s of samtab-encode serially and with --ray on this many actors (a Ray of this "
+        "machine), over --runs copies of each demo photo",
+    )
     encode.add_argument("--json", action="store_true", help="also print the results as JSON")
     pipeline = sub.add_parser("pipeline", help="a click's cost outside the decoder, in CPython")
     pipeline.add_argument("--photo", default="4032x3024", help="photo size WxH (default a 12 MP phone photo)")
@@ -936,6 +994,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.tab:
             result = bench_encode_tab(args.tab, [1, 2], args.runs)
+        elif args.ray:
+            result = bench_encode_ray(args.model or demos.model_folders(), args.ray, args.runs)
         else:
             result = bench_encode(args.model or demos.model_folders(), args.runs)
     if args.json:
