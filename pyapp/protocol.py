@@ -277,6 +277,17 @@ class Viewport(Message):
 
 
 @dataclass(frozen=True)
+class OpenCollection(Message):
+    """A collection's index (collection.json, pyapp.collection), to be checked: answered with `collection`, or
+    an error of phase "collection". The photo open is not touched."""
+
+    kind: ClassVar[str] = "collection"
+    seq: int
+    index: str
+    url: str = "collection.json"
+
+
+@dataclass(frozen=True)
 class EverythingCancel(Message):
     """Stop a segment-everything run between two decodes (a decoder run cannot be interrupted)."""
 
@@ -288,6 +299,7 @@ INBOUND: dict[str, type[Message]] = {
     for cls in (
         OpenDemo,
         OpenFiles,
+        OpenCollection,
         Click,
         Box,
         Undo,
@@ -491,6 +503,18 @@ class Prepared(Outbound):
     width: int
     height: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class CollectionOpened(Outbound):
+    """A collection's index, checked: its photos as collection.json lists them (paths relative to it)."""
+
+    kind: ClassVar[str] = "collection"
+    seq: int
+    name: str
+    model: str
+    classes: list
+    photos: list
 
 
 @dataclass(frozen=True)

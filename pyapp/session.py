@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from . import contract, everything, protocol
+from . import collection, contract, everything, protocol
 from .app import App, Decode
 from .bundle import BundleError, read_bundle, write_bundle
 from .coords import OutsideImage
@@ -177,6 +177,8 @@ class Session:
             self.prepare(message)
         elif isinstance(message, protocol.MakeBundle):
             self.make_bundle(message)
+        elif isinstance(message, protocol.OpenCollection):
+            self.open_collection(message)
         elif isinstance(message, protocol.EverythingCancel):
             self.cancelled = True  # seen before the run's next decode (or before it starts)
         elif self.busy or isinstance(
@@ -274,6 +276,16 @@ class Session:
             )
             return
         self.send(protocol.Prepared(message.seq, self.pack(tensor), photo.width, photo.height, photo.sha256))
+
+    def open_collection(self, message: protocol.OpenCollection) -> None:
+        """A collection's index, checked (pyapp.collection): its photos for the page's filmstrip."""
+        try:
+            found = collection.read_index(message.index, message.url)
+        except collection.CollectionError as error:
+            self.fail("collection", brief(error), "Your current photo and its objects are kept.")
+            return
+        document = found.document()
+        self.send(protocol.CollectionOpened(message.seq, found.name, found.model, found.classes, document["photos"]))
 
     def make_bundle(self, message: protocol.MakeBundle) -> None:
         """The tab encoder's outputs, written as the bundle tools/encode.py would write."""

@@ -16,6 +16,8 @@ opens their own photo without a bundle (issue 17).
 Everything here is generated and ignored by git; tools/serve.py runs this when something is missing.
 It is quick when nothing changed (existing bundles are checked and kept).
 
+site/demos/collection.json: the baseline's demos as one collection (pyapp/collection.py), for `?collection=`.
+
 site/demos/index.json:
     {"version": 1, "demos": [{"slug", "photo", "title", "credit", "licence", "folder", "preview", "bundle",
                               "model", "model_name", "width", "height"}]}
@@ -41,6 +43,7 @@ SITE = ROOT / "site"
 MODELS = ROOT / "models"
 PUBLISHED = SITE / "models"
 DEMOS = SITE / "demos"
+COLLECTION = "collection.json"  # the baseline's demos as one collection
 BASELINE = MODELS / "baseline"
 SOURCES = ROOT / ".cache" / "demo-sources"
 # What the baseline model is built from: a change to any of them rebuilds it (and re-encodes the demos).
@@ -233,11 +236,27 @@ def build(force: bool = False) -> dict:
             )
     index = {"version": 1, "demos": entries}
     write_atomic(DEMOS / "index.json", (json.dumps(index, indent=1) + "\n").encode())
+    write_atomic(DEMOS / COLLECTION, (json.dumps(demo_collection(entries).document(), indent=1) + "\n").encode())
     from samtab_tools import site_build
 
     site_build.write()  # the service worker's list of what this build serves
     say(f"{len(entries)} demos in {DEMOS.relative_to(ROOT)}/index.json")
     return index
+
+
+def demo_collection(entries: list[dict]):
+    """The baseline's demos as a collection (`?collection=demos/collection.json`): what `samtab-encode --index`
+    writes for a folder of photos, here for the gallery's."""
+    from pyapp.bundle import read_bundle
+    from pyapp.collection import Collection, Photo
+
+    baseline = [entry for entry in entries if entry["slug"] == entry["photo"]]
+    photos = []
+    for entry in baseline:
+        header = read_bundle((DEMOS / entry["bundle"]).read_bytes())
+        name = entry["bundle"].split("/")[-1].removesuffix(".msgpack")
+        photos.append(Photo(name, header.width, header.height, header.image_sha256, entry["bundle"], entry["preview"]))
+    return Collection("Demo photos", baseline[0]["model_name"], photos, ["animal", "person", "thing"])
 
 
 def is_built() -> bool:
@@ -253,6 +272,7 @@ def is_built() -> bool:
         stamp == source_fingerprint()
         and served_models == {(PUBLISHED / m.name).resolve() for m in model_folders()}
         and all((DEMOS / d["bundle"]).exists() and (DEMOS / d["preview"]).exists() for d in demos)
+        and (DEMOS / COLLECTION).exists()
     )
 
 

@@ -3,6 +3,7 @@
 // state it sends with every frame); what they do goes back to it as commands.
 import { VIEWS } from "../vendor/constants.js";
 import { zoomActual, zoomFit, zoomStep } from "./canvas.js";
+import { stepPhoto } from "./collection.js";
 import { $, clickHint, put, setStatus, updateState } from "./contract.js";
 import { comboOf, GESTURES, keysOf, listed, SHORTCUTS, shortcutFor } from "./keys.js";
 import { scheduleSave } from "./saves.js";
@@ -336,6 +337,7 @@ const ACTIONS = {
   "export-coco": () => !exportButtons.coco.disabled && exportFile("coco", tolerance()),
   "export-yolo": () => !exportButtons.yolo.disabled && exportFile("yolo", tolerance()),
   open: () => fileInput.click(),
+  "collection-step": (key) => stepPhoto(key === "," ? -1 : 1),
 };
 // A row without its action would be a key that does nothing: better the page does not start.
 for (const row of SHORTCUTS) if (!ACTIONS[row.action]) throw new Error(`keys.js: no action "${row.action}"`);

@@ -1,6 +1,7 @@
 // @ts-check
 // What the page does with each of the worker's messages (protocol.js): one handler per message type.
 import { clearBrushLayer, paintDetail, paintFrame } from "./canvas.js";
+import { renderStrip, sendCollection, showCollection } from "./collection.js";
 import { clearError, clickHint, emit, fail, now, setStatus, touch, updateState } from "./contract.js";
 import { endEverything, renderControls, showEverything } from "./controls.js";
 import { answered, refused, showSaveBundle } from "./encode.js";
@@ -48,6 +49,11 @@ const HANDLERS = {
     acknowledge(data);
     endEverything(data.cmd);
     restored();
+    renderStrip();
+  },
+
+  collection(data) {
+    showCollection(data);
   },
 
   refused(data) {
@@ -78,7 +84,9 @@ const HANDLERS = {
     state.timings.ort_ms = now();
     updateState();
     emit("ready", { ...data.info, timings: { ...state.timings, worker: data.info.timings } });
+    sendCollection();
     if (state.photo) openInWorker();
+    else if (state.collectionRequest) setStatus("Reading the collection…", "open");
     else {
       const notice = data.info.notice || "";
       setStatus("Choose a demo, or open your own photo and its bundle", "ready", notice, !!notice);
@@ -99,13 +107,18 @@ const HANDLERS = {
       const carry = state.photo.carry ?? [];
       state.photo.carry = [];
       if (carry.length) {
-        // The same photo with another model: the objects are made again, their masks by this model.
-        replayHere(
-          carry,
-          0,
-          `Decoding your objects' clicks with ${data.model_name}…`,
-          `Model: ${data.model_name}. Your objects' clicks were decoded again with it.`,
-        );
+        // The same photo with another model, or a photo of the collection opened again: the objects are made
+        // again, their masks by this model.
+        if (state.photo.collection !== undefined) {
+          replayHere(carry, 0, "Restoring this photo's objects…", "This photo's objects are back as you left them.");
+        } else {
+          replayHere(
+            carry,
+            0,
+            `Decoding your objects' clicks with ${data.model_name}…`,
+            `Model: ${data.model_name}. Your objects' clicks were decoded again with it.`,
+          );
+        }
       } else offerRestore();
     }
     state.restarting = false;

@@ -33,6 +33,7 @@ export const SHORTCUTS = Object.freeze([
   { keys: ["J"], does: "export COCO JSON", action: "export-coco" },
   { keys: ["Y"], does: "export YOLO labels", action: "export-yolo" },
   { keys: ["O"], does: "open your own photo", action: "open" },
+  { keys: [",", "."], does: "previous, next photo of the collection", action: "collection-step" },
 ]);
 
 /** What the pointer does, shown in the help before the keys. */

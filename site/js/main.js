@@ -2,6 +2,7 @@
 // Start-up: the first paint, the worker, the gallery and the demo the address names; and what the window
 // itself reports (errors, requests for the worker's figures, a new service worker).
 import { paintPlaceholder } from "./canvas.js";
+import { collectionFromQuery } from "./collection.js";
 import { emit, fail, now } from "./contract.js";
 import { onWorkerMessage } from "./handlers.js";
 import { demoFromQuery, loadGallery, openDemo, scheduleKeep } from "./photos.js";
@@ -32,8 +33,16 @@ async function boot() {
   emit("painted", { painted_ms: state.timings.painted_ms });
   const workerStarted = startWorker(onWorkerMessage);
   await loadGallery();
-  const requested = new URLSearchParams(location.search).get("demo");
-  if (requested) {
+  const query = new URLSearchParams(location.search);
+  const requested = query.get("demo");
+  const collection = query.get("collection");
+  if (collection) {
+    try {
+      await collectionFromQuery(collection);
+    } catch (error) {
+      fail("collection", `The collection “${collection}” could not be opened: ${error.message}`, "", false);
+    }
+  } else if (requested) {
     try {
       await openDemo(await demoFromQuery(requested));
     } catch (error) {

@@ -213,8 +213,14 @@ async function prefetch(/** @type {Demo} */ demo) {
   return { bundle, decoder };
 }
 
-export async function openDemo(/** @type {Demo} */ demo, /** @type {Command[]} */ carry = []) {
-  const photo = beginPhoto({ kind: "demo", slug: demo.slug, demo, downloads: prefetch(demo), carry });
+/**
+ * @param {Demo} demo
+ * @param {Command[]} carry  commands to apply again once it opens (its objects, made with another model, or
+ *   before another photo of the collection was opened)
+ * @param {number} [collection]  its index in the open collection, when it is one of its photos
+ */
+export async function openDemo(demo, carry = [], collection = undefined) {
+  const photo = beginPhoto({ kind: "demo", slug: demo.slug, demo, downloads: prefetch(demo), carry, collection });
   state.preferredModel = demo.model_name;
   photo.downloads.catch(() => {}); // reported when the worker needs them
   state.previousPhoto = null; // a demo always replaces the photo

@@ -97,13 +97,15 @@
  *   bundle, to be encoded in the tab (js/encode.js): its encoder input is made (pyapp.image)
  * @typedef {{type: "make-bundle", seq: number, embeddings: Record<string, ArrayBuffer>, width: number,
  *   height: number, sha256: string, model_name: string}} MakeBundle  the encoder's outputs, written as a bundle
+ * @typedef {{type: "collection", seq: number, index: string, url?: string}} OpenCollection  a collection's index
+ *   (collection.json) to be checked (pyapp.collection); the photo open is untouched
  * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong
  * @typedef {{type: "stats"}} StatsRequest
  */
 
 /**
  * @typedef {OpenDemo | OpenFiles | Command | Replay | Reset | Export | Hover | HoverEnd | Boot | Ping | StatsRequest |
- *   EverythingCancel | Viewport | Prepare | MakeBundle} ToWorker
+ *   EverythingCancel | Viewport | Prepare | MakeBundle | OpenCollection} ToWorker
  */
 
 // --- worker → page ---------------------------------------------------------------------------------------
@@ -193,6 +195,10 @@
  * @typedef {{type: "prepared", seq: number, tensor: ArrayBuffer, width: number, height: number, sha256: string}}
  *   Prepared  a photo's encoder input (1x3x1024x1024 float32) and what its bundle says of it
  * @typedef {{type: "bundle-made", seq: number, data: ArrayBuffer}} BundleMade  the bundle of a photo encoded here
+ * @typedef {{name: string, width: number, height: number, sha256: string | null, bundle: string | null,
+ *   preview: string | null, photo: string | null}} CollectionPhoto  paths relative to the index
+ * @typedef {{type: "collection", seq: number, name: string, model: string, classes: string[],
+ *   photos: CollectionPhoto[]}} CollectionOpened  a collection's index, checked
  * @typedef {{type: "settled", input: number}} Settled  nothing left to decode; input: the last input's id
  * @typedef {{type: "download", what: string, name: string, mime: string, data: ArrayBuffer}} Download
  * @typedef {{type: "error", phase: string, message: string, hint: string, fatal: boolean, refused?: number,
@@ -203,7 +209,7 @@
 
 /**
  * @typedef {Python | BootFailed | Progress | Status | Ready | Opened | Applied | Refused | Frame | Settled | Download |
- *   WorkerError | Pong | Stats | Detail | Prepared | BundleMade} FromWorker
+ *   WorkerError | Pong | Stats | Detail | Prepared | BundleMade | CollectionOpened} FromWorker
  */
 
 export {};

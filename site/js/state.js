@@ -46,6 +46,25 @@
  * @property {Work} [work]  its commands while another photo opens
  * @property {Command[]} [carry]  commands applied on this photo with another model, applied again once it opens
  * @property {boolean} [encoded]  its bundle was made in this tab (issue 17): "Save bundle" saves it
+ * @property {number} [collection]  its index in the open collection, when it is one of its photos
+ */
+
+/**
+ * A photo of a collection: as collection.json lists it, with this site's URLs (null: none).
+ * @typedef {import("./protocol.js").CollectionPhoto & {bundleUrl: string | null, previewUrl: string | null}}
+ *   CollectionPhoto
+ */
+
+/**
+ * The open collection (collection.js).
+ * @typedef {object} Collection
+ * @property {string} name
+ * @property {string} model  the model's name (its bundles')
+ * @property {string} modelUrl
+ * @property {string[]} classes
+ * @property {CollectionPhoto[]} photos
+ * @property {number} index  the photo open (-1: none yet)
+ * @property {Map<string, Command[]>} work  each photo's commands, by name, while another photo is open
  */
 
 /**
@@ -130,6 +149,10 @@ export const state = {
   /** @type {{messages: number, objects: number, done?: string} | null} a restore (or a model switch's replay)
    * under way, until every command is answered; done: what the status says then */
   restoring: null,
+  /** @type {Collection | null} */
+  collection: null,
+  /** @type {{seq: number, url: string, index: string} | null} a collection's index, until the worker has read it */
+  collectionRequest: null,
   /** the model the gallery's cards open their photo with (the last one opened), when the photo has it */
   preferredModel: "",
 };

@@ -81,6 +81,7 @@ def test_every_message_the_page_sends_is_parsed_into_its_dataclass():
         "viewport",
         "prepare",
         "make-bundle",
+        "collection",
     }
 
 

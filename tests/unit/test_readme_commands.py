@@ -278,6 +278,40 @@ def encode_photos(copy: Copy, command: str) -> None:
     assert bundles == ["other.png.msgpack", "shapes.png.msgpack"], bundles
 
 
+def encode_on_ray(copy: Copy, command: str) -> None:
+    model = copy.once(CHECKPOINT_EXPORT)
+    photos = copy.scratch / "ray-photos"
+    photos.mkdir()
+    for seed in range(3):
+        copy.run(f".venv/bin/python tools/synthetic.py {photos}/p{seed}.png {photos}/p{seed}.json --seed {seed}")
+    out = copy.scratch / "ray-bundles"
+    changes = {
+        "PHOTOS_OR_FOLDERS...": " ".join(f"{photos}/p{seed}.png" for seed in range(3)),
+        "--model models/sam2.1-large": f"--model {model}",
+        "--out bundles/": f"--out {out}",
+    }
+    result = copy.run(substitute(command, changes), timeout=600)
+    assert "3 encoded, 0 skipped, 0 failed" in result.stdout, result.stdout
+    assert "encode: Ray: 2 actors (0 GPU, 1 CPU each) for 3 photos" in result.stderr, result.stderr
+    assert sorted(p.name for p in out.glob("*.msgpack")) == [f"p{seed}.png.msgpack" for seed in range(3)]
+
+
+def encode_collection(copy: Copy, command: str) -> None:
+    from pyapp import collection
+
+    model = copy.once(CHECKPOINT_EXPORT)
+    photos = copy.scratch / "pets"
+    photos.mkdir()
+    for seed in range(2):
+        copy.run(f".venv/bin/python tools/synthetic.py {photos}/p{seed}.png {photos}/p{seed}.json --seed {seed}")
+    changes = {"PHOTOS_OR_FOLDERS...": str(photos), "--model models/sam2.1-large": f"--model {model}"}
+    result = copy.run(substitute(command, changes), timeout=600)
+    assert "2 encoded, 0 skipped, 0 failed" in result.stdout, result.stdout
+    index = collection.read_index((copy.root / "site" / "collections" / "pets" / "collection.json").read_bytes())
+    assert (index.name, index.classes, [p.name for p in index.photos]) == ("Pets", ["cat", "dog"], ["p0.png", "p1.png"])
+    assert all((copy.root / "site" / "collections" / "pets" / p.bundle).exists() for p in index.photos)
+
+
 def web_encoder(copy: Copy, command: str) -> None:
     model = copy.once(CHECKPOINT_EXPORT)
     result = copy.run(substitute(command, {"models/sam2.1-large": str(model)}) + " --fp32", timeout=600)
@@ -447,6 +481,16 @@ COMMANDS: dict[str, Way] = {
     ".venv/bin/samtab-encode PHOTOS_OR_FOLDERS... --model models/sam2.1-large --out bundles/": Way(
         "a photo and a folder holding another; --model the export above", encode_photos
     ),
+    ".venv/bin/samtab-encode PHOTOS_OR_FOLDERS... --model models/sam2.1-large --out site/collections/pets "
+    "--index Pets --classes cat,dog": Way(
+        "a folder of two synthetic photos, --model the export above; the index read back", encode_collection
+    ),
+    "bash tools/setup.sh --scale": Way("as written (its skip path, as above) and a bad option", checked_setup),
+    ".venv/bin/samtab-encode PHOTOS_OR_FOLDERS... --model models/sam2.1-large --out bundles/ --ray": Way(
+        "three synthetic photos, --model the export above, --out in a scratch folder; a Ray of this machine "
+        "(2 CPUs: 2 actors) is started by the command",
+        encode_on_ray,
+    ),
     ".venv/bin/samtab-web-encoder models/sam2.1-large": Way(
         "on the export above, with --fp32 (the float16 attempt's fidelity check, ~30 s, ran in that export)",
         web_encoder,
@@ -503,6 +547,10 @@ COMMANDS: dict[str, Way] = {
     ".venv/bin/samtab-bench encode --tab shapes-sam2.1-tiny-random": Way(
         "--tab shapes --runs 1 (the baseline's encoder: ~15 s; SAM2.1's is measured in the note)",
         bench({"--tab shapes-sam2.1-tiny-random": "--tab shapes --runs 1"}, "in the tab, 2 threads"),
+    ),
+    ".venv/bin/samtab-bench encode --ray 2": Way(
+        "--runs 1 (one copy of each demo photo; models/ of the copy holds the baseline only)",
+        bench({"--ray 2": "--ray 2 --runs 1"}, "outputs identical: True"),
     ),
     ".venv/bin/samtab-bench pipeline": Way(
         "--photo 960x640 --runs 1 (at the default 12 MP photo it takes ~14 s)",

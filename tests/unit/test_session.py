@@ -1048,3 +1048,41 @@ def test_a_photo_to_encode_in_the_tab_is_prepared_and_its_bundle_written_as_the_
         assert len(page.of("prepared")) == 1 and len(page.of("bundle-made")) == 1 and page.state() == state
 
     run(scenario())
+
+
+def test_a_collection_index_is_checked_and_its_photos_listed_without_touching_the_photo_open(baseline):
+    """collection: the index pyapp.collection reads, its photos as listed; a damaged one is refused with
+    phase "collection" and a message that says what is wrong; the photo open and its objects stay."""
+    import json
+
+    from pyapp import collection
+
+    index = collection.Collection(
+        "pets",
+        "samtab baseline",
+        [collection.Photo("a.jpg", 40, 30, "0" * 64, "a.jpg.msgpack", "a.jpg.preview.jpg")],
+        ["cat", "dog"],
+    )
+
+    async def scenario():
+        page = await opened(Discs())
+        page.send({"type": "click", "cmd": 1, "x": 40, "y": 40, "css_width": 100, "css_height": 100})
+        await page.settle()
+        state = page.state()
+        page.send(
+            {"type": "collection", "seq": 4, "index": json.dumps(index.document()), "url": "pets/collection.json"}
+        )
+        [answer] = page.of("collection")
+        assert (answer["seq"], answer["name"], answer["model"], answer["classes"]) == (
+            4,
+            "pets",
+            "samtab baseline",
+            ["cat", "dog"],
+        )
+        assert answer["photos"] == index.document()["photos"]
+        page.send({"type": "collection", "seq": 5, "index": '{"kind": "samtab-collection", "version": 1}'})
+        [error] = page.of("error")
+        assert error["phase"] == "collection" and "collection.json's name" in error["message"]
+        assert "kept" in error["hint"] and page.state() == state
+
+    run(scenario())
