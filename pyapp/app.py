@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from . import composite, everything, export
+from . import collection, composite, everything, export
 from .brush import Stroke
 from .bundle import Bundle, BundleError
 from .coords import Mapping
@@ -189,6 +189,9 @@ class App:
 
     def rename(self, object_id: int, name: str) -> None:
         self._require().objects.rename(object_id, name)
+
+    def classify(self, object_id: int, label: str | None) -> None:
+        self._require().objects.classify(object_id, label)
 
     def delete(self, object_id: int) -> None:
         self._require().objects.delete(object_id)
@@ -391,13 +394,22 @@ class App:
             archive.comment = f"samtab; model: {segmenter.model_name}".encode()[:65535]
         return f"{self.photo_name}-masks.zip", "application/zip", out.getvalue()
 
+    def labels(self) -> list[dict]:
+        """Every object with a mask as a collection's session keeps it (pyapp.collection.Labelled): its name,
+        class and mask (COCO RLE at the photo's size)."""
+        segmenter = self._require()
+        return [
+            collection.Labelled.of(obj.name, obj.label, mask).document()
+            for obj, mask in self._masks(segmenter.width, segmenter.height)
+        ]
+
     def export_coco(self, tolerance: float | None = None) -> tuple[str, str, bytes]:
         segmenter = self._require()
         masks = self._masks(segmenter.width, segmenter.height)
         if not masks:
             raise RuntimeError("there is no mask to export yet: click on the photo first")
         document = export.coco(
-            [(obj.name, mask) for obj, mask in masks],
+            [(obj.label or obj.name, mask) for obj, mask in masks],
             width=segmenter.width,
             height=segmenter.height,
             file_name=self.photo_name,
@@ -413,7 +425,9 @@ class App:
         masks = self._masks(segmenter.width, segmenter.height)
         if not masks:
             raise RuntimeError("there is no mask to export yet: click on the photo first")
-        labels, classes = export.yolo([(obj.name, mask) for obj, mask in masks], tolerance=polygon_tolerance(tolerance))
+        labels, classes = export.yolo(
+            [(obj.label or obj.name, mask) for obj, mask in masks], tolerance=polygon_tolerance(tolerance)
+        )
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(f"labels/{self.photo_name}.txt", labels)
@@ -441,6 +455,7 @@ class App:
                 {
                     "id": o.id,
                     "name": o.name,
+                    "label": o.label,
                     "colour": "#{:02x}{:02x}{:02x}".format(*o.colour),
                     "clicks": o.prompt.clicks,
                     "has_mask": o.current.candidates is not None and not o.prompt.empty,

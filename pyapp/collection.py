@@ -343,7 +343,7 @@ def rle_counts(text: str) -> list[int]:
 
 def mask_from_rle(text: str, height: int, width: int) -> np.ndarray:
     """(height, width) bool mask of a compressed RLE string (column-major runs, zeros first)."""
-    counts = np.asarray(rle_counts(text), dtype=np.int64)
+    counts = np.asarray(rle_counts(text), dtype=np.intp)  # (np.repeat takes intp: 32 bits in Pyodide)
     if counts.sum() != height * width:
         raise ValueError(f"the RLE covers {int(counts.sum())} pixels, not {height}×{width}")
     values = np.zeros(len(counts), dtype=bool)
@@ -417,10 +417,11 @@ def coco(collection: Collection, session: Session, *, polygon_tolerance: float |
 
 def yolo(collection: Collection, session: Session, *, tolerance: float = 1.0) -> dict[str, str]:
     """A YOLO segmentation dataset's text files: `labels/STEM.txt` for every photo of the collection (empty for
-    a photo without objects: a YOLO background image), and `data.yaml` naming the classes. The images go in
-    `images/` beside them under the photos' own names (the caller adds their bytes: they are not text)."""
+    a photo without objects: a YOLO background image), and `data.yaml` naming the classes. Each photo's image
+    goes in `images/` as STEM plus its own suffix (see `stems`; yolo_zip adds them)."""
     names = categories(session.classes, session.photos)
     files: dict[str, str] = {}
+    stems_of = stems(collection)
     for photo in collection.photos:
         work = session.photos.get(photo.name)
         lines = []
@@ -428,13 +429,52 @@ def yolo(collection: Collection, session: Session, *, tolerance: float = 1.0) ->
             line = export.yolo_line(obj.mask(), names.index(obj.label or obj.name), tolerance)
             if line:
                 lines.append(line)
-        files[f"labels/{stem(photo.name)}.txt"] = "".join(line + "\n" for line in lines)
+        files[f"labels/{stems_of[photo.name]}.txt"] = "".join(line + "\n" for line in lines)
     files["data.yaml"] = data_yaml(collection.name, names)
     return files
 
 
 def stem(name: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name.strip(".") else name
+
+
+def stems(collection: Collection) -> dict[str, str]:
+    """Each photo's file stem in a YOLO dataset (YOLO pairs images/STEM.jpg with labels/STEM.txt): its name
+    without the suffix, or its whole name where two photos share a stem (a.jpg and a.png)."""
+    counts: dict[str, int] = {}
+    for photo in collection.photos:
+        counts[stem(photo.name)] = counts.get(stem(photo.name), 0) + 1
+    return {p.name: stem(p.name) if counts[stem(p.name)] == 1 else p.name for p in collection.photos}
+
+
+IMAGE_SUFFIXES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG": ".png"}
+
+
+def yolo_zip(
+    collection: Collection, session: Session, *, tolerance: float = 1.0, images: Mapping[str, bytes] | None = None
+) -> bytes:
+    """The YOLO dataset as a zip: `images/` (the given images by photo name, e.g. the previews the page shows:
+    YOLO's coordinates are fractions of the image, so a smaller copy of the photo fits its labels), `labels/`
+    and `data.yaml`."""
+    import io
+    import zipfile
+
+    files = yolo(collection, session, tolerance=tolerance)
+    stems_of = stems(collection)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in (images or {}).items():
+            if name not in stems_of:
+                raise CollectionError(f"the image {name!r} is not a photo of {collection.name!r}")
+            data = bytes(data)
+            suffix = next((s for magic, s in IMAGE_SUFFIXES.items() if data.startswith(magic)), None)
+            if suffix is None:
+                raise CollectionError(f"the image of {name!r} is neither a JPEG nor a PNG")
+            archive.writestr(zipfile.ZipInfo(f"images/{stems_of[name]}{suffix}"), data, zipfile.ZIP_STORED)
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.comment = f"samtab; {collection.name}; model: {collection.model}".encode()[:65535]
+    return out.getvalue()
 
 
 def data_yaml(title: str, names: Sequence[str]) -> str:

@@ -193,6 +193,7 @@ class SegObject:
     name: str
     colour: tuple[int, int, int]
     current: Step = field(default_factory=lambda: Step(Prompt()))
+    label: str | None = None  # its class (a collection's class list names them), used by the exports
 
     @property
     def prompt(self) -> Prompt:
@@ -301,6 +302,19 @@ class Renamed(Change):
 
     def redo(self, objects):
         self.obj.name = self.after
+
+
+@dataclass(eq=False)
+class Classed(Change):
+    obj: SegObject
+    before: str | None
+    after: str | None
+
+    def undo(self, objects):
+        self.obj.label = self.before
+
+    def redo(self, objects):
+        self.obj.label = self.after
 
 
 @dataclass(eq=False)
@@ -500,6 +514,14 @@ class Objects:
         if name != obj.name:
             self._record([Renamed(obj, obj.name, name)], self.current)
             obj.name = name
+
+    def classify(self, object_id: int, label: str | None) -> None:
+        """Give an object a class (None or blank: none), one action."""
+        obj = self.get(object_id)
+        label = (label or "").strip()[:200] or None
+        if label != obj.label:
+            self._record([Classed(obj, obj.label, label)], self.current)
+            obj.label = label
 
     def delete(self, object_id: int) -> None:
         obj = self.get(object_id)

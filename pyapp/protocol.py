@@ -137,6 +137,15 @@ class Rename(Command):
 
 
 @dataclass(frozen=True)
+class Classify(Command):
+    """Give object `id` a class (a name of the collection's class list); null: none."""
+
+    kind: ClassVar[str] = "classify"
+    id: int
+    label: str | None = None
+
+
+@dataclass(frozen=True)
 class Candidate(Command):
     kind: ClassVar[str] = "candidate"
     index: int
@@ -175,7 +184,8 @@ class Replay(Message):
 @dataclass(frozen=True)
 class Export(Message):
     """A download: mask, cutout, masks (every object's mask PNG, zipped), coco or yolo; `tolerance`: the
-    polygons' simplification in pixels (coco, yolo; None: the app's default)."""
+    polygons' simplification in pixels (coco, yolo; None: the app's default). "labels": every object's name,
+    class and mask as JSON (pyapp.collection's session keeps them), for the page's collection, not a file."""
 
     kind: ClassVar[str] = "export"
     what: str
@@ -277,6 +287,31 @@ class Viewport(Message):
 
 
 @dataclass(frozen=True)
+class CollectionExport(Message):
+    """The whole collection's export: "coco" (one JSON document) or "yolo" (a zip: labels/, data.yaml and the
+    images the page passes, by photo name). `index`: the collection (collection.json's document); `session`:
+    the work on it (pyapp.collection's session document: every photo's objects). Answered with a download."""
+
+    kind: ClassVar[str] = "collection-export"
+    what: str
+    index: dict
+    session: dict
+    tolerance: float | None = None
+    images: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OpenSession(Message):
+    """A session file (Open session) to be checked against the open collection (`index`, collection.json's
+    document): answered with `session` (the session, read and checked), or an error of phase "collection"."""
+
+    kind: ClassVar[str] = "session"
+    seq: int
+    index: dict
+    session: str
+
+
+@dataclass(frozen=True)
 class OpenCollection(Message):
     """A collection's index (collection.json, pyapp.collection), to be checked: answered with `collection`, or
     an error of phase "collection". The photo open is not touched."""
@@ -300,6 +335,8 @@ INBOUND: dict[str, type[Message]] = {
         OpenDemo,
         OpenFiles,
         OpenCollection,
+        CollectionExport,
+        OpenSession,
         Click,
         Box,
         Undo,
@@ -309,6 +346,7 @@ INBOUND: dict[str, type[Message]] = {
         Select,
         Delete,
         Rename,
+        Classify,
         Candidate,
         View,
         Reset,
@@ -515,6 +553,15 @@ class CollectionOpened(Outbound):
     model: str
     classes: list
     photos: list
+
+
+@dataclass(frozen=True)
+class SessionOpened(Outbound):
+    """A session file, checked: pyapp.collection's session document."""
+
+    kind: ClassVar[str] = "session"
+    seq: int
+    session: dict
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import math
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, replace
@@ -20,7 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from . import collection, contract, everything, protocol
-from .app import App, Decode
+from .app import App, Decode, polygon_tolerance
 from .bundle import BundleError, read_bundle, write_bundle
 from .coords import OutsideImage
 from .frames import Preview
@@ -179,6 +181,10 @@ class Session:
             self.make_bundle(message)
         elif isinstance(message, protocol.OpenCollection):
             self.open_collection(message)
+        elif isinstance(message, protocol.CollectionExport):
+            self.export_collection(message)
+        elif isinstance(message, protocol.OpenSession):
+            self.open_session(message)
         elif isinstance(message, protocol.EverythingCancel):
             self.cancelled = True  # seen before the run's next decode (or before it starts)
         elif self.busy or isinstance(
@@ -286,6 +292,46 @@ class Session:
             return
         document = found.document()
         self.send(protocol.CollectionOpened(message.seq, found.name, found.model, found.classes, document["photos"]))
+
+    def open_session(self, message: protocol.OpenSession) -> None:
+        """A session file, checked against the open collection: refused (with why) if it is another's."""
+        try:
+            found = collection.read_index(message.index)
+            work = collection.read_session(message.session, found)
+        except collection.CollectionError as error:
+            self.fail("collection", brief(error), "Your current photo and its objects are kept.")
+            return
+        except Exception as error:  # noqa: BLE001 - a damaged file must not stop the worker
+            self.fail("collection", f"The session file cannot be read: {type(error).__name__}: {brief(error)}", KEPT)
+            return
+        self.send(protocol.SessionOpened(message.seq, work.document()))
+
+    def export_collection(self, message: protocol.CollectionExport) -> None:
+        """The whole collection's COCO document or YOLO zip (pyapp.collection), from the objects the page kept
+        of each photo: nothing is decoded, so it does not wait for the photo open."""
+        try:
+            found = collection.read_index(message.index)
+            work = collection.read_session(message.session, found)
+            tolerance = polygon_tolerance(message.tolerance)
+            slug = re.sub(r"[^A-Za-z0-9]+", "-", found.name).strip("-").lower() or "collection"
+            if message.what == "coco":
+                document = collection.coco(found, work, polygon_tolerance=tolerance)
+                name, mime, data = f"{slug}-coco.json", "application/json", json.dumps(document).encode()
+            elif message.what == "yolo":
+                name, mime = f"{slug}-yolo.zip", "application/zip"
+                data = collection.yolo_zip(found, work, tolerance=tolerance, images=message.images)
+            else:
+                raise ValueError(f"there is no collection export {brief(repr(message.what), 40)}")
+        except (collection.CollectionError, ValueError) as error:
+            self.fail("export", f"The collection cannot be exported: {brief(error)}", KEPT)
+            return
+        except MemoryError:
+            self.fail("export", "This tab ran out of memory exporting the collection.", KEPT)
+            return
+        except Exception as error:  # noqa: BLE001 - an export that fails must not stop the worker or lose work
+            self.fail("export", f"The collection cannot be exported: {type(error).__name__}: {brief(error)}", KEPT)
+            return
+        self.send(protocol.Download(f"collection-{message.what}", name, mime, self.pack(data)))
 
     def make_bundle(self, message: protocol.MakeBundle) -> None:
         """The tab encoder's outputs, written as the bundle tools/encode.py would write."""
@@ -417,6 +463,10 @@ class Session:
         self.app.rename(message.id, message.name)
 
     @_and_frame
+    def _classify(self, message):
+        self.app.classify(message.id, message.label)
+
+    @_and_frame
     def _delete(self, message):
         self.app.delete(message.id)
 
@@ -458,6 +508,7 @@ class Session:
             "masks": app.export_masks,
             "coco": lambda: app.export_coco(message.tolerance),
             "yolo": lambda: app.export_yolo(message.tolerance),
+            "labels": lambda: ("labels.json", "application/json", json.dumps(app.labels()).encode()),
         }
         if message.what not in exports:
             raise ValueError(f"there is no export {brief(repr(message.what), 40)}")
@@ -885,6 +936,7 @@ HANDLERS = {
     protocol.NewObject: Session._new_object,
     protocol.Select: Session._select,
     protocol.Rename: Session._rename,
+    protocol.Classify: Session._classify,
     protocol.Delete: Session._delete,
     protocol.Candidate: Session._candidate,
     protocol.View: Session._view,

@@ -6,11 +6,18 @@
 // resolves its paths, on this site only.
 import { $, emit, fail, setStatus } from "./contract.js";
 import { openDemo } from "./photos.js";
+import { objectStore } from "./saves.js";
 import { state } from "./state.js";
 import { send } from "./worker.js";
 
 /** @typedef {import("./protocol.js").CollectionOpened} CollectionOpened */
 /** @typedef {import("./protocol.js").Command} Command */
+
+// The collection's session is saved in IndexedDB after every change (one entry per collection: its index's
+// URL and model), and comes back when the collection is opened again.
+const autosaves = objectStore("samtab-collections", "sessions", "id");
+const AUTOSAVE_DELAY_MS = 500;
+let autosaveTimer = 0;
 
 const strip = $("filmstrip");
 const list = $("filmstrip-list");
@@ -74,6 +81,7 @@ export function showCollection(/** @type {CollectionOpened} */ data) {
     return;
   }
   state.collection = {
+    url: request.url,
     name: data.name,
     model: data.model,
     modelUrl,
@@ -81,6 +89,9 @@ export function showCollection(/** @type {CollectionOpened} */ data) {
     photos,
     index: -1,
     work: new Map(),
+    labels: new Map(),
+    asked: [],
+    sessionSeq: 0,
   };
   document.body.dataset.collection = "open";
   strip.hidden = false;
@@ -102,8 +113,218 @@ export function showCollection(/** @type {CollectionOpened} */ data) {
     }),
   );
   emit("collection", { name: data.name, model: data.model, photos: photos.length, classes: data.classes });
-  openCollectionPhoto(0);
+  resumeOrStart();
 }
+
+const autosaveId = () => `${state.collection?.url}|${state.collection?.model}`;
+
+/** The collection's work saved on an earlier visit comes back (checked by the worker, as a session file is);
+ * else its first photo opens. */
+async function resumeOrStart() {
+  const collection = /** @type {import("./state.js").Collection} */ (state.collection);
+  let saved = null;
+  try {
+    saved = await autosaves("readonly", (store) => store.get(autosaveId()));
+  } catch (error) {
+    console.warn("samtab: the collection's saved work cannot be read:", error);
+  }
+  if (!saved || !Object.keys(saved.session.photos).length) {
+    openCollectionPhoto(0);
+    return;
+  }
+  collection.sessionSeq = ++state.openSeq;
+  collection.resuming = true;
+  send({ type: "session", seq: collection.sessionSeq, index: indexDocument(), session: JSON.stringify(saved.session) });
+}
+
+/** The worker refused a session (a file, or the saved one): with no photo open yet, the first one opens. */
+export function sessionRefused() {
+  const collection = state.collection;
+  if (!collection) return;
+  collection.resuming = false;
+  if (collection.index < 0) openCollectionPhoto(0);
+}
+
+/** Save the collection's work once the page has been still for a moment (after every change). */
+function scheduleAutosave() {
+  clearTimeout(autosaveTimer);
+  autosaveTimer = setTimeout(() => {
+    const collection = state.collection;
+    if (!collection || collection.index < 0 || collection.resuming) return;
+    const entry = { id: autosaveId(), saved: Date.now(), session: sessionDocument() };
+    autosaves("readwrite", (store) => store.put(entry)).catch((error) =>
+      console.warn("samtab: the collection's work was not saved:", error),
+    );
+  }, AUTOSAVE_DELAY_MS);
+}
+
+/** The photo open is left: its commands are kept, and its objects asked of the worker (`takeLabels`). */
+function leavePhoto() {
+  const collection = state.collection;
+  if (!collection || collection.index < 0 || state.photo?.collection !== collection.index) return;
+  const name = collection.photos[collection.index].name;
+  collection.work.set(name, currentWork());
+  askLabels(name);
+}
+
+/** Ask the worker for the open photo's objects (name, class, mask), answered in order (`takeLabels`). */
+function askLabels(/** @type {string} */ name) {
+  const collection = /** @type {import("./state.js").Collection} */ (state.collection);
+  if (!state.opened || !state.controls?.open) return;
+  collection.asked.push(name);
+  send({ type: "export", what: "labels" });
+}
+
+/** The worker's answer to `askLabels`: the objects of the photo asked first. */
+export function takeLabels(/** @type {ArrayBuffer} */ data) {
+  const collection = state.collection;
+  const name = collection?.asked.shift();
+  if (!collection || name === undefined) return;
+  collection.labels.set(name, JSON.parse(new TextDecoder().decode(data)));
+  scheduleAutosave();
+  if (!collection.asked.length) for (const resolve of waiting.splice(0)) resolve(undefined);
+}
+
+/** @type {((value: unknown) => void)[]} */
+const waiting = [];
+
+/** Until every photo's objects asked of the worker are in (the open photo's asked now, once it has settled). */
+async function labelsOfAll() {
+  const collection = /** @type {import("./state.js").Collection} */ (state.collection);
+  const started = performance.now();
+  while (state.covered < state.inputSeq && performance.now() - started < 10_000) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (collection.index >= 0 && state.photo?.collection === collection.index) {
+    askLabels(collection.photos[collection.index].name);
+  }
+  if (collection.asked.length) {
+    // (an answer that never comes, its worker restarted, does not hold the export for ever)
+    await Promise.race([new Promise((resolve) => waiting.push(resolve)), new Promise((r) => setTimeout(r, 15_000))]);
+    collection.asked = [];
+  }
+}
+
+/** The work on the collection, as pyapp.collection's session document (Save session; the exports). */
+function sessionDocument() {
+  const collection = /** @type {import("./state.js").Collection} */ (state.collection);
+  /** @type {Record<string, import("./protocol.js").PhotoWork>} */
+  const photos = {};
+  for (const [index, photo] of collection.photos.entries()) {
+    const log = index === collection.index ? currentWork() : (collection.work.get(photo.name) ?? []);
+    const objects = collection.labels.get(photo.name) ?? [];
+    if (log.length || objects.length)
+      photos[photo.name] = { sha256: photo.sha256, status: "in progress", log, objects };
+  }
+  return {
+    kind: "samtab-session",
+    version: 1,
+    collection: collection.name,
+    model: collection.model,
+    classes: collection.classes,
+    current: collection.photos[collection.index]?.name ?? null,
+    photos,
+  };
+}
+
+/** collection.json's document again, for the worker's checks (the page keeps its photos with URLs added). */
+function indexDocument() {
+  const collection = /** @type {import("./state.js").Collection} */ (state.collection);
+  return {
+    kind: "samtab-collection",
+    version: 1,
+    name: collection.name,
+    model: collection.model,
+    classes: collection.classes,
+    photos: collection.photos.map(({ name, width, height, sha256, bundle, preview, photo }) => ({
+      name,
+      width,
+      height,
+      sha256,
+      bundle,
+      preview,
+      photo,
+    })),
+  };
+}
+
+/** The whole collection's COCO document, or its YOLO zip with the previews as its images. */
+async function exportCollection(/** @type {"coco" | "yolo"} */ what) {
+  const collection = state.collection;
+  if (!collection) return;
+  setStatus(`Exporting the collection “${collection.name}”…`, "export");
+  await labelsOfAll();
+  /** @type {Record<string, ArrayBuffer>} */
+  const images = {};
+  if (what === "yolo") {
+    for (const photo of collection.photos) {
+      if (!photo.previewUrl) continue;
+      const response = await fetch(photo.previewUrl);
+      if (response.ok) images[photo.name] = await response.arrayBuffer();
+    }
+  }
+  send({ type: "collection-export", what, index: indexDocument(), session: sessionDocument(), images });
+}
+
+/** Save session: the work on every photo of the collection, as a JSON file. */
+async function saveSession() {
+  const collection = state.collection;
+  if (!collection) return;
+  await labelsOfAll();
+  const data = new TextEncoder().encode(JSON.stringify(sessionDocument()));
+  const slug =
+    collection.name
+      .replace(/[^A-Za-z0-9]+/g, "-")
+      .replace(/^-|-$/g, "")
+      .toLowerCase() || "collection";
+  const url = URL.createObjectURL(new Blob([data], { type: "application/json" }));
+  const link = Object.assign(document.createElement("a"), { href: url, download: `${slug}-session.json` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  emit("export", { what: "session", name: link.download, bytes: data.byteLength });
+}
+
+/** Open session: a session file, sent to the worker to be checked against this collection. */
+async function openSession(/** @type {File} */ file) {
+  const collection = state.collection;
+  if (!collection) return;
+  if (file.size > 256 * 2 ** 20) {
+    fail("collection", `${file.name} is too large to be a session file.`, "Your work is kept.", false);
+    return;
+  }
+  collection.sessionSeq = ++state.openSeq;
+  send({ type: "session", seq: collection.sessionSeq, index: indexDocument(), session: await file.text() });
+}
+
+/** The session file, read and checked: every photo's work is the session's; its current photo opens. */
+export function takeSession(/** @type {import("./protocol.js").SessionOpened} */ data) {
+  const collection = state.collection;
+  if (!collection || data.seq !== collection.sessionSeq) return;
+  const resumed = collection.resuming;
+  collection.resuming = false;
+  const session = data.session;
+  collection.classes = session.classes;
+  collection.work = new Map(Object.entries(session.photos).map(([name, work]) => [name, work.log]));
+  collection.labels = new Map(Object.entries(session.photos).map(([name, work]) => [name, work.objects]));
+  const current = collection.photos.findIndex((photo) => photo.name === session.current);
+  const index = current >= 0 ? current : Math.max(collection.index, 0);
+  collection.index = -1; // the photo open now is replaced by the session's, even if it is the same one
+  openCollectionPhoto(index);
+  emit("session", { photos: Object.keys(session.photos).length, resumed });
+}
+
+const sessionInput = /** @type {HTMLInputElement} */ ($("session-input"));
+$("collection-coco").addEventListener("click", () => exportCollection("coco"));
+$("collection-yolo").addEventListener("click", () => exportCollection("yolo"));
+$("session-save").addEventListener("click", () => saveSession());
+$("session-open").addEventListener("click", () => sessionInput.click());
+sessionInput.addEventListener("change", () => {
+  const [file] = sessionInput.files ?? [];
+  sessionInput.value = "";
+  if (file) openSession(file);
+});
 
 /** The commands applied to the open photo so far: what it is reopened with. */
 function currentWork() {
@@ -125,9 +346,7 @@ export function openCollectionPhoto(/** @type {number} */ index) {
     );
     return;
   }
-  if (collection.index >= 0 && state.photo?.collection === collection.index) {
-    collection.work.set(collection.photos[collection.index].name, currentWork());
-  }
+  leavePhoto();
   collection.index = index;
   /** @type {import("./state.js").Demo} */
   const demo = {
@@ -164,6 +383,7 @@ export function stepPhoto(/** @type {number} */ by) {
 export function renderStrip() {
   const collection = state.collection;
   if (!collection) return;
+  scheduleAutosave();
   const done = collection.photos.filter((_, index) => statusOf(index) === "in progress").length;
   $("filmstrip-where").textContent =
     `Photo ${collection.index + 1} of ${collection.photos.length}, ${done} in progress. Keys , and . step.`;

@@ -113,7 +113,7 @@ function renderCandidates(/** @type {import("./protocol.js").OpenControls | null
 const objectList = $("object-list");
 /** The list's rows by object id, with the colour and whether current as each last showed (handlers read them).
  * @type {Map<number, {item: HTMLLIElement, swatch: HTMLElement, name: HTMLInputElement, count: HTMLElement,
- *   remove: HTMLButtonElement, colour: string, current: boolean}>} */
+ *   label: HTMLSelectElement, remove: HTMLButtonElement, colour: string, current: boolean, classes: string}>} */
 const objectRows = new Map();
 
 function renderObjects(/** @type {import("./protocol.js").OpenControls | null} */ open) {
@@ -128,6 +128,7 @@ function renderObjects(/** @type {import("./protocol.js").OpenControls | null} *
     // Not while a person is typing a new name into it (it is sent when they finish).
     if (document.activeElement !== row.name) put(row.name, "value", object.name);
     put(row.count, "textContent", `${object.clicks} click${object.clicks === 1 ? "" : "s"}`);
+    renderClass(row, object.label);
     put(row.remove, "title", `Delete ${object.name}`);
     putAttribute(row.remove, "aria-label", `Delete ${object.name}`);
     return row.item;
@@ -142,7 +143,13 @@ function objectRow(/** @type {number} */ id) {
   const name = Object.assign(document.createElement("input"), { ariaLabel: "Object name" });
   const count = Object.assign(document.createElement("span"), { className: "count" });
   const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "×" });
-  const row = { item, swatch, name, count, remove, colour: "", current: false };
+  const label = Object.assign(document.createElement("select"), {
+    ariaLabel: "Class",
+    className: "class",
+    title: "Its class, used by the exports (Alt+1 to Alt+9: the list's first nine; Alt+0: no class)",
+  });
+  const row = { item, swatch, name, count, label, remove, colour: "", current: false, classes: "" };
+  label.addEventListener("change", () => command({ type: "classify", id, label: label.value || null }));
   name.addEventListener("focus", () => !row.current && command({ type: "select", id }));
   name.addEventListener("change", () => command({ type: "rename", id, name: name.value }));
   name.addEventListener("keydown", (event) => {
@@ -153,9 +160,44 @@ function objectRow(/** @type {number} */ id) {
   item.addEventListener("click", (event) => {
     if (event.target === item || event.target === swatch || event.target === count) command({ type: "select", id });
   });
-  item.append(swatch, name, count, remove);
+  item.append(swatch, name, count, remove, label);
   objectRows.set(id, row);
   return row;
+}
+
+/**
+ * An object's class: a choice of the collection's classes (hidden when it has none). A class that is not in
+ * the list (from a session of a list since changed) is shown as it is.
+ * @param {{label: HTMLSelectElement, classes: string}} row
+ * @param {string | null} value
+ */
+function renderClass(row, value) {
+  const classes = state.collection?.classes ?? [];
+  const wanted = [...classes, ...(value && !classes.includes(value) ? [value] : [])];
+  const key = JSON.stringify(wanted);
+  if (row.classes !== key) {
+    row.classes = key;
+    row.label.replaceChildren(
+      Object.assign(document.createElement("option"), { value: "", textContent: "no class" }),
+      ...wanted.map((name, index) =>
+        Object.assign(document.createElement("option"), {
+          value: name,
+          textContent: index < 9 && index < classes.length ? `${index + 1} ${name}` : name,
+        }),
+      ),
+    );
+  }
+  put(row.label, "hidden", wanted.length === 0);
+  if (document.activeElement !== row.label) put(row.label, "value", value ?? "");
+}
+
+/** Alt+1..9: the current object gets the collection's class of that number; Alt+0: no class. */
+function classifyCurrent(/** @type {string} */ key) {
+  const open = state.controls?.open ? state.controls : null;
+  const classes = state.collection?.classes ?? [];
+  const number = Number(key.slice(-1));
+  if (!open || open.current === null || (number > 0 && number > classes.length)) return false;
+  command({ type: "classify", id: open.current, label: number ? classes[number - 1] : null });
 }
 
 function pressView(/** @type {string} */ view) {
@@ -338,6 +380,7 @@ const ACTIONS = {
   "export-yolo": () => !exportButtons.yolo.disabled && exportFile("yolo", tolerance()),
   open: () => fileInput.click(),
   "collection-step": (key) => stepPhoto(key === "," ? -1 : 1),
+  classify: (key) => classifyCurrent(key),
 };
 // A row without its action would be a key that does nothing: better the page does not start.
 for (const row of SHORTCUTS) if (!ACTIONS[row.action]) throw new Error(`keys.js: no action "${row.action}"`);

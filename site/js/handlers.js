@@ -1,7 +1,7 @@
 // @ts-check
 // What the page does with each of the worker's messages (protocol.js): one handler per message type.
 import { clearBrushLayer, paintDetail, paintFrame } from "./canvas.js";
-import { renderStrip, sendCollection, showCollection } from "./collection.js";
+import { renderStrip, sendCollection, sessionRefused, showCollection, takeLabels, takeSession } from "./collection.js";
 import { clearError, clickHint, emit, fail, now, setStatus, touch, updateState } from "./contract.js";
 import { endEverything, renderControls, showEverything } from "./controls.js";
 import { answered, refused, showSaveBundle } from "./encode.js";
@@ -54,6 +54,10 @@ const HANDLERS = {
 
   collection(data) {
     showCollection(data);
+  },
+
+  session(data) {
+    takeSession(data);
   },
 
   refused(data) {
@@ -173,7 +177,12 @@ const HANDLERS = {
   },
 
   download(data) {
+    if (data.what === "labels") {
+      takeLabels(data.data); // a photo of the collection left: its objects, kept for the collection's exports
+      return;
+    }
     download(data.name, data.mime, data.data);
+    if (data.what.startsWith("collection-")) setStatus(`Exported the collection: ${data.name}`, "export");
     emit("export", { what: data.what, name: data.name, bytes: data.data.byteLength });
   },
 
@@ -186,6 +195,7 @@ const HANDLERS = {
   },
 
   error(data) {
+    if (data.phase === "collection") sessionRefused(); // (its message is shown below, as any error's)
     if (data.phase === "encode") {
       refused(data.message); // js/encode.js says what failed, with the photo's name
       return;

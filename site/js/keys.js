@@ -34,6 +34,11 @@ export const SHORTCUTS = Object.freeze([
   { keys: ["Y"], does: "export YOLO labels", action: "export-yolo" },
   { keys: ["O"], does: "open your own photo", action: "open" },
   { keys: [",", "."], does: "previous, next photo of the collection", action: "collection-step" },
+  {
+    keys: ["Alt+1", "Alt+2", "Alt+3", "Alt+4", "Alt+5", "Alt+6", "Alt+7", "Alt+8", "Alt+9", "Alt+0"],
+    does: "give this object the collection's class 1 to 9 (0: no class)",
+    action: "classify",
+  },
 ]);
 
 /** What the pointer does, shown in the help before the keys. */
@@ -46,13 +51,16 @@ export const GESTURES = Object.freeze([
 
 /**
  * A key press by the name SHORTCUTS gives it, or null if no shortcut can be it. Ctrl and ⌘ are one;
- * Shift counts only with them (Shift+N is N, as with Caps Lock); Alt without them makes no shortcut.
- * @param {{key: string, ctrlKey: boolean, metaKey: boolean, shiftKey: boolean, altKey: boolean}} event
+ * Shift counts only with them (Shift+N is N, as with Caps Lock); Alt without them makes a shortcut only with
+ * a digit, known by the key's place (`code`) where the browser gives it: a Mac's Option+1 types "¡".
+ * @param {{key: string, code?: string, ctrlKey: boolean, metaKey: boolean, shiftKey: boolean, altKey: boolean}} event
  */
-export function comboOf({ key, ctrlKey, metaKey, shiftKey, altKey }) {
+export function comboOf({ key, code, ctrlKey, metaKey, shiftKey, altKey }) {
   const name = key === "Escape" ? "Esc" : key.length === 1 ? key.toUpperCase() : key;
   if (ctrlKey || metaKey) return `Ctrl+${shiftKey ? "Shift+" : ""}${name}`;
-  return altKey ? null : name;
+  if (!altKey) return name;
+  const digit = /^Digit(\d)$/.exec(code ?? "")?.[1] ?? (/^\d$/.test(key) ? key : null);
+  return digit === null ? null : `Alt+${digit}`;
 }
 
 const BY_COMBO = new Map(SHORTCUTS.flatMap((row) => row.keys.map((key) => [key, row])));

@@ -66,6 +66,7 @@
  * @typedef {{type: "undo" | "redo" | "clear" | "new-object", cmd?: number}} Plain
  * @typedef {{type: "select" | "delete", cmd?: number, id: number}} PickObject
  * @typedef {{type: "rename", cmd?: number, id: number, name: string}} Rename
+ * @typedef {{type: "classify", cmd?: number, id: number, label: string | null}} Classify  give an object a class
  * @typedef {{type: "candidate", cmd?: number, index: number}} Candidate
  * @typedef {{type: "view", cmd?: number, view: string, opacity: number, feather?: number}} View  feather: the
  *   cutout's soft edge (the view and the PNG), in photo pixels
@@ -73,13 +74,17 @@
 
 /**
  * What changes the photo's state: numbered, kept until answered, replayed into a restarted worker, saved.
- * @typedef {Click | Box | Plain | PickObject | Rename | Candidate | View | Everything | Subject | Stroke} Command
+ * @typedef {Click | Box | Plain | PickObject | Rename | Classify | Candidate | View | Everything | Subject | Stroke}
+ *   Command
  */
 
 /**
  * @typedef {{type: "replay", messages: Command[]}} Replay  commands applied before, applied again in order
  * @typedef {{type: "reset"}} Reset  every object and the undo history dropped (sent without a cmd: not logged)
- * @typedef {{type: "export", what: "mask" | "cutout" | "masks" | "coco" | "yolo", tolerance?: number}} Export
+ * @typedef {{type: "export", what: "mask" | "cutout" | "masks" | "coco" | "yolo" | "labels", tolerance?: number}}
+ *   Export  a download; "labels": the objects as a collection keeps them (JSON), for the page
+ * @typedef {{type: "collection-export", what: "coco" | "yolo", index: object, session: object, tolerance?: number,
+ *   images?: Record<string, ArrayBuffer>}} CollectionExport  the whole collection's COCO, or YOLO zip
  *   tolerance: the polygons' simplification in pixels (coco, yolo)
  * @typedef {{type: "hover", x: number, y: number, css_width: number, css_height: number, include: boolean}} Hover
  *   the pointer rests there: what a click there would make is decoded ahead of the click
@@ -99,13 +104,16 @@
  *   height: number, sha256: string, model_name: string}} MakeBundle  the encoder's outputs, written as a bundle
  * @typedef {{type: "collection", seq: number, index: string, url?: string}} OpenCollection  a collection's index
  *   (collection.json) to be checked (pyapp.collection); the photo open is untouched
+ * @typedef {{type: "session", seq: number, index: object, session: string}} OpenSession  a session file, to be
+ *   checked against the open collection (pyapp.collection.read_session)
  * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong
  * @typedef {{type: "stats"}} StatsRequest
  */
 
 /**
  * @typedef {OpenDemo | OpenFiles | Command | Replay | Reset | Export | Hover | HoverEnd | Boot | Ping | StatsRequest |
- *   EverythingCancel | Viewport | Prepare | MakeBundle | OpenCollection} ToWorker
+ *   EverythingCancel | Viewport | Prepare | MakeBundle | OpenCollection | CollectionExport |
+ *   OpenSession} ToWorker
  */
 
 // --- worker → page ---------------------------------------------------------------------------------------
@@ -115,6 +123,7 @@
  * @typedef {object} ObjectState
  * @property {number} id
  * @property {string} name
+ * @property {string | null} label  its class
  * @property {string} colour  #rrggbb
  * @property {number} clicks
  * @property {boolean} has_mask
@@ -199,6 +208,12 @@
  *   preview: string | null, photo: string | null}} CollectionPhoto  paths relative to the index
  * @typedef {{type: "collection", seq: number, name: string, model: string, classes: string[],
  *   photos: CollectionPhoto[]}} CollectionOpened  a collection's index, checked
+ * @typedef {{name: string, class: string | null, mask: {size: number[], counts: string}}} Labelled  an object as a
+ *   collection's session keeps it
+ * @typedef {{sha256: string | null, status: string, log: Command[], objects: Labelled[]}} PhotoWork
+ * @typedef {{kind: "samtab-session", version: number, collection: string, model: string, classes: string[],
+ *   current: string | null, photos: Record<string, PhotoWork>}} SessionDocument
+ * @typedef {{type: "session", seq: number, session: SessionDocument}} SessionOpened  a session file, checked
  * @typedef {{type: "settled", input: number}} Settled  nothing left to decode; input: the last input's id
  * @typedef {{type: "download", what: string, name: string, mime: string, data: ArrayBuffer}} Download
  * @typedef {{type: "error", phase: string, message: string, hint: string, fatal: boolean, refused?: number,
@@ -209,7 +224,8 @@
 
 /**
  * @typedef {Python | BootFailed | Progress | Status | Ready | Opened | Applied | Refused | Frame | Settled | Download |
- *   WorkerError | Pong | Stats | Detail | Prepared | BundleMade | CollectionOpened} FromWorker
+ *   WorkerError | Pong | Stats | Detail | Prepared | BundleMade | CollectionOpened |
+ *   SessionOpened} FromWorker
  */
 
 export {};

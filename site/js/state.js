@@ -58,6 +58,7 @@
 /**
  * The open collection (collection.js).
  * @typedef {object} Collection
+ * @property {string} url  its index's
  * @property {string} name
  * @property {string} model  the model's name (its bundles')
  * @property {string} modelUrl
@@ -65,6 +66,11 @@
  * @property {CollectionPhoto[]} photos
  * @property {number} index  the photo open (-1: none yet)
  * @property {Map<string, Command[]>} work  each photo's commands, by name, while another photo is open
+ * @property {Map<string, import("./protocol.js").Labelled[]>} labels  each photo's objects (name, class, mask),
+ *   by name, as they were when it was left: what the whole collection's exports are made of
+ * @property {string[]} asked  the photos whose objects were asked of the worker, in order, not yet answered
+ * @property {number} sessionSeq  the session file sent to be read last
+ * @property {boolean} [resuming]  the work saved on an earlier visit is being read: nothing is saved meanwhile
  */
 
 /**

@@ -110,3 +110,102 @@ def test_a_collection_that_cannot_be_opened_says_why(app, site, change, words):
     for word in words:
         assert word in text, text
     assert app.page.locator("#filmstrip").is_hidden()
+
+
+def download(app: AppPage, selector: str) -> tuple[bytes, str]:
+    with app.page.expect_download() as caught:
+        app.page.click(selector)
+    return Path(caught.value.path()).read_bytes(), caught.value.suggested_filename
+
+
+def test_classes_whole_exports_and_a_session_file_round_trip(app, site, tmp_path):
+    """Objects given the collection's classes (Alt+digit, the object's class list), the whole collection
+    exported as COCO (read by pycocotools) and as a YOLO zip (the previews as images), the work saved as a
+    session file and opened again in a new visit: the same exports; a session of another model refused."""
+    import io
+    import zipfile
+
+    from pycocotools.coco import COCO
+
+    index = json.loads(INDEX.read_text())
+    photos = {p["name"]: (p["width"], p["height"]) for p in index["photos"]}
+    names = list(photos)
+    classes = index["classes"]
+    app.open(f"{site.url}?collection=demos/collection.json")
+    first, second = names[0], names[1]
+    w, h = photos[first]
+    app.click(0.5 * w, 0.5 * h, photos[first])
+    app.page.keyboard.press("Alt+1")
+    app.page.wait_for_function(f"document.querySelector('#object-list select').value === {json.dumps(classes[0])}")
+    one_photo = json.loads(app.export("coco")[0])
+    assert [c["name"] for c in one_photo["categories"]] == [classes[0]]  # a single photo's export uses it too
+    app.page.keyboard.press(".")
+    assert opened_photo(app, 1) == second
+    w, h = photos[second]
+    app.click(0.4 * w, 0.6 * h, photos[second])
+    app.page.keyboard.press("n")
+    app.click(0.8 * w, 0.2 * h, photos[second])
+    app.page.select_option("#object-list li[data-id='2'] select", classes[2])  # by the list, not a key
+    app.settled_stats()
+
+    data, name = download(app, "#collection-coco")
+    assert name == "demo-photos-coco.json"
+    whole = json.loads(data)
+    assert [c["name"] for c in whole["categories"]][:3] == classes
+    assert [image["file_name"] for image in whole["images"]] == names
+    by_image = {image["id"]: image["file_name"] for image in whole["images"]}
+    found = [(by_image[a["image_id"]], whole["categories"][a["category_id"] - 1]["name"]) for a in whole["annotations"]]
+    assert found == [(first, classes[0]), (second, "Object 1"), (second, classes[2])]
+    # the first photo's object, left for the second, is exported as its own export showed it
+    assert whole["annotations"][0]["segmentation"] == one_photo["annotations"][0]["segmentation"]
+    api = COCO()
+    api.dataset = whole
+    api.createIndex()
+    for annotation in whole["annotations"]:
+        assert api.annToMask(annotation).sum() == pytest.approx(annotation["area"], rel=0.02)
+
+    data, name = download(app, "#collection-yolo")
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    listed = sorted(archive.namelist())
+    assert "data.yaml" in listed and len([n for n in listed if n.startswith("images/")]) == len(names)
+    assert len([n for n in listed if n.startswith("labels/")]) == len(names)
+    second_stem = second.rsplit(".", 1)[0]
+    lines = archive.read(f"labels/{second_stem}.txt").decode().splitlines()
+    assert [int(line.split()[0]) for line in lines] == [3, 2]  # "Object 1" after the three classes; "thing"
+
+    session, name = download(app, "#session-save")
+    assert name == "demo-photos-session.json"
+    saved = tmp_path / name
+    saved.write_bytes(session)
+    document = json.loads(session)
+    assert sorted(document["photos"]) == sorted([first, second]) and document["current"] == second
+
+    # A new visit (a reload, a closed tab): the work saved in IndexedDB comes back by itself, the photo left
+    # open first, and the exports are the same.
+    app.page.goto(f"{site.url}?collection=demos/collection.json")
+    assert app.wait_for("session") == {"photos": 2, "resumed": True, "t_ms": pytest.approx(0, abs=1e9)}
+    assert opened_photo(app, 0) == second
+    app.page.wait_for_function("document.getElementById('status').textContent.includes('back as you left them')")
+    app.settled_stats()
+    assert json.loads(download(app, "#collection-coco")[0])["annotations"] == whole["annotations"]
+
+    # Another machine: the session file brings the same work back.
+    app.page.evaluate("indexedDB.deleteDatabase('samtab-collections')")
+    app.page.goto(f"{site.url}?collection=demos/collection.json")
+    app.wait_for("opened")
+    opened = app.count("opened")
+    assert opened_photo(app, 0) == first  # nothing saved here: the first photo
+    app.page.set_input_files("#session-input", str(saved))
+    assert opened_photo(app, opened) == second
+    app.page.wait_for_function("document.getElementById('status').textContent.includes('back as you left them')")
+    app.settled_stats()
+    again = json.loads(download(app, "#collection-coco")[0])
+    assert again["annotations"] == whole["annotations"] and again["categories"] == whole["categories"]
+    assert [row[1] for row in strip(app)[:3]] == ["in progress", "in progress", "not started"]
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**document, "model": "another model"}))
+    app.page.set_input_files("#session-input", str(other))
+    app.page.wait_for_function("window.__samtab_events.some(e => e.name == 'error')")
+    [error] = [e["detail"] for e in recorded_events(app.page, "error")]
+    assert error["phase"] == "collection" and "another model" in error["message"] and not error["fatal"]

@@ -212,3 +212,34 @@ def test_names_that_need_quoting_survive_data_yaml():
     collection, session, _ = labelled_collection(classes=("a: b", "#hash", "é ünïcode", "yes", "1"))
     names = yaml.safe_load(col.yolo(collection, session)["data.yaml"])["names"]
     assert [names[i] for i in range(5)] == ["a: b", "#hash", "é ünïcode", "yes", "1"]
+
+
+def test_yolo_zip_holds_images_labels_and_data_yaml_and_keeps_stems_apart():
+    import io
+    import zipfile
+
+    collection, session, _ = labelled_collection(photos=3)
+    twin = col.Photo("photo-000.png", 50, 40, None, "t.msgpack", "t.png")  # the same stem as photo-000.jpg
+    collection.photos.append(twin)
+    jpeg, png = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (8, 6)).save(jpeg, "JPEG")
+    Image.new("RGB", (8, 6)).save(png, "PNG")
+    images = {"photo-000.jpg": jpeg.getvalue(), "photo-000.png": png.getvalue(), "photo-001.jpg": jpeg.getvalue()}
+    archive = zipfile.ZipFile(io.BytesIO(col.yolo_zip(collection, session, images=images)))
+    names = sorted(archive.namelist())
+    assert names == [
+        "data.yaml",
+        "images/photo-000.jpg.jpg",
+        "images/photo-000.png.png",
+        "images/photo-001.jpg",
+        "labels/photo-000.jpg.txt",
+        "labels/photo-000.png.txt",
+        "labels/photo-001.txt",
+        "labels/photo-002.txt",
+    ]
+    assert archive.read("images/photo-001.jpg") == jpeg.getvalue()
+    assert archive.read("labels/photo-001.txt").decode() == col.yolo(collection, session)["labels/photo-001.txt"]
+    with pytest.raises(col.CollectionError, match="not a photo of"):
+        col.yolo_zip(collection, session, images={"stranger.jpg": jpeg.getvalue()})
+    with pytest.raises(col.CollectionError, match="neither a JPEG nor a PNG"):
+        col.yolo_zip(collection, session, images={"photo-001.jpg": b"GIF89a"})

@@ -82,6 +82,9 @@ def test_every_message_the_page_sends_is_parsed_into_its_dataclass():
         "prepare",
         "make-bundle",
         "collection",
+        "collection-export",
+        "session",
+        "classify",
     }
 
 

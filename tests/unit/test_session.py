@@ -239,6 +239,7 @@ def test_a_session_that_used_every_control_is_rebuilt_exactly_after_a_restart():
         await page.settle()
         page.send({"type": "rename", "id": 1, "name": "Cup"})
         page.send({"type": "rename", "id": 1, "name": "   "})  # refused: an object needs a name
+        page.send({"type": "classify", "id": 1, "label": "cup"})
         page.send({"type": "new-object"})
         page.send(
             {
@@ -274,8 +275,8 @@ def test_a_session_that_used_every_control_is_rebuilt_exactly_after_a_restart():
         await page.settle()
         assert page.sent == {}  # every command answered
         errors = page.of("error")
-        assert [e["refused"] for e in errors] == [2, 7, 25] and not any(e.get("restart") for e in errors)
-        assert [m["cmd"] for m in page.of("refused")] == [10, 22]  # nothing to do: no message at all
+        assert [e["refused"] for e in errors] == [2, 7, 26] and not any(e.get("restart") for e in errors)
+        assert [m["cmd"] for m in page.of("refused")] == [11, 23]  # nothing to do: no message at all
         assert all(len(e["message"]) <= MAX_MESSAGE for e in errors)
 
         again = restarted(page)
@@ -1084,5 +1085,126 @@ def test_a_collection_index_is_checked_and_its_photos_listed_without_touching_th
         [error] = page.of("error")
         assert error["phase"] == "collection" and "collection.json's name" in error["message"]
         assert "kept" in error["hint"] and page.state() == state
+
+    run(scenario())
+
+
+def test_classes_are_given_undone_and_exported_and_a_collection_exports_from_the_objects_kept():
+    """classify gives an object a class (one action: undo takes it back), the app's state and exports show it;
+    labels: each object's name, class and mask (RLE), as a collection's session keeps them; collection-export:
+    the whole collection's COCO and YOLO from those, with nothing decoded."""
+    import io
+    import json
+    import zipfile
+
+    from pyapp import collection
+
+    async def scenario():
+        page = await opened(Discs())
+        page.click(300, 200)
+        page.send({"type": "new-object"})
+        page.click(500, 300)
+        await page.settle()
+        page.send({"type": "classify", "cmd": 90, "id": 1, "label": " cat "})
+        assert [o["label"] for o in page.state()["objects"]] == ["cat", None]
+        page.send({"type": "undo"})
+        assert [o["label"] for o in page.state()["objects"]] == [None, None]
+        page.send({"type": "redo"})
+        page.send({"type": "export", "what": "coco"})
+        document = json.loads(bytes(page.of("download")[-1]["data"]))
+        assert [c["name"] for c in document["categories"]] == ["cat", "Object 2"]
+        page.send({"type": "export", "what": "labels"})
+        labels = json.loads(bytes(page.of("download")[-1]["data"]))
+        assert [(o["name"], o["class"]) for o in labels] == [("Object 1", "cat"), ("Object 2", None)]
+        app = page.session.app
+        width, height = app.segmenter.width, app.segmenter.height
+        masks = [m for _, m in app._masks(width, height)]
+        for entry, mask in zip(labels, masks):
+            assert np.array_equal(collection.mask_from_rle(entry["mask"]["counts"], height, width), mask)
+
+        index = collection.Collection(
+            "discs",
+            "samtab baseline",
+            [collection.Photo("photo.png", width, height, None, "p.msgpack", "p.png")],
+            ["cat", "dog"],
+        ).document()
+        session = {
+            "kind": "samtab-session",
+            "version": 1,
+            "collection": "discs",
+            "model": "samtab baseline",
+            "classes": ["cat", "dog"],
+            "photos": {"photo.png": {"status": "in progress", "objects": labels}},
+        }
+        page.send({"type": "collection-export", "what": "coco", "index": index, "session": session})
+        download = page.of("download")[-1]
+        assert (download["what"], download["name"]) == ("collection-coco", "discs-coco.json")
+        whole = json.loads(bytes(download["data"]))
+        assert [c["name"] for c in whole["categories"]] == ["cat", "dog", "Object 2"]
+        assert [a["category_id"] for a in whole["annotations"]] == [1, 3]
+        png = io.BytesIO()
+        from PIL import Image
+
+        Image.new("RGB", (width, height)).save(png, "PNG")
+        page.send(
+            {
+                "type": "collection-export",
+                "what": "yolo",
+                "index": index,
+                "session": session,
+                "images": {"photo.png": png.getvalue()},
+            }
+        )
+        archive = zipfile.ZipFile(io.BytesIO(bytes(page.of("download")[-1]["data"])))
+        assert sorted(archive.namelist()) == ["data.yaml", "images/photo.png", "labels/photo.txt"]
+        page.send({"type": "collection-export", "what": "coco", "index": index, "session": {**session, "model": "x"}})
+        [error] = page.of("error")
+        assert error["phase"] == "export" and "'x'" in error["message"] and "kept" in error["hint"]
+
+    run(scenario())
+
+
+def test_a_session_file_is_checked_against_the_collection_and_a_damaged_one_refused_without_harm(baseline):
+    """session: a session file read (pyapp.collection) against the open collection, answered with the session
+    as read; one of another model, or no JSON at all, refused with phase "collection"; the photo open and its
+    objects stay."""
+    import json
+
+    from pyapp import collection
+
+    index = collection.Collection(
+        "pets", "samtab baseline", [collection.Photo("a.jpg", 4, 3, None, "a.jpg.msgpack", "a.jpg.preview.jpg")]
+    ).document()
+    mask = np.zeros((3, 4), bool)
+    mask[1:, 2:] = True
+    work = {
+        "status": "done",
+        "log": [{"type": "click"}],
+        "objects": [collection.Labelled.of("cup", None, mask).document()],
+    }
+    session = {
+        "kind": "samtab-session",
+        "version": 1,
+        "collection": "pets",
+        "model": "samtab baseline",
+        "classes": [],
+        "current": "a.jpg",
+        "photos": {"a.jpg": work},
+    }
+
+    async def scenario():
+        page = await opened(Discs())
+        page.click(300, 200)
+        await page.settle()
+        state = page.state()
+        page.send({"type": "session", "seq": 3, "index": index, "session": json.dumps(session)})
+        [answer] = page.of("session")
+        assert answer["seq"] == 3 and answer["session"]["photos"]["a.jpg"]["objects"] == work["objects"]
+        page.send({"type": "session", "seq": 4, "index": index, "session": json.dumps({**session, "model": "m2"})})
+        page.send({"type": "session", "seq": 5, "index": index, "session": "\x00 not json"})
+        errors = page.of("error")
+        assert [e["phase"] for e in errors] == ["collection", "collection"]
+        assert "'m2'" in errors[0]["message"] and "not JSON" in errors[1]["message"]
+        assert page.state() == state and len(page.of("session")) == 1
 
     run(scenario())
