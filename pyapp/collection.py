@@ -22,7 +22,7 @@ whole collection exports without decoding anything again.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -376,13 +376,31 @@ def _labelled_photos(collection: Collection, session: Session) -> list[tuple[int
     ]
 
 
+def finish(steps: Iterator[int]):
+    """Run an export's steps (each yields after a photo: the worker answers the page between them) and give
+    its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
 def coco(collection: Collection, session: Session, *, polygon_tolerance: float | None = None) -> dict:
     """One COCO document for the whole collection: every photo in `images` (ids in the collection's order, so
     that two exports agree), a category per class (then per unclassified object name), an annotation per
     object: compressed RLE, or polygons within `polygon_tolerance` pixels where they keep the area."""
+    return finish(coco_steps(collection, session, polygon_tolerance=polygon_tolerance))
+
+
+def coco_steps(
+    collection: Collection, session: Session, *, polygon_tolerance: float | None = None
+) -> Generator[int, None, dict]:
+    """coco(), a photo at a time: yields the photos done so far, returns the document."""
     names = categories(session.classes, session.photos)
     annotations = []
-    for image_id, _photo, work in _labelled_photos(collection, session):
+    for done, (image_id, _photo, work) in enumerate(_labelled_photos(collection, session)):
+        yield done
         for obj in work.objects:
             mask = obj.mask()
             if polygon_tolerance is None:
@@ -416,13 +434,21 @@ def coco(collection: Collection, session: Session, *, polygon_tolerance: float |
 
 
 def yolo(collection: Collection, session: Session, *, tolerance: float = 1.0) -> dict[str, str]:
+    """A YOLO segmentation dataset's text files (see yolo_steps)."""
+    return finish(yolo_steps(collection, session, tolerance=tolerance))
+
+
+def yolo_steps(
+    collection: Collection, session: Session, *, tolerance: float = 1.0
+) -> Generator[int, None, dict[str, str]]:
     """A YOLO segmentation dataset's text files: `labels/STEM.txt` for every photo of the collection (empty for
     a photo without objects: a YOLO background image), and `data.yaml` naming the classes. Each photo's image
     goes in `images/` as STEM plus its own suffix (see `stems`; yolo_zip adds them)."""
     names = categories(session.classes, session.photos)
     files: dict[str, str] = {}
     stems_of = stems(collection)
-    for photo in collection.photos:
+    for done, photo in enumerate(collection.photos):
+        yield done
         work = session.photos.get(photo.name)
         lines = []
         for obj in work.objects if work else ():
@@ -456,10 +482,17 @@ def yolo_zip(
     """The YOLO dataset as a zip: `images/` (the given images by photo name, e.g. the previews the page shows:
     YOLO's coordinates are fractions of the image, so a smaller copy of the photo fits its labels), `labels/`
     and `data.yaml`."""
+    return finish(yolo_zip_steps(collection, session, tolerance=tolerance, images=images))
+
+
+def yolo_zip_steps(
+    collection: Collection, session: Session, *, tolerance: float = 1.0, images: Mapping[str, bytes] | None = None
+) -> Generator[int, None, bytes]:
+    """yolo_zip(), a photo at a time."""
     import io
     import zipfile
 
-    files = yolo(collection, session, tolerance=tolerance)
+    files = yield from yolo_steps(collection, session, tolerance=tolerance)
     stems_of = stems(collection)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:

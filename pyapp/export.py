@@ -120,13 +120,21 @@ def segmentation(mask: np.ndarray, polygon_tolerance: float | None = None) -> di
     coco), else compressed RLE."""
     height, width = mask.shape
     if polygon_tolerance is not None and mask.any():
-        traced = polygons.rings(mask)
+        crop, corner = _cropped(mask)  # traced and checked on the object's box alone: a small object is quick
+        traced = polygons.rings(crop)
         if len(traced) <= MAX_POLYGON_RINGS:
-            shapes = polygons.polygons(mask, polygon_tolerance, traced=traced)
-            lost = np.count_nonzero(polygons.fill(shapes, height, width) != mask)
+            shapes = polygons.polygons(crop, polygon_tolerance, traced=traced)
+            lost = np.count_nonzero(polygons.fill(shapes, *crop.shape) != crop)
             if lost <= MAX_POLYGON_LOSS * np.count_nonzero(mask):
-                return [[round(float(v), 2) for v in shape.ravel()] for shape in shapes]
+                return [[round(float(v), 2) for v in (shape + corner).ravel()] for shape in shapes]
     return {"size": [height, width], "counts": rle_string(rle_counts(mask))}
+
+
+def _cropped(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mask's bounding box of pixels, and its top-left corner (x, y) in the mask: polygons traced on the
+    box, moved by the corner, are the mask's (the simplification keeps traced vertices: none leaves the box)."""
+    x0, y0, x1, y1 = mask_box(mask)
+    return mask[y0 : y1 + 1, x0 : x1 + 1], np.array([x0, y0], dtype=np.float64)
 
 
 def yolo(objects: Sequence[tuple[str, np.ndarray]], *, tolerance: float = 1.0) -> tuple[str, str]:
@@ -142,11 +150,14 @@ def yolo(objects: Sequence[tuple[str, np.ndarray]], *, tolerance: float = 1.0) -
 def yolo_line(mask: np.ndarray, class_index: int, tolerance: float = 1.0) -> str | None:
     """An object's YOLO segmentation line (see yolo), or None for an empty mask."""
     height, width = mask.shape
-    shapes = polygons.polygons(mask, tolerance, max_rings=MAX_POLYGON_RINGS)
+    if not mask.any():
+        return None
+    crop, corner = _cropped(mask)
+    shapes = polygons.polygons(crop, tolerance, max_rings=MAX_POLYGON_RINGS)
     if not shapes:
         return None
     joined = shapes[0]
     for shape in shapes[1:]:
         joined = polygons.keyhole(joined, shape)
-    scaled = (joined / np.array([width, height])).ravel()
+    scaled = ((joined + corner) / np.array([width, height])).ravel()
     return " ".join([str(class_index), *(f"{v:.6f}" for v in scaled)])

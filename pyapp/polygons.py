@@ -176,24 +176,28 @@ def keyhole(ring: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 def fill(polygon_list: list[np.ndarray], height: int, width: int) -> np.ndarray:
-    """Rasterise polygons (even-odd, all together) at pixel centres: what a polygon export stands for."""
+    """Rasterise polygons (even-odd, all together) at pixel centres: what a polygon export stands for.
+    Vectorised: every edge's crossing of every pixel row's centre line, as a step in that row from the first
+    pixel whose centre lies right of it; a pixel is inside where the steps before it are odd."""
     out = np.zeros((height, width), dtype=bool)
-    centres_x = np.arange(width) + 0.5
-    edges = []
-    for polygon in polygon_list:
-        if len(polygon) >= 3:
-            edges.append(np.hstack([polygon, np.roll(polygon, -1, axis=0)]))
+    edges = [np.hstack([p, np.roll(p, -1, axis=0)]) for p in polygon_list if len(p) >= 3]
     if not edges:
         return out
     e = np.vstack(edges)
     x0, y0, x1, y1 = e[:, 0], e[:, 1], e[:, 2], e[:, 3]
     low, high = np.minimum(y0, y1), np.maximum(y0, y1)
-    for row in range(height):
-        y = row + 0.5
-        live = (low <= y) & (high > y)
-        if not live.any():
-            continue
-        xs = np.sort(x0[live] + (y - y0[live]) * (x1[live] - x0[live]) / (y1[live] - y0[live]))
-        count = np.searchsorted(xs, centres_x)  # crossings left of each pixel centre
-        out[row] = count % 2 == 1
+    # rows whose centre y = row + 0.5 satisfies low <= y < high
+    first = np.clip(np.ceil(low - 0.5), 0, height).astype(np.intp)
+    stop = np.clip(np.ceil(high - 0.5), 0, height).astype(np.intp)
+    spans = np.maximum(stop - first, 0)
+    if not spans.any():
+        return out
+    which = np.repeat(np.arange(len(e)), spans)
+    rows = first[which] + (np.arange(len(which)) - np.repeat(np.cumsum(spans) - spans, spans))
+    y = rows + 0.5
+    xs = x0[which] + (y - y0[which]) * (x1[which] - x0[which]) / (y1[which] - y0[which])
+    start = np.clip(np.floor(xs - 0.5).astype(np.intp) + 1, 0, width)  # the first pixel with its centre > x
+    steps = np.zeros((height, width + 1), dtype=np.int32)
+    np.add.at(steps, (rows, start), 1)
+    out[:] = (np.cumsum(steps[:, :width], axis=1) & 1).astype(bool)
     return out

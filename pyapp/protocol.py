@@ -290,7 +290,9 @@ class Viewport(Message):
 class CollectionExport(Message):
     """The whole collection's export: "coco" (one JSON document) or "yolo" (a zip: labels/, data.yaml and the
     images the page passes, by photo name). `index`: the collection (collection.json's document); `session`:
-    the work on it (pyapp.collection's session document: every photo's objects). Answered with a download."""
+    the work on it (pyapp.collection's session document: every photo's objects). `tolerance`: COCO's masks as
+    polygons within it (None: as RLE, exact) and YOLO's polygons' (None: the app's default). Answered with a
+    download."""
 
     kind: ClassVar[str] = "collection-export"
     what: str

@@ -182,7 +182,7 @@ class Session:
         elif isinstance(message, protocol.OpenCollection):
             self.open_collection(message)
         elif isinstance(message, protocol.CollectionExport):
-            self.export_collection(message)
+            self.spawn(self.export_collection(message))
         elif isinstance(message, protocol.OpenSession):
             self.open_session(message)
         elif isinstance(message, protocol.EverythingCancel):
@@ -306,22 +306,32 @@ class Session:
             return
         self.send(protocol.SessionOpened(message.seq, work.document()))
 
-    def export_collection(self, message: protocol.CollectionExport) -> None:
+    async def export_collection(self, message: protocol.CollectionExport) -> None:
         """The whole collection's COCO document or YOLO zip (pyapp.collection), from the objects the page kept
-        of each photo: nothing is decoded, so it does not wait for the photo open."""
+        of each photo: nothing is decoded, so it does not wait for the photo open. It yields to the event loop
+        after each photo: the page's pings (and clicks) are answered meanwhile."""
         try:
             found = collection.read_index(message.index)
             work = collection.read_session(message.session, found)
-            tolerance = polygon_tolerance(message.tolerance)
             slug = re.sub(r"[^A-Za-z0-9]+", "-", found.name).strip("-").lower() or "collection"
             if message.what == "coco":
-                document = collection.coco(found, work, polygon_tolerance=tolerance)
-                name, mime, data = f"{slug}-coco.json", "application/json", json.dumps(document).encode()
+                # RLE unless polygons are asked for: exact, and ~20x quicker for a large collection
+                steps = collection.coco_steps(found, work, polygon_tolerance=message.tolerance)
+                name, mime = f"{slug}-coco.json", "application/json"
             elif message.what == "yolo":
+                tolerance = polygon_tolerance(message.tolerance)
+                steps = collection.yolo_zip_steps(found, work, tolerance=tolerance, images=message.images)
                 name, mime = f"{slug}-yolo.zip", "application/zip"
-                data = collection.yolo_zip(found, work, tolerance=tolerance, images=message.images)
             else:
                 raise ValueError(f"there is no collection export {brief(repr(message.what), 40)}")
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    result = done.value
+                    break
+                await asyncio.sleep(0)
+            data = json.dumps(result).encode() if message.what == "coco" else result
         except (collection.CollectionError, ValueError) as error:
             self.fail("export", f"The collection cannot be exported: {brief(error)}", KEPT)
             return

@@ -5,6 +5,7 @@
     python tools/bench.py pipeline [--photo WxH] [--view PX] [--runs 50] [--json]
     python tools/bench.py everything [--demo SLUG ...] [--grid 16,32] [--no-browser] [--json]
     python tools/bench.py click [--demo SLUG ...] [--clicks 30] [--threads 1,0] [--json]
+    python tools/bench.py collection [--photos 200] [--objects 3] [--runs 3] [--json]
     python tools/bench.py click --vs-js [--demo rocket-sam2.1-tiny-random] [--clicks 24] [--rounds 3]
                                 [--threads 2] [--pattern plain|rest|rest-away] [--hover|--no-hover] [--json]
 
@@ -14,6 +15,10 @@ boot   Start-up in headless Chromium (Debian's, as in the tests): each run is a 
        worker), onnxruntime-web ready (self-test model run), with the worker's own milestones; with --demo,
        the photo clicked as soon as it shows, to the first mask painted. A waterfall per run and visit,
        then the medians.
+collection  A synthetic collection of --photos photos (the coffee demo's bundle and preview under as many
+       names; --objects objects each, ellipses, some with a class), its session opened in the page with Open
+       session, then the whole collection exported: "COCO (all)" and "YOLO (all)" clicked, timed to the
+       download, --runs times (median); beside the same exports in CPython (pyapp.collection).
 encode Per photo (the demo photos), tools/encode.py's time split into load, preprocess, session.run and
        write, for each model folder (default: every one in models/); our overhead beyond session.run;
        bundle bytes; and the time to read a bundle and expand it to float32 (what the app does per photo).
@@ -241,6 +246,101 @@ def bench_encode_ray(model_dirs: list[Path], actors: int, copies: int) -> dict:
     print(f"Ray started in {startup_s:.1f} s (not counted above), {ray.cluster_resources().get('CPU', 0):g} CPUs")
     ray.shutdown()
     return {"bench": "encode-ray", "actors": actors, "ray_startup_s": startup_s, "models": results}
+
+
+def synthetic_collection(photos: int, objects: int, seed: int = 0):
+    """(index, session) of `photos` photos, the coffee demo's bundle and preview under as many names, each with
+    `objects` ellipses at the demo's size, every other one given a class; the first photo has none (it is
+    the one the page opens)."""
+    import numpy as np
+
+    from pyapp import collection
+
+    demo = json.loads((ROOT / "site" / "demos" / "coffee" / "demo.json").read_text())
+    width, height = demo["width"], demo["height"]
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    classes = ["cup", "saucer", "spoon"]
+    entries, work = [], {}
+    for index in range(photos):
+        name = f"photo-{index:04d}.png"
+        entries.append(
+            collection.Photo(name, width, height, None, f"../coffee/{demo['bundle']}", f"../coffee/{demo['preview']}")
+        )
+        if index == 0:
+            continue
+        labelled = []
+        for number in range(objects):
+            cy, cx = rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width
+            ry, rx = rng.uniform(0.05, 0.2) * height, rng.uniform(0.05, 0.2) * width
+            mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+            label = classes[number % len(classes)] if number % 2 == 0 else None
+            labelled.append(collection.Labelled.of(f"Object {number + 1}", label, mask))
+        work[name] = collection.PhotoWork(None, "in progress", [], labelled)
+    index_ = collection.Collection(f"{photos} photos", demo["model_name"], entries, classes)
+    return index_, collection.Session(index_.name, index_.model, classes, work, None)
+
+
+def bench_collection(photos: int, objects: int, runs: int) -> dict:
+    """The whole collection's exports: in the page (clicked, to the download) and in CPython."""
+    import shutil
+    import statistics
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    from pyapp import collection
+
+    index, session = synthetic_collection(photos, objects)
+    folder = ROOT / "site" / "demos" / "bench-collection"  # (site/demos/ is generated, not committed)
+    folder.mkdir(exist_ok=True)
+    (folder / "collection.json").write_text(json.dumps(index.document()))
+    results: dict = {"photos": photos, "objects": objects, "page": {}, "cpython": {}}
+    for what in ("coco", "yolo"):
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            if what == "coco":
+                json.dumps(collection.coco(index, session))  # RLE, as the page's COCO (all)
+            else:
+                collection.yolo_zip(index, session, tolerance=1.0)
+            times.append(time.perf_counter() - started)
+        results["cpython"][what] = statistics.median(times)
+    recorder = EVENT_RECORDER.replace('"ready", "error"', '"ready", "error", "opened", "session", "export"')
+    server = SiteServer()
+    try:
+        with sync_playwright() as playwright, tempfile.TemporaryDirectory() as scratch:
+            saved = Path(scratch) / "session.json"
+            saved.write_text(json.dumps(session.document()))
+            browser = playwright.chromium.launch(**launch_args())
+            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+            page.add_init_script(recorder)
+            page.goto(f"{server.url}?collection=demos/bench-collection/collection.json")
+            page.wait_for_function("window.__samtab_events.some(e => e.name == 'opened')", timeout=180_000)
+            page.set_input_files("#session-input", str(saved))
+            page.wait_for_function("window.__samtab_events.filter(e => e.name == 'opened').length > 1", timeout=60_000)
+            page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
+            for what in ("coco", "yolo"):
+                times, size = [], 0
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    with page.expect_download(timeout=300_000) as caught:
+                        page.click(f"#collection-{what}")
+                    size = Path(caught.value.path()).stat().st_size
+                    times.append(time.perf_counter() - started)
+                results["page"][what] = {"median_s": statistics.median(times), "runs_s": times, "bytes": size}
+            browser.close()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"collection: {photos} photos x {objects} objects ({photos - 1} photos with objects), {runs} runs, median")
+    for what in ("coco", "yolo"):
+        page_s, megabytes = results["page"][what]["median_s"], results["page"][what]["bytes"] / 1e6
+        print(
+            f"  {what.upper():4}  page {page_s:6.2f} s (click to download, {megabytes:.1f} MB)"
+            f"   CPython {results['cpython'][what]:6.2f} s   page/CPython {page_s / results['cpython'][what]:.1f}x"
+        )
+    return {"bench": "collection", **results}
 
 
 def bench_encode_tab(slug: str, threads_list: list[int], runs: int) -> dict:
@@ -951,6 +1051,11 @@ def main(argv: list[str] | None = None) -> int:
         "fit,100,400 (default fit; not with --vs-js)",
     )
     click.add_argument("--json", action="store_true")
+    collection_bench = sub.add_parser("collection", help="the whole collection's exports, in the page and CPython")
+    collection_bench.add_argument("--photos", type=int, default=200)
+    collection_bench.add_argument("--objects", type=int, default=3)
+    collection_bench.add_argument("--runs", type=int, default=3)
+    collection_bench.add_argument("--json", action="store_true")
     everything_bench = sub.add_parser("everything", help="segment everything, in CPython and in the page")
     everything_bench.add_argument("--demo", action="append", metavar="SLUG", help="default: shapes, SAM2.1 too")
     everything_bench.add_argument("--grid", default="16,32", help="points per side, comma-separated (default 16,32)")
@@ -979,6 +1084,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--zoom takes fit or percentages, e.g. fit,100,400, not {args.zoom!r}")
         threads = [int(t) for t in (args.threads or "1,0").split(",")]
         result = bench_click(slugs, args.clicks or 30, threads, zooms)
+    elif args.bench == "collection":
+        result = bench_collection(args.photos, args.objects, args.runs)
     elif args.bench == "everything":
         slugs = args.demo or ["shapes", "shapes-sam2.1-tiny-random"]
         result = bench_everything(slugs, [int(v) for v in args.grid.split(",")], not args.no_browser)

@@ -55,7 +55,10 @@ for (const name of ["boot", "painted", "status", "python", "ready", "error"]) {
 # The same, for every event the app dispatches (what a test of the app as a person uses it watches).
 APP_EVENT_RECORDER = EVENT_RECORDER.replace(
     '"ready", "error"',
-    '"ready", "error", "mask", "opened", "photo", "export", "stats", "encoded", "encode-cancelled", "collection", "session"',
+    (
+        '"ready", "error", "mask", "opened", "photo", "export", "stats", "encoded", "encode-cancelled", "collection", '
+        '"session"'
+    ),
 )
 
 BOOT_TIMEOUT_MS = 120_000

@@ -552,6 +552,10 @@ COMMANDS: dict[str, Way] = {
         "--runs 1 (one copy of each demo photo; models/ of the copy holds the baseline only)",
         bench({"--ray 2": "--ray 2 --runs 1"}, "outputs identical: True"),
     ),
+    ".venv/bin/samtab-bench collection": Way(
+        "--photos 20 --runs 1 (the 200-photo figures are in the README)",
+        bench("--photos 20 --runs 1", "page/CPython"),
+    ),
     ".venv/bin/samtab-bench pipeline": Way(
         "--photo 960x640 --runs 1 (at the default 12 MP photo it takes ~14 s)",
         bench("--photo 960x640 --runs 1", "pipeline in CPython"),

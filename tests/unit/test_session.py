@@ -211,6 +211,13 @@ async def opened(runner) -> Page:
     return page
 
 
+async def finished(page: Page) -> None:
+    """Until the worker's own tasks (a collection's export) are done."""
+    while page.session.tasks:
+        await asyncio.gather(*list(page.session.tasks))
+    page.receive()
+
+
 def restarted(page: Page, runner=None) -> Page:
     """A fresh worker given the photo and the page's log, as the page does after a crash."""
     again = Page(runner or type(page.runner)(), page.loader.files)
@@ -1137,6 +1144,7 @@ def test_classes_are_given_undone_and_exported_and_a_collection_exports_from_the
             "photos": {"photo.png": {"status": "in progress", "objects": labels}},
         }
         page.send({"type": "collection-export", "what": "coco", "index": index, "session": session})
+        await finished(page)
         download = page.of("download")[-1]
         assert (download["what"], download["name"]) == ("collection-coco", "discs-coco.json")
         whole = json.loads(bytes(download["data"]))
@@ -1155,9 +1163,11 @@ def test_classes_are_given_undone_and_exported_and_a_collection_exports_from_the
                 "images": {"photo.png": png.getvalue()},
             }
         )
+        await finished(page)
         archive = zipfile.ZipFile(io.BytesIO(bytes(page.of("download")[-1]["data"])))
         assert sorted(archive.namelist()) == ["data.yaml", "images/photo.png", "labels/photo.txt"]
         page.send({"type": "collection-export", "what": "coco", "index": index, "session": {**session, "model": "x"}})
+        await finished(page)
         [error] = page.of("error")
         assert error["phase"] == "export" and "'x'" in error["message"] and "kept" in error["hint"]
 
