@@ -90,6 +90,7 @@ export function showCollection(/** @type {CollectionOpened} */ data) {
     index: -1,
     work: new Map(),
     labels: new Map(),
+    done: new Set(),
     asked: [],
     sessionSeq: 0,
   };
@@ -213,8 +214,10 @@ function sessionDocument() {
   for (const [index, photo] of collection.photos.entries()) {
     const log = index === collection.index ? currentWork() : (collection.work.get(photo.name) ?? []);
     const objects = collection.labels.get(photo.name) ?? [];
-    if (log.length || objects.length)
-      photos[photo.name] = { sha256: photo.sha256, status: "in progress", log, objects };
+    const status = statusOf(index) === "done" ? "done" : "in progress";
+    if (log.length || objects.length || status === "done") {
+      photos[photo.name] = { sha256: photo.sha256, status, log, objects };
+    }
   }
   return {
     kind: "samtab-session",
@@ -308,6 +311,7 @@ export function takeSession(/** @type {import("./protocol.js").SessionOpened} */
   collection.classes = session.classes;
   collection.work = new Map(Object.entries(session.photos).map(([name, work]) => [name, work.log]));
   collection.labels = new Map(Object.entries(session.photos).map(([name, work]) => [name, work.objects]));
+  collection.done = new Set(Object.keys(session.photos).filter((name) => session.photos[name].status === "done"));
   const current = collection.photos.findIndex((photo) => photo.name === session.current);
   const index = current >= 0 ? current : Math.max(collection.index, 0);
   collection.index = -1; // the photo open now is replaced by the session's, even if it is the same one
@@ -384,9 +388,12 @@ export function renderStrip() {
   const collection = state.collection;
   if (!collection) return;
   scheduleAutosave();
-  const done = collection.photos.filter((_, index) => statusOf(index) === "in progress").length;
+  const count = (/** @type {string} */ status) => collection.photos.filter((_, i) => statusOf(i) === status).length;
   $("filmstrip-where").textContent =
-    `Photo ${collection.index + 1} of ${collection.photos.length}, ${done} in progress. Keys , and . step.`;
+    `Photo ${collection.index + 1} of ${collection.photos.length}: ${count("done")} done, ` +
+    `${count("in progress")} in progress. Keys , and . step.`;
+  const current = collection.photos[collection.index];
+  putPressed(current ? collection.done.has(current.name) : false);
   for (const button of list.querySelectorAll("button")) {
     const index = Number(button.dataset.index);
     const photo = collection.photos[index];
@@ -399,10 +406,26 @@ export function renderStrip() {
   }
 }
 
-/** A photo's status: needs encoding (no bundle), in progress (it has commands), or not started. */
+/** A photo's status: needs encoding (no bundle), done (so marked), in progress (it has commands), or not
+ * started. */
 function statusOf(/** @type {number} */ index) {
   const collection = /** @type {import("./state.js").Collection} */ (state.collection);
   const photo = collection.photos[index];
   const work = index === collection.index ? currentWork() : (collection.work.get(photo.name) ?? []);
-  return !photo.bundleUrl ? "needs encoding" : work.length ? "in progress" : "not started";
+  if (!photo.bundleUrl) return "needs encoding";
+  if (collection.done.has(photo.name)) return "done";
+  return work.length ? "in progress" : "not started";
 }
+
+const doneButton = $("photo-done");
+const putPressed = (/** @type {boolean} */ pressed) => doneButton.setAttribute("aria-pressed", String(pressed));
+
+/** Mark the open photo done (or not done again); false when no collection is open (the key is free). */
+export function toggleDone() {
+  const collection = state.collection;
+  const photo = collection?.photos[collection.index];
+  if (!collection || !photo) return false;
+  if (!collection.done.delete(photo.name)) collection.done.add(photo.name);
+  renderStrip();
+}
+doneButton.addEventListener("click", () => toggleDone());

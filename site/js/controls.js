@@ -3,7 +3,7 @@
 // state it sends with every frame); what they do goes back to it as commands.
 import { VIEWS } from "../vendor/constants.js";
 import { zoomActual, zoomFit, zoomStep } from "./canvas.js";
-import { stepPhoto } from "./collection.js";
+import { stepPhoto, toggleDone } from "./collection.js";
 import { $, clickHint, put, setStatus, updateState } from "./contract.js";
 import { comboOf, GESTURES, keysOf, listed, SHORTCUTS, shortcutFor } from "./keys.js";
 import { scheduleSave } from "./saves.js";
@@ -380,6 +380,7 @@ const ACTIONS = {
   "export-yolo": () => !exportButtons.yolo.disabled && exportFile("yolo", tolerance()),
   open: () => fileInput.click(),
   "collection-step": (key) => stepPhoto(key === "," ? -1 : 1),
+  "photo-done": () => toggleDone(),
   classify: (key) => classifyCurrent(key),
 };
 // A row without its action would be a key that does nothing: better the page does not start.

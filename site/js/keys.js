@@ -34,6 +34,7 @@ export const SHORTCUTS = Object.freeze([
   { keys: ["Y"], does: "export YOLO labels", action: "export-yolo" },
   { keys: ["O"], does: "open your own photo", action: "open" },
   { keys: [",", "."], does: "previous, next photo of the collection", action: "collection-step" },
+  { keys: ["D"], does: "mark this photo of the collection done (again: not done)", action: "photo-done" },
   {
     keys: ["Alt+1", "Alt+2", "Alt+3", "Alt+4", "Alt+5", "Alt+6", "Alt+7", "Alt+8", "Alt+9", "Alt+0"],
     does: "give this object the collection's class 1 to 9 (0: no class)",

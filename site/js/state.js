@@ -68,6 +68,7 @@
  * @property {Map<string, Command[]>} work  each photo's commands, by name, while another photo is open
  * @property {Map<string, import("./protocol.js").Labelled[]>} labels  each photo's objects (name, class, mask),
  *   by name, as they were when it was left: what the whole collection's exports are made of
+ * @property {Set<string>} done  the photos marked done
  * @property {string[]} asked  the photos whose objects were asked of the worker, in order, not yet answered
  * @property {number} sessionSeq  the session file sent to be read last
  * @property {boolean} [resuming]  the work saved on an earlier visit is being read: nothing is saved meanwhile

@@ -178,12 +178,16 @@ def test_classes_whole_exports_and_a_session_file_round_trip(app, site, tmp_path
     lines = archive.read(f"labels/{second_stem}.txt").decode().splitlines()
     assert [int(line.split()[0]) for line in lines] == [3, 2]  # "Object 1" after the three classes; "thing"
 
+    app.page.keyboard.press("d")  # the second photo is done
+    assert strip(app)[1] == (second, "done", True)
+    assert app.page.get_attribute("#photo-done", "aria-pressed") == "true"
     session, name = download(app, "#session-save")
     assert name == "demo-photos-session.json"
     saved = tmp_path / name
     saved.write_bytes(session)
     document = json.loads(session)
     assert sorted(document["photos"]) == sorted([first, second]) and document["current"] == second
+    assert [document["photos"][n]["status"] for n in (first, second)] == ["in progress", "done"]
 
     # A new visit (a reload, a closed tab): the work saved in IndexedDB comes back by itself, the photo left
     # open first, and the exports are the same.
@@ -206,7 +210,7 @@ def test_classes_whole_exports_and_a_session_file_round_trip(app, site, tmp_path
     app.settled_stats()
     again = json.loads(download(app, "#collection-coco")[0])
     assert again["annotations"] == whole["annotations"] and again["categories"] == whole["categories"]
-    assert [row[1] for row in strip(app)[:3]] == ["in progress", "in progress", "not started"]
+    assert [row[1] for row in strip(app)[:3]] == ["in progress", "done", "not started"]
 
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**document, "model": "another model"}))
