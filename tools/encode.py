@@ -50,6 +50,10 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".g
 PROVIDER_PREFERENCE = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider")
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "coreml": "CoreMLExecutionProvider"}
 DEFAULT_PREVIEW_EDGE = 2048
+WEB_ENCODER_HELP = (
+    "encode with the model's encoder_web.onnx, the file the page runs for a photo without a bundle "
+    "(tools/web_encoder.py): the bundles are those the page makes"
+)
 
 
 class UsageError(Exception):
@@ -435,8 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--web-encoder",
         action="store_true",
-        help="encode with the model's encoder_web.onnx, the file the page runs for a photo without a bundle "
-        "(tools/web_encoder.py): the bundles are those the page makes",
+        help=WEB_ENCODER_HELP,
     )
     parser.add_argument(
         "--ray",

@@ -61,7 +61,7 @@ from pyapp import contract
 from pyapp import image as images
 from pyapp.model import ModelError
 from pyapp.stopwatch import Stopwatch
-from samtab_tools.encode import Encoder, UsageError, choose_provider, photo_bundle
+from samtab_tools.encode import WEB_ENCODER_HELP, Encoder, UsageError, choose_provider, photo_bundle
 from samtab_tools.modelio import read_model_folder
 
 DEFAULT_PORT = 8765
@@ -457,8 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--web-encoder",
         action="store_true",
-        help="encode with the model's encoder_web.onnx, the file the page runs for a photo without a bundle "
-        "(tools/web_encoder.py): the bundles are those the page makes",
+        help=WEB_ENCODER_HELP,
     )
     parser.add_argument(
         "--provider",
