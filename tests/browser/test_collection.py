@@ -33,6 +33,16 @@ def opened_photo(app: AppPage, after: int) -> str:
     return app.wait_for("opened", after)["slug"].split("/", 1)[1]
 
 
+def back_as_left(app: AppPage, times: int) -> None:
+    """Until the page has said a reopened photo's objects are back (the status event: the status line itself
+    may already show the next mask's words), and the worker has settled."""
+    app.page.wait_for_function(
+        "window.__samtab_events.filter(e => e.name == 'status' && "
+        f"e.detail.text.includes('back as you left them')).length >= {times}"
+    )
+    app.settled_stats()
+
+
 def coco(app: AppPage) -> list[dict]:
     app.settled_stats()
     data, _ = app.export("coco")
@@ -69,14 +79,14 @@ def test_photos_switch_and_each_keeps_its_objects(app, site):
 
     app.page.keyboard.press(",")
     assert opened_photo(app, 2) == first
-    app.page.wait_for_function("document.getElementById('status').textContent.includes('back as you left them')")
+    back_as_left(app, 1)
     assert coco(app) == before  # the same masks, decoded again from the same clicks
     assert [row[1] for row in strip(app)[:3]] == ["in progress", "in progress", "not started"]
     assert strip(app)[0][2] and not app.ui()["restore"]
 
     app.page.click(f"#filmstrip-list button[data-index='{names.index(second)}']")
     assert opened_photo(app, 3) == second
-    app.page.wait_for_function("document.getElementById('status').textContent.includes('back as you left them')")
+    back_as_left(app, 2)
     assert coco(app) == second_objects
     app.page.keyboard.press(",")  # from the second photo back to the first, and from the first to the last
     assert opened_photo(app, 4) == first
@@ -194,7 +204,7 @@ def test_classes_whole_exports_and_a_session_file_round_trip(app, site, tmp_path
     app.page.goto(f"{site.url}?collection=demos/collection.json")
     assert app.wait_for("session") == {"photos": 2, "resumed": True, "t_ms": pytest.approx(0, abs=1e9)}
     assert opened_photo(app, 0) == second
-    app.page.wait_for_function("document.getElementById('status').textContent.includes('back as you left them')")
+    back_as_left(app, 1)
     app.settled_stats()
     assert json.loads(download(app, "#collection-coco")[0])["annotations"] == whole["annotations"]
 
@@ -206,7 +216,7 @@ def test_classes_whole_exports_and_a_session_file_round_trip(app, site, tmp_path
     assert opened_photo(app, 0) == first  # nothing saved here: the first photo
     app.page.set_input_files("#session-input", str(saved))
     assert opened_photo(app, opened) == second
-    app.page.wait_for_function("document.getElementById('status').textContent.includes('back as you left them')")
+    back_as_left(app, 1)
     app.settled_stats()
     again = json.loads(download(app, "#collection-coco")[0])
     assert again["annotations"] == whole["annotations"] and again["categories"] == whole["categories"]
