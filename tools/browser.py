@@ -57,7 +57,7 @@ APP_EVENT_RECORDER = EVENT_RECORDER.replace(
     '"ready", "error"',
     (
         '"ready", "error", "mask", "opened", "photo", "export", "stats", "encoded", "encode-cancelled", "collection", '
-        '"session"'
+        '"session", "autosaved"'
     ),
 )
 

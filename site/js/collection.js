@@ -146,18 +146,24 @@ export function sessionRefused() {
   if (collection.index < 0) openCollectionPhoto(0);
 }
 
-/** Save the collection's work once the page has been still for a moment (after every change). */
+/** Save the collection's work once the page has been still for a moment (after every change), and at once
+ * when the page is left. */
 function scheduleAutosave() {
   clearTimeout(autosaveTimer);
-  autosaveTimer = setTimeout(() => {
-    const collection = state.collection;
-    if (!collection || collection.index < 0 || collection.resuming) return;
-    const entry = { id: autosaveId(), saved: Date.now(), session: sessionDocument() };
-    autosaves("readwrite", (store) => store.put(entry)).catch((error) =>
-      console.warn("samtab: the collection's work was not saved:", error),
-    );
-  }, AUTOSAVE_DELAY_MS);
+  autosaveTimer = setTimeout(autosave, AUTOSAVE_DELAY_MS);
 }
+
+function autosave() {
+  clearTimeout(autosaveTimer);
+  const collection = state.collection;
+  if (!collection || collection.index < 0 || collection.resuming) return;
+  const session = sessionDocument();
+  const entry = { id: autosaveId(), saved: Date.now(), session };
+  autosaves("readwrite", (store) => store.put(entry))
+    .then(() => emit("autosaved", { photos: Object.keys(session.photos).length, done: collection.done.size }))
+    .catch((error) => console.warn("samtab: the collection's work was not saved:", error));
+}
+addEventListener("pagehide", autosave);
 
 /** The photo open is left: its commands are kept, and its objects asked of the worker (`takeLabels`). */
 function leavePhoto() {

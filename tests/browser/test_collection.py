@@ -201,6 +201,9 @@ def test_classes_whole_exports_and_a_session_file_round_trip(app, site, tmp_path
 
     # A new visit (a reload, a closed tab): the work saved in IndexedDB comes back by itself, the photo left
     # open first, and the exports are the same.
+    app.page.wait_for_function(
+        "window.__samtab_events.some(e => e.name == 'autosaved' && e.detail.photos == 2 && e.detail.done == 1)"
+    )
     app.page.goto(f"{site.url}?collection=demos/collection.json")
     assert app.wait_for("session") == {"photos": 2, "resumed": True, "t_ms": pytest.approx(0, abs=1e9)}
     assert opened_photo(app, 0) == second
