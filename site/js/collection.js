@@ -4,7 +4,7 @@
 // or the keys of "collection-step") keeps each photo's commands and applies them again when it is opened
 // again, so its objects come back as they were. The index is read by the worker (pyapp.collection): the page
 // resolves its paths, on this site only.
-import { $, emit, fail, setStatus } from "./contract.js";
+import { $, download, emit, fail, setStatus } from "./contract.js";
 import { openDemo } from "./photos.js";
 import { objectStore } from "./saves.js";
 import { state } from "./state.js";
@@ -286,13 +286,8 @@ async function saveSession() {
       .replace(/[^A-Za-z0-9]+/g, "-")
       .replace(/^-|-$/g, "")
       .toLowerCase() || "collection";
-  const url = URL.createObjectURL(new Blob([data], { type: "application/json" }));
-  const link = Object.assign(document.createElement("a"), { href: url, download: `${slug}-session.json` });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  emit("export", { what: "session", name: link.download, bytes: data.byteLength });
+  download(`${slug}-session.json`, "application/json", data.buffer);
+  emit("export", { what: "session", name: `${slug}-session.json`, bytes: data.byteLength });
 }
 
 /** Open session: a session file, sent to the worker to be checked against this collection. */

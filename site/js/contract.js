@@ -114,3 +114,13 @@ export function fail(phase, message, hint = "", fatal = true) {
   delete document.body.dataset.slow;
   emit("error", { phase, message: text, hint: help, fatal });
 }
+
+/** A file saved to the person's downloads (an export, a session file). */
+export function download(/** @type {string} */ name, /** @type {string} */ mime, /** @type {ArrayBuffer} */ data) {
+  const url = URL.createObjectURL(new Blob([data], { type: mime }));
+  const link = Object.assign(document.createElement("a"), { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

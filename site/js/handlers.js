@@ -2,7 +2,7 @@
 // What the page does with each of the worker's messages (protocol.js): one handler per message type.
 import { clearBrushLayer, paintDetail, paintFrame } from "./canvas.js";
 import { renderStrip, sendCollection, sessionRefused, showCollection, takeLabels, takeSession } from "./collection.js";
-import { clearError, clickHint, emit, fail, now, setStatus, touch, updateState } from "./contract.js";
+import { clearError, clickHint, download, emit, fail, now, setStatus, touch, updateState } from "./contract.js";
 import { endEverything, renderControls, showEverything } from "./controls.js";
 import { answered, refused, showSaveBundle } from "./encode.js";
 import { keysOf } from "./keys.js";
@@ -240,13 +240,4 @@ function describeMask(/** @type {Mask} */ mask, /** @type {Controls} */ controls
     "mask",
     clickHint(),
   );
-}
-
-function download(/** @type {string} */ name, /** @type {string} */ mime, /** @type {ArrayBuffer} */ data) {
-  const url = URL.createObjectURL(new Blob([data], { type: mime }));
-  const link = Object.assign(document.createElement("a"), { href: url, download: name });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
