@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pyapp import bundle as bundles
 from pyapp import export
 
 INDEX_KIND, SESSION_KIND = "samtab-collection", "samtab-session"
@@ -236,6 +237,82 @@ def read_index(data: bytes | str | Mapping, what: str = "collection.json") -> Co
             raise CollectionError(f"{where} ({photo_name})'s sha256 is not 64 hex digits.")
         photos.append(Photo(photo_name, width, height, sha256, paths["bundle"], paths["preview"], paths["photo"]))
     return Collection(name, model, photos, classes)
+
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+BUNDLE_SUFFIX = ".msgpack"
+
+
+def folder_index(name: str, files: Mapping[str, Mapping], model: str | None = None) -> Collection:
+    """A folder opened in the page without a collection.json, as a collection: what samtab-encode --out
+    writes (PHOTO.msgpack and PHOTO.preview.jpg|png) beside or without the photos themselves.
+
+    `files`: every file of the folder by its path in it, with {"header": the first bundle.HEADER_BYTES bytes}
+    for a bundle and {"width", "height"} (measured by the page, upright) for a photo without one. A photo with
+    a bundle is shown by its preview (else the photo); one without is listed as needing encoding. `model`: the
+    model for a folder without any bundle (the page's). Damaged bundles and bundles of two models are refused
+    with their names."""
+    name = _text(name, "the folder's name") or "collection"
+    bundle_of = {path[: -len(BUNDLE_SUFFIX)]: path for path in files if path.lower().endswith(BUNDLE_SUFFIX)}
+    previews = {}
+    for path in files:
+        base, _, suffix = path.rpartition(".preview.")
+        if base and f".{suffix.lower()}" in PHOTO_SUFFIXES:
+            previews[base] = path
+    photo_files = [
+        path for path in files if path.lower().endswith(PHOTO_SUFFIXES) and ".preview." not in path.rpartition("/")[2]
+    ]
+    keys = sorted(set(bundle_of) | set(photo_files), key=lambda key: (key.count("/"), key.lower()))
+    if not keys:
+        raise CollectionError(
+            f"The folder {name!r} holds no photos and no bundles. Choose a folder of photos, or the --out folder "
+            "of samtab-encode (its PHOTO.msgpack files)."
+        )
+    models: dict[str, list[str]] = {}
+    photos, damaged = [], []
+    for key in keys:
+        photo_path = key if key in files and key.lower().endswith(PHOTO_SUFFIXES) else None
+        if key in bundle_of:
+            try:
+                header = bundles.read_header(files[bundle_of[key]].get("header") or b"")
+            except bundles.BundleError as error:
+                damaged.append(f"{bundle_of[key]} ({error})")
+                continue
+            models.setdefault(header["model"], []).append(bundle_of[key])
+            photos.append(
+                Photo(
+                    key,
+                    header["width"],
+                    header["height"],
+                    header["sha256"],
+                    bundle_of[key],
+                    previews.get(key),
+                    photo_path,
+                )
+            )
+        else:
+            size = files[key]
+            width, height = size.get("width"), size.get("height")
+            if not all(isinstance(v, int) and 0 < v <= 65535 for v in (width, height)):
+                damaged.append(f"{key} (the page could not read it as an image)")
+                continue
+            photos.append(Photo(key, width, height, None, None, None, photo_path))
+    if damaged:
+        shown = "; ".join(damaged[:3]) + (f"; and {len(damaged) - 3} more" if len(damaged) > 3 else "")
+        raise CollectionError(
+            f"{len(damaged)} file{'s' if len(damaged) > 1 else ''} of the folder {name!r} cannot be used: {shown}. "
+            "Remove them from the folder, or encode those photos again (samtab-encode PHOTOS --out FOLDER --force)."
+        )
+    if len(models) > 1:
+        counts = ", ".join(f"{m!r} ({len(paths)}, e.g. {paths[0]})" for m, paths in models.items())
+        raise CollectionError(
+            f"The folder {name!r} holds bundles of {len(models)} models: {counts}. A collection is labelled with "
+            "one model: open the bundles of one model, or encode the others again with it."
+        )
+    chosen = next(iter(models), model)
+    if not chosen:
+        raise CollectionError(f"The folder {name!r} has no bundle to say its model, and the page has no model.")
+    return Collection(name, chosen, photos)
 
 
 def read_session(data: bytes | str | Mapping, collection: Collection, what: str = "the session file") -> Session:

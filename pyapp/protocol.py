@@ -316,12 +316,16 @@ class OpenSession(Message):
 @dataclass(frozen=True)
 class OpenCollection(Message):
     """A collection's index (collection.json, pyapp.collection), to be checked: answered with `collection`, or
-    an error of phase "collection". The photo open is not touched."""
+    an error of phase "collection". The photo open is not touched. A folder opened without a collection.json
+    comes as `folder` instead (its files by path: a bundle's first bytes, a photo's size; see
+    pyapp.collection.folder_index), `url` its name and `model` the page's model for photos without a bundle."""
 
     kind: ClassVar[str] = "collection"
     seq: int
-    index: str
+    index: str = ""
     url: str = "collection.json"
+    folder: dict | None = None
+    model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -286,7 +286,10 @@ class Session:
     def open_collection(self, message: protocol.OpenCollection) -> None:
         """A collection's index, checked (pyapp.collection): its photos for the page's filmstrip."""
         try:
-            found = collection.read_index(message.index, message.url)
+            if message.folder is not None:
+                found = collection.folder_index(message.url, message.folder, message.model)
+            else:
+                found = collection.read_index(message.index, message.url)
         except collection.CollectionError as error:
             self.fail("collection", brief(error), "Your current photo and its objects are kept.")
             return

@@ -5,12 +5,25 @@
 // again, so its objects come back as they were. The index is read by the worker (pyapp.collection): the page
 // resolves its paths, on this site only.
 import { $, download, emit, fail, setStatus } from "./contract.js";
+import { chosenModel, encodePhoto } from "./encode.js";
 import { openDemo } from "./photos.js";
 import { objectStore } from "./saves.js";
 import { state } from "./state.js";
 import { send } from "./worker.js";
 
 /** @typedef {import("./protocol.js").CollectionOpened} CollectionOpened */
+/**
+ * A collection on its way to the worker, to be read (checked) there.
+ * @typedef {object} CollectionRequest
+ * @property {number} seq
+ * @property {string} url  its index's address; "folder:NAME/…" for a folder opened here
+ * @property {string} [index]  collection.json's text
+ * @property {Record<string, {header?: ArrayBuffer, width?: number, height?: number}>} [folder]  a folder without
+ *   a collection.json: its files by path (pyapp.collection.folder_index)
+ * @property {Map<string, File>} [files]  a folder's (or the chosen files') by their path in it
+ * @property {string} [base]  the path in it of collection.json's folder ("" or ending in "/")
+ * @property {string} [name]  the folder's
+ */
 /** @typedef {import("./protocol.js").Command} Command */
 
 // The collection's session is saved in IndexedDB after every change (one entry per collection: its index's
@@ -33,12 +46,83 @@ export async function collectionFromQuery(/** @type {string} */ value) {
   if (state.workerReady) sendCollection();
 }
 
+const PHOTO = /\.(jpe?g|png|webp|tiff?|bmp|gif)$/i;
+const HEADER_BYTES = 4096; // of a bundle: its model, photo size and sha256 (pyapp.bundle.HEADER_BYTES)
+
+/**
+ * A folder (Open folder…), or several photos chosen or dropped at once, as a collection: read from its
+ * collection.json when it has one (what samtab-encode --index writes), else made of its photos and the
+ * bundles samtab-encode wrote for them (PHOTO.msgpack, PHOTO.preview.jpg) by the worker; photos without a
+ * bundle are encoded when they are opened. Nothing is uploaded: the files are read where they are.
+ * @param {File[]} files
+ */
+export async function collectionFromFiles(files) {
+  /** @type {Map<string, File>} */
+  const byPath = new Map();
+  for (const file of files) {
+    const path = file.webkitRelativePath || file.name;
+    byPath.set(path.includes("/") ? path.slice(path.indexOf("/") + 1) : path, file); // without the folder's name
+  }
+  const name = files[0]?.webkitRelativePath.split("/")[0] || "Chosen photos";
+  const depth = (/** @type {string} */ path) => path.split("/").length;
+  const indexPath = [...byPath.keys()]
+    .filter((path) => path.split("/").at(-1) === "collection.json")
+    .sort((a, b) => depth(a) - depth(b))[0];
+  setStatus(`Opening the folder ${name}…`, "open");
+  /** @type {CollectionRequest} */
+  const request = { seq: ++state.openSeq, url: `folder:${name}/${indexPath ?? ""}`, files: byPath, name };
+  if (indexPath) {
+    request.base = indexPath.slice(0, -"collection.json".length);
+    request.index = await /** @type {File} */ (byPath.get(indexPath)).text();
+  } else {
+    request.base = "";
+    request.folder = {};
+    for (const [path, file] of byPath) {
+      if (/\.msgpack$/i.test(path)) {
+        request.folder[path] = { header: await file.slice(0, HEADER_BYTES).arrayBuffer() };
+      } else if (PHOTO.test(path) && !path.split("/").at(-1)?.includes(".preview.")) {
+        // A photo without a bundle is listed at its upright size, which only decoding it tells.
+        request.folder[path] = byPath.has(`${path}.msgpack`) ? {} : await sizeOf(file);
+      } else if (PHOTO.test(path)) {
+        request.folder[path] = {};
+      }
+    }
+  }
+  state.collectionRequest = request;
+  if (state.workerReady) sendCollection();
+}
+
+/** A photo's width and height, upright (EXIF applied), or nothing when it cannot be decoded. */
+async function sizeOf(/** @type {File} */ file) {
+  try {
+    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    const size = { width: bitmap.width, height: bitmap.height };
+    bitmap.close();
+    return size;
+  } catch {
+    return {};
+  }
+}
+
+const folderInput = /** @type {HTMLInputElement} */ ($("folder-input"));
+$("open-folder").addEventListener("click", () => folderInput.click());
+folderInput.addEventListener("change", () => {
+  const files = [...(folderInput.files ?? [])];
+  folderInput.value = "";
+  if (files.length) collectionFromFiles(files);
+});
+
 /** The worker is ready: the index waiting for it is sent. */
 export function sendCollection() {
   const request = state.collectionRequest;
   if (!request) return;
-  const name = new URL(request.url).pathname.split("/").at(-1) || "collection.json";
-  send({ type: "collection", seq: request.seq, index: request.index, url: name });
+  if (request.folder) {
+    const url = request.name ?? "folder";
+    send({ type: "collection", seq: request.seq, folder: request.folder, url, model: chosenModel() });
+    return;
+  }
+  const name = request.url.split("/").at(-1) || "collection.json";
+  send({ type: "collection", seq: request.seq, index: request.index ?? "", url: name });
 }
 
 /** The worker read the index: its photos, with this site's URLs, in the filmstrip; the first one opens. */
@@ -57,29 +141,43 @@ export function showCollection(/** @type {CollectionOpened} */ data) {
     );
     return;
   }
-  /** @param {string | null} path */
-  const resolve = (path) => {
+  const { files } = request;
+  /** A path of the index: the file of the folder opened here (null: not in it), or an address on this site. */
+  const fileOf = (/** @type {string | null} */ path) => {
+    if (path === null || !files) return null;
+    const inFolder = decodeURIComponent(new URL(path, `https://folder.invalid/${request.base ?? ""}`).pathname);
+    return files.get(inFolder.slice(1)) ?? null;
+  };
+  const resolve = (/** @type {string | null} */ path) => {
     if (path === null) return null;
+    if (files) {
+      const file = fileOf(path);
+      return file ? URL.createObjectURL(file) : null;
+    }
     const url = new URL(path, request.url);
     if (url.origin !== location.origin) throw new Error(`${path} is not on this site`);
     return url.href;
   };
   let photos;
   try {
-    photos = data.photos.map((photo) => ({
-      ...photo,
-      bundleUrl: resolve(photo.bundle),
-      previewUrl: resolve(photo.preview ?? photo.photo),
-    }));
+    photos = data.photos.map((photo) => {
+      const bundleUrl = resolve(photo.bundle);
+      if (photo.bundle && !bundleUrl)
+        throw new Error(`${photo.bundle}, which collection.json lists, is not in the folder`);
+      const file = fileOf(photo.photo) ?? undefined;
+      const photoUrl = resolve(photo.photo);
+      return { ...photo, bundleUrl, photoUrl, file, previewUrl: resolve(photo.preview) ?? photoUrl };
+    });
   } catch (error) {
     fail(
       "collection",
       `The collection cannot be opened: ${error.message}.`,
-      "Its paths must stay on this site.",
+      files ? "Open the whole folder samtab-encode wrote." : "Its paths must stay on this site.",
       false,
     );
     return;
   }
+  forgetFiles();
   state.collection = {
     url: request.url,
     name: data.name,
@@ -117,6 +215,18 @@ export function showCollection(/** @type {CollectionOpened} */ data) {
   resumeOrStart();
 }
 
+/** The addresses of the files of a folder opened before are let go. */
+function forgetFiles() {
+  for (const photo of state.collection?.photos ?? []) {
+    for (const url of new Set([photo.bundleUrl, photo.previewUrl, photo.photoUrl])) {
+      if (url?.startsWith("blob:")) URL.revokeObjectURL(url);
+    }
+  }
+}
+
+/** The photo a collection opens at: its first with a bundle (or its first, to be encoded, if none has one). */
+const firstEncoded = () => Math.max(0, state.collection?.photos.findIndex((photo) => photo.bundleUrl) ?? 0);
+
 const autosaveId = () => `${state.collection?.url}|${state.collection?.model}`;
 
 /** The collection's work saved on an earlier visit comes back (checked by the worker, as a session file is);
@@ -130,7 +240,7 @@ async function resumeOrStart() {
     console.warn("samtab: the collection's saved work cannot be read:", error);
   }
   if (!saved || !Object.keys(saved.session.photos).length) {
-    openCollectionPhoto(0);
+    openCollectionPhoto(firstEncoded());
     return;
   }
   collection.sessionSeq = ++state.openSeq;
@@ -143,7 +253,7 @@ export function sessionRefused() {
   const collection = state.collection;
   if (!collection) return;
   collection.resuming = false;
-  if (collection.index < 0) openCollectionPhoto(0);
+  if (collection.index < 0) openCollectionPhoto(firstEncoded());
 }
 
 /** Save the collection's work once the page has been still for a moment (after every change), and at once
@@ -342,13 +452,7 @@ export function openCollectionPhoto(/** @type {number} */ index) {
   if (!collection || index < 0 || index >= collection.photos.length || index === collection.index) return;
   const photo = collection.photos[index];
   if (!photo.bundleUrl) {
-    fail(
-      "collection",
-      `${photo.name} needs encoding: the collection has no bundle for it yet.`,
-      "Encode it with samtab-encode PHOTOS... --out FOLDER --index, or open it with Open photo… to encode it " +
-        "here. The photo open now is kept.",
-      false,
-    );
+    encodeInCollection(index);
     return;
   }
   leavePhoto();
@@ -370,6 +474,46 @@ export function openCollectionPhoto(/** @type {number} */ index) {
   openDemo(demo, collection.work.get(photo.name) ?? [], index);
   renderStrip();
 }
+
+/** A photo of the collection without a bundle: encoded here (or by the site's encode service, if the person
+ * says so) with the collection's model, as one's own photo is, then opened; the bundle stays in this tab. */
+async function encodeInCollection(/** @type {number} */ index) {
+  const collection = /** @type {import("./state.js").Collection} */ (state.collection);
+  const photo = collection.photos[index];
+  let file = photo.file ?? null;
+  try {
+    if (!file && photo.photoUrl) {
+      const response = await fetch(photo.photoUrl);
+      if (!response.ok) throw new Error(`${photo.photo} answered HTTP ${response.status}`);
+      const type = response.headers.get("Content-Type") ?? "";
+      file = new File([await response.blob()], photo.name.split("/").at(-1) ?? photo.name, { type });
+    }
+  } catch (error) {
+    fail("collection", `${photo.name} needs encoding, and its photo cannot be read: ${error.message}.`, KEPT, false);
+    return;
+  }
+  if (!file) {
+    fail(
+      "collection",
+      `${photo.name} needs encoding, and the collection does not have the photo itself.`,
+      `Encode it with samtab-encode PHOTOS... --out FOLDER --index. ${KEPT}`,
+      false,
+    );
+    return;
+  }
+  const source = file;
+  encodePhoto(source, {
+    model: collection.model,
+    whenMade: (_name, _bytes, bundle, sha256) => {
+      if (state.collection !== collection) return;
+      photo.bundleUrl = URL.createObjectURL(new Blob([bundle]));
+      photo.sha256 ??= sha256;
+      photo.previewUrl ??= URL.createObjectURL(source);
+      openCollectionPhoto(index);
+    },
+  });
+}
+const KEPT = "The photo open now is kept.";
 
 /** Previous (-1) or next (+1) photo of the collection; false when no collection is open (the key is free). */
 export function stepPhoto(/** @type {number} */ by) {

@@ -122,7 +122,7 @@ const hex = (/** @type {ArrayBuffer} */ digest) =>
 const mb = (/** @type {number} */ bytes) => `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MB`;
 
 /** The model a person's photo is encoded with: the one the gallery opens photos with, else the first. */
-function chosenModel() {
+export function chosenModel() {
   const names = Object.keys(state.models);
   return names.includes(state.preferredModel) ? state.preferredModel : names[0];
 }
@@ -192,13 +192,26 @@ async function serviceModel() {
 }
 
 /**
- * A photo without a bundle: its kept bundle, or encoded here; then opened as one's own photo and bundle.
- * @param {File} file
+ * @callback Encoded  what becomes of a photo's bundle once made (or found kept)
+ * @param {string} name  the photo's file name
+ * @param {ArrayBuffer} photo  its bytes
+ * @param {ArrayBuffer} bundle
+ * @param {string} sha256  the photo's
  */
-export async function encodePhoto(file) {
+
+/** @type {Encoded} one's own photo: opened with its bundle */
+const openEncoded = (name, photo, bundle) => openOwnBytes(name, photo, bundle, `${name}.msgpack`, true);
+
+/**
+ * A photo without a bundle: its kept bundle, or encoded here; then opened as one's own photo and bundle, or
+ * given to `whenMade` (a photo of a collection, encoded with the collection's `model`).
+ * @param {File} file
+ * @param {{model?: string, whenMade?: Encoded}} [options]
+ */
+export async function encodePhoto(file, { model: required = "", whenMade = openEncoded } = {}) {
   if (current) stopEncoding(); // the last one chosen is encoded
   clearError();
-  const model = chosenModel();
+  const model = required || chosenModel();
   const modelUrl = state.models[model];
   if (!modelUrl) {
     fail("open", "This site has no model to encode your photo with.", "Open the photo with its bundle instead.", false);
@@ -218,13 +231,16 @@ export async function encodePhoto(file) {
     if (kept) {
       finish(job);
       emit("encoded", { cached: true, model, photo: file.name });
-      openOwnBytes(file.name, bytes, kept, `${file.name}.msgpack`, true);
+      whenMade(file.name, bytes, kept, sha256);
       return;
     }
     let route = requestedRoute();
     if (route !== "tab") {
       const service = await serviceModel();
       if (job.cancelled) return;
+      if (required && service.model && service.model !== required) {
+        Object.assign(service, { model: null, why: `${SERVICE} encodes with ${service.model}, not ${required}` });
+      }
       if (!service.model) {
         if (route === "service") throw new Error(service.why);
         console.warn(`samtab: ${service.why}; encoding here`);
@@ -246,7 +262,7 @@ export async function encodePhoto(file) {
         }
         if (answer === "service") {
           serviceAllowed = true;
-          await encodeOnService(job, file, bytes, service.model, service.maxBytes ?? Infinity);
+          await encodeOnService(job, file, bytes, service.model, service.maxBytes ?? Infinity, whenMade);
           return;
         }
         route = "tab";
@@ -312,7 +328,7 @@ export async function encodePhoto(file) {
       ...outputs.timings,
       provider: outputs.provider,
     });
-    openOwnBytes(file.name, bytes, bundle, `${file.name}.msgpack`, true);
+    whenMade(file.name, bytes, bundle, sha256);
   } catch (error) {
     if (job.cancelled) return;
     finish(job);
@@ -332,6 +348,7 @@ async function encodeOnService(
   /** @type {ArrayBuffer} */ bytes,
   /** @type {string} */ model,
   /** @type {number} */ maxBytes,
+  /** @type {Encoded} */ whenMade,
 ) {
   if (bytes.byteLength > maxBytes) {
     // Refused here, not after an upload the service would stop reading (a slow link would see it fail).
@@ -382,7 +399,7 @@ async function encodeOnService(
       encode_ms: Number(response.headers.get("X-Samtab-Encode-Ms")),
       total_ms: Math.round(performance.now() - started),
     });
-    openOwnBytes(file.name, bytes, bundle, `${file.name}.msgpack`, true);
+    whenMade(file.name, bytes, bundle, sha256);
   } finally {
     clearInterval(ticker);
   }

@@ -3,6 +3,7 @@
 // opening each in the worker, and keeping what a visit needed for offline use.
 import { MAX_BUNDLE_BYTES } from "../vendor/constants.js";
 import { paintPhoto } from "./canvas.js";
+import { collectionFromFiles } from "./collection.js";
 import { $, clearError, emit, fail, now, setDetail, setStatus, updateState } from "./contract.js";
 import { renderControls, requestRedraw } from "./controls.js";
 import { encodePhoto } from "./encode.js";
@@ -249,6 +250,11 @@ export async function openDemo(demo, carry = [], collection = undefined) {
 
 async function openFiles(/** @type {FileList | File[]} */ chosen) {
   const files = [...chosen];
+  const photos = files.filter((file) => /\.(jpe?g|png|webp|tiff?|bmp|gif)$/i.test(file.name));
+  if (photos.length > 1 || files.some((file) => file.name === "collection.json")) {
+    collectionFromFiles(files); // several photos (with their bundles): a collection
+    return;
+  }
   const bundle = files.find((file) => /\.(msgpack|mpk)$/i.test(file.name));
   const photo = files.find(
     (file) =>

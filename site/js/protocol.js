@@ -102,8 +102,10 @@
  *   bundle, to be encoded in the tab (js/encode.js): its encoder input is made (pyapp.image)
  * @typedef {{type: "make-bundle", seq: number, embeddings: Record<string, ArrayBuffer>, width: number,
  *   height: number, sha256: string, model_name: string}} MakeBundle  the encoder's outputs, written as a bundle
- * @typedef {{type: "collection", seq: number, index: string, url?: string}} OpenCollection  a collection's index
- *   (collection.json) to be checked (pyapp.collection); the photo open is untouched
+ * @typedef {{type: "collection", seq: number, index?: string, url?: string,
+ *   folder?: Record<string, {header?: ArrayBuffer, width?: number, height?: number}>, model?: string}}
+ *   OpenCollection  a collection's index (collection.json) to be checked (pyapp.collection), or a folder
+ *   without one (its files: a bundle's first bytes, a photo's size); the photo open is untouched
  * @typedef {{type: "session", seq: number, index: object, session: string}} OpenSession  a session file, to be
  *   checked against the open collection (pyapp.collection.read_session)
  * @typedef {{type: "ping"}} Ping  the page's watchdog; answered with a pong

@@ -51,8 +51,8 @@
 
 /**
  * A photo of a collection: as collection.json lists it, with this site's URLs (null: none).
- * @typedef {import("./protocol.js").CollectionPhoto & {bundleUrl: string | null, previewUrl: string | null}}
- *   CollectionPhoto
+ * @typedef {import("./protocol.js").CollectionPhoto & {bundleUrl: string | null, previewUrl: string | null,
+ *   photoUrl: string | null, file?: File}} CollectionPhoto  (file: the photo's, from a folder opened here)
  */
 
 /**
@@ -158,7 +158,7 @@ export const state = {
   restoring: null,
   /** @type {Collection | null} */
   collection: null,
-  /** @type {{seq: number, url: string, index: string} | null} a collection's index, until the worker has read it */
+  /** @type {import("./collection.js").CollectionRequest | null} a collection, until the worker has read it */
   collectionRequest: null,
   /** the model the gallery's cards open their photo with (the last one opened), when the photo has it */
   preferredModel: "",

@@ -231,3 +231,63 @@ def test_classes_whole_exports_and_a_session_file_round_trip(app, site, tmp_path
     app.page.wait_for_function("window.__samtab_events.some(e => e.name == 'error')")
     [error] = [e["detail"] for e in recorded_events(app.page, "error")]
     assert error["phase"] == "collection" and "another model" in error["message"] and not error["fatal"]
+
+
+def test_a_folder_opens_as_a_collection_and_its_photos_without_a_bundle_are_encoded_here(app, site, tmp_path):
+    """Open folder…: samtab-encode's --out folder with a photo it encoded and one it did not (no
+    collection.json): both in the strip, the second "needs encoding"; opening it encodes it in the tab with
+    the collection's model, and both photos' objects go into COCO (all). Then the same folder with the
+    collection.json samtab-encode --index writes: read from it."""
+    import shutil
+    import subprocess
+    import sys
+
+    import skimage.data
+    from PIL import Image
+
+    data = Path(skimage.data.__file__).parent
+    folder = tmp_path / "holiday"
+    folder.mkdir()
+    shutil.copyfile(data / "coffee.png", folder / "my cup.png")
+    shutil.copyfile(data / "chelsea.png", folder / "my cat.png")
+    model = ROOT / "models" / "baseline"
+    encode = [sys.executable, str(ROOT / "tools" / "encode.py"), str(folder / "my cup.png"), "--model", str(model)]
+    run = subprocess.run([*encode, "--out", str(folder), "--quiet"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    sizes = {name: Image.open(folder / name).size for name in ("my cup.png", "my cat.png")}
+
+    app.open(f"{site.url}?demo=shapes")
+    app.page.set_input_files("#folder-input", str(folder))
+    shown = app.wait_for("collection")
+    assert shown["name"] == "holiday" and shown["photos"] == 2
+    assert opened_photo(app, 1) == "my cup.png"  # the first with a bundle
+    assert strip(app) == [("my cat.png", "needs encoding", False), ("my cup.png", "not started", True)]
+    w, h = sizes["my cup.png"]
+    app.click(0.5 * w, 0.5 * h, sizes["my cup.png"])
+    assert len(coco(app)) == 1
+
+    app.page.click("#filmstrip-list button[data-index='0']")  # the cat: encoded here, then opened
+    encoded = app.wait_for("encoded")
+    assert not encoded["cached"] and encoded["model"] == json.loads((model / "model.json").read_text())["name"]
+    assert opened_photo(app, 2) == "my cat.png"
+    app.wait_until_ready()
+    assert strip(app)[0] == ("my cat.png", "not started", True)
+    w, h = sizes["my cat.png"]
+    app.click(0.5 * w, 0.4 * h, sizes["my cat.png"])
+    app.settled_stats()
+    whole, name = download(app, "#collection-coco")
+    document = json.loads(whole)
+    assert name == "holiday-coco.json"
+    assert sorted(image["file_name"] for image in document["images"]) == ["my cat.png", "my cup.png"]
+    assert len(document["annotations"]) == 2
+    assert {(image["width"], image["height"]) for image in document["images"]} == set(sizes.values())
+
+    # with samtab-encode --index's collection.json: its photos (those with a bundle) and its name
+    run = subprocess.run([*encode, "--out", str(folder), "--index", "Trip", "--quiet"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    app.page.set_input_files("#folder-input", str(folder))
+    assert app.wait_for("collection", 1)["name"] == "Trip"
+    assert opened_photo(app, 3) == "my cup.png"
+    assert strip(app) == [("my cup.png", "not started", True)]
+    errors = [e["detail"] for e in recorded_events(app.page, "error")]
+    assert not errors, errors

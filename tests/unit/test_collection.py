@@ -243,3 +243,78 @@ def test_yolo_zip_holds_images_labels_and_data_yaml_and_keeps_stems_apart():
         col.yolo_zip(collection, session, images={"stranger.jpg": jpeg.getvalue()})
     with pytest.raises(col.CollectionError, match="neither a JPEG nor a PNG"):
         col.yolo_zip(collection, session, images={"photo-001.jpg": b"GIF89a"})
+
+
+def bundle_bytes(model: str, width: int, height: int, sha256: str) -> bytes:
+    from pyapp import bundle, contract
+
+    embeddings = {name: np.zeros(shape, np.float32) for name, shape in contract.EMBEDDING_SHAPES.items()}
+    return bundle.write_bundle(embeddings, width=width, height=height, image_sha256=sha256, model_name=model)
+
+
+def test_a_bundles_header_is_read_from_its_first_bytes_alone():
+    from pyapp import bundle
+
+    data = bundle_bytes(MODEL, 640, 480, "ab" * 32)
+    expected = {"model": MODEL, "width": 640, "height": 480, "sha256": "ab" * 32}
+    assert bundle.read_header(data[: bundle.HEADER_BYTES]) == expected
+    assert bundle.read_header(memoryview(data)) == expected
+    for damaged, words in [
+        (b"", "not a samtab bundle"),
+        (b"\xc1" * 64, "not a samtab bundle"),
+        (json.dumps({"format": "x"}).encode(), "not a samtab bundle"),
+        (data[:30], "cut short"),
+        (bundle_bytes(MODEL, 5, 5, "1" * 64).replace(b"samtab-bundle", b"samtab-bundlx"), "not a bundle samtab-encode"),
+    ]:
+        with pytest.raises(bundle.BundleError, match=words):
+            bundle.read_header(damaged)
+
+
+def test_a_folder_without_an_index_is_a_collection_of_its_photos_and_bundles():
+    """samtab-encode's --out folder (PHOTO.msgpack, PHOTO.preview.jpg), with some photos beside it: photos with
+    a bundle take the bundle's size and sha256 and are shown by their preview; a photo without one needs
+    encoding at the size the page measured."""
+    files = {
+        "b.jpg.msgpack": {"header": bundle_bytes(MODEL, 300, 200, "1" * 64)[:4096]},
+        "b.jpg.preview.jpg": {},
+        "a.png": {},
+        "a.png.msgpack": {"header": bundle_bytes(MODEL, 64, 48, "2" * 64)[:4096]},
+        "new.jpg": {"width": 40, "height": 30},
+        "notes.txt": {},
+        "sub/c.jpg": {"width": 10, "height": 20},
+    }
+    found = col.folder_index("holiday", files, model="other-model")
+    assert found.name == "holiday" and found.model == MODEL and found.classes == []
+    assert found.photos == [
+        col.Photo("a.png", 64, 48, "2" * 64, "a.png.msgpack", None, "a.png"),
+        col.Photo("b.jpg", 300, 200, "1" * 64, "b.jpg.msgpack", "b.jpg.preview.jpg", None),
+        col.Photo("new.jpg", 40, 30, None, None, None, "new.jpg"),
+        col.Photo("sub/c.jpg", 10, 20, None, None, None, "sub/c.jpg"),
+    ]
+    # what the worker answers is an index the page's later messages send back: it reads as one
+    assert col.read_index(found.document()).photos == found.photos
+    # photos alone take the page's model
+    assert col.folder_index("f", {"x.jpg": {"width": 5, "height": 5}}, model="m").model == "m"
+
+
+@pytest.mark.parametrize(
+    "files, words",
+    [
+        ({}, ["holds no photos and no bundles", "--out folder"]),
+        ({"notes.txt": {}}, ["holds no photos and no bundles"]),
+        ({"a.jpg.msgpack": {"header": b"junk"}}, ["a.jpg.msgpack", "cannot be used", "--force"]),
+        ({"a.jpg": {}}, ["a.jpg", "could not read it as an image"]),
+        (
+            {
+                "a.jpg.msgpack": {"header": bundle_bytes("one", 5, 5, "1" * 64)[:4096]},
+                "b.jpg.msgpack": {"header": bundle_bytes("two", 5, 5, "2" * 64)[:4096]},
+            },
+            ["2 models", "'one'", "'two'", "one model"],
+        ),
+    ],
+)
+def test_a_folder_that_cannot_be_a_collection_says_why(files, words):
+    with pytest.raises(col.CollectionError) as caught:
+        col.folder_index("f", files, model=None)
+    for word in words:
+        assert word in str(caught.value), caught.value
