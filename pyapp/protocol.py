@@ -185,7 +185,9 @@ class Replay(Message):
 class Export(Message):
     """A download: mask, cutout, masks (every object's mask PNG, zipped), coco or yolo; `tolerance`: the
     polygons' simplification in pixels (coco, yolo; None: the app's default). "labels": every object's name,
-    class and mask as JSON (pyapp.collection's session keeps them), for the page's collection, not a file."""
+    class and mask as JSON (pyapp.collection's session keeps them), for the page's collection, not a file:
+    answered once a decode under way has ended (the photo left has every click's mask); what the page sends
+    after it waits for it."""
 
     kind: ClassVar[str] = "export"
     what: str

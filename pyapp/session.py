@@ -187,8 +187,10 @@ class Session:
             self.open_session(message)
         elif isinstance(message, protocol.EverythingCancel):
             self.cancelled = True  # seen before the run's next decode (or before it starts)
-        elif self.busy or isinstance(
-            message, (protocol.OpenDemo, protocol.OpenFiles, protocol.Replay, protocol.Everything)
+        elif (
+            self.busy
+            or isinstance(message, (protocol.OpenDemo, protocol.OpenFiles, protocol.Replay, protocol.Everything))
+            or (isinstance(message, protocol.Export) and message.what == "labels" and self.decoding)
         ):
             self.inbox.append(message)
             if not self.busy:
@@ -217,6 +219,11 @@ class Session:
                 await self.replay(message.messages)
             elif isinstance(message, protocol.Everything):
                 await self.everything(message)
+            elif isinstance(message, protocol.Export) and message.what == "labels":
+                # A photo of a collection is left: its objects with the masks of every click made on it (a
+                # decode under way is awaited; what comes after, e.g. the next photo's opening, waits for it).
+                await self.decoded()
+                self.command(message)
             else:
                 self.command(message)
 

@@ -439,6 +439,37 @@ def test_of_several_photos_chosen_quickly_only_the_last_is_opened():
     run(scenario())
 
 
+def test_a_photo_left_during_a_decode_gives_its_objects_with_that_decodes_mask():
+    """A photo of a collection is left (the page asks for its labels, then opens the next photo) while the
+    decode of its last click runs: the labels wait for that decode, so the object has the mask of every
+    click; the next photo opens after them."""
+    import json
+
+    from pyapp import collection
+
+    async def scenario():
+        files = {**photo_files("stand-in", name="a", seed=1), **photo_files("stand-in", 640, 480, 2, "b")}
+        runner = Discs(held=True)
+        page = Page(runner, files)
+        page.send(open_message(1, "a"))
+        await page.settle()
+        page.click(300, 200)
+        await asyncio.sleep(0)
+        page.send({"type": "export", "what": "labels"})
+        page.send(open_message(2, "b"))
+        await asyncio.sleep(0.01)
+        assert page.of("download") == []  # not before the decode ends
+        runner.release()
+        await page.settle()
+        [labels] = [json.loads(bytes(d["data"])) for d in page.of("download")]
+        [obj] = labels
+        height, width = obj["mask"]["size"]
+        assert (width, height) != (640, 480) and collection.mask_from_rle(obj["mask"]["counts"], height, width).any()
+        assert page.of("opened")[-1]["seq"] == 2 and page.state()["objects"] == []
+
+    run(scenario())
+
+
 def test_a_decode_that_ends_after_another_photo_opened_paints_nothing_on_it():
     async def scenario():
         files = {**photo_files("stand-in", name="a", seed=1), **photo_files("stand-in", 640, 480, 2, "b")}
@@ -1121,6 +1152,7 @@ def test_classes_are_given_undone_and_exported_and_a_collection_exports_from_the
         document = json.loads(bytes(page.of("download")[-1]["data"]))
         assert [c["name"] for c in document["categories"]] == ["cat", "Object 2"]
         page.send({"type": "export", "what": "labels"})
+        await page.settle()  # (labels wait for a decode under way)
         labels = json.loads(bytes(page.of("download")[-1]["data"]))
         assert [(o["name"], o["class"]) for o in labels] == [("Object 1", "cat"), ("Object 2", None)]
         app = page.session.app
