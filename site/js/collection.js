@@ -547,7 +547,7 @@ export function renderStrip() {
     button.setAttribute("aria-current", String(index === collection.index));
     const label = button.querySelector(".photo-status");
     if (label) label.textContent = status;
-    button.title = `${photo.name}: ${status}`;
+    button.title = `${photo.name}: ${status}${status === "needs encoding" ? " (open it to encode it)" : ""}`;
   }
 }
 
