@@ -13,64 +13,82 @@ from __future__ import annotations
 
 import numpy as np
 
-# Directions of travel along pixel edges, as (dy, dx) on the grid of pixel corners: east, south, west, north.
-_STEPS = ((0, 1), (1, 0), (0, -1), (-1, 0))
-
 
 def rings(mask: np.ndarray) -> list[np.ndarray]:
     """The boundary of `mask` as closed rings of corner points ((N, 2) float arrays of x, y; the first point
     is not repeated), only where the direction changes. The foreground is on the right of the direction of
     travel (y pointing down): outer rings run clockwise on the screen, holes counter-clockwise. Where two
-    pixels touch at a corner only, the rings turn away from each other (4-connected parts), except at the
-    corner a ring was started from."""
-    m = np.pad(np.asarray(mask, dtype=bool), 1)
-    height, width = m.shape  # padded; corners run 0..height-1 and 0..width-1 in padded pixel units
-    cols = width  # corner (i, j) -> i * cols + j; only corners 1..H-1 are ever used, inside the padding
-    out: dict[int, list[tuple[int, int]]] = {}  # corner -> [(next corner, direction)]
+    pixels touch at a corner only, a ring arriving there turns left, everywhere alike: foreground pixels
+    touching at a corner are one part (8-connected; its ring passes that corner twice), a hole is a
+    4-connected part of the background. A ring starts at the west end of its first side with the foreground
+    below it (in reading order); rings come in the order of those sides.
 
-    def add(starts: np.ndarray, direction: int) -> None:
-        dy, dx = _STEPS[direction]
-        for i, j in starts.tolist():
-            out.setdefault(i * cols + j, []).append(((i + dy) * cols + (j + dx), direction))
-
-    below_only = m[1:, :] & ~m[:-1, :]  # edge at y = r (top of pixel r), fg below: walk east
-    above_only = m[:-1, :] & ~m[1:, :]  # fg above, bg below: walk west, from the edge's east end
-    right_only = m[:, 1:] & ~m[:, :-1]  # edge at x = c (left of pixel c), fg right: walk north
-    left_only = m[:, :-1] & ~m[:, 1:]  # fg left, bg right: walk south
-    r, c = np.nonzero(below_only)
-    add(np.stack([r + 1, c], 1), 0)
-    r, c = np.nonzero(above_only)
-    add(np.stack([r + 1, c + 1], 1), 2)
-    r, c = np.nonzero(right_only)
-    add(np.stack([r + 1, c + 1], 1), 3)
-    r, c = np.nonzero(left_only)
-    add(np.stack([r, c + 1], 1), 1)
-
-    result = []
-    while out:
-        start = next(iter(out))
-        corner, direction = start, None
-        points = []
-        while corner != start or direction is None:
-            choices = out[corner]
-            pick = 0
-            if len(choices) > 1 and direction is not None:
-                # Where two diagonal pixels meet, turn left of the way we came: they stay apart.
-                order = [(direction + 3) % 4, direction, (direction + 1) % 4, (direction + 2) % 4]
-                pick = min(range(len(choices)), key=lambda k: order.index(choices[k][1]))
-            nxt, step = choices.pop(pick)
-            if not choices:
-                del out[corner]
-            if step != direction:
-                points.append(corner)
-            corner, direction = nxt, step
-        ring = np.array([(p % cols - 1, p // cols - 1) for p in points], dtype=np.float64)
-        result.append(_corners_only(ring))
-    return [ring for ring in result if len(ring) >= 3]
+    Vectorised: no Python loop per edge or corner. The corners where the boundary turns are found at once;
+    each has one side of a ring leaving it (two where pixels touch at a corner only), which ends at the next
+    such corner along its row or column; the side leaving there (the one on the left, of two) follows it.
+    That makes a permutation of the sides whose cycles are the rings, labelled and ordered by pointer jumping
+    in O(log n) rounds."""
+    mask = np.asarray(mask, dtype=bool)
+    m = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), dtype=bool)  # (np.pad takes longer, on a small mask)
+    m[1:-1, 1:-1] = mask
+    # Corner (i, j), at x = j, y = i, between the pixels a (up-left), b (up-right), c (down-left), d (down-right).
+    a, b, c, d = m[:-1, :-1], m[:-1, 1:], m[1:, :-1], m[1:, 1:]
+    turns = ((a ^ b) | (c ^ d)) & ((a ^ c) | (b ^ d))  # neither straight on along a row nor a column
+    i, j = np.divmod(np.flatnonzero(turns), turns.shape[1])  # (np.nonzero is slower on 2-d arrays)
+    if len(i) == 0:
+        return []
+    cols = m.shape[1]
+    at, flat = i * cols + j, m.ravel()
+    a, b, c, d = flat[at], flat[at + 1], flat[at + cols], flat[at + cols + 1]
+    # The sides leaving each turn, with the foreground on their right; directions 0..3: east, south, west,
+    # north (a left turn from k is to (k + 3) % 4, a right turn to (k + 1) % 4).
+    leaves = np.stack([d & ~b, c & ~d, a & ~c, b & ~a])
+    direction, corner = np.nonzero(leaves)  # sides in that order: the east ones first, in reading order
+    count = len(corner)
+    side = np.full((4, len(i)), -1, dtype=np.intp)
+    side[direction, corner] = np.arange(count, dtype=np.intp)
+    # A side ends at the next turn along its line: the turns are in reading order, and in column order by a
+    # stable sort; only straight corners lie between.
+    by_column = np.argsort(j * turns.shape[0] + i, kind="stable")
+    column_place = np.empty_like(by_column)
+    column_place[by_column] = np.arange(len(by_column))
+    east, south, west, north = (corner[direction == k] for k in range(4))
+    end = np.concatenate([east + 1, by_column[column_place[south] + 1], west - 1, by_column[column_place[north] - 1]])
+    # The side that follows: the one leaving the end turn to the left, else the only one (to the right).
+    jump = side[(direction + 3) % 4, end]
+    right = jump < 0
+    jump[right] = side[(direction[right] + 1) % 4, end[right]]
+    # Pointer jumping: after k rounds, head[s] is the least side among the 2**k from s on along its ring, and
+    # ahead[s] how many steps on from s it lies; once no round lowers a head, it is the least of the ring.
+    head = np.arange(count, dtype=np.intp)
+    ahead = np.zeros(count, dtype=np.intp)
+    span = 1
+    while True:
+        other = head[jump]
+        lower = other < head
+        if not lower.any():
+            break
+        np.copyto(ahead, ahead[jump] + span, where=lower)
+        np.minimum(head, other, out=head)
+        jump = jump[jump]
+        span *= 2
+    # Sides to rings: grouped by head (in the order of their heads), each ring from its head on.
+    size = np.bincount(head, minlength=count)
+    heads = np.flatnonzero(size)
+    lengths = size[heads]
+    offset = np.zeros(count, dtype=np.intp)
+    offset[heads] = np.cumsum(lengths) - lengths
+    length = size[head]
+    place = offset[head] + (length - ahead) % length
+    points = np.empty((count, 2), dtype=np.float64)
+    points[place, 0] = j[corner]
+    points[place, 1] = i[corner]
+    bounds = np.cumsum(lengths).tolist()
+    return [points[s:e] for s, e in zip([0, *bounds[:-1]], bounds, strict=True) if e - s >= 3]
 
 
 def _corners_only(ring: np.ndarray) -> np.ndarray:
-    """Drop points where the ring goes straight on (the start point of a traced ring may be one)."""
+    """Drop points where the ring goes straight on (rings() gives none; the tests check that with this)."""
     before, after = np.roll(ring, 1, axis=0), np.roll(ring, -1, axis=0)
     cross = (ring[:, 0] - before[:, 0]) * (after[:, 1] - ring[:, 1]) - (ring[:, 1] - before[:, 1]) * (
         after[:, 0] - ring[:, 0]
@@ -130,11 +148,11 @@ def _inside(point: np.ndarray, ring: np.ndarray) -> bool:
 def polygons(
     mask: np.ndarray, tolerance: float = 0.0, max_rings: int | None = None, traced: list[np.ndarray] | None = None
 ) -> list[np.ndarray]:
-    """The mask as polygons without holes: one per connected part (4-connected), each hole joined to the
-    ring around it by a slit of no width; simplified within `tolerance` pixels (0: exact). With `max_rings`,
-    only that many of the largest parts and holes (by area) are kept: a speckled mask's thousands of specks
-    and pinholes are dropped (and joining each would take time quadratic in their number). `traced`: the
-    mask's rings() if already made."""
+    """The mask as polygons without holes: one per connected part (8-connected, as rings() reads it), each
+    hole joined to the ring around it by a slit of no width; simplified within `tolerance` pixels (0: exact).
+    With `max_rings`, only that many of the largest parts and holes (by area) are kept: a speckled mask's
+    thousands of specks and pinholes are dropped (and joining each would take time quadratic in their
+    number). `traced`: the mask's rings() if already made."""
     traced = rings(mask) if traced is None else traced
     if max_rings is not None and len(traced) > max_rings:
         traced = sorted(traced, key=lambda ring: -abs(signed_area(ring)))[:max_rings]
