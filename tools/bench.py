@@ -783,6 +783,13 @@ def bench_vs_js(slug: str, clicks: int, rounds: int, threads: int, pattern: str,
         f"samtab's first click, {FIRST_LOOK_MS} ms after the photo opened: median {summary['first_click']:.1f} ms "
         f"(rounds: {', '.join(f'{v:.0f}' for v in firsts)}; target: no slower than the median click)"
     )
+    shown = ("decode.run", "python", "paint")
+    print(
+        "  its steps (ms, by round): "
+        + "; ".join(
+            ", ".join(f"{k} {r['samtab']['latency_ms'][0].get(k, float('nan')):.0f}" for k in shown) for r in runs
+        )
+    )
     # Apart: a speculated click's decode ran before the click, so its steps do not add up to its total.
     groups: dict[str, list[dict]] = {}
     for run in runs:
