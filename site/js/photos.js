@@ -352,6 +352,17 @@ document.addEventListener("drop", (event) => {
   event.preventDefault();
   dragDepth = 0;
   dropHint.hidden = true;
+  const items = [...(event.dataTransfer?.items ?? [])];
+  if (items.some((item) => item.webkitGetAsEntry?.()?.isDirectory)) {
+    // (A dropped folder comes as one empty file; its photos only through "Open folder…".)
+    fail(
+      "open",
+      "A dropped folder cannot be read here.",
+      "Open it with Open folder… (its photos become a collection), or drop its photos and bundles. Your work is kept.",
+      false,
+    );
+    return;
+  }
   if (event.dataTransfer?.files.length) openFiles(event.dataTransfer.files);
 });
 
