@@ -289,5 +289,13 @@ def test_a_folder_opens_as_a_collection_and_its_photos_without_a_bundle_are_enco
     assert app.wait_for("collection", 1)["name"] == "Trip"
     assert opened_photo(app, 3) == "my cup.png"
     assert strip(app) == [("my cup.png", "not started", True)]
+
+    # several photos (and a bundle) chosen with Open photo…: a collection of them too
+    chosen = [folder / "my cup.png", folder / "my cup.png.msgpack", folder / "my cat.png"]
+    app.page.set_input_files("#file-input", [str(path) for path in chosen])
+    shown = app.wait_for("collection", 2)
+    assert shown["name"] == "Chosen photos" and shown["photos"] == 2
+    assert opened_photo(app, 4) == "my cup.png"
+    assert strip(app) == [("my cat.png", "needs encoding", False), ("my cup.png", "not started", True)]
     errors = [e["detail"] for e in recorded_events(app.page, "error")]
     assert not errors, errors
