@@ -421,16 +421,22 @@ def read_header(prefix: bytes | bytearray | memoryview) -> dict[str, Any]:
             raise BundleError("the bundle is cut short: its first bytes do not hold its header") from None
     if found.get("format") != FORMAT:
         raise BundleError("this is not a bundle samtab-encode wrote (it does not say format samtab-bundle)")
-    version = found.get("version")
-    if type(version) is not int or version != VERSION:
+    model_name, header = _check_meta(found)
+    return {"model": model_name, **header}
+
+
+def _check_meta(document: dict) -> tuple[str, dict[str, Any]]:
+    """A samtab bundle's version, model and image entries, checked: (the model's name, the image header)."""
+    version = document.get("version")
+    if type(version) is not int or version != VERSION:  # True == 1 == 1.0
         raise BundleError(
             f"this bundle is format version {_show(version)}; this samtab reads version {VERSION}. "
             "Encode the photo again with this samtab's tools/encode.py"
         )
-    model = found.get("model")
+    model = document.get("model")
     if not isinstance(model, dict) or model.get("contract") != contract.CONTRACT:
         raise BundleError(f"the bundle's model is missing or does not follow the {contract.CONTRACT!r} contract")
-    return {"model": model.get("name"), **_check_header(found.get("image"), model.get("name"))}
+    return model.get("name"), _check_header(document.get("image"), model.get("name"))
 
 
 def read_bundle(data: bytes | bytearray | memoryview) -> Bundle:
@@ -442,23 +448,14 @@ def read_bundle(data: bytes | bytearray | memoryview) -> Bundle:
     if not isinstance(document, dict):
         raise BundleError("the bundle must be a MessagePack map")
     if document.get("format") == FORMAT:
-        version = document.get("version")
-        if type(version) is not int or version != VERSION:  # True == 1 == 1.0
-            raise BundleError(
-                f"this bundle is format version {_show(version)}; this samtab reads version {VERSION}. "
-                "Encode the photo again with this samtab's tools/encode.py"
-            )
-        model = document.get("model")
-        if not isinstance(model, dict) or model.get("contract") != contract.CONTRACT:
-            raise BundleError(f"the bundle's model is missing or does not follow the {contract.CONTRACT!r} contract")
-        header = _check_header(document.get("image"), model.get("name"))
+        model_name, header = _check_meta(document)
         tensors = _tensors(document.get("tensors"), "bundle", "dtype")
         known = {"format", "version", "model", "image", "tensors"}
         return Bundle(
             width=header["width"],
             height=header["height"],
             tensors=tensors,
-            model_name=model["name"],
+            model_name=model_name,
             image_sha256=header["sha256"],
             extra={k: v for k, v in document.items() if k not in known},
         )
