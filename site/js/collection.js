@@ -1,9 +1,10 @@
 // @ts-check
 // A collection (issue 18): the photos of a served collection.json (`?collection=URL`, written by
-// `samtab-encode ... --index`), shown as a filmstrip; one photo is open at a time. Switching photos (the strip,
-// or the keys of "collection-step") keeps each photo's commands and applies them again when it is opened
-// again, so its objects come back as they were. The index is read by the worker (pyapp.collection): the page
-// resolves its paths, on this site only.
+// `samtab-encode ... --index`) or of a folder opened here (Open folder…, or several photos chosen at once),
+// shown as a filmstrip; one photo is open at a time. Switching photos (the strip, or the keys of
+// "collection-step") keeps each photo's commands and applies them again when it is opened again, so its
+// objects come back as they were. The index (or the folder's list of files) is read by the worker
+// (pyapp.collection): the page resolves its paths, on this site only, or to the folder's files.
 import { $, download, emit, fail, setStatus } from "./contract.js";
 import { chosenModel, encodePhoto } from "./encode.js";
 import { openDemo } from "./photos.js";
