@@ -433,6 +433,12 @@ export function scheduleKeep() {
   }, KEEP_DELAY_MS);
 }
 
+// A new build's service worker took over during this visit (a redeploy: it claims the page and deletes the
+// old build's copy): it is asked to keep this visit's files too, else nothing would be offline until the next.
+navigator.serviceWorker?.addEventListener("controllerchange", () => {
+  if (state.opened) scheduleKeep();
+});
+
 // Ask the service worker to keep everything this visit needed, so the next one works offline: what the
 // page loaded, the runtime the Python worker loaded (every vendor/ file; the WebGPU build only if used), the
 // open demo's files with every decoder its model names, and an encoder downloaded to encode a person's photo.
