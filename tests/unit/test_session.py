@@ -439,6 +439,18 @@ def test_of_several_photos_chosen_quickly_only_the_last_is_opened():
     run(scenario())
 
 
+async def clicked_on_a_with_b_to_come() -> tuple[Page, Discs]:
+    """Photo "a" open (photo "b" available), clicked once, its decode held until the runner is released."""
+    files = {**photo_files("stand-in", name="a", seed=1), **photo_files("stand-in", 640, 480, 2, "b")}
+    runner = Discs(held=True)
+    page = Page(runner, files)
+    page.send(open_message(1, "a"))
+    await page.settle()
+    page.click(300, 200)
+    await asyncio.sleep(0)
+    return page, runner
+
+
 def test_a_photo_left_during_a_decode_gives_its_objects_with_that_decodes_mask():
     """A photo of a collection is left (the page asks for its labels, then opens the next photo) while the
     decode of its last click runs: the labels wait for that decode, so the object has the mask of every
@@ -448,13 +460,7 @@ def test_a_photo_left_during_a_decode_gives_its_objects_with_that_decodes_mask()
     from pyapp import collection
 
     async def scenario():
-        files = {**photo_files("stand-in", name="a", seed=1), **photo_files("stand-in", 640, 480, 2, "b")}
-        runner = Discs(held=True)
-        page = Page(runner, files)
-        page.send(open_message(1, "a"))
-        await page.settle()
-        page.click(300, 200)
-        await asyncio.sleep(0)
+        page, runner = await clicked_on_a_with_b_to_come()
         page.send({"type": "export", "what": "labels"})
         page.send(open_message(2, "b"))
         await asyncio.sleep(0.01)
@@ -472,13 +478,7 @@ def test_a_photo_left_during_a_decode_gives_its_objects_with_that_decodes_mask()
 
 def test_a_decode_that_ends_after_another_photo_opened_paints_nothing_on_it():
     async def scenario():
-        files = {**photo_files("stand-in", name="a", seed=1), **photo_files("stand-in", 640, 480, 2, "b")}
-        runner = Discs(held=True)
-        page = Page(runner, files)
-        page.send(open_message(1, "a"))
-        await page.settle()
-        page.click(300, 200)
-        await asyncio.sleep(0)
+        page, runner = await clicked_on_a_with_b_to_come()
         page.send(open_message(2, "b"))
         await asyncio.sleep(0.01)
         runner.release()
