@@ -640,6 +640,8 @@ class Session:
             preview.add_done_callback(lambda task: task.cancelled() or task.exception())  # reported below
             runner = await self.loader.runner(message.model_url, message.decoder)
             steps["decoder_ms"] = clock.lap()
+            # 1 when its session was made, and run once, while Python booted (site/pyworker.js)
+            steps["decoder_made_ahead"] = int(getattr(runner, "made_ahead", False))
             data = message.bundle
             if data is None:
                 data = await self.loader.fetch(message.bundle_url, "The photo's embeddings")

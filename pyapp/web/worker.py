@@ -26,6 +26,7 @@ from pyapp.stopwatch import Stopwatch
 
 _xworker = None
 _ort_started = None  # site/pyworker.js's promise of onnxruntime-web
+_decoders = None  # site/pyworker.js's decoderSession
 
 
 # --- plumbing ----------------------------------------------------------------------------------------
@@ -77,16 +78,10 @@ class Ort:
     """onnxruntime-web as site/pyworker.js started it while Python booted: the WebGPU build when the browser
     offers a WebGPU adapter, else the WASM build (threads when the page is cross-origin isolated)."""
 
-    def __init__(self, started):
+    def __init__(self, started, decoders):
         self.module, self.provider = started.module, str(started.provider)
         self.threads, self.notice = int(started.threads), str(started.notice)
-
-    async def session(self, model, optimization: str = "all"):
-        """A session on a model given by URL or as bytes (a Uint8Array)."""
-        providers = ["webgpu", "wasm"] if self.provider == "webgpu" else ["wasm"]
-        return await self.module.InferenceSession.create(
-            model, _js_object({"executionProviders": providers, "graphOptimizationLevel": optimization})
-        )
+        self.decoders = decoders  # site/pyworker.js's decoderSession(model_url, bytes, family), made once a model
 
     def tensor(self, array: np.ndarray):
         array = np.ascontiguousarray(array, dtype=np.float32)
@@ -120,6 +115,7 @@ class OrtWebRunner:
     def __init__(self, ort: Ort, session, model_name: str, url: str, prompt_batch: bool = False):
         self.ort, self.session, self.model_name, self.url = ort, session, model_name, url
         self.prompt_batch = prompt_batch  # takes a batch of prompts in one run (model.json says so)
+        self.made_ahead = False  # its session was made (and run once) while Python booted
         self.input_names = [str(n) for n in session.inputNames]
         self.output_names = [str(n) for n in session.outputNames]
         self._cached: dict[str, tuple[int, object, object]] = {}  # name: (id of the array, tensor, GPU buffer)
@@ -181,19 +177,21 @@ class Loader:
             info = parse_model_info(
                 await fetch_json(model_url + "model.json", "The model's description"), where=model_url + "model.json"
             )
-            if decoder is None:
+            # site/pyworker.js makes the session (it chooses how far onnxruntime-web optimises it), or made it
+            # already from the page's early copy of the decoder, while Python booted.
+            made = self.ort.decoders.has(model_url)
+            if not made and decoder is None:
                 decoder = await fetch_bytes(model_url + info.files["decoder"], "The decoder")
-            # Measured in onnxruntime-web: SAM2's decoder runs ~25 % faster fully optimised (0.35 s to
-            # create); the baseline's 900 small nodes take 1.1 s to optimise fully for no gain ("basic": 0.1 s).
-            optimization = "all" if info.family == "sam2.1" else "basic"
             try:
-                session = await self.ort.session(to_js(decoder), optimization)
+                session = await self.ort.decoders(model_url, None if made else to_js(decoder), info.family)
             except Exception as error:  # noqa: BLE001 - onnxruntime-web's message, shortened, is the detail
                 raise DecoderError(
                     f"onnxruntime-web could not load the decoder {model_url}{info.files['decoder']} "
                     f"({brief(error, 200)})"
                 ) from None
-            self.runners[model_url] = OrtWebRunner(self.ort, session, info.name, model_url, info.prompt_batch())
+            runner = OrtWebRunner(self.ort, session, info.name, model_url, info.prompt_batch())
+            runner.made_ahead = made
+            self.runners[model_url] = runner
         return self.runners[model_url]
 
 
@@ -211,7 +209,7 @@ async def boot(base: str) -> None:
         packages_ms = clock.lap()
         phase = "ort"
         started = await _ort_started
-        _loader.ort = ort = Ort(started)
+        _loader.ort = ort = Ort(started, _decoders)
         selftest = await run_selftest(ort, base, started.selftest, float(started.session_ms))
         versions["onnxruntime_web"] = str(ort.module.env.versions.web)
         versions["pyodide"] = __import__("pyodide").__version__
@@ -298,11 +296,11 @@ def on_message(event) -> None:
         _session.handle(data)
 
 
-def start(xworker, ort_started) -> None:
+def start(xworker, ort_started, decoders) -> None:
     """Called once by site/pyworker.js: `xworker` posts to the page and takes its messages (onmessage);
-    `ort_started` is the promise of onnxruntime-web, started meanwhile."""
-    global _xworker, _ort_started
-    _xworker, _ort_started = xworker, ort_started
+    `ort_started` is the promise of onnxruntime-web, started meanwhile; `decoders` makes decoder sessions."""
+    global _xworker, _ort_started, _decoders
+    _xworker, _ort_started, _decoders = xworker, ort_started, decoders
     xworker.onmessage = create_proxy(on_message)
 
 

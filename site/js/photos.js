@@ -207,11 +207,22 @@ async function fetchWithProgress(/** @type {string} */ url, /** @type {string} *
 
 async function prefetch(/** @type {Demo} */ demo) {
   const model = await (await fetch(`${demo.modelUrl}model.json`)).json();
-  const [bundle, decoder] = await Promise.all([
-    fetchWithProgress(demo.bundleUrl, "the photo's embeddings"),
-    fetchWithProgress(new URL(model.files.decoder, demo.modelUrl).href, "the decoder"),
-  ]);
-  return { bundle, decoder };
+  const decoding = fetchWithProgress(new URL(model.files.decoder, demo.modelUrl).href, "the decoder");
+  // The decoder to the worker as soon as it is here: its session is made and run once while Python boots
+  // and the embeddings still arrive (site/pyworker.js), so the first clicks run at full pace.
+  /** @type {Worker | null} */
+  let warmedIn = null;
+  decoding.then(
+    (decoder) => {
+      if (!state.worker) return;
+      const copy = decoder.slice(0);
+      warmedIn = state.worker;
+      send({ type: "warm-decoder", model_url: demo.modelUrl, family: model.family, decoder: copy }, [copy]);
+    },
+    () => {},
+  );
+  const [bundle, decoder] = await Promise.all([fetchWithProgress(demo.bundleUrl, "the photo's embeddings"), decoding]);
+  return { bundle, decoder, warmedIn: () => warmedIn };
 }
 
 /**
@@ -387,10 +398,14 @@ export async function openInWorker() {
     const transfer = [];
     try {
       // Copies, so the originals stay available should the worker need to be restarted.
-      const { bundle, decoder } = await photo.downloads;
+      const { bundle, decoder, warmedIn } = await photo.downloads;
       message.bundle = bundle.slice(0);
-      message.decoder = decoder.slice(0);
-      transfer.push(message.bundle, message.decoder);
+      transfer.push(message.bundle);
+      if (warmedIn() !== state.worker) {
+        // (A worker that was sent the decoder early has it; a restarted one has not.)
+        message.decoder = decoder.slice(0);
+        transfer.push(message.decoder);
+      }
     } catch (error) {
       console.warn("samtab: prefetch failed; the worker fetches itself:", error);
     }

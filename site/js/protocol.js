@@ -113,7 +113,13 @@
  */
 
 /**
- * @typedef {OpenDemo | OpenFiles | Command | Replay | Reset | Export | Hover | HoverEnd | Boot | Ping | StatsRequest |
+ * @typedef {{type: "warm-decoder", model_url: string, family: string, decoder: ArrayBuffer}} WarmDecoder  a demo's
+ *   decoder, sent as soon as it is downloaded: site/pyworker.js makes its session and runs it once while
+ *   Python boots (the photo's "open" then comes without the decoder)
+ */
+
+/**
+ * @typedef {OpenDemo | OpenFiles | WarmDecoder | Command | Replay | Reset | Export | Hover | HoverEnd | Boot | Ping | StatsRequest |
  *   EverythingCancel | Viewport | Prepare | MakeBundle | OpenCollection | CollectionExport |
  *   OpenSession} ToWorker
  */

@@ -38,7 +38,8 @@
  * @property {number} seq  its number: the worker's answers about another photo are ignored
  * @property {string | null} slug  the demo's; null for one's own files
  * @property {Demo} [demo]
- * @property {Promise<{bundle: ArrayBuffer, decoder: ArrayBuffer}>} [downloads]  a demo's, fetched at once
+ * @property {Promise<{bundle: ArrayBuffer, decoder: ArrayBuffer, warmedIn: () => Worker | null}>} [downloads]  a
+ *   demo's, fetched at once (warmedIn: the worker that was sent the decoder early)
  * @property {string} [photoName]  one's own files' names
  * @property {string} [bundleName]
  * @property {{photo: ArrayBuffer, bundle: ArrayBuffer}} [files]  their bytes, once read

@@ -317,6 +317,8 @@ def test_sam2_decoder_in_the_browser_matches_the_headless_pipeline(app, site, tm
     app.open(f"{site.url}?demo={slug}")
     opened = recorded_events(app.page, "opened")[0]["detail"]
     assert opened["model"] == "SAM2.1 tiny (random init, seed 0)"
+    # Its session was made, and run once, while Python booted (the page sent the decoder as it arrived).
+    assert opened["timings"]["decoder_made_ahead"] == 1
     clicks = [
         (meta["objects"][0]["point"], "left"),
         (meta["objects"][1]["point"], "right"),
@@ -548,6 +550,9 @@ def test_a_dead_worker_is_restarted_and_the_clicks_are_kept(app, site, truth):
     assert detail["clicks"] == 2  # the click before the crash and the one made while it was down
     assert [p[2] for p in detail["prompt"]["points"]] == [1, 0]
     assert iou(app.mask(), objects[0]["mask"]) >= 0.95
+    # The first worker was sent the decoder while Python booted; the new one gets it with the photo.
+    made_ahead = [e["detail"]["timings"]["decoder_made_ahead"] for e in recorded_events(app.page, "opened")]
+    assert made_ahead == [1, 0]
 
 
 def test_segment_everything_makes_an_object_of_each_thing_and_one_undo_takes_them_back(app, site, truth):
