@@ -8,7 +8,9 @@
 //
 // Decoder sessions are made here too, once per model folder (decoderSession): when the page sends a demo's
 // decoder early ({type: "warm-decoder", model_url, family, decoder}, handled here, not queued for Python), its
-// session is made and run once on zeros while Python still boots. WebAssembly's optimising tier compiles the
+// session is made and run once on zeros while Python still boots, from when its interpreter has loaded (begun
+// at once, on a first visit it slowed Python's start by 1.5-2 s on two cores: first mask 6.9 s against 6.2-6.5
+// when begun then). WebAssembly's optimising tier compiles the
 // decoder's hot code in the background once it has run, given idle cores: measured (rocket, 2 threads), a
 // session's first runs back to back took 300-380, 250-320, 240-330, 230-330 ms and only the fifth or sixth
 // reached its steady 110-150; after one run and a 1 s pause the second run took 140-155.
@@ -88,6 +90,11 @@ async function startOrt() {
 const decoders = new Map();
 /** @type {Promise<any> | null} startOrt's, once started */
 let ortStarted = null;
+/** @type {() => void} */
+let interpreterLoaded = () => {};
+const interpreter = new Promise((resolve) => {
+  interpreterLoaded = () => resolve(undefined);
+});
 
 /**
  * The decoder session of a model folder, made once (pyapp.web.worker's Loader asks for it when a photo opens;
@@ -121,6 +128,7 @@ decoderSession.has = (/** @type {string} */ modelUrl) => decoders.has(modelUrl);
 async function warmDecoder(/** @type {{model_url: string, family: string, decoder: ArrayBuffer}} */ data) {
   if (!ortStarted || decoders.has(data.model_url)) return;
   try {
+    await interpreter;
     const session = await decoderSession(data.model_url, new Uint8Array(data.decoder), data.family);
     const { module } = await ortStarted;
     /** @type {Record<string, any>} */
@@ -181,6 +189,7 @@ async function startPython() {
     pyodide = await loadPyodide(options);
   }
   timings.interpreter_ms = since();
+  interpreterLoaded();
   pyodide.unpackArchive(await app, "zip");
   return { pyodide, from };
 }
