@@ -43,7 +43,12 @@ EVERYTHING_PROGRESS_S = 0.25  # segment everything tells the page its progress a
 # onnxruntime-web (WASM, 2 threads, SAM2.1 tiny): 87 ms a prompt alone, 84 in fours, 81 in sixteens; eight keep
 # a run under a second, so a Stop and the watchdog's pings are still answered within one.
 EVERYTHING_BATCH = 8
-WARM_RUNS = 2  # decodes made when a photo opens, before anyone clicks (see Session._warm)
+# Decodes made when a photo opens, before anyone clicks (see Session._warm). One: WebAssembly's optimising tier
+# compiles onnxruntime's hot code in the background once it has run, if the cores are free; a second run at
+# once only delays that (a demo's decoder has also run once while Python booted: site/pyworker.js). bench
+# --vs-js plain, first click 1 s after the photo opened against the median click: 177 vs 172, 171 vs 169 ms
+# with one; 174 vs 184, 180 vs 155 with two.
+WARM_RUNS = 1
 # Times the first warm-up run's mask is composited afresh. WebAssembly's optimising tier compiles a function
 # once it has run enough: composited once, Pyodide's and numpy's per-click code was still being compiled,
 # beside the decoder, during the first ~30 clicks (first click 112 ms against 95 with these; bench --vs-js
@@ -810,8 +815,8 @@ class Session:
         that the first click does not pay first-run costs (onnxruntime-web makes its tensors and buffers;
         WebAssembly compiles the hot code of onnxruntime, numpy and the compositor with its optimising tier).
         Each run is one pass of the decode loop, so a click goes first: a click at the photo's centre (its
-        mask upsampled and composited WARM_RENDERS times, not shown), then an exclude click refining it, the
-        path of every later click."""
+        mask upsampled and composited WARM_RENDERS times, not shown), then (with WARM_RUNS above one) an exclude
+        click refining it, the path of every later click."""
         self.warm_left -= 1
         width, height = self.app.view_size
         first = self.warm_step is None

@@ -21,7 +21,7 @@ from PIL import Image
 from pyapp import contract
 from pyapp.bundle import write_bundle
 from pyapp.runner import OnnxRuntimeRunner
-from pyapp.session import EVERYTHING_BATCH, MAX_MESSAGE, DecoderError, Session
+from pyapp.session import EVERYTHING_BATCH, MAX_MESSAGE, WARM_RUNS, DecoderError, Session
 
 WIDTH, HEIGHT = 1200, 800
 CSS = (600, 400)  # the canvas as the page shows it: half the photo's size
@@ -699,16 +699,16 @@ def test_the_decoder_is_warmed_on_each_photo_before_the_first_click():
         page = Page(runner, files)
         page.send(open_message(1, "a"))
         await page.settle()
-        assert runner.warmed == 2 and runner.calls == []  # warmed, nothing shown, nothing recorded
+        assert runner.warmed == WARM_RUNS and runner.calls == []  # warmed, nothing shown, nothing recorded
         assert page.state()["objects"] == [] and [f for f in page.of("frame") if "mask" in f] == []
         assert len(page.of("frame")) == 1  # the frame of the photo opening, no other
         page.click(300, 200)
         await page.settle()
-        assert runner.warmed == 2 and len(runner.calls) == 1
+        assert runner.warmed == WARM_RUNS and len(runner.calls) == 1
         page.send(open_message(2, "b"))
         page.click(100, 100)  # a click waiting for the photo is decoded at once: it is the warm-up
         await page.settle()
-        assert runner.warmed == 2 and len(runner.calls) == 2
+        assert runner.warmed == WARM_RUNS and len(runner.calls) == 2
 
     run(scenario())
 
