@@ -10,10 +10,10 @@
 // decoder early ({type: "warm-decoder", model_url, family, decoder}, handled here, not queued for Python), its
 // session is made and run once on zeros while Python still boots, from when its interpreter has loaded (begun
 // at once, on a first visit it slowed Python's start by 1.5-2 s on two cores: first mask 6.9 s against 6.2-6.5
-// when begun then). WebAssembly's optimising tier compiles the
-// decoder's hot code in the background once it has run, given idle cores: measured (rocket, 2 threads), a
-// session's first runs back to back took 300-380, 250-320, 240-330, 230-330 ms and only the fifth or sixth
-// reached its steady 110-150; after one run and a 1 s pause the second run took 140-155.
+// when begun then). WebAssembly's optimising tier compiles the decoder's hot code in the background once it
+// has run, given idle cores: measured (rocket, 2 threads), a session's first runs back to back took 300-380,
+// 250-320, 240-330, 230-330 ms and only the fifth or sixth reached its steady 110-150; after one run and a 1 s
+// pause the second run took 140-155 (README, "Speed of a click").
 //
 // What the page hears from here, before Python speaks for itself: {type: "python", snapshot, timings}
 // once Python runs, or {type: "boot-failed", message} if it cannot start. The timings (ms since the worker
