@@ -112,10 +112,12 @@ class OrtWebRunner:
     """A decoder session in onnxruntime-web with pyapp.runner's shape (but asynchronous). The embedding
     tensors are made once per photo and reused for every click: only the prompt's small tensors are new."""
 
-    def __init__(self, ort: Ort, session, model_name: str, url: str, prompt_batch: bool = False):
+    def __init__(
+        self, ort: Ort, session, model_name: str, url: str, prompt_batch: bool = False, made_ahead: bool = False
+    ):
         self.ort, self.session, self.model_name, self.url = ort, session, model_name, url
         self.prompt_batch = prompt_batch  # takes a batch of prompts in one run (model.json says so)
-        self.made_ahead = False  # its session was made (and run once) while Python booted
+        self.made_ahead = made_ahead  # its session was made (and run once) while Python booted
         self.input_names = [str(n) for n in session.inputNames]
         self.output_names = [str(n) for n in session.outputNames]
         self._cached: dict[str, tuple[int, object, object]] = {}  # name: (id of the array, tensor, GPU buffer)
@@ -189,9 +191,9 @@ class Loader:
                     f"onnxruntime-web could not load the decoder {model_url}{info.files['decoder']} "
                     f"({brief(error, 200)})"
                 ) from None
-            runner = OrtWebRunner(self.ort, session, info.name, model_url, info.prompt_batch())
-            runner.made_ahead = made
-            self.runners[model_url] = runner
+            self.runners[model_url] = OrtWebRunner(
+                self.ort, session, info.name, model_url, info.prompt_batch(), made_ahead=made
+            )
         return self.runners[model_url]
 
 
