@@ -196,8 +196,9 @@ class Export(Message):
 
 @dataclass(frozen=True)
 class Hover(Message):
-    """The pointer rests at CSS (x, y) (still for a moment): what a click there would make is decoded ahead
-    of the click; include: the label such a click would have (the exclude mode)."""
+    """The pointer rests at CSS (x, y) (still for a moment), or a mouse button went down there (press): what
+    a click there would make is decoded ahead of the click; include: the label such a click would have (the
+    button, the exclude mode). A press's decode is not shown as the hover preview (it may become a box)."""
 
     kind: ClassVar[str] = "hover"
     x: float
@@ -205,6 +206,7 @@ class Hover(Message):
     css_width: float
     css_height: float
     include: bool = True
+    press: bool = False
 
 
 @dataclass(frozen=True)

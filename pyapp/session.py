@@ -74,11 +74,12 @@ class Speculation:
     @property
     def preview(self) -> bool:
         """Before the object's first click the speculation is shown (the hover preview); after it, not until
-        the click."""
-        return self.base is None or self.base.prompt.empty
+        the click. A press's never is: the button may be dragging a box."""
+        return not self.rest.press and (self.base is None or self.base.prompt.empty)
 
-    def answers(self, click: protocol.Click, obj: SegObject | None) -> bool:
-        """Whether `click`, made on the current object `obj`, is the click this decode was made for."""
+    def answers(self, click: protocol.Click | protocol.Hover, obj: SegObject | None) -> bool:
+        """Whether `click` (or a press or rest there), made on the current object `obj`, is the click this
+        decode was made for."""
         rest = self.rest
         return (
             click.include == rest.include
@@ -239,6 +240,12 @@ class Session:
             if self.app.ready and not self.busy:
                 self.frame()
         elif self.app.ready and not self.busy:
+            spec = self.speculation
+            if spec is not None and spec.adopted is None and spec.answers(message, self.app.segmenter.objects.current):
+                # Pressed where the pointer rested: that decode, in flight or done, is the click's; a new one
+                # would drop it and make the click wait for a fresh run.
+                self.rest = None
+                return
             self.rest = message
             self.schedule()
 

@@ -7,7 +7,7 @@
     python tools/bench.py click [--demo SLUG ...] [--clicks 30] [--threads 1,0] [--json]
     python tools/bench.py collection [--photos 200] [--objects 3] [--runs 3] [--json]
     python tools/bench.py click --vs-js [--demo rocket-sam2.1-tiny-random] [--clicks 24] [--rounds 3]
-                                [--threads 2] [--pattern plain|rest|rest-away] [--hover|--no-hover] [--json]
+                                [--threads 2] [--pattern plain|rest|rest-away|press] [--hover|--no-hover] [--json]
 
 boot   Start-up in headless Chromium (Debian's, as in the tests): each run is a fresh browser context (no
        HTTP cache, no IndexedDB: a first visit), then a reload in it (a second visit), timed from navigation
@@ -31,8 +31,9 @@ click  Click to mask painted in headless Chromium, on real mouse events: median 
        browser, each run in a fresh context: both medians and p90s per round and over all rounds, the ratio
        samtab/jsref, how many clicks a speculation answered, and samtab's steps. --pattern is how samtab's
        pointer moves: plain (move and click at once; hover preview off unless --hover), rest (rest 300 ms
-       on the point, then click it) or rest-away (rest 300 ms, then click at once 40-120 CSS px away); the
-       hover preview is on for both, since the speculation needs it. jsref clicks on its own.
+       on the point, then click it), rest-away (rest 300 ms, then click at once 40-120 CSS px away) or
+       press (no rest; the button held 100 ms, as a person clicks: the decode starts at the press); the
+       hover preview is on for all but plain, since the speculation needs it. jsref clicks on its own.
 everything  Segment everything (issue 15) on each demo at each grid, in CPython and in the page (--no-browser:
        CPython only): decoder runs, prompts/s, time to the first candidate kept and to the last mask.
 pipeline  Everything a click costs except the decoder run, in CPython: feeds, taking the outputs,
@@ -575,8 +576,11 @@ PATTERNS = {
     "plain": "move and click at once",
     "rest": "move to the point, rest 300 ms, click there",
     "rest-away": "move to a point, rest 300 ms, click at once 40-120 CSS px away",
+    "press": "move, press at once, release 100 ms later as a person clicks: the decode starts at the press",
 }
 REST_MS = 300
+# How long a person's click holds the button down (mouse clicks: ~80-130 ms).
+PRESS_MS = 100
 # A person looks at a photo before clicking on it: the first click comes this long after it opened (the
 # decoder's warm-up, run when a photo opens, fits in it; a click waiting for the photo is decoded at once).
 FIRST_LOOK_MS = 1000
@@ -667,6 +671,11 @@ def samtab_round(browser, server: SiteServer, slug: str, threads: int, clicks: i
             next_mask = page.evaluate_handle(NEXT_MASK)
             if pattern == "plain":
                 page.mouse.click(x, y, button=button)
+            elif pattern == "press":
+                page.mouse.move(x, y)
+                page.mouse.down(button=button)
+                page.wait_for_timeout(PRESS_MS)
+                page.mouse.up(button=button)
             elif pattern == "rest":
                 page.mouse.move(x, y)
                 page.wait_for_timeout(REST_MS)
@@ -764,7 +773,12 @@ def bench_vs_js(slug: str, clicks: int, rounds: int, threads: int, pattern: str,
     print(f"{'page':<10}{'median':>10}{'p90':>10}")
     for page in ("jsref", "samtab"):
         print(f"{page:<10}{summary[page]['median']:>10.1f}{summary[page]['p90']:>10.1f}")
-    target = {"plain": "target <= 1.05x", "rest": "target <= 0.3x", "rest-away": "no target of its own"}[pattern]
+    target = {
+        "plain": "target <= 1.05x",
+        "rest": "target <= 0.3x",
+        "rest-away": "no target of its own",
+        "press": "no target of its own; --no-hover: the same clicks decoded at the release",
+    }[pattern]
     print(f"samtab / jsref, median: {summary['ratio_median']:.2f}x ({target})")
     if pattern == "rest-away":
         print(

@@ -86,8 +86,9 @@
  * @typedef {{type: "collection-export", what: "coco" | "yolo", index: object, session: object, tolerance?: number,
  *   images?: Record<string, ArrayBuffer>}} CollectionExport  the whole collection's COCO, or YOLO zip
  *   tolerance: the polygons' simplification in pixels (coco, yolo)
- * @typedef {{type: "hover", x: number, y: number, css_width: number, css_height: number, include: boolean}} Hover
- *   the pointer rests there: what a click there would make is decoded ahead of the click
+ * @typedef {{type: "hover", x: number, y: number, css_width: number, css_height: number, include: boolean,
+ *   press?: boolean}} Hover  the pointer rests there, or a mouse button went down there (press): what a click
+ *   there would make is decoded ahead of the click
  * @typedef {{type: "hover-end"}} HoverEnd
  * @typedef {{type: "boot", base: string, diagnostics: boolean}} Boot
  * @typedef {{type: "everything", cmd?: number, points_per_side: number}} Everything  segment the whole photo

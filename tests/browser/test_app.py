@@ -380,11 +380,53 @@ def test_a_click_where_the_pointer_rested_paints_the_mask_decoded_before_it(app,
         assert fresh[key] == speculated[key], key
     np.testing.assert_array_equal(app.canvas_pixels(), pixels)
     np.testing.assert_array_equal(app.mask(), mask)
-    # A click elsewhere than where the pointer rested is decoded as made.
+    # A click elsewhere than where the pointer rested is decoded as made (from the press, or the release).
     app.page.check("#hover-preview")
-    rest(app, (size[0] * 0.3, size[1] * 0.7), size)
+    rested = (size[0] * 0.3, size[1] * 0.7)
+    rest(app, rested, size)
     elsewhere = app.click(size[0] * 0.5, size[1] * 0.5, size)
-    assert not elsewhere.get("speculated") and elsewhere["latency_ms"]["decode"] > 0 and elsewhere["clicks"] == 3
+    assert elsewhere["latency_ms"]["decode"] > 0 and elsewhere["clicks"] == 3
+    x, y, _ = elsewhere["prompt"]["points"][-1]
+    assert abs(x - size[0] * 0.5) <= 2 and abs(y - size[1] * 0.5) <= 2, elsewhere["prompt"]
+
+
+def test_a_click_is_decoded_from_the_press_and_a_drag_drops_that_decode(app, site, truth):
+    """A click's decode starts when the button goes down (hover preview on): held until that decode is done,
+    the release paints it at once, the same mask as the click decoded at the release; a press that drags is a
+    box."""
+    image, _, meta = truth
+    size = (image.shape[1], image.shape[0])
+    app.open(f"{site.url}?demo=shapes-sam2.1-tiny-random")
+    app.click(*meta["objects"][0]["point"], size)
+    target = (size[0] * 0.7, size[1] * 0.3)
+    mouse = app.page.mouse
+    mouse.move(*app.canvas_point(*target, *size))
+    mouse.down()  # at once: no rest before it
+    for _ in range(300):
+        if app.stats()["speculation"] == "decoded":
+            break
+        app.page.wait_for_timeout(50)
+    else:
+        raise AssertionError(f"nothing was decoded from the press: {app.stats_now()}")
+    assert app.count("mask") == 1  # nothing shows while the button is down
+    before = app.count("mask")
+    mouse.up()
+    pressed = app.wait_for("mask", before)
+    assert pressed.get("speculated") and pressed["latency_ms"]["decode"] == 0 and pressed["clicks"] == 2
+    pixels, mask = app.canvas_pixels(), app.mask()
+    app.page.keyboard.press("Control+z")
+    app.page.uncheck("#hover-preview")  # no decode at the press: the click is decoded at the release
+    released = app.click(*target, size)
+    assert not released.get("speculated") and released["latency_ms"]["decode"] > 0
+    for key in ("prompt", "mask_index", "iou", "area_px"):
+        assert released[key] == pressed[key], key
+    np.testing.assert_array_equal(app.canvas_pixels(), pixels)
+    np.testing.assert_array_equal(app.mask(), mask)
+    # A press that becomes a drag: the box's mask, not the pressed point's.
+    app.page.check("#hover-preview")
+    app.page.keyboard.press("n")
+    boxed = app.drag((size[0] * 0.2, size[1] * 0.2), (size[0] * 0.6, size[1] * 0.6), size)
+    assert boxed["prompt"]["box"] is not None and boxed["prompt"]["points"] == [] and not boxed.get("speculated")
 
 
 def test_a_mismatched_bundle_is_refused_and_the_work_kept(app, site, truth, tmp_path):

@@ -168,9 +168,13 @@ class Page:
             {"type": "click", "x": x, "y": y, "css_width": CSS[0], "css_height": CSS[1], "include": include, "t0": 0}
         )
 
-    def rest(self, x, y, include=True):
-        """The pointer has been still at (x, y) for a moment (the page's rest timer fired)."""
-        self.send({"type": "hover", "x": x, "y": y, "css_width": CSS[0], "css_height": CSS[1], "include": include})
+    def rest(self, x, y, include=True, press=False):
+        """The pointer has been still at (x, y) for a moment (the page's rest timer fired); press: a mouse
+        button went down there."""
+        self.send(
+            {"type": "hover", "x": x, "y": y, "css_width": CSS[0], "css_height": CSS[1], "include": include}
+            | ({"press": True} if press else {})
+        )
 
     def receive(self) -> None:
         """Read what the worker posted: answers move commands into the log, or drop them."""
@@ -593,6 +597,66 @@ def test_the_first_click_where_the_pointer_rested_takes_the_hover_preview():
     page, made = run(scenario()), fresh([(300, 200, True)])
     assert page.state() == made.state()
     np.testing.assert_array_equal(page.masks()[0], made.masks()[0])
+
+
+def test_a_press_starts_the_clicks_decode_which_the_click_takes_unshown_until_then():
+    async def scenario():
+        runner = Discs(held=True)
+        page = await opened(runner)
+        frames = len(page.of("frame"))
+        page.rest(300, 200, press=True)  # the button goes down: before the object's first click
+        await asyncio.sleep(0.01)
+        runner.release()
+        await page.settle()
+        assert len(runner.calls) == 1 and page.state()["objects"] == []
+        assert len(page.of("frame")) == frames  # not shown as a hover preview: the button may be dragging a box
+        page.click(300, 200)  # the button comes up
+        await page.settle()
+        assert len(runner.calls) == 1 and mask_frames(page)[-1]["speculated"]
+        return page
+
+    page, made = run(scenario()), fresh([(300, 200, True)])
+    assert page.state() == made.state()
+    np.testing.assert_array_equal(page.masks()[0], made.masks()[0])
+
+
+def test_a_press_where_the_pointer_rested_keeps_that_decode():
+    async def scenario():
+        page = await opened(Discs())
+        page.click(300, 200)
+        await page.settle()
+        page.rest(400, 250)
+        await page.settle()
+        calls = len(page.runner.calls)
+        page.rest(401, 250, press=True)  # decoded already: not decoded again...
+        await page.settle()
+        assert len(page.runner.calls) == calls
+        page.click(401, 250)  # ...and the click paints it at once
+        await page.settle()
+        assert len(page.runner.calls) == calls and mask_frames(page)[-1]["speculated"]
+        assert mask_frames(page)[-1]["latency_ms"]["decode"] == 0
+        return page
+
+    page, made = run(scenario()), fresh([(300, 200, True), (400, 250, True)])
+    assert page.state() == made.state()
+
+
+def test_a_press_that_becomes_a_box_drops_its_decode():
+    async def scenario():
+        page = await opened(Discs())
+        page.click(300, 200)
+        await page.settle()
+        page.rest(100, 100, press=True)
+        await page.settle()
+        box = {"x0": 100, "y0": 100, "x1": 250, "y1": 220, "css_width": CSS[0], "css_height": CSS[1], "t0": 0}
+        page.send({"type": "box", **box})
+        await page.settle()
+        assert page.session.speculation is None and not mask_frames(page)[-1].get("speculated")
+        assert page.state()["objects"][0]["clicks"] == 3  # the click before, and the box's two corners
+        assert mask_frames(page)[-1]["prompt"]["box"] is not None
+        return page
+
+    run(scenario())
 
 
 def test_clicks_the_speculation_does_not_answer_are_decoded_as_made():
