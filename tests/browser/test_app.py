@@ -349,14 +349,34 @@ def test_sam2_decoder_in_the_browser_matches_the_headless_pipeline(app, site, tm
     assert min(foreground, background) >= 0.999, (foreground, background)
 
 
-def rest(app, point, size) -> None:
-    """Move the pointer to `point` and keep it there until the worker has decoded a click there."""
-    app.page.mouse.move(*app.canvas_point(*point, *size))
+def decoded_ahead(app, where: str) -> None:
+    """Wait until the worker has decoded a click ahead of it."""
     for _ in range(300):
         if app.stats()["speculation"] == "decoded":
             return
         app.page.wait_for_timeout(50)
-    raise AssertionError(f"nothing was decoded where the pointer rested: {app.stats_now()}")
+    raise AssertionError(f"nothing was decoded {where}: {app.stats_now()}")
+
+
+def rest(app, point, size) -> None:
+    """Move the pointer to `point` and keep it there until the worker has decoded a click there."""
+    app.page.mouse.move(*app.canvas_point(*point, *size))
+    decoded_ahead(app, "where the pointer rested")
+
+
+def same_as_decoded_at_the_click(app, point, size, answered: dict) -> None:
+    """`answered`, a click at `point` that took a decode made ahead of it, is undone and made again with the
+    hover preview off (decoded when it is made): the same mask, to the pixel."""
+    pixels, mask = app.canvas_pixels(), app.mask()
+    app.page.keyboard.press("Control+z")
+    app.page.uncheck("#hover-preview")
+    fresh = app.click(*point, size)
+    assert not fresh.get("speculated") and fresh["latency_ms"]["decode"] > 0
+    for key in ("prompt", "mask_index", "iou", "area_px"):
+        assert fresh[key] == answered[key], key
+    np.testing.assert_array_equal(app.canvas_pixels(), pixels)
+    np.testing.assert_array_equal(app.mask(), mask)
+    app.page.check("#hover-preview")
 
 
 def test_a_click_where_the_pointer_rested_paints_the_mask_decoded_before_it(app, site, truth):
@@ -370,18 +390,8 @@ def test_a_click_where_the_pointer_rested_paints_the_mask_decoded_before_it(app,
     speculated = app.click(*target, size)
     assert speculated.get("speculated") and speculated["latency_ms"]["decode"] == 0
     assert speculated["clicks"] == 2 and speculated["refined"]
-    pixels, mask = app.canvas_pixels(), app.mask()
-    # The same click again, decoded when it is made: the same mask, to the pixel.
-    app.page.keyboard.press("Control+z")
-    app.page.uncheck("#hover-preview")
-    fresh = app.click(*target, size)
-    assert not fresh.get("speculated") and fresh["latency_ms"]["decode"] > 0
-    for key in ("prompt", "mask_index", "iou", "area_px"):
-        assert fresh[key] == speculated[key], key
-    np.testing.assert_array_equal(app.canvas_pixels(), pixels)
-    np.testing.assert_array_equal(app.mask(), mask)
+    same_as_decoded_at_the_click(app, target, size, speculated)
     # A click elsewhere than where the pointer rested is decoded as made (from the press, or the release).
-    app.page.check("#hover-preview")
     rested = (size[0] * 0.3, size[1] * 0.7)
     rest(app, rested, size)
     elsewhere = app.click(size[0] * 0.5, size[1] * 0.5, size)
@@ -402,28 +412,13 @@ def test_a_click_is_decoded_from_the_press_and_a_drag_drops_that_decode(app, sit
     mouse = app.page.mouse
     mouse.move(*app.canvas_point(*target, *size))
     mouse.down()  # at once: no rest before it
-    for _ in range(300):
-        if app.stats()["speculation"] == "decoded":
-            break
-        app.page.wait_for_timeout(50)
-    else:
-        raise AssertionError(f"nothing was decoded from the press: {app.stats_now()}")
+    decoded_ahead(app, "from the press")
     assert app.count("mask") == 1  # nothing shows while the button is down
-    before = app.count("mask")
     mouse.up()
-    pressed = app.wait_for("mask", before)
+    pressed = app.wait_for("mask", 1)
     assert pressed.get("speculated") and pressed["latency_ms"]["decode"] == 0 and pressed["clicks"] == 2
-    pixels, mask = app.canvas_pixels(), app.mask()
-    app.page.keyboard.press("Control+z")
-    app.page.uncheck("#hover-preview")  # no decode at the press: the click is decoded at the release
-    released = app.click(*target, size)
-    assert not released.get("speculated") and released["latency_ms"]["decode"] > 0
-    for key in ("prompt", "mask_index", "iou", "area_px"):
-        assert released[key] == pressed[key], key
-    np.testing.assert_array_equal(app.canvas_pixels(), pixels)
-    np.testing.assert_array_equal(app.mask(), mask)
+    same_as_decoded_at_the_click(app, target, size, pressed)  # (hover preview off: nothing decoded at a press)
     # A press that becomes a drag: the box's mask, not the pressed point's.
-    app.page.check("#hover-preview")
     app.page.keyboard.press("n")
     boxed = app.drag((size[0] * 0.2, size[1] * 0.2), (size[0] * 0.6, size[1] * 0.6), size)
     assert boxed["prompt"]["box"] is not None and boxed["prompt"]["points"] == [] and not boxed.get("speculated")
