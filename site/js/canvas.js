@@ -171,15 +171,11 @@ canvas.addEventListener("pointerdown", (event) => {
     longPress: false,
     photo: state.shown,
   };
-  // The click's decode starts now rather than when the button comes up (a press lasts ~100 ms): the worker
-  // decodes a click here ahead, not shown; the click takes it, a drag drops it. Switched with the hover preview.
-  if (
-    event.pointerType === "mouse" &&
-    hoverPreview.checked &&
-    state.opened &&
-    state.shown === state.photo &&
-    canSend()
-  ) {
+  // The click's decode starts now rather than when the button, pen or finger comes up (a press lasts ~100 ms):
+  // the worker decodes a click here ahead, not shown; the click takes it, a drag drops it. A touch decodes the
+  // tap (an include in Include mode); a long press, which excludes, is decoded when it is made. Switched with
+  // the hover preview.
+  if (hoverPreview.checked && state.opened && state.shown === state.photo && canSend()) {
     const { x, y, w, h } = press.start;
     const include = event.button === 0 && !state.excludeMode;
     send({ type: "hover", x, y, css_width: w, css_height: h, include, press: true });
@@ -211,9 +207,10 @@ canvas.addEventListener("pointermove", (event) => {
     return;
   }
   // The pointer rests: the worker decodes what a click here would make (shown before the object's first
-  // click, the hover preview; after it, kept for the click). Nothing is sent while the pointer moves.
+  // click, the hover preview; after it, kept for the click). Nothing is sent while the pointer moves. A mouse
+  // or a pen held over the screen (a finger is only seen while it touches).
   clearTimeout(restTimer);
-  if (!hoverPreview.checked || event.pointerType !== "mouse" || !state.opened) return;
+  if (!hoverPreview.checked || event.pointerType === "touch" || !state.opened) return;
   restTimer = setTimeout(() => {
     if (press || !canSend()) return;
     const include = !state.excludeMode;

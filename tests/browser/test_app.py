@@ -424,6 +424,64 @@ def test_a_click_is_decoded_from_the_press_and_a_drag_drops_that_decode(app, sit
     assert boxed["prompt"]["box"] is not None and boxed["prompt"]["points"] == [] and not boxed.get("speculated")
 
 
+def test_a_fingers_tap_and_a_pens_click_are_decoded_from_the_press_too(browser, site, truth):
+    """A finger's and a pen's press start the click's decode as a mouse button's does (hover preview on): held
+    until the worker has decoded it, nothing shows; the lift paints it at once, the same mask as the click
+    decoded when made. A pen held over the screen rests as a mouse pointer does. A long press (an exclude) is
+    decoded when it is made."""
+    image, _, meta = truth
+    size = (image.shape[1], image.shape[0])
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, has_touch=True)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        app = App(page).open(f"{site.url}?demo=shapes-sam2.1-tiny-random")
+        cdp = context.new_cdp_session(page)
+        app.click(*meta["objects"][0]["point"], size)
+        # A finger, pressed (no rest: a finger has none) and held until the worker has decoded the tap.
+        target = (size[0] * 0.7, size[1] * 0.3)
+        x, y = app.canvas_point(*target, *size)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        decoded_ahead(app, "from a finger's press")
+        assert app.count("mask") == 1  # nothing shows while the finger is down
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        tapped = app.wait_for("mask", 1)
+        assert tapped.get("speculated") and tapped["latency_ms"]["decode"] == 0 and tapped["clicks"] == 2
+        assert tapped["prompt"]["points"][-1][2] == 1  # a tap includes
+        same_as_decoded_at_the_click(app, target, size, tapped)
+        # A pen's tip, the same.
+        target = (size[0] * 0.3, size[1] * 0.7)
+        x, y = app.canvas_point(*target, *size)
+        pen = {"x": x, "y": y, "button": "left", "clickCount": 1, "pointerType": "pen"}
+        cdp.send("Input.dispatchMouseEvent", {"type": "mousePressed", **pen})
+        decoded_ahead(app, "from a pen's press")
+        before = app.count("mask")
+        cdp.send("Input.dispatchMouseEvent", {"type": "mouseReleased", **pen})
+        penned = app.wait_for("mask", before)
+        assert penned.get("speculated") and penned["latency_ms"]["decode"] == 0 and penned["clicks"] == 3
+        # A pen held over the screen rests as a mouse pointer does: the click there is decoded before the press.
+        x, y = app.canvas_point(size[0] * 0.6, size[1] * 0.6, *size)
+        pen = {"x": x, "y": y, "pointerType": "pen"}
+        cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", **pen})
+        decoded_ahead(app, "where a pen rested")
+        before = app.count("mask")
+        for kind in ("mousePressed", "mouseReleased"):
+            cdp.send("Input.dispatchMouseEvent", {"type": kind, **pen, "button": "left", "clickCount": 1})
+        rested = app.wait_for("mask", before)
+        assert rested.get("speculated") and rested["latency_ms"]["decode"] == 0 and rested["clicks"] == 4
+        # A long press excludes: not the tap decoded from its press, but its own decode.
+        target = (size[0] * 0.5, size[1] * 0.5)
+        x, y = app.canvas_point(*target, *size)
+        before = app.count("mask")
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        held = app.wait_for("mask", before)  # at 550 ms, the finger still down
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        assert not held.get("speculated") and held["latency_ms"]["decode"] > 0 and held["clicks"] == 5
+        assert held["prompt"]["points"][-1][2] == 0
+    finally:
+        context.close()
+
+
 def test_a_mismatched_bundle_is_refused_and_the_work_kept(app, site, truth, tmp_path):
     image, _, meta = truth
     size = (image.shape[1], image.shape[0])
