@@ -32,6 +32,34 @@ def test_thresholding_logits_not_masks_gives_smooth_edges():
     assert np.abs(np.diff(first_true[10:-10])).max() <= 1
 
 
+def test_a_mask_upsampled_only_where_it_can_be_true_is_the_whole_upsampled_and_thresholded():
+    """to_mask upsamples only the window that the positive logits' sources reach: the same mask, pixel for pixel,
+    as thresholding the whole, for objects anywhere (at the borders too), none, all, and every way of scaling."""
+    rng = np.random.default_rng(1)
+    fields = []
+    for _ in range(40):
+        logits = np.full((256, 256), -4.0, np.float32) + rng.standard_normal((256, 256)).astype(np.float32) * 0.1
+        y, x = rng.integers(0, 256, 2)
+        h, w = rng.integers(1, 60, 2)
+        logits[y : y + h, x : x + w] = rng.standard_normal((len(logits[y : y + h]), len(logits[0, x : x + w]))) * 3
+        fields.append(logits)
+    corner = np.full((256, 256), -1.0, np.float32)
+    corner[-1, -1] = 0.25  # one positive logit, in the last row and column
+    fields += [corner, np.full((256, 256), -1.0, np.float32), np.full((256, 256), 2.0, np.float32)]
+    edge = np.full((256, 256), -1e-30, np.float32)
+    edge[100, 100] = 1e-30  # tiny values: no positive from rounding outside
+    fields.append(edge)
+    sizes = [(640, 427), (1024, 1024), (451, 300), (100, 77), (4000, 3), (3, 4000), (256, 256)]
+    for index, logits in enumerate(fields):
+        width, height = sizes[index % len(sizes)]
+        want = postprocess.upsample(logits, width, height) > 0
+        got = postprocess.to_mask(logits, width, height)
+        assert got.shape == (height, width) and got.dtype == bool
+        np.testing.assert_array_equal(got, want)
+    assert not postprocess.to_mask(fields[-3], 640, 427).any()
+    assert postprocess.to_mask(fields[-2], 640, 427).all()
+
+
 def test_candidates_from_outputs_and_best():
     masks = np.zeros((1, 3, 256, 256), np.float32)
     candidates = postprocess.Candidates.from_outputs({"masks": masks, "iou_predictions": np.array([[0.2, 0.7, 0.5]])})
