@@ -76,12 +76,20 @@ def edges(mask: np.ndarray) -> np.ndarray:
     return (centre & ~inner).view(np.uint8)[:, 1 : width + 1].view(bool)
 
 
-def _bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
-    """The rows and columns that hold the mask's pixels (None if it has none)."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+def mask_bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns that hold the mask's (H, W) pixels (None if it has none). The columns by OR-ing
+    the rows' bytes within the rows found: a bool array's any(axis=0) runs along the strided axis, which in
+    Pyodide takes several times longer (0.37 against 0.12 ms for 640x427)."""
+    rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
+    cols = np.flatnonzero(columns(mask[rows[0] : rows[-1] + 1]))
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def columns(mask: np.ndarray) -> np.ndarray:
+    """mask.any(axis=0) of an (H, W) bool array, as W bytes (non-zero: the column holds a pixel of it)."""
+    return np.bitwise_or.reduce(np.asarray(mask, dtype=bool).view(np.uint8), axis=0)
 
 
 _LANES = np.uint32(0x00FF00FF)
@@ -114,7 +122,7 @@ def paint(
     """Lay one mask on `pixels` in place: its pixels from `tinted` (see tint), and a solid outline."""
     if mask.shape != pixels.shape[:2]:
         raise ValueError(f"a mask of {mask.shape} does not fit a photo of {pixels.shape[:2]}")
-    bounds = _bounds(mask)
+    bounds = mask_bounds(mask)
     if bounds is None:
         return pixels
     words = _words(pixels)
@@ -139,7 +147,7 @@ def overlay(
         raise ValueError(f"opacity must be from 0 to 1, not {opacity}")
     out = rgba(photo).copy()
     for mask, colour in layers:
-        bounds = _bounds(mask) if mask.shape == out.shape[:2] else None
+        bounds = mask_bounds(mask) if mask.shape == out.shape[:2] else None
         if bounds is None:
             paint(out, out, mask, colour, outline)  # checks the shape; an empty mask paints nothing
             continue

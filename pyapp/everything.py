@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import composite
 from .feeds import decoder_feeds
 from .postprocess import Candidates, upsample
 from .prompt import Point, Prompt
@@ -78,10 +79,11 @@ def stability_score(logits: np.ndarray, threshold: float, offset: float) -> floa
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the mask's pixels, inclusive; zeros for an empty mask (Meta's convention)."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    found = composite.mask_bounds(mask)
+    if found is None:
         return (0, 0, 0, 0)
-    return (int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1]))
+    rows, cols = found
+    return (int(cols.start), int(rows.start), int(cols.stop) - 1, int(rows.stop) - 1)
 
 
 def box_ious(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

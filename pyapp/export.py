@@ -97,7 +97,7 @@ def coco(
             "image_id": 1,
             "category_id": names.index(name) + 1,
             "segmentation": segmentation(mask, polygon_tolerance),
-            "area": int(mask.sum()),
+            "area": int(np.count_nonzero(mask)),
             "bbox": bbox(mask),
             "iscrowd": 0,
         }

@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import composite
+
 MASK_THRESHOLD = 0.0
 
 
@@ -93,7 +95,7 @@ def to_mask(logits: np.ndarray, width: int, height: int) -> np.ndarray:
         return upsample(logits, width, height) > MASK_THRESHOLD
     positive = logits > MASK_THRESHOLD
     rows = _reaching(positive.any(axis=1), height)
-    cols = _reaching(positive.any(axis=0), width)
+    cols = _reaching(composite.columns(positive), width)
     if len(rows) * len(cols) > 0.5 * width * height:  # most of the photo: the whole is as quick
         return upsample(logits, width, height) > MASK_THRESHOLD
     mask = np.zeros((height, width), bool)

@@ -884,7 +884,7 @@ class Session:
             "clicks": step.prompt.clicks,
             "mask_index": step.chosen,
             "iou": round(float(step.candidates.iou[step.chosen]), 4),
-            "area_px": int(round(mask.sum() * scale)),
+            "area_px": int(round(np.count_nonzero(mask) * scale)),
             "prompt": step.prompt.to_json(),
             "refined": bool(decode.feeds.get("has_mask_input", [0])[0]),
         }

@@ -38,6 +38,18 @@ def test_edges_are_the_pixels_with_a_neighbour_outside_for_any_shape():
             np.testing.assert_array_equal(composite.edges(mask), mask & ~inner, err_msg=f"{height}x{width}")
 
 
+def test_a_masks_bounds_are_the_rows_and_columns_that_hold_its_pixels():
+    rng = np.random.default_rng(7)
+    for height, width in [(1, 1), (1, 9), (9, 1), (40, 63), (427, 640)]:
+        for density in (0.0, 0.001, 0.3, 1.0):
+            whole = rng.random((height + 2, width + 3)) < density
+            for mask in (whole[1:-1, 2:-1], np.ascontiguousarray(whole[1:-1, 2:-1])):  # a view, and its copy
+                rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+                expected = None if rows.size == 0 else (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+                assert composite.mask_bounds(mask) == expected, (height, width, density)
+                np.testing.assert_array_equal(composite.columns(mask).astype(bool), mask.any(axis=0))
+
+
 def test_edges_of_a_square():
     mask = np.zeros((10, 10), bool)
     mask[2:8, 2:8] = True
