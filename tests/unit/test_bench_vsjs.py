@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pyapp import bundle, contract
-from samtab_tools.bench import away_point
+from samtab_tools.bench import away_point, python_price
 from samtab_tools.browser import JsRefServer, jsref_layout
 
 JSREF_DTYPES = {"float16": np.dtype("<f2")}  # worker.mjs: `t.dtype === "float16"`, anything else is read as f32
@@ -130,3 +130,31 @@ def test_the_rest_away_pattern_rests_40_to_120_css_px_from_the_click_inside_the_
         ax, ay = away_point(x, y, box, rng)
         assert 40 <= math.hypot(ax - x, ay - y) <= 120
         assert box["x"] < ax < box["x"] + box["width"] and box["y"] < ay < box["y"] + box["height"]
+
+
+def test_the_price_of_python_pairs_each_rounds_runs_and_leaves_out_the_clicks_answered_ahead():
+    def samtab(totals_runs_python, speculated):
+        return {
+            "latency_ms": [{"total": t, "decode.run": r, "python": p} for t, r, p in totals_runs_python],
+            "speculated_clicks": speculated,
+        }
+
+    runs = [
+        {  # a slow round: both pages' runs near 200 ms; the click answered ahead (12 ms) is not a decode
+            "jsref": {"decode_median_ms": 200.0, "click_median_ms": 203.0},
+            "samtab": samtab([(210, 198, 6), (216, 202, 7), (12, 0, 3)], [False, False, True]),
+        },
+        {  # a quick one
+            "jsref": {"decode_median_ms": 100.0, "click_median_ms": 102.0},
+            "samtab": samtab([(111, 101, 5), (111, 103, 6)], [False, False]),
+        },
+    ]
+    price = python_price(runs)
+    assert price["run_ratios"] == pytest.approx([1.0, 1.02])
+    assert price["run_ratio"] == pytest.approx(1.01)
+    assert price["samtab_run"] == pytest.approx(151.0) and price["jsref_run"] == pytest.approx(150.0)
+    assert price["python"] == pytest.approx(6.0)
+    # per click: 12 and 14 ms, then 10 and 8 (a median of totals less a median of runs would say 13 and 9)
+    assert price["samtab_beyond"] == pytest.approx(11.0) and price["jsref_beyond"] == pytest.approx(2.5)
+    only_ahead = [{"jsref": runs[0]["jsref"], "samtab": samtab([(12, 0, 3)], [True])}]
+    assert python_price(only_ahead) is None
