@@ -12,7 +12,8 @@
 //   canvas.js    painting, and the pointer: clicks, boxes, long presses, hover previews
 //   controls.js  the toolbar, the list of objects, the keyboard
 //   keys.js      the keyboard shortcuts: one table for the keys, the help and the README
-//   photos.js    demos, one's own files, opening them in the worker, offline copies
+//   photos.js    demos, one's own files, opening them in the worker
+//   offline.js   what a visit needed, kept by the service worker for offline use when the page is still
 //   saves.js     work saved in IndexedDB, and offered back
 //   runtime.js   whether the browser runtime (vendor/) is on the server
 //

@@ -93,34 +93,57 @@ async function sha256(buffer) {
   return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-// Keep one file of this build: fetched, checked against build.js, then put. Returns what happened.
-async function keep(cache, path) {
+// The page is in use (it says "hold" when it sends its Python worker anything while a keep runs): the keep
+// under way stops (a file being fetched at once, else after the step it is in), and its answer says it was not
+// done; the page asks again when it is still. Fetching, hashing and storing tens of MB took both cores for a
+// second, and a click in it twice its time.
+let holds = 0;
+const fetching = new Set(); // the AbortControllers of the fetches under way
+
+// Keep one file of this build: fetched, checked against build.js, then put, unless `held()` becomes true
+// before that is done. Returns what happened.
+async function keep(cache, path, held) {
   const expected = BUILD.files[path];
   if (!expected) return "unknown";
   const url = new URL(path, SCOPE).href;
   const known = await cache.match(url);
   if (known) return "kept";
+  const controller = new AbortController();
+  fetching.add(controller);
   let response;
+  let body;
   try {
-    response = await fetch(url, { cache: "no-cache" });
+    response = await fetch(url, { cache: "no-cache", signal: controller.signal });
+    body = response.ok ? await response.arrayBuffer() : null;
   } catch {
-    return "offline";
+    return held() ? "held" : "offline";
+  } finally {
+    fetching.delete(controller);
   }
   if (!response.ok) return "failed";
-  const body = await response.arrayBuffer();
+  if (held()) return "held";
   if (body.byteLength !== expected.size || (await sha256(body)) !== expected.sha256) return "mismatch";
+  if (held()) return "held";
   await cache.put(url, new Response(body, { status: 200, headers: response.headers }));
   return "kept";
 }
 
 // The page names what it needs to work offline: the URLs it loaded (and its Python worker fetched), the
 // runtime (every vendor/ file; the WebGPU build only if it was used), the open demo's files and every
-// decoder its model names. Each is kept if this build lists it.
+// decoder its model names. Each is kept if this build lists it, until the page holds it (`done`: false).
 self.addEventListener("message", (event) => {
+  if (event.data?.type === "hold") {
+    holds += 1;
+    for (const controller of fetching) controller.abort();
+    return;
+  }
   if (event.data?.type !== "keep" || !Array.isArray(event.data.urls)) return;
   event.waitUntil(
     (async () => {
       const counts = {};
+      const asked = holds;
+      const held = () => holds !== asked;
+      let done = true;
       if (BUILD) {
         const cache = await caches.open(CACHE);
         const paths = new Set(event.data.urls.map(sitePath).filter((path) => path !== null));
@@ -128,11 +151,15 @@ self.addEventListener("message", (event) => {
           if (path.startsWith("vendor/") && (event.data.webgpu || !/webgpu|jsep|asyncify/.test(path))) paths.add(path);
         }
         for (const path of paths) {
-          const result = await keep(cache, path);
+          const result = held() ? "held" : await keep(cache, path, held);
+          if (result === "held") {
+            done = false;
+            break;
+          }
           counts[result] = (counts[result] || 0) + 1;
         }
       }
-      event.source?.postMessage({ type: "kept", build: BUILD?.id ?? null, counts });
+      event.source?.postMessage({ type: "kept", build: BUILD?.id ?? null, counts, done });
     })(),
   );
 });

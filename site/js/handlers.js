@@ -6,7 +6,8 @@ import { clearError, clickHint, download, emit, fail, now, setStatus, touch, upd
 import { endEverything, renderControls, showEverything } from "./controls.js";
 import { answered, refused, showSaveBundle } from "./encode.js";
 import { keysOf } from "./keys.js";
-import { keepPreviousPhoto, openInWorker, scheduleKeep } from "./photos.js";
+import { scheduleKeep } from "./offline.js";
+import { keepPreviousPhoto, openInWorker } from "./photos.js";
 import { offerRestore, replayHere, restored } from "./saves.js";
 import { state } from "./state.js";
 import { acknowledge, explainBootFailure, flushOutbox, forget, onWorkerCrash, resume } from "./worker.js";

@@ -5,7 +5,8 @@ import { paintPlaceholder } from "./canvas.js";
 import { collectionFromQuery } from "./collection.js";
 import { emit, fail, now } from "./contract.js";
 import { onWorkerMessage } from "./handlers.js";
-import { demoFromQuery, loadGallery, openDemo, scheduleKeep } from "./photos.js";
+import "./offline.js";
+import { demoFromQuery, loadGallery, openDemo } from "./photos.js";
 import { state } from "./state.js";
 import { send, startWorker } from "./worker.js";
 
@@ -19,10 +20,6 @@ addEventListener("unhandledrejection", (event) =>
 // Tests and benchmarks ask the worker for its memory figures; the answer comes as a samtab:stats event.
 addEventListener("samtab:request-stats", () => {
   if (state.workerReady) send({ type: "stats" });
-});
-// A new build's service worker took over (the site was redeployed): it keeps its own copies.
-navigator.serviceWorker?.addEventListener("controllerchange", () => {
-  if (state.opened) scheduleKeep();
 });
 
 async function boot() {

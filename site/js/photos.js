@@ -1,6 +1,6 @@
 // @ts-check
 // Photos: the demo gallery, a demo named in the address, one's own photo and bundle (chosen or dropped),
-// opening each in the worker, and keeping what a visit needed for offline use.
+// opening each in the worker.
 import { MAX_BUNDLE_BYTES } from "../vendor/constants.js";
 import { paintPhoto } from "./canvas.js";
 import { collectionFromFiles } from "./collection.js";
@@ -427,62 +427,4 @@ export async function openInWorker() {
       [photoCopy, bundleCopy],
     );
   }
-}
-
-// --- offline -------------------------------------------------------------------------------------------
-
-// Copies for offline use are made once the page has been still for KEEP_DELAY_MS (no click or box, nothing
-// opening or decoding): fetching, hashing and storing tens of MB of runtime in the seconds after a photo
-// opened more than doubled the first click's decode on 2 cores (measured: first click 228 -> 108 ms).
-const KEEP_DELAY_MS = 3000;
-/** @type {ReturnType<typeof setTimeout> | undefined} */
-let keepTimer;
-
-export function scheduleKeep() {
-  clearTimeout(keepTimer);
-  const inputs = state.inputSeq;
-  keepTimer = setTimeout(() => {
-    const busy = ["busy", "booting"].includes(document.body.dataset.state ?? "");
-    if (busy || state.inputSeq !== inputs) scheduleKeep();
-    else requestIdleCallback(() => void keepForOffline(), { timeout: 2000 });
-  }, KEEP_DELAY_MS);
-}
-
-// A new build's service worker took over during this visit (a redeploy: it claims the page and deletes the
-// old build's copy): it is asked to keep this visit's files too, else nothing would be offline until the next.
-navigator.serviceWorker?.addEventListener("controllerchange", () => {
-  if (state.opened) scheduleKeep();
-});
-
-// Ask the service worker to keep everything this visit needed, so the next one works offline: what the
-// page loaded, the runtime the Python worker loaded (every vendor/ file; the WebGPU build only if used), the
-// open demo's files with every decoder its model names, and an encoder downloaded to encode a person's photo.
-async function keepForOffline() {
-  const controller = navigator.serviceWorker?.controller;
-  if (!controller) return;
-  const urls = new Set(
-    performance
-      .getEntriesByType("resource")
-      .map((entry) => entry.name.split("#")[0])
-      .filter((url) => new URL(url).origin === location.origin),
-  );
-  urls.add(new URL("./", document.baseURI).href);
-  for (const url of state.keep) urls.add(url); // what the encoder's worker downloaded
-  const demo = state.photo?.demo;
-  if (demo) {
-    for (const url of [demo.previewUrl, demo.bundleUrl, `${demo.modelUrl}model.json`]) urls.add(url);
-    try {
-      const model = await (await fetch(`${demo.modelUrl}model.json`)).json();
-      for (const [part, file] of Object.entries(model.files)) {
-        if (!part.startsWith("encoder")) urls.add(new URL(/** @type {string} */ (file), demo.modelUrl).href);
-      }
-    } catch {
-      /* offline already: keep what is known */
-    }
-  }
-  controller.postMessage({
-    type: "keep",
-    urls: [...urls],
-    webgpu: state.readyInfo?.execution_provider === "webgpu",
-  });
 }

@@ -4,6 +4,7 @@
 // so that a restarted worker gets the same work back. What the page does with the worker's messages is
 // handlers.js.
 import { clearError, fail, setStatus, updateState } from "./contract.js";
+import { holdKeep } from "./offline.js";
 import { missing, RUNTIME_MISSING } from "./runtime.js";
 import { state } from "./state.js";
 
@@ -112,8 +113,10 @@ export function onWorkerCrash(/** @type {string} */ reason) {
   startWorker();
 }
 
-/** A message to the worker, if there is one (none while it restarts). */
+/** A message to the worker, if there is one (none while it restarts). The page is in use: keeping files for
+offline use waits (js/offline.js). */
 export function send(/** @type {ToWorker} */ message, /** @type {Transferable[]} */ transfer = []) {
+  holdKeep();
   state.worker?.postMessage(message, transfer);
 }
 

@@ -615,7 +615,7 @@ def test_works_offline_after_the_first_visit(browser, site, truth):
         app = App(page).open(shapes_url(site))
         page.wait_for_function("navigator.serviceWorker.controller !== null")
         kept = page.evaluate("""() => new Promise((resolve) => navigator.serviceWorker.addEventListener(
-            "message", (e) => e.data?.type === "kept" && resolve(true), { once: true }))""")
+            "message", (e) => e.data?.type === "kept" && e.data.done && resolve(true)))""")
         assert kept
         context.set_offline(True)
         page.reload()

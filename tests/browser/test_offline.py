@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,25 @@ class Host:
         self.server.server_close()
 
 
+class SlowRuntime:
+    """Makes a Host answer vendor/ files a second late while `slow` is set: a keep under way, held there."""
+
+    def __init__(self, host: Host):
+        self.slow = threading.Event()
+        handler = host.server.RequestHandlerClass
+        slow = self.slow
+
+        class Slow(serve.SiteHandler):
+            def send_head(self):
+                if slow.is_set() and self.path.startswith("/vendor/"):
+                    time.sleep(1.0)
+                return super().send_head()
+
+        host.server.RequestHandlerClass = lambda *args, **kwargs: Slow(
+            *args, **kwargs, directory=handler.keywords["directory"]
+        )
+
+
 class FallbackHandler(serve.SiteHandler):
     def send_head(self):
         path = self.translate_path(self.path)
@@ -87,9 +108,18 @@ navigator.serviceWorker?.addEventListener("message", (e) => e.data?.type === "ke
 
 
 def kept(page, build: str) -> dict:
-    """Wait until the service worker of `build` has kept what the page asked for; its answer."""
-    page.wait_for_function("(build) => window.__kept.some((k) => k.build === build)", arg=build)
-    return [k for k in page.evaluate("window.__kept") if k["build"] == build][-1]
+    """Wait until the service worker of `build` has kept all the page asked for; its answer."""
+    page.wait_for_function("(build) => window.__kept.some((k) => k.build === build && k.done)", arg=build)
+    return [k for k in page.evaluate("window.__kept") if k["build"] == build and k["done"]][-1]
+
+
+# What the page posts to its service worker ("keep", "hold"), recorded from before the page's scripts run.
+POSTED_RECORDER = """window.__posted = [];
+const postToWorker = ServiceWorker.prototype.postMessage;
+ServiceWorker.prototype.postMessage = function (message, ...rest) {
+  window.__posted.push(message?.type);
+  return postToWorker.call(this, message, ...rest);
+};"""
 
 
 def sha(data: bytes) -> str:
@@ -183,6 +213,50 @@ def test_a_hosts_fallback_page_is_never_kept_for_a_missing_file(browser, folder)
         assert answer["build"] == build["id"] and answer["counts"]["mismatch"] == 1
         cached = page.evaluate(CACHES)[f"samtab-{build['id']}"]
         assert "/app.css" in cached and "/demos/shapes/shapes.png.preview.png" not in cached
+    finally:
+        context.close()
+        host.stop()
+
+
+def test_a_click_while_the_offline_copy_is_made_holds_it_and_the_rest_is_kept_once_the_page_is_still(
+    browser, folder, figures
+):
+    """Keeping tens of MB for offline use took both cores for a second, and a click in it twice its time: a click
+    holds it (the service worker stops after the file it is on), and the page asks again once it is still."""
+    build = deploy(folder, {})
+    host = Host(folder)
+    runtime = SlowRuntime(host)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        for script in (APP_EVENT_RECORDER, KEPT_RECORDER, POSTED_RECORDER):
+            page.add_init_script(script)
+        app = AppPage(page)
+        page.goto(f"{host.url}?demo=shapes")
+        page.wait_for_function("navigator.serviceWorker.controller !== null")
+        app.wait_for("opened")
+        runtime.slow.set()  # the page has all it needs: from now on only the keep asks for vendor/ files
+        page.wait_for_function("window.__posted.includes('keep')", timeout=20_000)  # after 3 s of stillness
+        assert app.click(480, 320, (960, 640))["clicks"] == 1
+        page.wait_for_function("window.__kept.length > 0")
+        first = page.evaluate("window.__kept")[0]
+        assert first["done"] is False and first["build"] == build["id"], first
+        assert page.evaluate("window.__posted") == ["keep", "hold"]
+        runtime.slow.clear()
+
+        answer = kept(page, build["id"])  # asked again after the page was still, and done
+        assert page.evaluate("window.__posted") == ["keep", "hold", "keep"]
+        assert set(answer["counts"]) == {"kept"}, answer
+        cached = page.evaluate(CACHES)[f"samtab-{build['id']}"]
+        runtime_files = [
+            p for p in build["files"] if p.startswith("vendor/") and not re.search("webgpu|jsep|asyncify", p)
+        ]
+        missing = [p for p in runtime_files if f"/{p}" not in cached]
+        assert missing == [] and "/models/baseline/decoder.onnx" in cached and "/app.css" in cached
+        figures(
+            f"offline copy held by a click after {sum(first['counts'].values())} files, then {len(cached)} files kept"
+        )
     finally:
         context.close()
         host.stop()
