@@ -157,7 +157,7 @@ class Frames:
         pixels = self._view.render(objects, view, opacity, hover, feather)
         current = objects.current
         if current is not None and not current.prompt.empty:
-            self._mark(pixels, current.prompt)
+            self.mark(pixels, current.prompt)
         return pixels
 
     def detail(
@@ -202,7 +202,7 @@ class Frames:
 
         return Layer(composite.rgba(np.asarray(part)), mask_of, logits_of, size[0] / (x1 - x0))
 
-    def _mark(self, pixels: np.ndarray, prompt: Prompt) -> None:
+    def mark(self, pixels: np.ndarray, prompt: Prompt) -> None:
         """The clicks and the box, where they were made (photo → view pixels)."""
         height, width = pixels.shape[:2]
         view = Mapping(*self.image_size, width, height)

@@ -52,7 +52,9 @@ WARM_RUNS = 1
 # Times the first warm-up run's mask is composited afresh. WebAssembly's optimising tier compiles a function
 # once it has run enough: composited once, Pyodide's and numpy's per-click code was still being compiled,
 # beside the decoder, during the first ~30 clicks (first click 112 ms against 95 with these; bench --vs-js
-# plain 1.10-1.15x -> 1.10-1.11x). About 4 ms each in Pyodide.
+# plain 1.10-1.15x -> 1.10-1.11x). About 4 ms each in Pyodide. Each also marks the click and makes the
+# controls' state, as a click's frame does: a first click less its decoder run took 26-37 ms without those
+# (median 33, 11 photos opened) and 11-27 with them (median 21, 15 photos), the next clicks ~5 ms less too.
 WARM_RENDERS = 20
 # A click this close (CSS pixels) to where the pointer rested is the click that was speculated on: it takes the
 # rested point and its decode (issue 13). Farther, it is decoded as made.
@@ -837,8 +839,9 @@ class Session:
         self.app.accept(job, outputs)
         if first:
             for _ in range(WARM_RENDERS):
-                self.app.frames.forget()  # each time the whole path: upsampled, tinted, composited, outlined
-                self.app.render(hover=job.step)
+                self.app.frames.forget()  # each time the whole path: upsampled, tinted, composited, outlined,
+                self.app.frames.mark(self.app.render(hover=job.step), job.step.prompt)  # the click marked
+                self.app.state()  # and the controls' state made
         self.warm_ms.append(clock.total())
         self.warm_step = job.step if self.warm_left else None
 
