@@ -4,7 +4,8 @@
 // more of both cores here, and a click in that second took twice its time (measured: first click 3.5 s after
 // opening a demo 350-370 ms against 170). So it starts only after the page has been still, and while it runs
 // anything sent to the Python worker (a click, a box, a hover's decode) holds it: the service worker stops
-// after the step it is in, and the page asks again once it is still (what is kept already is passed over).
+// (a fetch at once, a store within a piece, a hash when done), and the page asks again once it is still
+// (what is kept already is passed over).
 import { state } from "./state.js";
 
 // Still for this long (no click or box, nothing opening or decoding) before a keep starts.

@@ -122,6 +122,18 @@ ServiceWorker.prototype.postMessage = function (message, ...rest) {
 };"""
 
 
+# sha256 of what a cache holds for each of `paths` (relative to the site).
+CACHED_SHA256 = """async ([name, paths]) => {
+    const cache = await caches.open(name);
+    const out = {};
+    for (const path of paths) {
+        const buffer = await (await cache.match(new URL(path, document.baseURI).href)).arrayBuffer();
+        const digest = await crypto.subtle.digest("SHA-256", buffer);
+        out[path] = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    }
+    return out; }"""
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -254,6 +266,8 @@ def test_a_click_while_the_offline_copy_is_made_holds_it_and_the_rest_is_kept_on
         ]
         missing = [p for p in runtime_files if f"/{p}" not in cached]
         assert missing == [] and "/models/baseline/decoder.onnx" in cached and "/app.css" in cached
+        stored = page.evaluate(CACHED_SHA256, [f"samtab-{build['id']}", runtime_files])
+        assert stored == {p: build["files"][p]["sha256"] for p in runtime_files}  # none cut short by the hold
         figures(
             f"offline copy held by a click after {sum(first['counts'].values())} files, then {len(cached)} files kept"
         )
