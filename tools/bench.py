@@ -796,9 +796,9 @@ def bench_vs_js(
     if price is not None:
         print(
             'the price of Python on the same decoder (README, "Speed of a click"), medians of the rounds:\n'
-            f"  decoder run: samtab {price['samtab_run']:.1f} ms in its worker, jsref {price['jsref_run']:.1f} ms: "
-            f"{price['run_ratio']:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in price['run_ratios'])}; "
-            "target <= 1.05x)\n"
+            f"  decoder run, samtab's in its worker / jsref's, paired by round: {price['run_ratio']:.2f}x (rounds: "
+            f"{', '.join(f'{r:.2f}' for r in price['run_ratios'])}; target <= 1.05x); samtab "
+            f"{price['samtab_run']:.1f} ms, jsref {price['jsref_run']:.1f} ms\n"
             f"  Python's work on a click: {price['python']:.1f} ms (target <= 10 ms)\n"
             f"  a click beyond its run: samtab {price['samtab_beyond']:.1f} ms (per click), jsref "
             f"{price['jsref_beyond']:.1f} ms (its median click less its median run); jsref thresholds a 256-px "
