@@ -773,9 +773,8 @@ def bench_vs_js(
     }
     summary["ratio_median"] = summary["samtab"]["median"] / summary["jsref"]["median"]
     summary["ratio_p90"] = summary["samtab"]["p90"] / summary["jsref"]["p90"]
-    summary["price"] = (
-        python_price(runs) if pattern == "plain" else None
-    )  # other patterns' decodes wait on speculations
+    # The price of Python is the plain pattern's: in the others a decoded click may wait on a speculation.
+    summary["price"] = python_price(runs) if pattern == "plain" else None
     print(f"\nover {rounds} round{'s' if rounds != 1 else ''} (the median of the rounds' figures, ms)")
     print(f"{'page':<10}{'median':>10}{'p90':>10}")
     for page in ("jsref", "samtab"):
